@@ -1,0 +1,141 @@
+"""Audio input/output through ``soundfile`` (never ``torchaudio.load``).
+
+Loaders accept any file soundfile reads (WAV, FLAC, OGG, ...), at any sample rate,
+mono or stereo, and resample / down-mix on request. Writers produce 16-bit PCM WAV,
+atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3"}
+
+
+class AudioReadError(Exception):
+    """An audio file could not be read (missing, truncated, empty or not audio)."""
+
+
+def load_audio(path: str | Path, sample_rate: int | None = None, mono: bool = True,
+               dtype: str = "float32") -> tuple[np.ndarray, int]:
+    """Read an audio file with soundfile.
+
+    Args:
+        path: any file soundfile reads.
+        sample_rate: resample to this rate in Hz (``None`` keeps the file's rate).
+        mono: average the channels to one (``True``) or keep them.
+        dtype: sample type of the returned array.
+
+    Returns:
+        ``(wav, sample_rate)``: ``wav`` is ``[n_samples]`` when ``mono`` else
+        ``[n_channels, n_samples]``, floats in [-1, 1].
+
+    Raises:
+        AudioReadError: the file is missing, unreadable or holds no samples.
+    """
+    path = Path(path)
+    try:
+        data, sr = sf.read(str(path), dtype=dtype, always_2d=True)
+    except Exception as err:  # soundfile raises RuntimeError/LibsndfileError/OSError
+        raise AudioReadError(f"cannot read audio file {path}: {err}") from None
+    if data.shape[0] == 0:
+        raise AudioReadError(f"audio file {path} holds no samples")
+    wav = data.T  # [channels, samples]
+    if mono:
+        wav = wav.mean(axis=0)
+    if sample_rate is not None and sr != sample_rate:
+        wav = resample(wav, sr, sample_rate)
+        sr = sample_rate
+    return np.ascontiguousarray(wav, dtype=dtype), int(sr)
+
+
+def resample(wav: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
+    """Band-limited resampling along the last axis with ``torchaudio.functional.resample``.
+
+    Args:
+        wav: ``[..., n_samples]`` float array.
+        orig_sr, new_sr: sample rates in Hz.
+    """
+    if orig_sr == new_sr:
+        return wav
+    out = AF.resample(torch.as_tensor(np.ascontiguousarray(wav), dtype=torch.float32), int(orig_sr), int(new_sr))
+    return out.numpy()
+
+
+def save_audio(path: str | Path, wav: np.ndarray | torch.Tensor, sample_rate: int,
+               normalize_if_clipping: bool = True) -> Path:
+    """Write 16-bit PCM WAV atomically.
+
+    Args:
+        path: destination (``.wav``).
+        wav: ``[n_samples]`` or ``[n_channels, n_samples]`` floats, nominally in [-1, 1].
+        sample_rate: in Hz.
+        normalize_if_clipping: if the peak exceeds 1, scale the whole signal down (with
+            a warning) instead of letting the PCM conversion clip it.
+
+    Raises:
+        ValueError: the signal holds NaN or inf samples.
+    """
+    path = Path(path)
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().cpu().numpy()
+    wav = np.asarray(wav, dtype=np.float32)
+    if not np.all(np.isfinite(wav)):
+        raise ValueError(f"refusing to write {path}: the signal holds NaN or inf samples")
+    peak = float(np.abs(wav).max()) if wav.size else 0.0
+    if peak > 1.0 and normalize_if_clipping:
+        warnings.warn(f"{path.name}: peak {peak:.3f} > 1, scaled down to avoid clipping", stacklevel=2)
+        wav = wav / peak
+    data = wav.T if wav.ndim == 2 else wav
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".wav", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, data, int(sample_rate), subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def find_audio_files(root: str | Path, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Path]:
+    """All audio files below ``root`` (recursive), sorted, matched by extension (case-insensitive)."""
+    exts = {e.lower() for e in extensions}
+    root = Path(root)
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+
+
+def iter_readable(paths: Iterable[Path], sample_rate: int | None = None, mono: bool = True,
+                  skipped: list | None = None) -> Iterator[tuple[Path, np.ndarray, int]]:
+    """Yield ``(path, wav, sample_rate)`` for each readable file; report and skip the rest.
+
+    Unreadable files are printed (``skipped: <path>: <reason>``) and, if ``skipped`` is a
+    list, appended to it as ``(path, reason)``; the iteration goes on.
+    """
+    for path in paths:
+        try:
+            wav, sr = load_audio(path, sample_rate=sample_rate, mono=mono)
+        except AudioReadError as err:
+            print(f"skipped: {err}")
+            if skipped is not None:
+                skipped.append((Path(path), str(err)))
+            continue
+        yield Path(path), wav, sr
+
+
+def fit_length(wav: np.ndarray, n_samples: int, offset: int = 0) -> np.ndarray:
+    """Crop or zero-pad the last axis to exactly ``n_samples`` (crop starts at ``offset``)."""
+    if wav.shape[-1] >= n_samples:
+        return wav[..., offset:offset + n_samples] if wav.shape[-1] - offset >= n_samples else wav[..., -n_samples:]
+    pad = [(0, 0)] * (wav.ndim - 1) + [(0, n_samples - wav.shape[-1])]
+    return np.pad(wav, pad)

@@ -1,0 +1,132 @@
+"""Figures: spectrograms (Hz / seconds axes, dB colour bar), training curves, confusion matrices.
+
+Everything renders with matplotlib's non-interactive ``Agg`` backend and is saved as
+PNG with titled, labelled axes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .dsp import frame_times_s, frequencies_hz, spectrogram_db  # noqa: E402
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Save ``fig`` as PNG (creating folders) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_spectrogram_db(ax, spec_db: np.ndarray, sample_rate: int, hop_length: int, n_fft: int,
+                        title: str = "", vmin: float | None = None, vmax: float | None = None,
+                        hlines_hz: Sequence[float] = (), cmap: str = "magma", colorbar: bool = True,
+                        cbar_label: str = "magnitude (dB)"):
+    """Draw a dB spectrogram ``[n_fft // 2 + 1, n_frames]`` on ``ax``.
+
+    The x axis is time in seconds, the y axis frequency in Hz, with a dB colour bar;
+    ``hlines_hz`` draws dashed horizontal lines (e.g. the 8 kHz boundary of Q1).
+    Returns the image artist.
+    """
+    freqs = frequencies_hz(n_fft, sample_rate)
+    times = frame_times_s(spec_db.shape[1], hop_length, sample_rate)
+    t_end = times[-1] + hop_length / sample_rate if len(times) else 0.0
+    img = ax.imshow(spec_db, origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
+                    extent=[0.0, t_end, freqs[0], freqs[-1]])
+    for hz in hlines_hz:
+        ax.axhline(hz, color="cyan", linestyle="--", linewidth=1.0, label=f"{hz / 1000:g} kHz")
+    if hlines_hz:
+        ax.legend(loc="upper right", fontsize=7)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz)")
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(img, ax=ax, label=cbar_label)
+    return img
+
+
+def spectrogram_figure(signals: Mapping[str, np.ndarray], sample_rate: int, path: str | Path,
+                       n_fft: int = 512, hop_length: int | None = None, suptitle: str = "",
+                       hlines_hz: Sequence[float] = (), top_db: float = 80.0, ncols: int | None = None) -> Path:
+    """One PNG with the dB spectrogram of each named waveform, side by side.
+
+    All panels share one dB scale (0 dB = the loudest bin of all signals), so levels
+    are comparable across panels.
+    """
+    hop_length = hop_length or n_fft // 4
+    specs = {k: spectrogram_db(v, n_fft=n_fft, hop_length=hop_length, top_db=None, ref=1.0)
+             for k, v in signals.items()}
+    vmax = max(float(s.max()) for s in specs.values())
+    vmin = vmax - top_db
+    n = len(specs)
+    ncols = ncols or n
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
+    for ax, (name, spec) in zip(axes.ravel(), specs.items()):
+        plot_spectrogram_db(ax, np.maximum(spec, vmin), sample_rate, hop_length, n_fft, title=name,
+                            vmin=vmin, vmax=vmax, hlines_hz=hlines_hz, cbar_label="dB (re 1.0)")
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_training_curves(history: Sequence[Mapping[str, float]], path: str | Path,
+                         groups: Mapping[str, Sequence[str]], title: str = "Training curves") -> Path:
+    """Plot per-epoch metrics, one panel per group.
+
+    Args:
+        history: rows with an ``epoch`` key and metric keys (as logged by ``audiolab.train``).
+        groups: panel y-label -> metric keys drawn in that panel, e.g.
+            ``{"L1 loss": ["train_loss", "test_loss"], "SI-SNR (dB)": ["test_si_snr_db"]}``.
+    """
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.0 * len(groups), 3.6), squeeze=False)
+    for ax, (ylabel, keys) in zip(axes[0], groups.items()):
+        for key in keys:
+            values = [row.get(key) for row in history]
+            if any(v is not None for v in values):
+                ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o", label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_title(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_confusion_matrix(matrix: np.ndarray, labels: Sequence[str], path: str | Path,
+                          title: str = "Confusion matrix", normalize: bool = True) -> Path:
+    """Confusion matrix heat map (rows: true class, columns: predicted), counts annotated."""
+    matrix = np.asarray(matrix, dtype=float)
+    shown = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1) if normalize else matrix
+    size = max(4.0, 0.55 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    img = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    fig.colorbar(img, ax=ax, label="fraction of true class" if normalize else "count")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            if matrix[i, j]:
+                ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=7,
+                        color="white" if shown[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -1,0 +1,269 @@
+"""Run-time plumbing every script shares: CLI flags, seeding, device choice, metrics.json.
+
+Conventions (see README "Outputs"):
+- every script takes ``--seed``, ``--device auto|cpu|cuda|mps``, ``--epochs``, ``--quick``
+  and ``--out-dir`` (default ``outputs/<script name>``);
+- ``write_metrics`` writes ``metrics.json`` atomically with flat snake_case keys plus
+  ``dataset``, ``data_source``, ``config``, ``seed``, ``git_commit``, ``device`` and
+  ``torch_version``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class UserError(Exception):
+    """A problem with the user's input or set-up, reported as one clear message.
+
+    Scripts catch it in ``main_guard`` and exit with status 2 and no traceback.
+    """
+
+
+def main_guard(main, argv=None) -> int:
+    """Run ``main(argv)`` and turn :class:`UserError` and Ctrl-C into clean exits.
+
+    Returns the process exit status: 0 on success, 2 for a ``UserError`` (message on
+    stderr), 130 for KeyboardInterrupt (checkpoints written so far are kept).
+    """
+    try:
+        main(argv)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: checkpoints written so far are kept; rerun with --resume "
+              "where the script supports it.", file=sys.stderr)
+        return 130
+    return 0
+
+
+# --------------------------------------------------------------------------- CLI
+def base_parser(description: str, *, epochs: int | None = None, seed: int = 0) -> argparse.ArgumentParser:
+    """An ``argparse`` parser with the flags every script shares.
+
+    Args:
+        description: the script's docstring (shown by ``--help``).
+        epochs: default for ``--epochs``; ``None`` leaves the flag out (for scripts
+            that do not train).
+        seed: default random seed.
+    """
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=seed, help="random seed (default %(default)s)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                        help="compute device; auto picks cuda, then mps, then cpu (default %(default)s)")
+    if epochs is not None:
+        parser.add_argument("--epochs", type=positive_int, default=epochs,
+                            help="training epochs (default %(default)s)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes for a smoke test (seconds, not meaningful numbers)")
+    parser.add_argument("--out-dir", type=Path, default=None,
+                        help="where outputs go (default outputs/<script name>)")
+    return parser
+
+
+def add_data_args(parser: argparse.ArgumentParser, datasets: Iterable[str]) -> None:
+    """Add ``--data-root``, ``--dataset`` and ``--download`` (see DESIGN "Data flow")."""
+    names = ["auto", *datasets]
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="folder that holds the datasets (default $AUDIOLAB_DATA, else data/)")
+    parser.add_argument("--dataset", default="auto", choices=names,
+                        help="which dataset; auto uses a real one found under the data root, "
+                             "else the embedded synthetic default (default %(default)s)")
+    parser.add_argument("--download", action="store_true",
+                        help="download the named real dataset into the data root if missing")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite float > 0."""
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def out_dir_for(args: argparse.Namespace, script: str) -> Path:
+    """The output folder ``args.out_dir`` or ``outputs/<script>``, created."""
+    path = Path(args.out_dir) if getattr(args, "out_dir", None) else Path("outputs") / script
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# ----------------------------------------------------------------- reproducibility
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA); return a seeded torch.Generator."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """Resolve ``auto|cpu|cuda|mps`` to a ``torch.device``.
+
+    ``auto`` prefers CUDA, then Apple MPS, then the CPU.
+
+    Raises:
+        UserError: the named device is not available on this machine.
+    """
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but CUDA is not available here; use --device cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                              and torch.backends.mps.is_available()):
+        raise UserError("--device mps was asked for but MPS is not available here; use --device cpu")
+    if name not in {"cpu", "cuda", "mps"}:
+        raise UserError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def git_commit() -> str:
+    """The repository's HEAD commit hash, or ``"unknown"`` outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# ------------------------------------------------------------------ atomic output
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, torch.Tensor):
+        return _jsonable(value.detach().cpu().tolist())
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no inf/nan; a missing value is honest, "inf" is not a score
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as pretty JSON via a temp file + rename, so a crash never leaves half a file.
+
+    Non-finite floats are written as ``null``; tensors, arrays and paths are converted.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(_jsonable(obj), fh, indent=2, sort_keys=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_metrics(out_dir: str | Path, metrics: Mapping[str, Any], *, args: argparse.Namespace | Mapping | None,
+                  dataset: str, data_source: str, device: torch.device | str | None = None,
+                  anchors: list[Mapping[str, Any]] | None = None) -> Path:
+    """Write ``<out_dir>/metrics.json`` (atomically) with the run's provenance.
+
+    Args:
+        out_dir: the script's output folder.
+        metrics: flat snake_case keys with the unit in the name (``test_si_snr_db``).
+        args: the parsed arguments, stored as ``config``; ``seed`` is taken from it.
+        dataset: dataset name, e.g. ``"q1_sinusoids"`` or ``"emovo"``.
+        data_source: ``"real"`` or ``"synthetic"``.
+        device: the device the run used.
+        anchors: optional reference numbers shown beside ours in the report, each
+            ``{"metric": key, "anchor": value, "source": "who / where"}``; written to
+            ``anchors.json`` beside the metrics.
+
+    Raises:
+        ValueError: ``data_source`` is not ``real`` or ``synthetic``.
+    """
+    if data_source not in {"real", "synthetic"}:
+        raise ValueError(f"data_source must be 'real' or 'synthetic', got {data_source!r}")
+    config = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
+    record = dict(metrics)
+    record.update({
+        "dataset": dataset,
+        "data_source": data_source,
+        "config": config,
+        "seed": config.get("seed"),
+        "git_commit": git_commit(),
+        "device": str(device) if device is not None else "cpu",
+        "torch_version": torch.__version__,
+    })
+    out_dir = Path(out_dir)
+    path = write_json_atomic(out_dir / "metrics.json", record)
+    if anchors:
+        write_json_atomic(out_dir / "anchors.json", list(anchors))
+    return path
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file; raise UserError naming the path when it is missing or broken."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path} is not valid JSON ({err})") from None
+
+
+def format_table(rows: list[Mapping[str, Any]], columns: list[str] | None = None, floatfmt: str = ".4g") -> str:
+    """Format dict rows as a plain-text table (for benchmarks and final summaries)."""
+    if not rows:
+        return "(no rows)"
+    columns = columns or list(rows[0].keys())
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return format(v, floatfmt) if math.isfinite(v) else "n/a"
+        return "" if v is None else str(v)
+
+    cells = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
