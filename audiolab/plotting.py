@@ -60,11 +60,11 @@ def spectrogram_figure(signals: Mapping[str, np.ndarray], sample_rate: int, path
                        hlines_hz: Sequence[float] = (), top_db: float = 80.0, ncols: int | None = None) -> Path:
     """One PNG with the dB spectrogram of each named waveform, side by side.
 
-    All panels share one dB scale (0 dB = the loudest bin of all signals), so levels
-    are comparable across panels.
+    All panels share one scale in dBFS (a full-scale sinusoid peaks at 0 dB: the Hann
+    window's coherent gain n_fft / 4 is the reference), so levels compare across panels.
     """
     hop_length = hop_length or n_fft // 4
-    specs = {k: spectrogram_db(v, n_fft=n_fft, hop_length=hop_length, top_db=None, ref=1.0)
+    specs = {k: spectrogram_db(v, n_fft=n_fft, hop_length=hop_length, top_db=None, ref=n_fft / 4)
              for k, v in signals.items()}
     vmax = max(float(s.max()) for s in specs.values())
     vmin = vmax - top_db
@@ -74,7 +74,7 @@ def spectrogram_figure(signals: Mapping[str, np.ndarray], sample_rate: int, path
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
     for ax, (name, spec) in zip(axes.ravel(), specs.items()):
         plot_spectrogram_db(ax, np.maximum(spec, vmin), sample_rate, hop_length, n_fft, title=name,
-                            vmin=vmin, vmax=vmax, hlines_hz=hlines_hz, cbar_label="dB (re 1.0)")
+                            vmin=vmin, vmax=vmax, hlines_hz=hlines_hz, cbar_label="dBFS")
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     if suptitle:

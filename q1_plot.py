@@ -1,0 +1,94 @@
+"""Question 1 (b): spectrograms of source1, source2 and their mixture.
+
+Reads one example written by q1_generate.py (default: the first test example; `--id`
+for another) and draws log-magnitude spectrograms (dB re full scale, n_fft 512, hop
+128, Hann) with time in seconds, frequency in Hz and the 8 kHz boundary drawn:
+one figure with the three side by side and one figure each, all on one colour scale.
+It also checks that each spectrum's peak lies where info.csv says the tone is.
+
+Outputs (outputs/q1_plot/): example_NNN_all.png, example_NNN_{source1,source2,mixture}.png,
+metrics.json (tone frequencies and the measured spectral peaks).
+
+Usage: python q1_generate.py && python q1_plot.py [--id 7]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from audiolab.dsp import frequencies_hz, stft
+from audiolab.io import AudioReadError, load_audio
+from audiolab.plotting import spectrogram_figure
+from audiolab.runtime import UserError, base_parser, main_guard, out_dir_for, positive_int, write_metrics
+
+NAMES = ("source1", "source2", "mixture")
+
+
+def build_parser():
+    p = base_parser(__doc__, epochs=None)
+    p.add_argument("--data-dir", type=Path, default=Path("data/q1"),
+                   help="folder written by q1_generate.py (default %(default)s)")
+    p.add_argument("--id", type=int, default=None, help="example id to plot (default: the first test example)")
+    p.add_argument("--n-fft", type=positive_int, default=512, help="STFT size in samples (default %(default)s)")
+    p.add_argument("--hop-length", type=positive_int, default=128, help="STFT hop in samples (default %(default)s)")
+    p.add_argument("--boundary-hz", type=float, default=8000.0, help="line drawn at this frequency (default %(default)s)")
+    return p
+
+
+def peak_frequency_hz(wav: np.ndarray, sample_rate: int, n_fft: int, hop_length: int) -> float:
+    """Frequency in Hz of the loudest bin of the time-averaged magnitude spectrum."""
+    mag = stft(wav, n_fft, hop_length).abs().mean(-1).numpy()
+    return float(frequencies_hz(n_fft, sample_rate)[int(np.argmax(mag))])
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    info_path = args.data_dir / "info.csv"
+    if not info_path.exists():
+        raise UserError(f"{info_path} not found: run `python q1_generate.py` first (or point --data-dir at its output)")
+    info = pd.read_csv(info_path)
+    if args.id is None:
+        test = info[info["split"] == "test"]
+        row = (test if not test.empty else info).sort_values("id").iloc[0]
+    else:
+        match = info[info["id"] == args.id]
+        if match.empty:
+            raise UserError(f"no example with --id {args.id}; ids run from {info['id'].min()} to {info['id'].max()}")
+        row = match.iloc[0]
+    ex = int(row["id"])
+    signals = {}
+    for name in NAMES:
+        try:
+            signals[name], sample_rate = load_audio(args.data_dir / row[f"{name}_path"])
+        except AudioReadError as err:
+            raise UserError(f"{err}; re-run q1_generate.py") from None
+
+    out = out_dir_for(args, "q1_plot")
+    title = (f"Example {ex:03d} ({row['split']}): f1 = {row['f1_hz']:.0f} Hz, f2 = {row['f2_hz']:.0f} Hz, "
+             f"{sample_rate} Hz [synthetic]")
+    labels = {"source1": f"source1 ({row['f1_hz']:.0f} Hz)", "source2": f"source2 ({row['f2_hz']:.0f} Hz)",
+              "mixture": "mixture = source1 + source2"}
+    kw = dict(n_fft=args.n_fft, hop_length=args.hop_length, hlines_hz=[args.boundary_hz])
+    paths = [spectrogram_figure({labels[n]: signals[n] for n in NAMES}, sample_rate,
+                                out / f"example_{ex:03d}_all.png", suptitle=title, **kw)]
+    for name in NAMES:
+        paths.append(spectrogram_figure({labels[name]: signals[name]}, sample_rate,
+                                        out / f"example_{ex:03d}_{name}.png", suptitle=title, **kw))
+
+    peaks = {n: peak_frequency_hz(signals[n], sample_rate, args.n_fft, args.hop_length) for n in ("source1", "source2")}
+    bin_hz = sample_rate / args.n_fft
+    metrics = {"example_id": ex, "f1_hz": float(row["f1_hz"]), "f2_hz": float(row["f2_hz"]),
+               "peak_source1_hz": peaks["source1"], "peak_source2_hz": peaks["source2"], "bin_width_hz": bin_hz,
+               "peaks_match_info": bool(abs(peaks["source1"] - row["f1_hz"]) <= bin_hz
+                                        and abs(peaks["source2"] - row["f2_hz"]) <= bin_hz)}
+    write_metrics(out, metrics, args=args, dataset="q1_sinusoids", data_source="synthetic")
+    print(f"q1_plot: example {ex:03d}: spectral peaks {peaks['source1']:.0f} Hz / {peaks['source2']:.0f} Hz "
+          f"(info.csv: {row['f1_hz']:.0f} / {row['f2_hz']:.0f} Hz), {len(paths)} figures -> {out}/")
+
+
+if __name__ == "__main__":
+    sys.exit(main_guard(main))
