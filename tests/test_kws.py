@@ -1,0 +1,193 @@
+"""Tests for speechcommands_rnn.py: features vs torchaudio, models, evaluation helpers, end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio.transforms as T
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import speechcommands_rnn as kws  # noqa: E402
+from audiolab import kws_data as kd  # noqa: E402
+from audiolab.runtime import main_guard  # noqa: E402
+
+
+def _features(kind="mfcc", cmvn="none", sr=8000, n_fft=256, hop=80, **kw):
+    return kws.Features(kind, sr, n_fft, hop, n_mels=32, n_mfcc=13, cmvn=cmvn, top_db=80.0, **kw)
+
+
+# ----------------------------------------------------------------------------- features
+def test_mfcc_features_match_torchaudio_per_clip():
+    torch.manual_seed(0)
+    wav = torch.randn(3, 8000) * torch.tensor([[1.0], [0.01], [0.3]])  # very different levels in one batch
+    feats = _features("mfcc").raw(wav)
+    ref = T.MFCC(8000, n_mfcc=13, log_mels=False, melkwargs=dict(n_fft=256, hop_length=80, n_mels=32, f_min=20.0))
+    for i in range(3):  # each clip alone: the features of a clip must not depend on its batch
+        torch.testing.assert_close(feats[i], ref(wav[i:i + 1])[0], rtol=1e-4, atol=1e-3)
+
+
+def test_logmel_features_match_torchaudio():
+    torch.manual_seed(1)
+    wav = torch.randn(2, 8000)
+    feats = _features("logmel").raw(wav)
+    mel = T.MelSpectrogram(8000, n_fft=256, hop_length=80, n_mels=32, f_min=20.0)
+    db = T.AmplitudeToDB("power", top_db=80.0)
+    for i in range(2):
+        torch.testing.assert_close(feats[i], db(mel(wav[i:i + 1]))[0], rtol=1e-4, atol=1e-3)
+
+
+def test_standardisation_uses_training_statistics():
+    torch.manual_seed(2)
+    train = [kd.Clip((0.1 * np.random.default_rng(i).standard_normal(8000)).astype(np.float32), "yes", "s",
+                     "train", "p", 8000) for i in range(12)]
+    loader = torch.utils.data.DataLoader(kd.KwsDataset(train, ["yes"], 8000), batch_size=5,
+                                         collate_fn=kd.PadCollate(8000))
+    f = _features("mfcc", cmvn="meanvar")
+    f.fit_stats(loader)
+    x = torch.cat([f(w) for w, *_ in loader])  # [N, T, F]
+    torch.testing.assert_close(x.mean(dim=(0, 1)), torch.zeros(13), atol=1e-3, rtol=0)
+    torch.testing.assert_close(x.std(dim=(0, 1)), torch.ones(13), atol=2e-2, rtol=0)
+    assert x.shape == (12, 101, 13)
+
+
+def test_padding_frames_are_zero_and_left_out_of_cmvn():
+    torch.manual_seed(3)
+    f = _features("mfcc", cmvn="meanvar")
+    speech = torch.randn(1, 4000) * 0.1
+    short = torch.nn.functional.pad(speech, (0, 4000))  # half a second of digital silence after it
+    x = f(short)[0]  # [T, F]
+    assert torch.allclose(x[60:], x[60:61].expand(x.shape[0] - 60, -1))  # pure padding: one constant floor frame
+    # the normalisation statistics come from the signal frames only: the same clip with more
+    # padding gets the same features on the frames away from the boundary
+    longer = f(torch.nn.functional.pad(speech, (0, 12000)))[0]
+    torch.testing.assert_close(x[:45], longer[:45], rtol=0, atol=0.05)
+
+
+def test_spec_augment_only_when_augmenting():
+    sa = kd.SpecAugment(129, 80, stretch=(0.9, 1.1), freq_mask=3, time_mask=10, stretch_prob=1.0)
+    f = _features("mfcc", spec_augment=sa)
+    wav = torch.randn(4, 8000)
+    torch.testing.assert_close(f(wav), f(wav))  # eval path is deterministic
+    assert not torch.allclose(f(wav, augment=True), f(wav))
+
+
+# ----------------------------------------------------------------------------- models
+@pytest.mark.parametrize("name", kws.MODELS)
+def test_models_shapes_and_gradients(name):
+    torch.manual_seed(0)
+    net = kws.build_model(name, n_features=20, n_classes=7, hidden=16, layers=2, dropout=0.1)
+    x = torch.randn(3, 101, 20, requires_grad=True)
+    logits = net(x)
+    assert logits.shape == (3, 7)
+    logits.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert kws.n_parameters(net) > 0
+
+
+def test_attention_pool_is_a_convex_combination():
+    pool = kws.AttentionPool(4, 8)
+    h = torch.randn(2, 9, 4)
+    out, w = pool(h)
+    torch.testing.assert_close(w.sum(1), torch.ones(2))
+    assert (w >= 0).all()
+    torch.testing.assert_close(out, (w.unsqueeze(-1) * h).sum(1))
+
+
+def test_frame_stack_concatenates_consecutive_frames():
+    net = kws.RecurrentClassifier(2, 3, cell="gru", hidden=4, layers=1, frame_stack=2)
+    assert net.rnn.input_size == 4
+    net.eval()
+    x = torch.randn(1, 7, 2)
+    captured = {}
+    net.rnn.register_forward_hook(lambda m, inp, out: captured.update(x=inp[0]))  # returns None: output kept
+    net(x)
+    normed = net.input_norm(x.transpose(1, 2)).transpose(1, 2)
+    torch.testing.assert_close(captured["x"], normed[:, :6].reshape(1, 3, 4))
+
+
+def test_confused_pairs_and_default_fft():
+    cm = np.array([[5, 3, 0], [0, 4, 1], [2, 0, 7]])
+    assert kws.confused_pairs(cm, ["a", "b", "c"], top=2) == [("a", "b", 3), ("c", "a", 2)]
+    args = kws.parse_args([])
+    assert kws.default_fft(args, 8000) == (256, 80) and kws.default_fft(args, 16000) == (512, 160)
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("argv, message", [
+    (["--models", "lstm,transformer"], "unknown ['transformer']"),
+    (["--augment", "reverb"], "unknown ['reverb']"),
+    (["--dataset", "fsdd", "--data-root", "/nonexistent/place"], "not found"),
+    (["--dropout", "1.5"], "--dropout"),
+])
+def test_bad_input_is_a_clear_error(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main_guard(kws.main, argv) == 2
+    assert message in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- end to end
+def test_quick_run_end_to_end(run_script, tmp_path):
+    proc = run_script("speechcommands_rnn.py", "--quick", "--models", "rnn,cnn_lstm")
+    out = tmp_path / "outputs" / "speechcommands_rnn"
+    assert "SYNTHETIC" in proc.stdout
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("speechcommands_rnn on synthetic_keywords [SYNTHETIC DATA]: test accuracy")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["data_source"] == "synthetic" and m["dataset"] == "synthetic_keywords"
+    for name in ("rnn", "cnn_lstm"):
+        assert 0.0 <= m[f"test_accuracy_{name}"] <= 1.0 and m[f"n_params_{name}"] > 0
+        assert (out / f"confusion_{name}.png").exists() and (out / f"curves_{name}.png").exists()
+        assert (out / "checkpoints" / f"{name}.pt").exists() and (out / "checkpoints" / f"{name}_best.pt").exists()
+        log = list(csv.DictReader(open(out / f"log_{name}.csv")))
+        assert [int(r["epoch"]) for r in log] == [1, 2] and "val_accuracy" in log[0]
+        assert "precision" in (out / f"report_{name}.txt").read_text()
+    for fig in ("explore_waveforms", "explore_durations", "explore_class_counts", "explore_features",
+                "confusion_all", "comparison"):
+        assert (out / f"{fig}.png").exists(), fig
+    rows = list(csv.DictReader(open(out / "comparison.csv")))
+    assert [r["model"] for r in rows] == ["rnn", "cnn_lstm"]
+    assert float(rows[0]["test_acc"]) == pytest.approx(m["test_accuracy_rnn"], abs=1e-4)
+    counts = list(csv.DictReader(open(out / "class_counts.csv")))
+    assert len(counts) == 10 and sum(int(r["test"]) for r in counts) == m["n_test_clips"]
+    # misclassified test clips as 16-bit WAV, named by true and predicted class (--quick keeps 3 per model)
+    wavs = list((out / "misclassified").rglob("*.wav"))
+    expected = sum(min(round((1 - m[f"test_accuracy_{n}"]) * m["n_test_clips"]), 3) for n in ("rnn", "cnn_lstm"))
+    assert len(wavs) == expected
+    assert all("_true-" in w.name and "_pred-" in w.name and sf.info(str(w)).subtype == "PCM_16" for w in wavs)
+
+
+def test_experiment_grid_quick(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUDIOLAB_DATA", raising=False)
+    kws.main(["--quick", "--experiment", "augment", "--experiment-model", "rnn"])
+    out = tmp_path / "outputs" / "speechcommands_rnn"
+    rows = list(csv.DictReader(open(out / "experiment_augment.csv")))
+    assert [r["setting"] for r in rows] == ["none", "all", "only freq_mask"]
+    assert (out / "experiment_augment.png").exists()
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["experiment_augment_best_setting"] in {r["setting"] for r in rows}
+    assert m["data_source"] == "synthetic"
+
+
+@pytest.mark.realdata
+def test_quick_run_on_real_fsdd(shared_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    kws.main(["train", "--quick", "--dataset", "fsdd", "--data-root", str(shared_data), "--test-speaker", "jackson",
+              "--models", "gru"])
+    out = tmp_path / "outputs" / "speechcommands_rnn"
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["data_source"] == "real" and m["dataset"] == "fsdd" and m["n_classes"] == 10
+    assert m["n_test_clips"] == 100  # --quick keeps recordings x0 and x1 of every digit: 10 digits x 10 of jackson's
+    assert "SYNTHETIC" not in capsys.readouterr().out
+    assert "fsdd" in (out / "report_gru.txt").read_text()
+    anchors = json.loads((out / "anchors.json").read_text())
+    assert {a["metric"] for a in anchors} == {"test_accuracy_cnn_lstm", "test_accuracy_lstm"}

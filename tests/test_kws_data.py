@@ -1,0 +1,246 @@
+"""Tests for audiolab.kws_data: loaders (Speech Commands, FSDD, synthetic), splits, bad input, augmentation."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiolab import kws_data as kd
+from audiolab.runtime import UserError
+
+
+def _tone(seconds=1.0, sr=16000, f=440.0, amp=0.3, channels=1):
+    t = np.arange(int(seconds * sr)) / sr
+    x = (amp * np.sin(2 * np.pi * f * t)).astype(np.float32)
+    return np.stack([x] * channels, axis=1) if channels > 1 else x
+
+
+def _fake_speech_commands(root: Path, lists: bool = True) -> Path:
+    """A tiny Speech Commands folder: yes/no/cat, background noise, lists naming one missing file."""
+    folder = root / "SpeechCommands" / "speech_commands_v0.02"
+    for word, f in (("yes", 300.0), ("no", 600.0), ("cat", 900.0)):
+        (folder / word).mkdir(parents=True)
+        for spk in ("aaaa1111", "bbbb2222", "cccc3333"):
+            sf.write(folder / word / f"{spk}_nohash_0.wav", _tone(f=f), 16000, subtype="PCM_16")
+    (folder / "_background_noise_").mkdir()
+    rng = np.random.default_rng(0)
+    sf.write(folder / "_background_noise_" / "white.wav", (0.1 * rng.standard_normal(16000 * 20)).astype(np.float32),
+             16000, subtype="PCM_16")
+    if lists:
+        (folder / "validation_list.txt").write_text("yes/bbbb2222_nohash_0.wav\nno/bbbb2222_nohash_0.wav\n"
+                                                    "cat/bbbb2222_nohash_0.wav\n")
+        (folder / "testing_list.txt").write_text("yes/cccc3333_nohash_0.wav\nno/cccc3333_nohash_0.wav\n"
+                                                 "cat/cccc3333_nohash_0.wav\nyes/dddd4444_nohash_9.wav\n")
+    return folder
+
+
+# ----------------------------------------------------------------------------- Speech Commands
+def test_which_set_is_per_speaker_and_near_10_10_80():
+    rng = np.random.default_rng(0)
+    names = ["".join(rng.choice(list(string.hexdigits[:16]), 8)) for _ in range(4000)]
+    sets = [kd.which_set(f"{n}_nohash_0.wav") for n in names]
+    # all clips of one speaker land in the same split, whatever the utterance number or word folder
+    assert all(kd.which_set(f"yes/{n}_nohash_3.wav") == s for n, s in zip(names[:200], sets))
+    frac = {k: sets.count(k) / len(sets) for k in ("training", "validation", "testing")}
+    assert 0.08 < frac["validation"] < 0.12 and 0.08 < frac["testing"] < 0.12, frac
+    # percentages move the boundary monotonically
+    assert sum(kd.which_set(f"{n}_nohash_0.wav", 30, 30) != "training" for n in names) > 0.55 * len(names)
+
+
+def test_official_lists_used_and_missing_file_reported(tmp_path, capsys):
+    folder = _fake_speech_commands(tmp_path)
+    issues = []
+    splits = kd.official_split_files(folder, issues)
+    names = {k: sorted(f"{p.parent.name}/{p.name}" for p in v) for k, v in splits.items()}
+    assert names["val"] == ["cat/bbbb2222_nohash_0.wav", "no/bbbb2222_nohash_0.wav", "yes/bbbb2222_nohash_0.wav"]
+    assert "yes/dddd4444_nohash_9.wav" not in names["test"] and len(names["test"]) == 3
+    assert len(names["train"]) == 3 and all("aaaa1111" in n for n in names["train"])
+    assert any("dddd4444" in p and "missing" in why for p, why in issues)
+    assert "missing" in capsys.readouterr().out
+    assert kd.find_speech_commands(tmp_path) == folder
+
+
+def test_load_speech_commands_unknown_silence_and_bad_files(tmp_path):
+    folder = _fake_speech_commands(tmp_path)
+    # bad input: a stereo 44.1 kHz clip, a truncated WAV, an unreadable file
+    sf.write(folder / "yes" / "eeee5555_nohash_0.wav", _tone(sr=44100, channels=2), 44100, subtype="PCM_16")
+    sf.write(folder / "no" / "ffff6666_nohash_0.wav", _tone(), 16000, subtype="PCM_16")
+    raw = (folder / "no" / "ffff6666_nohash_0.wav").read_bytes()
+    (folder / "no" / "ffff6666_nohash_0.wav").write_bytes(raw[: len(raw) // 2])
+    (folder / "yes" / "gggg7777_nohash_0.wav").write_bytes(b"not a wav file at all")
+    data = kd.load_speech_commands(folder, ["yes", "no"], unknown=True, silence=True, progress=False)
+    assert data.labels == ["yes", "no", kd.UNKNOWN, kd.SILENCE]
+    assert all(len(c.wav.shape) == 1 and c.wav.dtype == np.float32 for c in data.clips)
+    problems = " | ".join(f"{Path(p).name}: {why}" for p, why in data.issues)
+    assert "eeee5555_nohash_0.wav: sample rate 44100 Hz" in problems and "2 channels" in problems
+    assert "ffff6666_nohash_0.wav: truncated" in problems
+    assert "gggg7777_nohash_0.wav: unreadable" in problems
+    stereo = next(c for c in data.clips if "eeee5555" in c.path)
+    assert stereo.orig_sample_rate == 44100 and stereo.orig_channels == 2 and len(stereo.wav) == 16000
+    trunc = next(c for c in data.clips if "ffff6666" in c.path)
+    assert 7000 < len(trunc.wav) < 8100  # kept with what it holds
+    unknown = [c for c in data.clips if c.label == kd.UNKNOWN]
+    assert unknown and all("/cat/" in c.path for c in unknown)
+    sil = [c for c in data.clips if c.label == kd.SILENCE]
+    assert {c.split for c in sil} == {"train", "val", "test"} and all(len(c.wav) == 16000 for c in sil)
+    # the speaker never crosses splits
+    by_speaker = {}
+    for c in data.clips:
+        if c.label != kd.SILENCE:
+            by_speaker.setdefault(c.speaker, set()).add(c.split)
+    assert all(len(s) == 1 for s in by_speaker.values())
+
+
+def test_speech_commands_without_lists_uses_hash_rule(tmp_path):
+    folder = _fake_speech_commands(tmp_path, lists=False)
+    data = kd.load_speech_commands(folder, ["yes", "no", "cat"], progress=False)
+    want = {"training": "train", "validation": "val", "testing": "test"}
+    assert all(c.split == want[kd.which_set(c.path)] for c in data.clips)
+    assert "hash" in " ".join(data.notes)
+    with pytest.raises(UserError, match="no clips of the words"):
+        kd.load_speech_commands(folder, ["dog"], progress=False)
+
+
+def test_wav_declared_frames(tmp_path):
+    path = tmp_path / "a.wav"
+    sf.write(path, _tone(0.5), 16000, subtype="PCM_16")
+    assert kd.wav_declared_frames(path) == sf.info(str(path)).frames == 8000
+    path.write_bytes(path.read_bytes()[:-1000])
+    assert kd.wav_declared_frames(path) == 8000 > sf.info(str(path)).frames
+    (tmp_path / "b.wav").write_bytes(b"junk")
+    assert kd.wav_declared_frames(tmp_path / "b.wav") is None
+
+
+# ----------------------------------------------------------------------------- FSDD
+def _fake_fsdd(root: Path, speakers=("ann", "bob", "cy"), n=6) -> Path:
+    folder = root / "fsdd" / "recordings"
+    folder.mkdir(parents=True)
+    for spk in speakers:
+        for d in range(10):
+            for i in range(n):
+                sf.write(folder / f"{d}_{spk}_{i}.wav", _tone(0.3, 8000, 200 + 50 * d), 8000, subtype="PCM_16")
+    (folder / "readme.wav").write_bytes(b"x")
+    return folder
+
+
+def test_fsdd_whole_speaker_split(tmp_path, capsys):
+    folder = _fake_fsdd(tmp_path)
+    assert kd.find_fsdd(tmp_path) == folder
+    data = kd.load_fsdd(folder, test_speaker="bob", progress=False)
+    assert "readme.wav" in capsys.readouterr().out  # bad name reported
+    assert {c.speaker for c in data.split("test")} == {"bob"}
+    assert "bob" not in {c.speaker for c in data.split("train") + data.split("val")}
+    val_idx = {int(Path(c.path).stem.split("_")[2]) for c in data.split("val")}
+    assert val_idx == set(range(5))
+    assert len(data.split("test")) == 60 and len(data.split("val")) == 100 and len(data.split("train")) == 20
+    assert data.labels == kd.DIGIT_WORDS and data.sample_rate == 8000
+    assert kd.fsdd_speakers(folder) == ["ann", "bob", "cy"]
+    with pytest.raises(UserError, match="not in the data"):
+        kd.load_fsdd(folder, test_speaker="zed", progress=False)
+
+
+@pytest.mark.realdata
+def test_real_fsdd_and_speech_commands_mini(shared_data):
+    folder = kd.find_fsdd(shared_data)
+    assert folder is not None
+    data = kd.load_fsdd(folder, test_speaker="george", progress=False)
+    assert len(data.clips) == 2000 and not data.issues
+    assert {c.orig_sample_rate for c in data.clips} == {8000}
+    assert len(data.split("test")) == 500 and {c.speaker for c in data.split("test")} == {"george"}
+    counts = data.counts()
+    assert all(v == 50 for v in counts["test"].values())
+    mini = kd.load_speech_commands(shared_data / "speech_commands_mini", kd.DIGIT_WORDS, progress=False)
+    assert len(mini.clips) == 30 and mini.sample_rate == 16000
+    assert sorted({c.label for c in mini.clips}) == sorted(kd.DIGIT_WORDS)
+    assert all(c.split == {"training": "train", "validation": "val", "testing": "test"}[kd.which_set(c.path)]
+               for c in mini.clips)
+    noise = kd.find_noise_dir(shared_data)
+    assert noise is not None and len(kd.load_noise_bank(noise, 8000)) == 6
+
+
+# ----------------------------------------------------------------------------- synthetic
+def test_synthetic_keywords_split_by_voice():
+    voices = ["m1", kd.SYNTH_VAL_VOICES[0], kd.SYNTH_TEST_VOICES[0]]
+    data = kd.make_synthetic_keywords(["yes", "no"], 2, voices=voices, seed=1, progress=False)
+    assert data.source == "synthetic" and len(data.clips) == 12
+    assert {c.speaker for c in data.split("test")} == {kd.SYNTH_TEST_VOICES[0]}
+    assert {c.speaker for c in data.split("val")} == {kd.SYNTH_VAL_VOICES[0]}
+    assert all(len(c.wav) == 16000 and np.abs(c.wav).max() <= 1.0 for c in data.clips)
+    again = kd.make_synthetic_keywords(["yes", "no"], 2, voices=voices, seed=1, progress=False)
+    # eSpeak NG renderings vary by a few samples between calls, so compare the design, not the samples
+    assert [(c.label, c.speaker, c.split) for c in data.clips] == [(c.label, c.speaker, c.split) for c in again.clips]
+
+
+# ----------------------------------------------------------------------------- batching / augmentation
+def test_pad_collate_centres_and_crops():
+    col = kd.PadCollate(10)
+    short, long_ = torch.arange(1, 5, dtype=torch.float32), torch.arange(20, dtype=torch.float32)
+    wav, labels, lengths, idx = col([(short, 1, 0), (long_, 2, 1)])
+    assert wav.shape == (2, 10) and labels.tolist() == [1, 2] and lengths.tolist() == [4, 10]
+    assert wav[0].tolist() == [0, 0, 0, 1, 2, 3, 4, 0, 0, 0]
+    assert wav[1].tolist() == list(range(5, 15))
+    rnd = kd.PadCollate(10, random_crop=True, seed=0)
+    starts = {int(rnd.fit(long_)[0]) for _ in range(50)}
+    assert len(starts) > 3 and all(0 <= s <= 10 for s in starts)
+    with pytest.raises(ValueError):
+        kd.PadCollate(0)
+
+
+def test_time_shift_matches_roll_with_zero_fill():
+    x = np.arange(1, 11, dtype=np.float32)
+    assert kd.time_shift(x, 3).tolist() == [0, 0, 0, 1, 2, 3, 4, 5, 6, 7]
+    assert kd.time_shift(x, -2).tolist() == [3, 4, 5, 6, 7, 8, 9, 10, 0, 0]
+    assert kd.time_shift(x, 0).tolist() == x.tolist()
+
+
+def test_speed_perturb_scales_duration_and_pitch():
+    sr = 8000
+    x = _tone(1.0, sr, 500.0)
+    y = kd.speed_perturb(x, 1.25, sr)
+    assert abs(len(y) - len(x) / 1.25) <= 2
+    freq = np.argmax(np.abs(np.fft.rfft(y))) * sr / len(y)
+    assert abs(freq - 625.0) < 5.0
+    assert kd.speed_perturb(x, 1.0, sr) is x
+
+
+def test_add_noise_hits_the_snr():
+    rng = np.random.default_rng(0)
+    x = _tone(1.0, 8000)
+    noise = [rng.standard_normal(20000).astype(np.float32)]
+    y = kd.add_noise(x, noise, 10.0, rng)
+    snr = 10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean((y - x).astype(np.float64) ** 2))
+    assert abs(snr - 10.0) < 0.05
+    silent = np.zeros(100, np.float32)
+    assert kd.add_noise(silent, noise, 10.0, rng) is silent
+
+
+def test_dataset_augments_only_when_asked():
+    clips = [kd.Clip(_tone(0.5, 8000), "yes", "s", "train", "p", 8000)]
+    plain = kd.KwsDataset(clips, ["yes", "no"], 8000)
+    wav, label, i = plain[0]
+    assert label == 0 and i == 0 and np.array_equal(wav.numpy(), clips[0].wav)
+    aug = kd.KwsDataset(clips, ["yes", "no"], 8000, augment=kd.WaveAugment(noise_prob=1.0),
+                        noises=kd.synthetic_noise_bank(8000), seed=0)
+    assert not np.array_equal(aug[0][0].numpy()[:3900], clips[0].wav[:3900])
+    with pytest.raises(ValueError, match="not among the classes"):
+        kd.KwsDataset(clips, ["no"], 8000)
+
+
+def test_spec_augment_masks_and_stretch_keep_shape():
+    torch.manual_seed(0)
+    sa = kd.SpecAugment(129, 80, stretch=(0.8, 0.8), freq_mask=4, time_mask=10, stretch_prob=1.0)
+    feats = torch.ones(8, 20, 101)
+    masked = sa.mask(feats)
+    assert masked.shape == feats.shape and (masked == 0).any() and (masked == 1).any()
+    assert not torch.equal(masked[0], masked[1])  # independent masks per clip
+    wav = torch.randn(2, 8000)
+    spec = torch.stft(wav, 256, 80, window=torch.hann_window(256), return_complex=True)
+    out = sa.stretch(spec)
+    assert out.shape == spec.shape and out.is_complex()
+    # a 0.8x rate makes the clip longer: the centre crop differs from the input
+    assert not torch.allclose(out.abs(), spec.abs())
