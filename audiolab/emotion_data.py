@@ -1,0 +1,688 @@
+"""Emotional-speech corpora for the multi-task (ASR + emotion) script, ``q2_multitask.py``.
+
+What is here:
+
+- **Loaders** for the public layouts of six emotional-speech corpora and for a CSV
+  manifest. Each lists the corpus from its file names (the sentence code gives the
+  transcript, the emotion and speaker codes give the labels), then reads the audio with
+  ``audiolab.io`` (any rate, mono or stereo: resampled and down-mixed), reporting and
+  skipping unreadable, empty or silent files. Every example is
+  ``(waveform, sample_rate, transcript, emotion, speaker)``.
+
+  ============  ======================================================  ==========================
+  corpus        public layout (any audio extension soundfile reads)     transcripts from
+  ============  ======================================================  ==========================
+  ``emovo``     ``<actor>/<emo>-<actor>-<sentence>.wav``, e.g.          14 sentence codes
+                ``f1/dis-f1-b1.wav`` (Costantini et al., LREC 2014)     (``EMOVO_SENTENCES``)
+  ``cremad``    ``AudioWAV/<actor>_<sentence>_<emo>_<level>.wav``,      12 sentence codes
+                e.g. ``1001_DFA_ANG_XX.wav`` (Cao et al., 2014)         (``CREMAD_SENTENCES``)
+  ``ravdess``   ``Actor_<nn>/<mod>-<voc>-<emo>-<int>-<stm>-<rep>-<act>``  2 statements
+                ``.wav``, e.g. ``03-01-05-01-02-01-12.wav``
+                (Livingstone & Russo, 2018); speech only (voc 01)
+  ``tess``      ``<OAF|YAF>_<emotion>/<OAF|YAF>_<word>_<emotion>.wav``  "say the word <word>"
+                (Dupuis & Pichora-Fuller, 2010)
+  ``emodb``     ``wav/<spk><text><emo><version>.wav``, e.g.             10 text codes
+                ``03a01Fa.wav`` (Burkhardt et al., 2005)                (``EMODB_SENTENCES``)
+  ``iemocap``   ``IEMOCAP/Session<n>/sentences/wav/<dialog>/<utt>.wav``  ``dialog/transcriptions``
+                + ``dialog/EmoEvaluation/*.txt`` (the
+                ``torchaudio.datasets.IEMOCAP`` layout; Busso et al., 2008)
+  ``csv``       a manifest with columns ``path,transcript,emotion,speaker``
+                (paths relative to the manifest's folder)
+  ============  ======================================================  ==========================
+
+- **Synthetic default**: emotional-prosody speech from eSpeak NG (``audiolab.synth``):
+  five emotions rendered through base pitch, pitch range, speaking rate and loudness,
+  many voices (eSpeak variants with per-speaker pitch/rate), 24 Harvard sentences
+  (IEEE 1969, public domain). It is a demo: every output that uses it says so.
+- **Splits** by speaker (unseen test speakers), at random (leaks speaker identity), or
+  with named test speakers (leave-one-actor-out).
+- **Text**: transcript normalisation and the character vocabulary for CTC (blank = 0).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .datasets import RealDataset
+from .io import AUDIO_EXTENSIONS, find_audio_files, iter_readable
+from .runtime import UserError
+
+# ----------------------------------------------------------------------------- corpus codes
+#: EMOVO sentence codes -> text (corpus documentation; b = brief, l = long, n = nonsense, d = question)
+EMOVO_SENTENCES = {
+    "b1": "Gli operai si alzano presto.",
+    "b2": "I vigili sono muniti di pistola.",
+    "b3": "La cascata fa molto rumore.",
+    "l1": "L'autunno prossimo Tony partirà per la Spagna nella prima metà di ottobre.",
+    "l2": "Ora prendo la felpa di là ed esco per fare una passeggiata.",
+    "l3": "Un attimo dopo s'è incamminato ... ed è inciampato.",
+    "l4": "Vorrei il numero telefonico del Signor Piatti.",
+    "n1": "La casa forte vuole col pane.",
+    "n2": "La forza trova il passo e l'aglio rosso.",
+    "n3": "Il gatto sta scorrendo nella pera.",
+    "n4": "Insalata pastasciutta coscia d'agnello limoncello.",
+    "n5": "Uno quarantatré dieci mille cinquantasette venti.",
+    "d1": "Sabato sera cosa farà?",
+    "d2": "Porti con te quella cosa?",
+}
+EMOVO_EMOTIONS = {"dis": "disgust", "gio": "happiness", "neu": "neutral", "pau": "fear", "rab": "anger",
+                  "sor": "surprise", "tri": "sadness"}
+
+#: CREMA-D sentence codes (github.com/CheyneyComputerScience/CREMA-D README)
+CREMAD_SENTENCES = {
+    "IEO": "It's eleven o'clock.", "TIE": "That is exactly what happened.", "IOM": "I'm on my way to the meeting.",
+    "IWW": "I wonder what this is about.", "TAI": "The airplane is almost full.",
+    "MTI": "Maybe tomorrow it will be cold.", "IWL": "I would like a new alarm clock.",
+    "ITH": "I think I have a doctor's appointment.", "DFA": "Don't forget a jacket.",
+    "ITS": "I think I've seen this before.", "TSI": "The surface is slick.",
+    "WSI": "We'll stop in a couple of minutes.",
+}
+CREMAD_EMOTIONS = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happiness", "NEU": "neutral",
+                   "SAD": "sadness"}
+
+#: RAVDESS file-name fields (zenodo.org/record/1188976)
+RAVDESS_SENTENCES = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by the door."}
+RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happiness", "04": "sadness", "05": "anger",
+                    "06": "fear", "07": "disgust", "08": "surprise"}
+
+#: TESS emotion suffixes ("ps" = pleasant surprise)
+TESS_EMOTIONS = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness",
+                 "neutral": "neutral", "ps": "surprise", "sad": "sadness"}
+
+#: Berlin EmoDB text codes and emotion letters (emodb.bilderbar.info documentation)
+EMODB_SENTENCES = {
+    "a01": "Der Lappen liegt auf dem Eisschrank.",
+    "a02": "Das will sie am Mittwoch abgeben.",
+    "a04": "Heute abend könnte ich es ihm sagen.",
+    "a05": "Das schwarze Stück Papier befindet sich da oben neben dem Holzstück.",
+    "a07": "In sieben Stunden wird es soweit sein.",
+    "b01": "Was sind denn das für Tüten, die da unter dem Tisch stehen?",
+    "b02": "Sie haben es gerade hochgetragen und jetzt gehen sie wieder runter.",
+    "b03": "An den Wochenenden bin ich jetzt immer nach Hause gefahren und habe Agnes besucht.",
+    "b09": "Ich will das eben wegbringen und dann mit Karl was trinken gehen.",
+    "b10": "Die wird auf dem Platz sein, wo wir sie immer hinlegen.",
+}
+EMODB_EMOTIONS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness",
+                  "N": "neutral"}
+
+#: IEMOCAP: the usual four-class set, "exc" (excited) merged into happiness
+IEMOCAP_EMOTIONS = {"neu": "neutral", "hap": "happiness", "exc": "happiness", "ang": "anger", "sad": "sadness"}
+
+
+# ----------------------------------------------------------------------------- data records
+@dataclass(frozen=True)
+class UtteranceInfo:
+    """One corpus entry before its audio is read: file, transcript, emotion and speaker labels."""
+
+    path: Path
+    transcript: str
+    emotion: str
+    speaker: str
+
+
+@dataclass
+class Example:
+    """One utterance with audio: ``waveform`` is ``[n_samples]`` float32 in [-1, 1] at ``sample_rate`` Hz."""
+
+    waveform: np.ndarray
+    sample_rate: int
+    transcript: str
+    emotion: str
+    speaker: str
+    path: str = ""
+
+    def as_tuple(self) -> tuple[torch.Tensor, int, str, str, str]:
+        """``(waveform [1, n_samples] tensor, sample_rate, transcript, emotion, speaker)``."""
+        return torch.from_numpy(self.waveform).unsqueeze(0), self.sample_rate, self.transcript, self.emotion, \
+            self.speaker
+
+
+@dataclass
+class Listing:
+    """What a corpus lister found: ``items``, files it did not recognise, and excluded entries by reason."""
+
+    items: list[UtteranceInfo] = field(default_factory=list)
+    unrecognised: list[Path] = field(default_factory=list)
+    excluded: Counter = field(default_factory=Counter)
+
+
+class EmotionSpeechDataset(torch.utils.data.Dataset):
+    """A map-style dataset over :class:`Example` s; item ``n`` is
+    ``(waveform [1, n_samples], sample_rate, transcript, emotion, speaker)`` like torchaudio's datasets."""
+
+    def __init__(self, examples: Sequence[Example]):
+        self.examples = list(examples)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, n: int):
+        return self.examples[n].as_tuple()
+
+
+# ----------------------------------------------------------------------------- listers
+def _audio_files(root: Path) -> list[Path]:
+    return find_audio_files(root, AUDIO_EXTENSIONS)
+
+
+def list_emovo(root: Path) -> Listing:
+    """EMOVO: ``<actor>/<emo>-<actor>-<sentence>.<ext>``; emotion and sentence codes in ``EMOVO_*``."""
+    out = Listing()
+    pattern = re.compile(r"^([a-z]{3})-([fm]\d)-([blnd]\d)$", re.IGNORECASE)
+    for path in _audio_files(root):
+        m = pattern.match(path.stem)
+        if not m or m.group(1).lower() not in EMOVO_EMOTIONS or m.group(3).lower() not in EMOVO_SENTENCES:
+            out.unrecognised.append(path)
+            continue
+        emo, spk, sent = (g.lower() for g in m.groups())
+        out.items.append(UtteranceInfo(path, EMOVO_SENTENCES[sent], EMOVO_EMOTIONS[emo], spk))
+    return out
+
+
+def list_cremad(root: Path) -> Listing:
+    """CREMA-D: ``<actor>_<sentence>_<emotion>_<level>.<ext>``, e.g. ``1001_DFA_ANG_XX.wav``."""
+    out = Listing()
+    pattern = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
+    for path in _audio_files(root):
+        m = pattern.match(path.stem)
+        if not m or m.group(2) not in CREMAD_SENTENCES or m.group(3) not in CREMAD_EMOTIONS:
+            out.unrecognised.append(path)
+            continue
+        actor, sent, emo, _level = m.groups()
+        out.items.append(UtteranceInfo(path, CREMAD_SENTENCES[sent], CREMAD_EMOTIONS[emo], actor))
+    return out
+
+
+def list_ravdess(root: Path) -> Listing:
+    """RAVDESS: ``Actor_<nn>/<modality>-<vocal>-<emotion>-<intensity>-<statement>-<repetition>-<actor>.<ext>``.
+
+    Only speech (vocal channel ``01``) is used; song files are counted as excluded.
+    """
+    out = Listing()
+    pattern = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
+    for path in _audio_files(root):
+        m = pattern.match(path.stem)
+        if not m or m.group(3) not in RAVDESS_EMOTIONS or m.group(5) not in RAVDESS_SENTENCES:
+            out.unrecognised.append(path)
+            continue
+        _mod, vocal, emo, _inten, stmt, _rep, actor = m.groups()
+        if vocal != "01":
+            out.excluded["song (vocal channel 02)"] += 1
+            continue
+        out.items.append(UtteranceInfo(path, RAVDESS_SENTENCES[stmt], RAVDESS_EMOTIONS[emo], f"actor{actor}"))
+    return out
+
+
+def list_tess(root: Path) -> Listing:
+    """TESS: ``<OAF|YAF>_<word>_<emotion>.<ext>`` (carrier phrase "Say the word <word>")."""
+    out = Listing()
+    pattern = re.compile(r"^(OAF|YAF)_(.+)_([A-Za-z]+)$", re.IGNORECASE)
+    for path in _audio_files(root):
+        m = pattern.match(path.stem.strip())
+        if not m or m.group(3).lower() not in TESS_EMOTIONS:
+            out.unrecognised.append(path)
+            continue
+        spk, word, emo = m.groups()
+        out.items.append(UtteranceInfo(path, f"Say the word {word.replace('_', ' ')}.",
+                                       TESS_EMOTIONS[emo.lower()], spk.upper()))
+    return out
+
+
+def list_emodb(root: Path) -> Listing:
+    """EmoDB: ``wav/<speaker 2 digits><text code><emotion letter><version>.<ext>``, e.g. ``03a01Fa.wav``."""
+    out = Listing()
+    pattern = re.compile(r"^(\d\d)([ab]\d\d)([WLEAFTN])([a-z])$")
+    for path in _audio_files(root):
+        m = pattern.match(path.stem)
+        if not m or m.group(2) not in EMODB_SENTENCES:
+            out.unrecognised.append(path)
+            continue
+        spk, text, emo, _version = m.groups()
+        out.items.append(UtteranceInfo(path, EMODB_SENTENCES[text], EMODB_EMOTIONS[emo], f"speaker{spk}"))
+    return out
+
+
+def _iemocap_base(root: Path) -> Path:
+    for cand in (root / "IEMOCAP", root / "IEMOCAP_full_release", root):
+        if any(cand.glob("Session*")):
+            return cand
+    return root
+
+
+def list_iemocap(root: Path) -> Listing:
+    """IEMOCAP in the ``torchaudio.datasets.IEMOCAP`` layout.
+
+    ``Session<n>/sentences/wav/<dialog>/<utterance>.wav`` with labels from
+    ``Session<n>/dialog/EmoEvaluation/<dialog>.txt`` (lines ``[start - end]<TAB>utt<TAB>emo<TAB>[v, a, d]``)
+    and transcripts from ``Session<n>/dialog/transcriptions/<dialog>.txt`` (lines
+    ``utt [start-end]: text``). Four classes (``IEMOCAP_EMOTIONS``); other labels and
+    utterances without a transcript are counted as excluded. The speaker is session +
+    the utterance's gender letter (``Ses01F_impro01_M000`` -> ``Ses01_M``).
+    """
+    out = Listing()
+    base = _iemocap_base(root)
+    labels: dict[str, str] = {}
+    texts: dict[str, str] = {}
+    for session in sorted(base.glob("Session*")):
+        for label_path in sorted((session / "dialog" / "EmoEvaluation").glob("*.txt")):
+            for line in label_path.read_text(errors="replace").splitlines():
+                if line.startswith("["):
+                    parts = re.split(r"\t", line)
+                    if len(parts) >= 3:
+                        labels[parts[1].strip()] = parts[2].strip()
+        for text_path in sorted((session / "dialog" / "transcriptions").glob("*.txt")):
+            for line in text_path.read_text(errors="replace").splitlines():
+                m = re.match(r"^(\S+)\s+\[[^\]]*\]:\s*(.*)$", line)
+                if m:
+                    texts[m.group(1)] = m.group(2).strip()
+    for path in sorted(base.glob("Session*/sentences/wav/*/*")):
+        if path.suffix.lower() not in AUDIO_EXTENSIONS:
+            continue
+        stem = path.stem
+        m = re.match(r"^Ses(\d\d)[FM]_.*_([FM])\d+$", stem)
+        if not m or stem not in labels:
+            out.unrecognised.append(path)
+            continue
+        label = labels[stem]
+        if label not in IEMOCAP_EMOTIONS:
+            out.excluded[f"emotion '{label}' outside the 4-class set"] += 1
+            continue
+        text = re.sub(r"\[[^\]]*\]", " ", texts.get(stem, "")).strip()
+        if not text:
+            out.excluded["no transcript"] += 1
+            continue
+        out.items.append(UtteranceInfo(path, text, IEMOCAP_EMOTIONS[label], f"Ses{m.group(1)}_{m.group(2)}"))
+    return out
+
+
+def list_manifest(manifest: Path) -> Listing:
+    """A CSV manifest with a header ``path,transcript,emotion,speaker`` (paths relative to its folder).
+
+    Raises:
+        UserError: the file is missing or lacks one of the columns.
+    """
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise UserError(f"manifest {manifest} does not exist; expected a CSV with columns "
+                        "path,transcript,emotion,speaker")
+    out = Listing()
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"path", "transcript", "emotion", "speaker"} - set(reader.fieldnames or [])
+        if missing:
+            raise UserError(f"manifest {manifest} lacks the column(s) {sorted(missing)}; expected a header "
+                            "path,transcript,emotion,speaker")
+        for row in reader:
+            if not (row["path"] or "").strip() or not (row["emotion"] or "").strip():
+                out.excluded["row without path or emotion"] += 1
+                continue
+            path = Path(row["path"].strip())
+            path = path if path.is_absolute() else manifest.parent / path
+            out.items.append(UtteranceInfo(path, (row["transcript"] or "").strip(), row["emotion"].strip(),
+                                           (row["speaker"] or "").strip() or "unknown"))
+    return out
+
+
+@dataclass(frozen=True)
+class CorpusLayout:
+    """A corpus the loaders understand: its lister, folder names to look for, and the expected layout."""
+
+    name: str
+    lister: Callable[[Path], Listing]
+    folders: tuple[str, ...]
+    layout: str
+    how_to_get: str
+
+
+CORPORA: dict[str, CorpusLayout] = {c.name: c for c in [
+    CorpusLayout("emovo", list_emovo, ("emovo", "EMOVO"),
+                 "<actor>/<emo>-<actor>-<sentence>.wav, e.g. f1/dis-f1-b1.wav",
+                 "EMOVO (Costantini et al., LREC 2014) is distributed on request by its authors; put the actor "
+                 "folders f1..m3 under <data-root>/emovo/."),
+    CorpusLayout("cremad", list_cremad, ("cremad", "CREMA-D", "crema-d", "CREMAD"),
+                 "AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav, e.g. 1001_DFA_ANG_XX.wav",
+                 "CREMA-D: github.com/CheyneyComputerScience/CREMA-D (ODbL); put AudioWAV/ under "
+                 "<data-root>/cremad/."),
+    CorpusLayout("ravdess", list_ravdess, ("ravdess", "RAVDESS"),
+                 "Actor_<nn>/03-01-<emo>-<intensity>-<statement>-<rep>-<actor>.wav",
+                 "RAVDESS: zenodo.org/record/1188976 (Audio_Speech_Actors_01-24.zip, CC BY-NC-SA 4.0); unzip "
+                 "into <data-root>/ravdess/."),
+    CorpusLayout("tess", list_tess, ("tess", "TESS"),
+                 "<OAF|YAF>_<emotion>/<OAF|YAF>_<word>_<emotion>.wav, e.g. OAF_angry/OAF_back_angry.wav",
+                 "TESS: borealisdata.ca (University of Toronto, CC BY-NC-ND 4.0); unzip into <data-root>/tess/."),
+    CorpusLayout("emodb", list_emodb, ("emodb", "EmoDB", "emo-db"),
+                 "wav/<speaker><text><emotion><version>.wav, e.g. wav/03a01Fa.wav",
+                 "Berlin EmoDB: emodb.bilderbar.info (download.zip); unzip into <data-root>/emodb/."),
+    CorpusLayout("iemocap", list_iemocap, ("IEMOCAP", "iemocap", "IEMOCAP_full_release"),
+                 "IEMOCAP/Session<n>/sentences/wav/<dialog>/<utt>.wav + Session<n>/dialog/{EmoEvaluation,"
+                 "transcriptions}/<dialog>.txt (the torchaudio.datasets.IEMOCAP layout)",
+                 "IEMOCAP: sail.usc.edu/iemocap (licence on request); put IEMOCAP/ (or IEMOCAP_full_release/) "
+                 "under <data-root>/."),
+]}
+
+
+def find_corpus(name: str, data_root: Path) -> Path | None:
+    """The folder of corpus ``name`` under ``data_root`` (first of its usual folder names holding audio)."""
+    for folder in CORPORA[name].folders:
+        path = Path(data_root) / folder
+        if path.is_dir() and any(p.suffix.lower() in AUDIO_EXTENSIONS for p in path.rglob("*")):
+            return path
+    return None
+
+
+def real_datasets() -> list[RealDataset]:
+    """The corpora as :class:`audiolab.datasets.RealDataset` entries for ``choose_dataset`` (EMOVO first)."""
+    return [RealDataset(name=c.name, find=lambda root, n=c.name: find_corpus(n, root), how_to_get=c.how_to_get,
+                        looked_for=f"a folder named {' or '.join(c.folders)} holding {c.layout}")
+            for c in CORPORA.values()]
+
+
+def _drop_duplicates(listing: Listing) -> Listing:
+    """Keep the first file per (speaker, emotion, transcript, file stem): a corpus copied twice in one tree
+    (e.g. re-encoded FLAC beside the original WAV) must not count twice."""
+    seen: set = set()
+    kept = []
+    for it in listing.items:
+        key = (it.speaker, it.emotion, it.transcript, it.path.stem)
+        if key in seen:
+            listing.excluded["duplicate of an earlier file (same name stem)"] += 1
+            continue
+        seen.add(key)
+        kept.append(it)
+    listing.items = kept
+    return listing
+
+
+def list_corpus(name: str, root: Path) -> Listing:
+    """List corpus ``name`` (a key of ``CORPORA``, or ``"csv"`` with ``root`` the manifest file).
+
+    Raises:
+        UserError: unknown corpus, missing folder, or no recognised file (the message names
+            the layout that was expected).
+    """
+    root = Path(root)
+    if name == "csv":
+        listing = list_manifest(root)
+        if not listing.items:
+            raise UserError(f"manifest {root} lists no usable rows (columns path,transcript,emotion,speaker)")
+        return listing
+    if name not in CORPORA:
+        raise UserError(f"unknown corpus {name!r}; choose one of {sorted(CORPORA)} or csv")
+    layout = CORPORA[name]
+    if not root.is_dir():
+        raise UserError(f"{name} folder {root} does not exist; expected {layout.layout}")
+    listing = layout.lister(root)
+    listing = _drop_duplicates(listing)
+    if not listing.items:
+        seen = len(listing.unrecognised)
+        raise UserError(f"no recognised {name} files in {root} ({seen} audio file(s) with other names, "
+                        f"{sum(listing.excluded.values())} excluded); expected the layout {layout.layout}")
+    return listing
+
+
+def load_examples(listing: Listing, sample_rate: int = 16000, limit: int | None = None,
+                  skipped: list | None = None) -> list[Example]:
+    """Read the audio of a :class:`Listing` (resampled to ``sample_rate``, down-mixed to mono).
+
+    Unreadable and empty files are reported by path and skipped (``iter_readable``);
+    all-zero (silent) files too. ``skipped`` (a list) collects ``(path, reason)``.
+    ``limit`` keeps ``limit`` evenly spaced items (for smoke tests).
+    """
+    skipped = [] if skipped is None else skipped
+    items = listing.items
+    if limit and limit < len(items):  # evenly spaced, so a small subset still spans speakers and emotions
+        items = [items[int(i)] for i in np.linspace(0, len(items) - 1, limit).round()]
+    by_path = {it.path: it for it in items}
+    examples = []
+    for path, wav, sr in iter_readable([it.path for it in items], sample_rate=sample_rate, mono=True,
+                                       skipped=skipped):
+        if not np.any(wav):
+            print(f"skipped: audio file {path} is silent (all samples zero)")
+            skipped.append((path, "silent"))
+            continue
+        it = by_path[path]
+        examples.append(Example(wav.astype(np.float32), sr, it.transcript, it.emotion, it.speaker, str(path)))
+    return examples
+
+
+def load_corpus(name: str, root: Path, sample_rate: int = 16000, limit: int | None = None,
+                verbose: bool = True) -> tuple[list[Example], dict]:
+    """List and read a corpus; return ``(examples, report)``.
+
+    ``report`` holds counts: ``files_recognised``, ``files_unrecognised``, ``files_excluded``,
+    ``files_skipped_unreadable`` and the first unrecognised paths.
+
+    Raises:
+        UserError: as :func:`list_corpus`, or when no file could be read.
+    """
+    listing = list_corpus(name, root)
+    if verbose:
+        extra = f", {len(listing.unrecognised)} file(s) with unrecognised names" if listing.unrecognised else ""
+        print(f"{name}: {len(listing.items)} recognised file(s) in {root}{extra}")
+        for path in listing.unrecognised[:5]:
+            print(f"  not recognised (ignored): {path}")
+        for reason, count in listing.excluded.items():
+            print(f"  excluded: {count} x {reason}")
+    skipped: list = []
+    examples = load_examples(listing, sample_rate=sample_rate, limit=limit, skipped=skipped)
+    if not examples:
+        raise UserError(f"none of the {len(listing.items)} {name} file(s) in {root} could be read")
+    report = {"files_recognised": len(listing.items), "files_unrecognised": len(listing.unrecognised),
+              "files_excluded": int(sum(listing.excluded.values())), "files_skipped_unreadable": len(skipped),
+              "unrecognised_examples": [str(p) for p in listing.unrecognised[:5]],
+              "skipped": [f"{p}: {r}" for p, r in skipped]}
+    return examples, report
+
+
+# ----------------------------------------------------------------------------- synthetic default
+#: 24 Harvard sentences (IEEE Recommended Practice for Speech Quality Measurements, 1969; lists 1-3)
+SYNTH_SENTENCES = [
+    "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
+    "It's easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
+    "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
+    "The box was thrown beside the parked truck.", "The hogs were fed chopped corn and garbage.",
+    "Four hours of steady work faced us.", "A large size in stockings is hard to sell.",
+    "The boy was there when the sun rose.", "A rod is used to catch pink salmon.",
+    "The source of the huge river is the clear spring.", "Kick the ball straight and follow through.",
+    "Help the woman get back to her feet.", "A pot of tea helps to pass the evening.",
+    "Smoky fires lack flame and heat.", "The soft cushion broke the man's fall.",
+    "The salt breeze came across from the sea.", "The girl at the booth sold fifty bonds.",
+    "The small pup gnawed a hole in the sock.", "The fish twisted and turned on the bent hook.",
+    "Press the pants and sew a button on the vest.", "The swan dive was far short of perfect.",
+]
+
+#: emotion -> prosody relative to the speaker's base: rate factor, pitch offset (0-100 scale),
+#: pitch range (0 = monotone, 100 = lively) and volume (0-200). After the acoustic correlates
+#: summarised by Scherer (2003) and Murray & Arnott (1993): anger/joy fast, loud, wide range;
+#: sadness slow, low, narrow, soft; fear fast and high with a narrow range.
+EMOTION_PROSODY = {
+    "neutral": {"rate": 1.00, "pitch": 0, "pitch_range": 45, "volume": 100},
+    "happiness": {"rate": 1.10, "pitch": 14, "pitch_range": 85, "volume": 125},
+    "sadness": {"rate": 0.78, "pitch": -12, "pitch_range": 10, "volume": 65},
+    "anger": {"rate": 1.15, "pitch": 4, "pitch_range": 65, "volume": 175},
+    "fear": {"rate": 1.25, "pitch": 24, "pitch_range": 25, "volume": 90},
+}
+#: voice variants used for synthetic speakers (whisper/croak dropped: they carry no pitch)
+SYNTH_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
+                  "Alex", "Andy", "annie", "david", "ed", "edward", "john", "linda", "max", "michel", "steph",
+                  "robert"]
+
+
+def synth_speakers(n_speakers: int, rng: np.random.Generator) -> list[dict]:
+    """``n_speakers`` distinct synthetic speakers: an eSpeak variant plus base pitch and rate."""
+    if not 1 <= n_speakers <= len(SYNTH_VARIANTS):
+        raise UserError(f"the synthetic corpus has 1..{len(SYNTH_VARIANTS)} speakers, got {n_speakers}")
+    variants = rng.choice(SYNTH_VARIANTS, size=n_speakers, replace=False)
+    return [{"speaker": f"synth_{v}", "variant": str(v), "pitch": int(rng.integers(30, 62)),
+             "rate": int(rng.integers(130, 171))} for v in variants]
+
+
+def synthesize_emotional_speech(n_speakers: int = 8, sentences: Sequence[str] = SYNTH_SENTENCES,
+                                emotions: Sequence[str] = tuple(EMOTION_PROSODY), per_sentence: int = 2,
+                                sample_rate: int = 16000, seed: int = 0, language: str = "en-us",
+                                snr_db: tuple[float, float] = (25.0, 40.0), progress: bool = True) -> list[Example]:
+    """The embedded default: emotional-prosody speech from eSpeak NG (SYNTHETIC).
+
+    Every speaker says every sentence in ``per_sentence`` emotions, rotated so that each
+    emotion is equally frequent; the emotion sets pitch, pitch range, rate and loudness
+    (``EMOTION_PROSODY``) around the speaker's base, with small per-utterance jitter, and
+    pink noise at a random SNR in ``snr_db`` is added.
+
+    Returns:
+        ``n_speakers * len(sentences) * per_sentence`` :class:`Example` s (waveforms
+        ``[n_samples]`` float32 at ``sample_rate`` Hz).
+
+    Raises:
+        UserError: bad sizes or an unknown emotion.
+        audiolab.synth.SynthesisError: eSpeak NG is not usable.
+    """
+    from tqdm.auto import tqdm
+
+    from .synth import Voice, mix_at_snr, pink_noise, synthesize
+
+    unknown = [e for e in emotions if e not in EMOTION_PROSODY]
+    if unknown:
+        raise UserError(f"no prosody for emotion(s) {unknown}; choose from {sorted(EMOTION_PROSODY)}")
+    if not 1 <= per_sentence <= len(emotions):
+        raise UserError(f"per_sentence must be in 1..{len(emotions)}, got {per_sentence}")
+    if not sentences:
+        raise UserError("the synthetic corpus needs at least one sentence")
+    rng = np.random.default_rng(seed)
+    speakers = synth_speakers(n_speakers, rng)
+    jobs = []
+    for s_idx, spk in enumerate(speakers):
+        for t_idx, text in enumerate(sentences):
+            for k in range(per_sentence):
+                jobs.append((spk, text, emotions[(s_idx + t_idx * per_sentence + k) % len(emotions)]))
+    examples = []
+    for spk, text, emotion in tqdm(jobs, desc="synthesising (eSpeak NG)", disable=not progress, leave=False):
+        p = EMOTION_PROSODY[emotion]
+        voice = Voice(name=f"{language}+{spk['variant']}",
+                      rate=int(np.clip(spk["rate"] * p["rate"] * rng.uniform(0.93, 1.07), 80, 450)),
+                      pitch=int(np.clip(spk["pitch"] + p["pitch"] + rng.integers(-4, 5), 0, 100)),
+                      pitch_range=int(np.clip(p["pitch_range"] + rng.integers(-6, 7), 0, 100)),
+                      volume=int(np.clip(p["volume"] * rng.uniform(0.9, 1.1), 10, 200)))
+        wav = synthesize(text, voice, sample_rate=sample_rate)
+        wav, _ = mix_at_snr(wav, pink_noise(len(wav), rng), float(rng.uniform(*snr_db)))
+        examples.append(Example(wav.astype(np.float32), sample_rate, text, emotion, spk["speaker"],
+                                f"synthetic:{spk['speaker']}:{emotion}"))
+    return examples
+
+
+# ----------------------------------------------------------------------------- splits
+def speaker_split(speakers: Sequence[str], test_fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Split utterance indices so that no speaker is in both parts.
+
+    Whole speakers, in a seeded random order, go to the test part until it holds at least
+    ``test_fraction`` of the utterances (at least one speaker; at least one stays in training).
+
+    Returns:
+        ``(train_indices, test_indices)``, each sorted.
+
+    Raises:
+        UserError: fewer than two speakers, or ``test_fraction`` outside (0, 1).
+    """
+    if not 0 < test_fraction < 1:
+        raise UserError(f"test fraction must be in (0, 1), got {test_fraction}")
+    counts = Counter(speakers)
+    if len(counts) < 2:
+        raise UserError(f"a speaker split needs at least two speakers, found {sorted(counts)}; use --split random")
+    order = sorted(counts)
+    np.random.default_rng(seed).shuffle(order)
+    test_spk: set[str] = set()
+    total = len(speakers)
+    for spk in order[:-1]:
+        if sum(counts[s] for s in test_spk) >= test_fraction * total:
+            break
+        test_spk.add(spk)
+    return leave_speakers_out(speakers, sorted(test_spk))
+
+
+def leave_speakers_out(speakers: Sequence[str], test_speakers: Sequence[str]) -> tuple[list[int], list[int]]:
+    """Indices of utterances by speakers not in / in ``test_speakers``.
+
+    Raises:
+        UserError: a named test speaker is absent, or no training speaker is left.
+    """
+    known = set(speakers)
+    missing = [s for s in test_speakers if s not in known]
+    if missing:
+        raise UserError(f"test speaker(s) {missing} not in the data; speakers are {sorted(known)}")
+    test_set = set(test_speakers)
+    train = [i for i, s in enumerate(speakers) if s not in test_set]
+    test = [i for i, s in enumerate(speakers) if s in test_set]
+    if not train:
+        raise UserError("no training speaker left after holding out the test speakers")
+    return train, test
+
+
+def random_split(n: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
+    """A seeded random split of ``range(n)`` (leaks speaker identity into the test set)."""
+    if not 0 < test_fraction < 1:
+        raise UserError(f"test fraction must be in (0, 1), got {test_fraction}")
+    if n < 2:
+        raise UserError(f"need at least two utterances to split, got {n}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = min(max(1, int(round(test_fraction * n))), n - 1)
+    return sorted(perm[n_test:].tolist()), sorted(perm[:n_test].tolist())
+
+
+# ----------------------------------------------------------------------------- text
+def normalize_transcript(text: str, strip_accents: bool = False) -> str:
+    """Lower-case, NFC, drop punctuation except word-internal apostrophes, collapse spaces.
+
+    ``strip_accents`` maps accented letters to their base letter (``à`` -> ``a``) for
+    every transcript alike. Apostrophes are kept (``l'autunno``, ``it's``), since they
+    are part of the written word in Italian and English.
+    """
+    text = unicodedata.normalize("NFC", text).lower().replace("’", "'").replace("`", "'")
+    if strip_accents:
+        text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+    text = "".join(c if (c.isalpha() or c.isdigit() or c in "' ") else " " for c in text)
+    text = re.sub(r"(?<![^\W\d_])'|'(?![^\W\d_])", " ", text)  # apostrophes only between letters
+    return re.sub(r"\s+", " ", text).strip()
+
+
+class CharVocab:
+    """Characters for CTC: index 0 is the blank, then the sorted characters seen in training.
+
+    ``encode`` drops characters outside the vocabulary and counts them in ``oov`` so the
+    caller can report them.
+    """
+
+    blank = 0
+
+    def __init__(self, chars: Sequence[str]):
+        chars = sorted(set(chars))
+        if not chars:
+            raise UserError("the character vocabulary is empty: the training transcripts hold no characters")
+        self.chars = ["<blank>", *chars]
+        self.index = {c: i for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def from_texts(cls, texts: Sequence[str]) -> "CharVocab":
+        return cls([c for t in texts for c in t])
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str, oov: Counter | None = None) -> list[int]:
+        ids = []
+        for c in text:
+            if c in self.index:
+                ids.append(self.index[c])
+            elif oov is not None:
+                oov[c] += 1
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(self.chars[i] for i in ids if 0 < i < len(self.chars))

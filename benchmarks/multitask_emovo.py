@@ -1,0 +1,133 @@
+"""Benchmark: q2_multitask.py leave-one-actor-out on real EMOVO (issue 4 targets).
+
+Trains the multi-task model (CTC characters + emotion) on three EMOVO actors and tests on
+the fourth, for each of f1, f2, m1, m2, by running the script itself (so the numbers are
+exactly what a user gets), then prints a table and writes
+``benchmarks/results/multitask_emovo.csv``. Per-fold outputs (metrics.json, figures,
+predictions) go to ``benchmarks/results/multitask_emovo/<actor>/``.
+
+Targets (issue 4): mean emotion accuracy >= 0.50 (7 classes, chance 0.143) and mean CER
+<= 0.15 on the unseen actor; the full default run (4 folds) within 15 minutes on 2 CPU
+cores. EMOVO's 14 sentences repeat across actors, so the CER measures generalisation to
+new voices, not to new sentences.
+
+Usage:
+    python benchmarks/multitask_emovo.py                       # 4 folds, script defaults
+    python benchmarks/multitask_emovo.py --folds f1,m1         # a reduced run
+    python benchmarks/multitask_emovo.py --jobs 2 --threads 1  # two folds at a time, one core each
+    python benchmarks/multitask_emovo.py --epochs 10 -- --hidden 96   # extra script flags after --
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from audiolab.runtime import format_table  # noqa: E402
+
+TARGET_ACCURACY, TARGET_CER, TARGET_MINUTES = 0.50, 0.15, 15.0
+
+
+def default_data_root() -> Path:
+    env = os.environ.get("AUDIOLAB_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", type=Path, default=default_data_root(),
+                   help="folder holding emovo/ (default $AUDIOLAB_DATA, else ../shared/data)")
+    p.add_argument("--folds", default="f1,f2,m1,m2", help="test actors, comma-separated (default %(default)s)")
+    p.add_argument("--epochs", type=int, default=None, help="override the script's default epochs")
+    p.add_argument("--threads", type=int, default=None, help="OMP/torch threads for each run (default: torch's)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="folds run at the same time (default 1; 2 on a 2-core machine with --threads 1)")
+    p.add_argument("--ablation", action="store_true", help="also train ASR-only and emotion-only per fold")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "multitask_emovo.csv")
+    p.add_argument("extra", nargs="*", help="extra q2_multitask.py flags (after --)")
+    args = p.parse_args(argv)
+    if not (args.data_root / "emovo").is_dir():
+        print(f"error: {args.data_root / 'emovo'} not found; set --data-root or AUDIOLAB_DATA", file=sys.stderr)
+        return 2
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    folds = [f.strip() for f in args.folds.split(",") if f.strip()]
+    t_all = time.perf_counter()
+    running: dict[str, tuple] = {}
+    done: dict[str, dict] = {}
+    pending = list(folds)
+    while pending or running:
+        while pending and len(running) < args.jobs:         # start folds, at most --jobs at a time
+            actor = pending.pop(0)
+            out_dir = args.out.parent / "multitask_emovo" / actor
+            out_dir.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, str(REPO / "q2_multitask.py"), "--dataset", "emovo", "--data-root",
+                   str(args.data_root), "--test-speakers", actor, "--out-dir", str(out_dir), *args.extra]
+            if args.epochs:
+                cmd += ["--epochs", str(args.epochs)]
+            if args.ablation:
+                cmd.append("--ablation")
+            print(">>>", " ".join(cmd), f"(log: {out_dir / 'run.log'})", flush=True)
+            log = open(out_dir / "run.log", "w")
+            running[actor] = (subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT),
+                              time.perf_counter(), out_dir, log)
+        time.sleep(1.0)
+        for actor, (proc, t0, out_dir, log) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[actor]
+            if proc.returncode != 0:
+                print(f"fold {actor} failed with exit status {proc.returncode}; see {out_dir / 'run.log'}",
+                      file=sys.stderr)
+                for other in running.values():
+                    other[0].terminate()
+                return proc.returncode
+            wall = time.perf_counter() - t0
+            m = json.loads((out_dir / "metrics.json").read_text())
+            done[actor] = row = {"test_actor": actor, "test_cer": m["test_cer"], "test_wer": m["test_wer"],
+                                 "emotion_accuracy": m["test_emotion_accuracy"],
+                                 "emotion_macro_f1": m["test_emotion_macro_f1"], "epochs": m["epochs"],
+                                 "train_s": m["train_seconds"], "wall_s": wall}
+            for k in ("asr_only_test_cer", "emotion_only_test_emotion_accuracy"):
+                if k in m:
+                    row[k] = m[k]
+            print(f"fold {actor} done in {wall / 60:.1f} min: " + (open(out_dir / "run.log").read()
+                                                                     .strip().splitlines() or [""])[-1], flush=True)
+    rows = [done[a] for a in folds]
+    total_min = (time.perf_counter() - t_all) / 60
+    mean = {"test_actor": "mean"}
+    for k in rows[0]:
+        if k != "test_actor":
+            mean[k] = sum(r[k] for r in rows) / len(rows)
+    rows.append(mean)
+    columns = list(rows[0].keys())
+    print(format_table(rows, columns))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)
+    ok_acc = mean["emotion_accuracy"] >= TARGET_ACCURACY
+    ok_cer = mean["test_cer"] <= TARGET_CER
+    n = len(rows) - 1
+    print(f"targets: mean emotion accuracy {mean['emotion_accuracy']:.3f} (>= {TARGET_ACCURACY}: "
+          f"{'met' if ok_acc else 'MISSED'}), mean CER {mean['test_cer']:.3f} (<= {TARGET_CER}: "
+          f"{'met' if ok_cer else 'MISSED'}), {n} fold(s) in {total_min:.1f} min "
+          f"(target: 4 folds <= {TARGET_MINUTES:g} min on 2 CPU cores{'' if n == 4 else '; reduced run'})")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

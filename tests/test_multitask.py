@@ -1,0 +1,185 @@
+"""Tests of q2_multitask.py: lengths, CTC feasibility, pooling, padding invariance, end to end, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import q2_multitask as mt
+
+
+# ----------------------------------------------------------------------------- lengths and CTC feasibility
+@pytest.mark.parametrize("subsample", [1, 2, 4])
+def test_subsampled_length_matches_the_convolutions(subsample):
+    model = mt.MultiTaskModel(n_mels=8, vocab_size=5, n_emotions=3, conv_channels=4, hidden=4, layers=1,
+                              subsample=subsample)
+    for T in [1, 2, 3, 4, 5, 7, 8, 9, 31, 100, 101]:
+        got = model.subsampling(torch.zeros(1, 8, T)).shape[-1]
+        assert int(mt.subsampled_length(torch.tensor([T]), subsample)[0]) == got
+
+
+def test_ctc_min_frames_counts_repeats():
+    assert mt.ctc_min_frames([1, 2, 3]) == 3
+    assert mt.ctc_min_frames([1, 1, 2, 2, 2]) == 8            # three repeated neighbours need a blank each
+    assert mt.ctc_min_frames([]) == 0
+
+
+def test_infeasible_utterances_are_flagged_and_loss_stays_finite():
+    torch.manual_seed(0)
+    feats = [torch.randn(40, 8), torch.randn(40, 8)]            # 40 frames -> 10 after 4x subsampling
+    data = mt.Utterances(feats, [[1, 2, 3], [1] * 8], [0, 1], subsample=4)
+    assert data.out_lengths.tolist() == [10, 10]
+    assert data.feasible.tolist() == [True, False]             # 8 identical labels need 15 frames
+    model = mt.MultiTaskModel(8, 5, 2, conv_channels=8, hidden=8, layers=1, subsample=4)
+    total, ctc, ce, _ = mt.task_losses(model, data.batch([0, 1]), lambda_emotion=0.5)
+    assert math.isfinite(float(total.detach())) and math.isfinite(float(ctc.detach()))
+    total.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+# ----------------------------------------------------------------------------- model pieces
+def test_attentive_pooling_ignores_padding_and_reduces_to_mean_std():
+    torch.manual_seed(0)
+    pool = mt.AttentiveStatsPooling(6, attn_dim=4)
+    h = torch.randn(1, 5, 6)
+    padded = torch.cat([h, 100 * torch.randn(1, 3, 6)], dim=1)
+    a, _ = pool(h, torch.tensor([5]))
+    b, alpha = pool(padded, torch.tensor([5]))
+    assert torch.allclose(a, b, atol=1e-5) and float(alpha.detach()[0, 5:].abs().sum()) == 0
+    for p in pool.score.parameters():                          # constant scores: uniform attention
+        torch.nn.init.zeros_(p)
+    out, _ = pool(h, torch.tensor([5]))
+    assert torch.allclose(out[0, :6], h[0].mean(0), atol=1e-5)
+    assert torch.allclose(out[0, 6:], h[0].std(0, unbiased=False), atol=1e-4)
+
+
+def test_model_outputs_do_not_depend_on_batch_padding():
+    """An utterance gives the same log_probs and emotion logits alone and padded inside a batch."""
+    torch.manual_seed(0)
+    model = mt.MultiTaskModel(8, 6, 3, conv_channels=8, hidden=8, layers=2, subsample=2).eval()
+    short, long = torch.randn(1, 21, 8), torch.randn(1, 50, 8)
+    batch = torch.cat([torch.cat([short, torch.zeros(1, 29, 8)], 1), long])
+    with torch.no_grad():
+        alone = model(short, torch.tensor([21]))
+        both = model(batch, torch.tensor([21, 50]))
+    T = int(alone["out_lengths"][0])
+    assert both["out_lengths"].tolist() == [T, 25]
+    assert torch.allclose(alone["log_probs"][:, 0], both["log_probs"][:T, 0], atol=1e-5)
+    assert torch.allclose(alone["emotion_logits"][0], both["emotion_logits"][0], atol=1e-5)
+    assert torch.allclose(both["log_probs"].exp().sum(-1), torch.ones(25, 2), atol=1e-5)
+
+
+def test_ablation_heads():
+    asr = mt.MultiTaskModel(8, 5, 3, conv_channels=4, hidden=4, layers=1, heads="asr")
+    emo = mt.MultiTaskModel(8, 5, 3, conv_channels=4, hidden=4, layers=1, heads="emotion")
+    x, L = torch.randn(2, 30, 8), torch.tensor([30, 20])
+    assert set(asr(x, L)) == {"out_lengths", "log_probs"}
+    assert set(emo(x, L)) == {"out_lengths", "emotion_logits", "attention"}
+
+
+def test_speaker_normalisation_and_one_cycle():
+    torch.manual_seed(0)
+    feats = [torch.randn(30, 4) * 3 + 5, torch.randn(20, 4) * 3 + 5, torch.randn(25, 4) - 2]
+    mt.normalise_features(feats, ["a", "a", "b"], [0, 1], "speaker")
+    a = torch.cat(feats[:2])
+    assert torch.allclose(a.mean(0), torch.zeros(4), atol=1e-5) and torch.allclose(a.std(0), torch.ones(4), atol=1e-4)
+    assert torch.allclose(feats[2].mean(0), torch.zeros(4), atol=1e-5)
+    f = mt.one_cycle(10, warmup_fraction=0.2)
+    factors = [f(e) for e in range(10)]
+    assert factors[1] == 1.0 and factors[0] == 0.5 and factors[-1] < 0.1
+    assert all(x >= y for x, y in zip(factors[1:], factors[2:]))
+
+
+def test_spec_augment_masks_to_zero_without_touching_the_input():
+    torch.manual_seed(0)
+    x = torch.randn(2, 100, 20) + 10
+    y = mt.spec_augment(x, torch.tensor([100, 60]), freq_width=5)
+    assert (x > 5).all() and ((y == 0) | (y == x)).all() and (y == 0).any()
+
+
+# ----------------------------------------------------------------------------- end to end
+@pytest.fixture
+def one_thread():
+    """One torch thread while a test trains in-process (2 threads thrash on a busy 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_quick_run_synthetic_with_ablation(run_script, tmp_path):
+    proc = run_script("q2_multitask.py", "--quick", "--ablation", "--out-dir", "out", env={"OMP_NUM_THREADS": "1"})
+    out = tmp_path / "out"
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["data_source"] == "synthetic" and "SYNTHETIC" in proc.stdout
+    for key in ("test_cer", "test_wer", "test_emotion_accuracy", "test_emotion_macro_f1", "asr_only_test_cer",
+                "emotion_only_test_emotion_accuracy", "ctc_infeasible_train"):
+        assert key in m and m[key] is not None
+    assert 0 <= m["test_emotion_accuracy"] <= 1 and m["test_cer"] >= 0
+    for name in ("training_curves.png", "confusion_matrix.png", "alignment.png", "log.csv", "checkpoint.pt",
+                 "anchors.json", "alignment_utterance_synthetic.wav", "log_asr_only.csv"):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader(open(out / "test_predictions.csv")))
+    assert len(rows) == m["n_test_utterances"] and {"reference", "hypothesis", "true_emotion",
+                                                     "predicted_emotion"} <= set(rows[0])
+    assert "test_cer=" in proc.stdout.strip().splitlines()[-1]
+
+
+def test_bad_inputs_are_clear_errors(tmp_path, monkeypatch, capsys, one_thread):
+    """Run in-process through main_guard (as the script does): exit status 2 and one clear message."""
+    from audiolab.runtime import main_guard
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUDIOLAB_DATA", raising=False)
+    assert main_guard(mt.main, ["--dataset", "emovo", "--data-root", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and "emovo" in err
+    assert main_guard(mt.main, ["--dataset", "csv"]) == 2
+    assert "--manifest" in capsys.readouterr().err
+    sf.write(tmp_path / "a.wav", np.zeros(100, dtype=np.float32), 16000)
+    (tmp_path / "m.csv").write_text("path,transcript\na.wav,hi\n")
+    assert main_guard(mt.main, ["--manifest", str(tmp_path / "m.csv")]) == 2
+    assert "path,transcript,emotion,speaker" in capsys.readouterr().err
+    (tmp_path / "emovo").mkdir()
+    sf.write(tmp_path / "emovo" / "take1.wav", 0.1 * np.ones(1600, dtype=np.float32), 16000)
+    assert main_guard(mt.main, ["--dataset", "emovo", "--data-root", str(tmp_path)]) == 2
+    assert "<actor>/<emo>-<actor>-<sentence>.wav" in capsys.readouterr().err
+    assert main_guard(mt.main, ["--quick", "--test-speakers", "nobody"]) == 2
+    assert "not in the data" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_quick_run_on_real_emovo(shared_data, tmp_path, monkeypatch, capsys, one_thread):
+    monkeypatch.chdir(tmp_path)
+    mt.main(["--quick", "--dataset", "emovo", "--data-root", str(shared_data), "--test-speakers", "m2",
+             "--out-dir", "out"])
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["data_source"] == "real" and m["dataset"] == "emovo" and m["test_speakers"] == ["m2"]
+    assert m["n_emotions"] == 7 and m["n_oov_characters"] == sum(m["oov_characters"].values())
+    assert "SYNTHETIC" not in capsys.readouterr().out
+
+
+def test_mel_warp_is_identity_at_zero_and_stretches_the_mel_axis():
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, 40)
+    assert torch.equal(mt.mel_warp(x, 0.0), x)
+    ramp = torch.arange(40, dtype=torch.float32).expand(4, 5, 40).contiguous()
+    y = mt.mel_warp(ramp, 0.2)
+    assert (y.diff(dim=-1) >= -1e-6).all()                      # still monotone along mel
+    slope = (y[:, 0, 10] - y[:, 0, 0]) / 10                      # = 1 / alpha, alpha in [0.8, 1.2]
+    assert ((slope > 1 / 1.2 - 1e-4) & (slope < 1 / 0.8 + 1e-4)).all() and slope.std() > 0
+
+
+def test_trim_silent_frames_keeps_the_loud_span():
+    spec = torch.full((4, 20), 1e-9)
+    spec[:, 6:15] = 1.0
+    spec[:, 10] = 1e-7                                           # a pause inside is kept
+    out = mt.trim_silent_frames(spec, top_db=40)
+    assert out.shape == (4, 9) and torch.equal(out, spec[:, 6:15])
+    assert mt.trim_silent_frames(spec[:, :8], top_db=40).shape[1] == 8   # < 5 frames would remain: keep all
