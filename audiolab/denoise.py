@@ -57,6 +57,7 @@ from .io import AudioReadError, find_audio_files, iter_readable, load_audio, sav
 from .metrics import si_snr, snr
 from .runtime import UserError, positive_float, positive_int, write_json_atomic, write_metrics
 from .plotting import plot_training_curves, save_figure, spectrogram_figure
+from .synth import HARVARD_SENTENCES
 
 SAMPLE_RATE = 16000          # Hz; PESQ wide-band needs 16 kHz
 N_FFT = 1024                 # -> 513 frequency bins
@@ -65,29 +66,6 @@ CONTEXT_2D = 20              # frames seen by the 2-D CNN
 PREFIX_MAGNITUDE = 1e-4      # scale of the near-silent prefix frames (linear magnitude)
 TRAIN_LEVEL_DBFS = (-35.0, -15.0)  # random RMS level of training mixtures (level augmentation)
 
-# Harvard sentences (IEEE 1969 "Recommended practice for speech quality measurements"), lists 1-4.
-HARVARD = [
-    "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
-    "It's easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
-    "The box was thrown beside the parked truck.", "The hogs were fed chopped corn and garbage.",
-    "Four hours of steady work faced us.", "A large size in stockings is hard to sell.",
-    "The boy was there when the sun rose.", "A rod is used to catch pink salmon.",
-    "The source of the huge river is the clear spring.", "Kick the ball straight and follow through.",
-    "Help the woman get back to her feet.", "A pot of tea helps to pass the evening.",
-    "Smoky fires lack flame and heat.", "The soft cushion broke the man's fall.",
-    "The salt breeze came across from the sea.", "The girl at the booth sold fifty bonds.",
-    "The small pup gnawed a hole in the sock.", "The fish twisted and turned on the bent hook.",
-    "Press the pants and sew a button on the vest.", "The swan dive was far short of perfect.",
-    "The beauty of the view stunned the young boy.", "Two blue fish swam in the tank.",
-    "Her purse was full of useless trash.", "The colt reared and threw the tall rider.",
-    "It snowed, rained, and hailed the same morning.", "Read verse out loud for pleasure.",
-    "Hoist the load to your left shoulder.", "Take the winding path to reach the lake.",
-    "Note closely the size of the gas tank.", "Wipe the grease off his dirty face.",
-    "Mend the coat before you go out.", "The wrist was badly strained and hung limp.",
-    "The stray cat gave birth to kittens.", "The young girl gave no clear response.",
-    "The meal was cooked before the bell rang.", "What joy there is in living.",
-]
 # eSpeak NG voice variants: disjoint sets for training speakers, test speakers and babble talkers.
 SYNTH_TRAIN_VOICES = ["m1", "m3", "m5", "f1", "f3", "f5", "klatt", "Andy", "david", "john", "max", "robert"]
 SYNTH_TEST_VOICES = ["m2", "m6", "f2", "f4", "edward", "linda"]
@@ -490,7 +468,8 @@ def synthetic_babble(n_samples: int, rng: np.random.Generator, talkers: int = 5)
         while track.shape[0] < n_samples:
             voice = Voice(f"en-us+{SYNTH_BABBLE_VOICES[int(rng.integers(len(SYNTH_BABBLE_VOICES)))]}",
                           rate=int(rng.integers(140, 200)), pitch=int(rng.integers(25, 75)))
-            track = np.concatenate([track, synthesize(HARVARD[int(rng.integers(len(HARVARD)))], voice)])
+            text = HARVARD_SENTENCES[int(rng.integers(len(HARVARD_SENTENCES)))]
+            track = np.concatenate([track, synthesize(text, voice)])
         out += track[:n_samples] / (np.sqrt(np.mean(track ** 2)) + 1e-9)
     return out / (np.sqrt(np.mean(out ** 2)) + 1e-9)
 
@@ -512,7 +491,7 @@ def synthetic_data(args: argparse.Namespace, quick: bool = False) -> DenoiseData
     """
     from .synth import Voice, synthesize
     rng = np.random.default_rng(args.seed)
-    train_sent, test_sent = HARVARD[:30], HARVARD[30:]
+    train_sent, test_sent = HARVARD_SENTENCES[:30], HARVARD_SENTENCES[30:]
     n_train, n_test = (8, 2) if quick else (40, 12)
 
     def render(voices, sentences, n, tag):

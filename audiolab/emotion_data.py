@@ -55,6 +55,7 @@ import torch
 from .datasets import RealDataset
 from .io import AUDIO_EXTENSIONS, find_audio_files, iter_readable
 from .runtime import UserError
+from .synth import HARVARD_SENTENCES
 
 # ----------------------------------------------------------------------------- corpus codes
 #: EMOVO sentence codes -> text (corpus documentation; b = brief, l = long, n = nonsense, d = question)
@@ -484,21 +485,8 @@ def load_corpus(name: str, root: Path, sample_rate: int = 16000, limit: int | No
 
 
 # ----------------------------------------------------------------------------- synthetic default
-#: 24 Harvard sentences (IEEE Recommended Practice for Speech Quality Measurements, 1969; lists 1-3)
-SYNTH_SENTENCES = [
-    "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
-    "It's easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
-    "The box was thrown beside the parked truck.", "The hogs were fed chopped corn and garbage.",
-    "Four hours of steady work faced us.", "A large size in stockings is hard to sell.",
-    "The boy was there when the sun rose.", "A rod is used to catch pink salmon.",
-    "The source of the huge river is the clear spring.", "Kick the ball straight and follow through.",
-    "Help the woman get back to her feet.", "A pot of tea helps to pass the evening.",
-    "Smoky fires lack flame and heat.", "The soft cushion broke the man's fall.",
-    "The salt breeze came across from the sea.", "The girl at the booth sold fifty bonds.",
-    "The small pup gnawed a hole in the sock.", "The fish twisted and turned on the bent hook.",
-    "Press the pants and sew a button on the vest.", "The swan dive was far short of perfect.",
-]
+#: 24 Harvard sentences (lists 1-3), shared with the other synthetic speech defaults
+SYNTH_SENTENCES = HARVARD_SENTENCES[:24]
 
 #: emotion -> prosody relative to the speaker's base: rate factor, pitch offset (0-100 scale),
 #: pitch range (0 = monotone, 100 = lively) and volume (0-200). After the acoustic correlates
