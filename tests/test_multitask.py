@@ -104,15 +104,6 @@ def test_spec_augment_masks_to_zero_without_touching_the_input():
 
 
 # ----------------------------------------------------------------------------- end to end
-@pytest.fixture
-def one_thread():
-    """One torch thread while a test trains in-process (2 threads thrash on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_quick_run_synthetic_with_ablation(run_script, tmp_path):
     proc = run_script("q2_multitask.py", "--quick", "--ablation", "--out-dir", "out", env={"OMP_NUM_THREADS": "1"})
     out = tmp_path / "out"
@@ -131,7 +122,7 @@ def test_quick_run_synthetic_with_ablation(run_script, tmp_path):
     assert "test_cer=" in proc.stdout.strip().splitlines()[-1]
 
 
-def test_bad_inputs_are_clear_errors(tmp_path, monkeypatch, capsys, one_thread):
+def test_bad_inputs_are_clear_errors(tmp_path, monkeypatch, capsys):
     """Run in-process through main_guard (as the script does): exit status 2 and one clear message."""
     from audiolab.runtime import main_guard
 
@@ -155,7 +146,7 @@ def test_bad_inputs_are_clear_errors(tmp_path, monkeypatch, capsys, one_thread):
 
 
 @pytest.mark.realdata
-def test_quick_run_on_real_emovo(shared_data, tmp_path, monkeypatch, capsys, one_thread):
+def test_quick_run_on_real_emovo(shared_data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     mt.main(["--quick", "--dataset", "emovo", "--data-root", str(shared_data), "--test-speakers", "m2",
              "--out-dir", "out"])
