@@ -406,7 +406,8 @@ FSDD = RealDataset(
 
 
 def load_fsdd(folder: Path, sample_rate: int = FSDD_SAMPLE_RATE, test_speaker: str | None = None,
-              val_indices: Sequence[int] = range(5), progress: bool = True) -> KwsData:
+              val_indices: Sequence[int] = range(5), progress: bool = True,
+              val_speaker: str | None = None) -> KwsData:
     """Load FSDD clips ``{digit}_{speaker}_{index}.wav`` with a speaker-independent split.
 
     Args:
@@ -416,6 +417,8 @@ def load_fsdd(folder: Path, sample_rate: int = FSDD_SAMPLE_RATE, test_speaker: s
             alphabetically last speaker.
         val_indices: recording indices of the *training* speakers used for validation (FSDD's own
             test indices 0-4); see :func:`fsdd_speaker_split`.
+        val_speaker: hold this second speaker out whole as the validation split instead
+            (speaker-independent validation, at the cost of one training speaker).
 
     Files whose names do not follow the pattern are reported and skipped.
 
@@ -440,20 +443,23 @@ def load_fsdd(folder: Path, sample_rate: int = FSDD_SAMPLE_RATE, test_speaker: s
     if not clips:
         raise UserError(f"no readable FSDD files ({{digit}}_{{speaker}}_{{index}}.wav) in {folder}")
     data = KwsData("fsdd", "real", sample_rate, list(DIGIT_WORDS), clips, issues)
-    return fsdd_speaker_split(data, test_speaker, val_indices)
+    return fsdd_speaker_split(data, test_speaker, val_indices, val_speaker)
 
 
 def fsdd_speaker_split(data: KwsData, test_speaker: str | None = None,
-                       val_indices: Sequence[int] = range(5)) -> KwsData:
+                       val_indices: Sequence[int] = range(5), val_speaker: str | None = None) -> KwsData:
     """Re-split FSDD clips (in place) so that the test speaker is never seen in training.
 
     ``test``: every clip of ``test_speaker``. ``val``: recordings with an index in
     ``val_indices`` of the other speakers (so validation is *not* speaker-independent: with
     only 3-5 speakers in FSDD, holding a second speaker out for validation would leave too
     few to train on). ``train``: the rest. The recording index is read from ``clip.path``.
+    With ``val_speaker`` every clip of that speaker is the validation split instead (validation
+    is then speaker-independent too, and one speaker fewer is trained on).
 
     Raises:
-        UserError: fewer than two speakers, or an unknown ``test_speaker``.
+        UserError: fewer than two speakers (three with ``val_speaker``), an unknown
+            ``test_speaker`` / ``val_speaker``, or the two the same.
     """
     speakers = sorted({c.speaker for c in data.clips})
     if len(speakers) < 2:
@@ -461,6 +467,15 @@ def fsdd_speaker_split(data: KwsData, test_speaker: str | None = None,
     test_speaker = test_speaker or speakers[-1]
     if test_speaker not in speakers:
         raise UserError(f"--test-speaker {test_speaker!r} is not in the data; speakers: {speakers}")
+    if val_speaker is not None:
+        if val_speaker not in speakers or val_speaker == test_speaker or len(speakers) < 3:
+            raise UserError(f"--val-speaker {val_speaker!r} must be a speaker other than the test speaker "
+                            f"{test_speaker!r}, with at least one left to train on; speakers: {speakers}")
+        for c in data.clips:
+            c.split = "test" if c.speaker == test_speaker else ("val" if c.speaker == val_speaker else "train")
+        data.notes = [f"speaker-independent: test speaker {test_speaker}; validation speaker {val_speaker}; "
+                      f"train speakers {[s for s in speakers if s not in (test_speaker, val_speaker)]}"]
+        return data
     val_set = set(int(i) for i in val_indices)
     for c in data.clips:
         index = int(_FSDD_NAME.match(Path(c.path).stem).group(3))
@@ -548,6 +563,34 @@ def synthetic_noise_bank(sample_rate: int, seed: int = 0, seconds: float = 10.0)
     rng = np.random.default_rng(seed)
     n = int(seconds * sample_rate)
     return [0.1 * pink_noise(n, rng), (0.1 * rng.standard_normal(n)).astype(np.float32)]
+
+
+# ----------------------------------------------------------------------------- silence trimming
+def trim_silence(wav: np.ndarray, sample_rate: int, top_db: float = 30.0, margin_s: float = 0.03) -> np.ndarray:
+    """Cut leading / trailing frames more than ``top_db`` dB below the clip's loudest frame.
+
+    ``[n_samples]`` -> ``[n_kept]`` (``librosa.effects.trim`` with 25 ms frames and a 10 ms hop,
+    then ``margin_s`` of the original kept on either side). FSDD's speakers differ a lot in how
+    much silence surrounds the word (lucas: about 0.2 s of 0.54 s); trimming before the centred
+    padding puts every word at the same place in the window, train and test alike. Silent or
+    empty clips are returned unchanged.
+    """
+    import librosa  # heavy import, only needed here
+
+    if len(wav) == 0 or not np.any(wav):
+        return wav
+    frame, hop = int(0.025 * sample_rate), int(0.010 * sample_rate)
+    _, (start, end) = librosa.effects.trim(wav, top_db=top_db, frame_length=frame, hop_length=hop)
+    margin = int(margin_s * sample_rate)
+    return wav[max(0, start - margin):min(len(wav), end + margin)]
+
+
+def trim_clips(data: KwsData, top_db: float) -> KwsData:
+    """:func:`trim_silence` on every clip of ``data`` (in place) except ``_silence_`` clips."""
+    for c in data.clips:
+        if c.label != SILENCE:
+            c.wav = trim_silence(c.wav, data.sample_rate, top_db)
+    return data
 
 
 # ----------------------------------------------------------------------------- augmentation

@@ -142,6 +142,11 @@ def test_fsdd_whole_speaker_split(tmp_path, capsys):
     assert kd.fsdd_speakers(folder) == ["ann", "bob", "cy"]
     with pytest.raises(UserError, match="not in the data"):
         kd.load_fsdd(folder, test_speaker="zed", progress=False)
+    # speaker-independent validation: a second whole speaker
+    kd.fsdd_speaker_split(data, "bob", val_speaker="ann")
+    assert {c.speaker for c in data.split("val")} == {"ann"} and {c.speaker for c in data.split("train")} == {"cy"}
+    with pytest.raises(UserError, match="val-speaker"):
+        kd.fsdd_speaker_split(data, "bob", val_speaker="bob")
 
 
 @pytest.mark.realdata
@@ -206,6 +211,27 @@ def test_speed_perturb_scales_duration_and_pitch():
     freq = np.argmax(np.abs(np.fft.rfft(y))) * sr / len(y)
     assert abs(freq - 625.0) < 5.0
     assert kd.speed_perturb(x, 1.0, sr) is x
+
+
+def test_trim_silence_keeps_the_word_and_a_margin():
+    sr = 8000
+    rng = np.random.default_rng(0)
+    word = _tone(0.3, sr, 500.0)
+    floor = (1e-4 * rng.standard_normal(int(0.4 * sr))).astype(np.float32)  # about -77 dB re the tone
+    x = np.concatenate([floor, word, floor[: int(0.2 * sr)]])
+    y = kd.trim_silence(x, sr, top_db=30.0, margin_s=0.03)
+    # the word (0.3 s) is kept whole, with about 30 ms on each side (frames are 25 ms / 10 ms hop)
+    assert 0.3 * sr <= len(y) <= (0.3 + 2 * 0.03 + 0.04) * sr
+    start = int(np.flatnonzero(np.abs(y) > 0.1)[0])
+    assert 0.01 * sr <= start <= 0.06 * sr
+    silent = np.zeros(800, np.float32)
+    assert kd.trim_silence(silent, sr) is silent
+    # _silence_ clips are left alone by trim_clips
+    data = kd.KwsData("t", "real", sr, ["yes", kd.SILENCE],
+                      [kd.Clip(x.copy(), "yes", "s", "train", "a", sr),
+                       kd.Clip(x.copy(), kd.SILENCE, "n", "train", "b", sr)])
+    kd.trim_clips(data, 30.0)
+    assert len(data.clips[0].wav) < len(x) and len(data.clips[1].wav) == len(x)
 
 
 def test_add_noise_hits_the_snr():
