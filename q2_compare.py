@@ -27,14 +27,13 @@ max_abs_grad_diff, ...), anchors.json, comparison.csv (the table), alignment.png
 
 from __future__ import annotations
 
-import csv
 import statistics
 import sys
 import time
 
 import torch
 
-from audiolab.runtime import (base_parser, format_table, main_guard, out_dir_for, positive_int, seed_everything,
+from audiolab.runtime import (base_parser, write_csv, format_table, main_guard, out_dir_for, positive_int, seed_everything,
                               write_metrics)
 from q2_ctc import ctc_loss, plot_alignment, viterbi_align
 
@@ -111,10 +110,7 @@ def main(argv=None) -> None:
 
     rows = [compare(data, dtype, red, args.repeats) for dtype in (torch.float32, torch.float64) for red in REDUCTIONS]
     print(format_table(rows, floatfmt=".4g"))
-    with open(out / "comparison.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "comparison.csv", rows)
 
     # alignment figure: Viterbi path over one example's log_probs, and the occupancy
     log_probs, targets, input_lengths, target_lengths = data

@@ -75,7 +75,7 @@ from audiolab.io import save_audio  # noqa: E402
 from audiolab.plotting import plot_confusion_matrix, plot_training_curves, save_figure  # noqa: E402
 from audiolab.runtime import (UserError, base_parser, add_data_args, format_table, main_guard,  # noqa: E402
                               out_dir_for, positive_float, positive_int, seed_everything, select_device,
-                              write_metrics)
+                              write_csv, write_metrics)
 from audiolab.train import fit, load_checkpoint  # noqa: E402
 
 SCRIPT = "speechcommands_rnn"
@@ -715,10 +715,7 @@ def comparison_outputs(results: list[dict], data: kd.KwsData, out: Path) -> list
              "best_val_acc": round(r["best_val_accuracy"], 4), "test_acc": round(r["test_accuracy"], 4),
              "test_macro_f1": round(r["test_macro_f1"], 4),
              "most_confused": "; ".join(f"{a}->{b} ({c})" for a, b, c in r["pairs"][:3])} for r in results]
-    with open(out / "comparison.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / "comparison.csv", rows)
     cols = list(rows[0])
     md = [f"Models on {tag}, test split ({len(data.split('test'))} clips)", "",
           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -801,10 +798,7 @@ def run_experiment(name: str, args: argparse.Namespace, data: kd.KwsData, noises
         rows.append({"setting": label, "model": args.experiment_model, "params": res["n_params"],
                      "train_s": round(res["train_seconds"], 1), "best_val_acc": round(res["best_val_accuracy"], 4),
                      "test_acc": round(res["test_accuracy"], 4), "test_macro_f1": round(res["test_macro_f1"], 4)})
-    with open(out / f"experiment_{name}.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / f"experiment_{name}.csv", rows)
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows) + 2), 4.2))
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [r["best_val_acc"] for r in rows], 0.4, label="best validation")

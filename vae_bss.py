@@ -80,7 +80,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 import time
@@ -101,7 +100,7 @@ from audiolab.metrics import psnr
 from audiolab.music_data import (Song, find_irmas_voi, find_mir1k, find_musdb, load_musdb, load_songs_from_stereo,
                                  mir1k_files, synthetic_songs)
 from audiolab.plotting import plot_training_curves, save_figure, spectrogram_figure
-from audiolab.runtime import (UserError, add_data_args, base_parser, format_table, main_guard, positive_float,
+from audiolab.runtime import (UserError, write_csv, add_data_args, base_parser, format_table, main_guard, positive_float,
                               positive_int, read_json, seed_everything, select_device, write_metrics)
 from audiolab.synth import mix_at_snr
 from audiolab.train import fit, load_checkpoint
@@ -528,12 +527,8 @@ def run_study(args, data: dict, test: tuple, device, out_dir: Path) -> list[dict
                      "psnr_fashion_db": s["test_psnr_db_fashion"], "psnr_mean_db": s["test_psnr_db_mean"],
                      "ssim_mnist": s["test_ssim_mnist"], "ssim_fashion": s["test_ssim_fashion"],
                      "psnr_mixture_db": s["test_psnr_db_mixture"], "train_seconds": time.perf_counter() - t0})
-    columns = list(rows[0])
-    with open(out_dir / "study.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=columns)
-        w.writeheader()
-        w.writerows(rows)
-    table = format_table(rows, columns, floatfmt=".3f")
+    write_csv(out_dir / "study.csv", rows)
+    table = format_table(rows, floatfmt=".3f")
     label = " (SYNTHETIC data)" if data["data_source"] == "synthetic" else ""
     (out_dir / "study.md").write_text(f"# Loss study{label}: {epochs} epochs x {pairs} mixtures per run, "
                                       f"{len(test[0])} test pairs\n\n```\n{table}\n```\n")
@@ -915,10 +910,7 @@ def run_music(args) -> dict:
 
     print(f"evaluating on {len(test)} test clips ...")
     rows = evaluate_songs(model, test, args, device, progress=True)
-    with open(out_dir / "test_clips.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out_dir / "test_clips.csv", rows)
     metrics = {"vocals_gnsdr_db": length_weighted(rows, "vocals_nsdr_db"),
                "accompaniment_gnsdr_db": length_weighted(rows, "accompaniment_nsdr_db")}
     for stem in ("vocals", "accompaniment"):

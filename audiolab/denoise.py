@@ -37,7 +37,6 @@ as missing with a reason, never as inf or NaN.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import re
 import time
@@ -55,7 +54,7 @@ from .datasets import RealDataset, SYNTHETIC_NOTE, choose_dataset, resolve_data_
 from .dsp import from_magnitude_phase, magnitude_phase
 from .io import AudioReadError, find_audio_files, iter_readable, load_audio, save_audio
 from .metrics import si_snr, snr
-from .runtime import UserError, positive_float, positive_int, write_json_atomic, write_metrics
+from .runtime import UserError, positive_float, positive_int, write_csv, write_json_atomic, write_metrics
 from .plotting import plot_training_curves, save_figure, spectrogram_figure
 from .synth import HARVARD_SENTENCES
 
@@ -928,18 +927,6 @@ def improvement_figure(summary: Sequence[dict], model_method: str, title: str, p
     return save_figure(fig, path)
 
 
-def _write_csv(path: Path, rows: Sequence[dict]) -> None:
-    if not rows:
-        return
-    cols: list[str] = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=cols)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def anchors_for(metrics: dict, data: DenoiseData) -> list[dict]:
     """Reference numbers shown beside ours in the report: the issue's target and the baselines."""
     where = "" if data.dataset == "tsp" else " (set for tsp FA->MC; this run is on another dataset)"
@@ -984,8 +971,9 @@ def evaluate_and_write(model: torch.nn.Module, data: DenoiseData, args: argparse
     evaluate_set(data.unlabeled, {method: model_fn, "spectral_gating": spectral_gating},
                  wav_dir=out_dir / "unlabeled_denoised", wav_method=method, desc="--test files")
     summary = summarize(rows)
-    _write_csv(out_dir / "results_per_signal.csv", rows)
-    _write_csv(out_dir / "results_by_condition.csv", summary)
+    for name, table in (("results_per_signal.csv", rows), ("results_by_condition.csv", summary)):
+        if table:
+            write_csv(out_dir / name, table)
     label = _label(data)
 
     # examples: one 0 dB test mixture (or the training pair / first --test file)

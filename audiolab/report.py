@@ -20,7 +20,6 @@ import math
 import sys
 from pathlib import Path
 
-from .runtime import write_json_atomic  # noqa: F401  (re-exported for scripts that write reports)
 
 SCRIPT_ORDER = ["q1_generate", "q1_plot", "q1_train_lstm", "q2_ctc", "q2_compare", "q2_multitask",
                 "hw_cnn1d", "hw_cnn2d", "vae_bss", "speechcommands_rnn"]

@@ -18,7 +18,6 @@ is saved atomically, so an interrupted run loses at most the epoch in flight and
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import random
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .runtime import UserError
+from .runtime import UserError, write_csv
 
 StepFn = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, Mapping[str, float]]"]
 
@@ -83,18 +82,7 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
 
 def write_log_csv(path: str | Path, history: list[Mapping[str, Any]]) -> Path:
     """Write the per-epoch history as CSV (union of keys as columns), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns: list[str] = []
-    for row in history:
-        columns += [k for k in row if k not in columns]
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)
-    return path
+    return write_csv(path, history)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:

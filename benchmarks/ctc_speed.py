@@ -23,7 +23,6 @@ wall-clock (``*_ms``) and, for forward+backward, CPU time summed over threads
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from audiolab.runtime import format_table  # noqa: E402
+from audiolab.runtime import format_table, write_csv  # noqa: E402
 from q2_ctc import ctc_loss  # noqa: E402
 
 SHAPES = [(50, 16, 20, 30), (256, 128, 32, 60), (500, 32, 30, 100), (1000, 8, 40, 200)]
@@ -152,11 +151,7 @@ def main(argv=None) -> int:
     for row in rows:
         row.update({"threads": torch.get_num_threads(), "device": str(device), "load_before": load0[0],
                     "load_after": load1[0]})
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.csv, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.csv, rows)
     key = next((r for r in rows if (r["T"], r["N"], r["C"], r["S"]) == (256, 128, 32, 60)), rows[-1])
     print(f"wrote {args.csv}; fwd+bwd ratio ours/torch at ({key['T']},{key['N']},{key['C']},{key['S']}) = "
           f"{key['fwd_bwd_ratio']:.2f}")

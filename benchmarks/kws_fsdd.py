@@ -20,7 +20,6 @@ WAVs) go to ``benchmarks/results/kws_fsdd/<speaker>/``. Reads FSDD from ``--data
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -36,7 +35,7 @@ import torch  # noqa: E402
 
 import speechcommands_rnn as kws  # noqa: E402
 from audiolab import kws_data as kd  # noqa: E402
-from audiolab.runtime import format_table  # noqa: E402
+from audiolab.runtime import format_table, write_csv  # noqa: E402
 
 TARGETS = {"cnn_lstm": 0.93, "lstm": 0.88}
 BUDGET_S = 15 * 60
@@ -115,13 +114,9 @@ def main() -> int:
                         "mean_train_s": sum(r["train_seconds"] for r in rows if r["model"] == m) / len(accs),
                         "target": target if target is not None else "",
                         "met": ("yes" if mean >= target else "NO") if target is not None else ""})
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     for path, table in ((args.out, rows), (args.out.with_name(args.out.stem + "_summary.csv"), summary),
                         (args.out.with_name(args.out.stem + "_folds.csv"), fold_rows)):
-        with open(path, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(table[0]))
-            w.writeheader()
-            w.writerows(table)
+        write_csv(path, table)
     print("\nper fold and model:")
     print(format_table(rows))
     print("\nfold wall time (all models, train + evaluate + outputs):")

@@ -21,7 +21,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -32,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from audiolab.runtime import format_table  # noqa: E402
+from audiolab.runtime import format_table, write_csv  # noqa: E402
 
 TARGET_ACCURACY, TARGET_CER, TARGET_MINUTES = 0.50, 0.15, 15.0
 
@@ -113,11 +112,7 @@ def main(argv=None) -> int:
     rows.append(mean)
     columns = list(rows[0].keys())
     print(format_table(rows, columns))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=columns)
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(args.out, rows)
     ok_acc = mean["emotion_accuracy"] >= TARGET_ACCURACY
     ok_cer = mean["test_cer"] <= TARGET_CER
     n = len(rows) - 1

@@ -11,7 +11,6 @@ Usage: python benchmarks/q1_separation.py [--seeds 0 1 2] [--threads 2]
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from audiolab.runtime import format_table  # noqa: E402
+from audiolab.runtime import format_table, write_csv  # noqa: E402
 
 TARGET_SI_SNR_DB, TARGET_SECONDS = 35.0, 60.0
 
@@ -51,11 +50,7 @@ def main() -> int:
     rows = [run(s, args.threads, args.epochs) for s in args.seeds]
     print(format_table(rows))
     print(f"targets: test_si_snr_db >= {TARGET_SI_SNR_DB}, train_seconds <= {TARGET_SECONDS} (2-core CPU)")
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.csv, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.csv, rows)
     print(f"wrote {args.csv}")
     return 0
 

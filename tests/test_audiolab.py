@@ -233,3 +233,9 @@ def test_report_collects_metrics_figures_audio(tmp_path):
     assert page.index("q1_train_lstm") < page.index("zz_other")
     with pytest.raises(FileNotFoundError):
         report.build_report(tmp_path / "missing")
+
+
+def test_write_csv_unions_columns_atomically(tmp_path):
+    path = runtime.write_csv(tmp_path / "sub" / "t.csv", [{"a": 1, "b": 2.5}, {"a": 3, "c": "x"}])
+    assert path.read_text().splitlines() == ["a,b,c", "1,2.5,", "3,,x"]
+    assert [p.name for p in path.parent.iterdir()] == ["t.csv"]
