@@ -181,6 +181,23 @@ def test_synthetic_keywords_split_by_voice():
     assert [(c.label, c.speaker, c.split) for c in data.clips] == [(c.label, c.speaker, c.split) for c in again.clips]
 
 
+def test_synthetic_voices_only_join_the_training_split(tmp_path):
+    data = kd.load_fsdd(_fake_fsdd(tmp_path), test_speaker="bob", progress=False)
+    before = {s: [(c.path, c.label) for c in data.split(s)] for s in kd.SPLITS}
+    added = kd.add_synthetic_voices(data, 1, voices=["m1", "f2"], progress=False)
+    assert added == 2 * len(kd.DIGIT_WORDS)
+    new = [c for c in data.clips if c.path.startswith("synthetic:")]
+    assert len(new) == added and all(c.split == "train" and c.speaker.startswith("espeak:") for c in new)
+    assert sorted(c.label for c in new) == sorted(kd.DIGIT_WORDS * 2)
+    assert all(len(c.wav) == data.sample_rate and np.abs(c.wav).max() > 0.01 for c in new)  # 1 s at 8 kHz, not silent
+    for s in ("val", "test"):  # evaluation splits stay real and unchanged
+        assert [(c.path, c.label) for c in data.split(s)] == before[s]
+    assert any("synthetic" in n for n in data.notes)
+    data.labels = data.labels + [kd.UNKNOWN]  # classes eSpeak cannot say get no clips
+    assert kd.add_synthetic_voices(data, 1, voices=["m1"], progress=False) == len(kd.DIGIT_WORDS)
+    assert kd.add_synthetic_voices(data, 0, progress=False) == 0
+
+
 # ----------------------------------------------------------------------------- batching / augmentation
 def test_pad_collate_centres_and_crops():
     col = kd.PadCollate(10)
