@@ -41,7 +41,6 @@ Example:
 from __future__ import annotations
 
 import sys
-import time
 
 import torch
 from torch import nn
@@ -49,7 +48,6 @@ from torch import nn
 from audiolab import denoise
 from audiolab.runtime import (add_data_args, base_parser, main_guard, out_dir_for, seed_everything,
                               select_device)
-from audiolab.train import fit, load_checkpoint
 
 SCRIPT = "hw_cnn1d"
 
@@ -119,31 +117,9 @@ def main(argv=None):
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{SCRIPT}: CNN1d with {n_params:,} parameters, output={args.output}, loss={args.loss}")
 
-    # training
-    def step(model, batch):
-        x, noisy_mag, clean_mag = batch
-        return denoise.spectral_loss(model(x), noisy_mag, clean_mag, args.output, args.loss)
-
-    def eval_fn(model):
-        return denoise.validation_scores(model, data, 1, args.output, args.n_fft, args.hop_length, device)
-
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs, eta_min=args.lr * 0.05)
-    ckpt = out_dir / "checkpoint.pt"
-    best = ckpt.with_name("checkpoint_best.pt")
-    if not args.resume:
-        best.unlink(missing_ok=True)  # never evaluate a stale best checkpoint of an earlier run
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    history = fit(model, optimizer, stream, step, args.epochs, eval_fn=eval_fn if data.val else None,
-                  device=device, checkpoint_path=ckpt, log_path=out_dir / "log.csv", resume=args.resume,
-                  scheduler=scheduler, grad_clip=5.0, best_key="val_snr_improvement_db" if data.val else None,
-                  config=vars(args), desc=SCRIPT)
-    train_seconds, train_cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
-    if data.val and best.exists():
-        state = load_checkpoint(best, map_location=device)
-        model.load_state_dict(state["model"])
-        print(f"{SCRIPT}: evaluating the best checkpoint (epoch {state['epoch']}, "
-              f"validation SNR improvement {state['best_value']:.2f} dB)")
+    # training: Adam + cosine schedule, best checkpoint by validation SNR improvement (shared with hw_cnn2d.py)
+    history, train_seconds, train_cpu_seconds = denoise.train_denoiser(
+        model, stream, data, args, context=1, out_dir=out_dir, device=device, script=SCRIPT)
 
     # evaluation and outputs (shared with hw_cnn2d.py)
     denoise.evaluate_and_write(model, data, args, script=SCRIPT, out_dir=out_dir, context=1, history=history,

@@ -57,6 +57,7 @@ from .metrics import si_snr, snr
 from .runtime import UserError, positive_float, positive_int, write_csv, write_json_atomic, write_metrics
 from .plotting import plot_training_curves, save_figure, spectrogram_figure
 from .synth import HARVARD_SENTENCES
+from .train import fit, load_checkpoint
 
 SAMPLE_RATE = 16000          # Hz; PESQ wide-band needs 16 kHz
 N_FFT = 1024                 # -> 513 frequency bins
@@ -938,6 +939,46 @@ def anchors_for(metrics: dict, data: DenoiseData) -> list[dict]:
                         "source": f"noisereduce spectral gating on the same test signals ({name}; the issue "
                                   "asks to beat it in SNR and PESQ)"})
     return out
+
+
+def train_denoiser(model: torch.nn.Module, stream: TrainStream, data: DenoiseData, args: argparse.Namespace, *,
+                   context: int, out_dir: Path, device: torch.device, script: str) -> tuple[list, float, float]:
+    """Train a denoiser the same way for ``hw_cnn1d.py`` and ``hw_cnn2d.py``.
+
+    Adam at ``args.lr`` with cosine decay to 5 % of it; loss :func:`spectral_loss` on the
+    model's output ``[B, F]`` against the frame's magnitudes; ``audiolab.train.fit`` with
+    gradient clipping at 5, a checkpoint every epoch (``out_dir/checkpoint.pt``, ``--resume``)
+    and, when there is a validation set, the best checkpoint by validation SNR improvement
+    (:func:`validation_scores`), which is loaded back into ``model`` before returning. A best
+    checkpoint left by an earlier run is deleted unless resuming, so it is never evaluated.
+
+    Returns ``(history, train_seconds, train_cpu_seconds)`` (wall and process CPU time).
+    """
+    def step(model, batch):
+        x, noisy_mag, clean_mag = batch
+        return spectral_loss(model(x), noisy_mag, clean_mag, args.output, args.loss)
+
+    def eval_fn(model):
+        return validation_scores(model, data, context, args.output, args.n_fft, args.hop_length, device)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs, eta_min=args.lr * 0.05)
+    ckpt = out_dir / "checkpoint.pt"
+    best = ckpt.with_name("checkpoint_best.pt")
+    if not args.resume:
+        best.unlink(missing_ok=True)  # never evaluate a stale best checkpoint of an earlier run
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    history = fit(model, optimizer, stream, step, args.epochs, eval_fn=eval_fn if data.val else None,
+                  device=device, checkpoint_path=ckpt, log_path=out_dir / "log.csv", resume=args.resume,
+                  scheduler=scheduler, grad_clip=5.0, best_key="val_snr_improvement_db" if data.val else None,
+                  config=vars(args), desc=script)
+    train_seconds, train_cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
+    if data.val and best.exists():
+        state = load_checkpoint(best, map_location=device)
+        model.load_state_dict(state["model"])
+        print(f"{script}: evaluating the best checkpoint (epoch {state['epoch']}, "
+              f"validation SNR improvement {state['best_value']:.2f} dB)")
+    return history, train_seconds, train_cpu_seconds
 
 
 def evaluate_and_write(model: torch.nn.Module, data: DenoiseData, args: argparse.Namespace, *, script: str,
