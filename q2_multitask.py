@@ -111,6 +111,12 @@ def build_parser():
                    help="speakers in the synthetic corpus (default %(default)s)")
     g.add_argument("--synth-per-sentence", type=positive_int, default=2,
                    help="emotions each synthetic speaker renders per sentence (default %(default)s)")
+    g.add_argument("--synthetic-voices", type=int, default=0, metavar="N",
+                   help="real corpora: add N eSpeak NG voices saying every training sentence twice (two "
+                        "emotions' prosody) to the training split, for the CTC term only (their emotion labels "
+                        "are caricatures and are not used); test data stays real (default %(default)s)")
+    g.add_argument("--synthetic-language", default=None,
+                   help="eSpeak NG language for --synthetic-voices (default: the corpus' own, e.g. it for EMOVO)")
     f = p.add_argument_group("features")
     f.add_argument("--sample-rate", type=positive_int, default=16000, help="Hz (default %(default)s)")
     f.add_argument("--n-fft", type=positive_int, default=400, help="FFT size, samples (default 400 = 25 ms)")
@@ -183,6 +189,21 @@ def split_indices(args, examples):
     print(f"split: {len(train)} train utterances ({len(tr_spk)} speakers: {', '.join(tr_spk)}), "
           f"{len(test)} test ({len(te_spk)} speakers: {', '.join(te_spk)})")
     return train, test
+
+
+def add_synthetic_voices(args, examples, train_idx, dataset: str, synthetic: bool):
+    """``--synthetic-voices``: append eSpeak NG renderings of the training sentences to ``examples``
+    (in place) and their indices to the training split; returns ``(train_idx, language or None)``."""
+    if args.synthetic_voices <= 0 or synthetic:
+        return list(train_idx), None
+    language = args.synthetic_language or ed.CORPUS_LANGUAGE.get(dataset, "en-us")
+    extra = ed.synthetic_training_voices([examples[i].transcript for i in train_idx], args.synthetic_voices,
+                                         language, per_sentence=2, sample_rate=args.sample_rate, seed=args.seed + 1)
+    start = len(examples)
+    examples.extend(extra)
+    print(f"training split: + {len(extra)} synthetic utterances ({args.synthetic_voices} eSpeak NG voices, "
+          f"language {language!r}; CTC term only, test data stays real)")
+    return list(train_idx) + list(range(start, len(examples))), language
 
 
 def log_mel_features(examples, args) -> list[torch.Tensor]:
@@ -411,9 +432,14 @@ class MultiTaskModel(nn.Module):
         return out
 
 
+#: emotion index of utterances without an emotion label (synthetic training voices)
+IGNORE_EMOTION = -100
+
+
 def task_losses(model, batch, lambda_emotion: float):
     """``(total, ctc, ce)`` for a batch; CTC over the feasible utterances only (``ctc_loss``, mean over
-    items of loss / target length); missing heads give ``None`` terms."""
+    items of loss / target length), cross-entropy over the utterances with an emotion label
+    (``emo >= 0``); missing heads (or no labelled utterance) give ``None`` terms."""
     feats, lengths, tgt, tl, emo, feasible = batch
     out = model(feats, lengths)
     ctc = ce = None
@@ -422,8 +448,9 @@ def task_losses(model, batch, lambda_emotion: float):
         keep = feasible.nonzero().squeeze(1)
         ctc = ctc_loss(out["log_probs"][:, keep], tgt[keep], out["out_lengths"][keep.cpu()], tl[keep], blank=0)
         total = total + ctc
-    if "emotion_logits" in out:
-        ce = F.cross_entropy(out["emotion_logits"], emo)
+    labelled = emo >= 0  # synthetic training voices carry IGNORE_EMOTION: CTC only
+    if "emotion_logits" in out and bool(labelled.any()):
+        ce = F.cross_entropy(out["emotion_logits"][labelled], emo[labelled])
         total = total + (lambda_emotion if "log_probs" in out else 1.0) * ce
     return total, ctc, ce, out
 
@@ -606,6 +633,9 @@ def main(argv=None):
     train_idx, test_idx = split_indices(args, examples)
     emotions = sorted({ex.emotion for ex in examples})
     emo_idx = [emotions.index(ex.emotion) for ex in examples]
+    n_real = len(examples)
+    train_idx, synthetic_language = add_synthetic_voices(args, examples, train_idx, dataset, synthetic)
+    emo_idx += [IGNORE_EMOTION] * (len(examples) - n_real)
     texts = [ed.normalize_transcript(ex.transcript, args.strip_accents) for ex in examples]
     vocab = ed.CharVocab.from_texts([texts[i] for i in train_idx])
     oov = Counter()
@@ -667,7 +697,8 @@ def main(argv=None):
         "test_emotion_macro_f1": res["emotion_macro_f1"], "test_ctc_loss": res["ctc_loss"],
         "test_emotion_ce": res["emotion_ce"], "emotion_chance_accuracy": 1.0 / len(emotions),
         "n_train_utterances": len(train), "n_test_utterances": len(test),
-        "n_train_speakers": len({speakers[i] for i in train_idx}),
+        "n_synthetic_train_utterances": len(examples) - n_real, "synthetic_language": synthetic_language,
+        "n_train_speakers": len({speakers[i] for i in train_idx if i < n_real}),
         "n_test_speakers": len({speakers[i] for i in test_idx}),
         "test_speakers": sorted({speakers[i] for i in test_idx}), "emotions": emotions,
         "n_emotions": len(emotions), "vocab_size": len(vocab), "oov_characters": dict(oov),

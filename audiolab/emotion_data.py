@@ -566,6 +566,38 @@ def synthesize_emotional_speech(n_speakers: int = 8, sentences: Sequence[str] = 
     return examples
 
 
+#: eSpeak NG language of each corpus' speech, for synthetic training voices (``--synthetic-voices``)
+CORPUS_LANGUAGE = {"emovo": "it", "emodb": "de", "cremad": "en-us", "ravdess": "en-us", "tess": "en-us",
+                   "iemocap": "en-us", "synthetic_emotional_speech": "en-us"}
+
+
+def synthetic_training_voices(transcripts: Sequence[str], n_voices: int, language: str, *,
+                              per_sentence: int = 1, sample_rate: int = 16000, seed: int = 0,
+                              progress: bool = True) -> list[Example]:
+    """eSpeak NG renderings of a real corpus' training sentences, to add voices to its training split.
+
+    With three or four actors, a CTC model learns their voices as much as the characters; the
+    new actor's voice then costs it most of its errors. ``n_voices`` synthetic speakers
+    (:func:`synthesize_emotional_speech`, in ``language``) say every distinct sentence of
+    ``transcripts`` ``per_sentence`` times in the prosody of a rotating emotion. Their emotion
+    labels are eSpeak caricatures, not acted emotions: callers should use them for the CTC
+    term only. Speakers are named ``espeak_<variant>``, paths ``synthetic:...``.
+
+    Returns:
+        ``n_voices * n_distinct_sentences * per_sentence`` :class:`Example` s.
+
+    Raises:
+        UserError: ``n_voices`` outside 1..len(SYNTH_VARIANTS) or no sentence.
+        audiolab.synth.SynthesisError: eSpeak NG is not usable.
+    """
+    sentences = sorted({t for t in transcripts if t.strip()})
+    out = synthesize_emotional_speech(n_speakers=n_voices, sentences=sentences, per_sentence=per_sentence,
+                                      sample_rate=sample_rate, seed=seed, language=language, progress=progress)
+    for ex in out:
+        ex.speaker = ex.speaker.replace("synth_", "espeak_", 1)
+    return out
+
+
 # ----------------------------------------------------------------------------- splits
 def speaker_split(speakers: Sequence[str], test_fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
     """Split utterance indices so that no speaker is in both parts.

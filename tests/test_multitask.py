@@ -174,3 +174,39 @@ def test_trim_silent_frames_keeps_the_loud_span():
     out = mt.trim_silent_frames(spec, top_db=40)
     assert out.shape == (4, 9) and torch.equal(out, spec[:, 6:15])
     assert mt.trim_silent_frames(spec[:, :8], top_db=40).shape[1] == 8   # < 5 frames would remain: keep all
+
+
+def test_unlabelled_emotions_train_ctc_only():
+    """Utterances with IGNORE_EMOTION (synthetic voices) add to the CTC term and not to the cross-entropy."""
+    torch.manual_seed(0)
+    feats = [torch.randn(40, 8) for _ in range(3)]
+    model = mt.MultiTaskModel(8, 5, 2, conv_channels=8, hidden=8, layers=1, subsample=4).eval()  # no dropout
+    mixed = mt.Utterances(feats, [[1, 2], [2, 3], [3, 4]], [0, mt.IGNORE_EMOTION, 1], subsample=4)
+    labelled = mt.Utterances([feats[0], feats[2]], [[1, 2], [3, 4]], [0, 1], subsample=4)
+    _, ctc_all, ce_mixed, _ = mt.task_losses(model, mixed.batch([0, 1, 2]), lambda_emotion=1.0)
+    _, _, ce_labelled, _ = mt.task_losses(model, labelled.batch([0, 1]), lambda_emotion=1.0)
+    assert torch.allclose(ce_mixed, ce_labelled, atol=1e-5)   # the batch's other items do not change pooling
+    only_synth = mt.Utterances([feats[1]], [[2, 3]], [mt.IGNORE_EMOTION], subsample=4)
+    total, ctc, ce, _ = mt.task_losses(model, only_synth.batch([0]), lambda_emotion=1.0)
+    assert ce is None and torch.equal(total, ctc) and math.isfinite(float(ctc.detach()))
+
+
+def test_synthetic_voices_join_the_training_split_only(tmp_path):
+    """--synthetic-voices: eSpeak NG (Italian for EMOVO) says each training sentence; test stays real."""
+    from audiolab import emotion_data as ed
+
+    real = [ed.Example(np.zeros(1600, np.float32), 16000, t, "neutral", s, f"{s}/{k}.wav")
+            for k, (t, s) in enumerate([("Gli operai si alzano presto.", "f1"), ("Vorrei il numero telefonico.", "f1"),
+                                        ("Gli operai si alzano presto.", "m1")])]
+    args = mt.build_parser().parse_args(["--synthetic-voices", "2"])
+    examples = list(real)
+    train_idx, language = mt.add_synthetic_voices(args, examples, [0, 1], "emovo", synthetic=False)
+    assert language == "it" and len(examples) == 3 + 2 * 2 * 2          # 2 voices x 2 sentences x 2 renderings
+    assert train_idx == [0, 1, *range(3, 11)] and examples[2] is real[2]   # the test utterance is untouched
+    extra = examples[3:]
+    assert {ex.transcript for ex in extra} == {"Gli operai si alzano presto.", "Vorrei il numero telefonico."}
+    assert all(ex.speaker.startswith("espeak_") and ex.path.startswith("synthetic:") for ex in extra)
+    assert all(ex.waveform.size > 1600 and np.abs(ex.waveform).max() > 0.01 for ex in extra)
+    assert len({ex.speaker for ex in extra}) == 2
+    none = mt.build_parser().parse_args([])
+    assert mt.add_synthetic_voices(none, list(real), [0, 1], "emovo", synthetic=False) == ([0, 1], None)
