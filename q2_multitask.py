@@ -130,6 +130,9 @@ def build_parser():
     f.add_argument("--mel-warp", type=float, default=0.1,
                    help="random mel-axis stretch of training batches, +- this fraction (vocal-tract-length "
                         "perturbation; 0 disables; default %(default)s)")
+    f.add_argument("--tempo", type=float, default=0.0,
+                   help="random speaking-rate change of training batches, +- this fraction (time-axis "
+                        "resampling of the features; 0 disables; default %(default)s)")
     f.add_argument("--no-spec-augment", dest="spec_augment", action="store_false",
                    help="disable SpecAugment-style masking of training batches")
     m = p.add_argument_group("model and training")
@@ -344,6 +347,21 @@ def mel_warp(feats: torch.Tensor, max_warp: float) -> torch.Tensor:
     return feats.gather(2, lo) * (1 - frac.to(feats.device)) + feats.gather(2, hi) * frac.to(feats.device)
 
 
+def tempo_perturb(feats: torch.Tensor, lengths: torch.Tensor, max_change: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random speaking-rate change of a batch: the time axis of ``[B, T, n_mels]`` resampled by one
+    factor ``r ~ U(1 - max_change, 1 + max_change)`` (linear interpolation, ``T' = round(r T)``),
+    ``lengths`` scaled to match. The feature-domain counterpart of the tempo part of speed
+    perturbation (Ko et al., Interspeech 2015); with :func:`mel_warp` (the spectral part) it
+    gives the training set new speaking rates as well as new voices. Returns ``(feats, lengths)``."""
+    if max_change <= 0:
+        return feats, lengths
+    rate = 1 + max_change * (2 * float(torch.rand(())) - 1)
+    T_new = max(1, round(feats.shape[1] * rate))
+    out = F.interpolate(feats.transpose(1, 2), size=T_new, mode="linear", align_corners=True).transpose(1, 2)
+    new_lengths = torch.clamp(torch.round(lengths.float() * rate).long(), 1, T_new)
+    return out.contiguous(), new_lengths
+
+
 def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, n_freq=2, freq_width=12, n_time=2,
                  time_fraction=0.05) -> torch.Tensor:
     """SpecAugment-style masking (Park et al. 2019) on ``[B, T, n_mels]`` normalised features.
@@ -525,11 +543,15 @@ def train_model(heads, args, train, test, vocab, n_emotions, test_refs, device, 
     lam = args.lambda_emotion
 
     def step(model, batch):
-        feats, lengths = batch[0], batch[1]
+        feats, lengths, tgt, tl, emo, feasible = batch
         feats = mel_warp(feats, args.mel_warp)
+        if args.tempo > 0:
+            feats, lengths = tempo_perturb(feats, lengths, args.tempo)
+            min_frames = torch.tensor([ctc_min_frames(tgt[i, :int(tl[i])].tolist()) for i in range(len(tl))])
+            feasible = feasible & (subsampled_length(lengths.cpu(), args.subsample) >= min_frames).to(feasible.device)
         if args.spec_augment:
             feats = spec_augment(feats, lengths)
-        total, ctc, ce, _ = task_losses(model, (feats, *batch[1:]), lam)
+        total, ctc, ce, _ = task_losses(model, (feats, lengths, tgt, tl, emo, feasible), lam)
         extras = {}
         if ctc is not None:
             extras["train_ctc_loss"] = float(ctc.detach())

@@ -210,3 +210,17 @@ def test_synthetic_voices_join_the_training_split_only(tmp_path):
     assert len({ex.speaker for ex in extra}) == 2
     none = mt.build_parser().parse_args([])
     assert mt.add_synthetic_voices(none, list(real), [0, 1], "emovo", synthetic=False) == ([0, 1], None)
+
+
+def test_tempo_perturb_resamples_time_and_lengths_together():
+    feats = torch.arange(50, dtype=torch.float32)[None, :, None].repeat(2, 1, 3)   # a ramp along time
+    lengths = torch.tensor([50, 30])
+    same, same_len = mt.tempo_perturb(feats, lengths, 0.0)
+    assert same is feats and same_len is lengths
+    torch.manual_seed(3)
+    out, new_len = mt.tempo_perturb(feats, lengths, 0.2)
+    T_new = out.shape[1]
+    rate = T_new / 50
+    assert T_new != 50 and 0.8 <= rate <= 1.2
+    assert torch.allclose(out[0, :, 0], torch.linspace(0, 49, T_new), atol=1e-4)   # linear resampling
+    assert new_len[0] == T_new and abs(int(new_len[1]) - 30 * rate) <= 1
