@@ -208,8 +208,12 @@ def test_synthetic_voices_join_the_training_split_only(tmp_path):
     assert all(ex.speaker.startswith("espeak_") and ex.path.startswith("synthetic:") for ex in extra)
     assert all(ex.waveform.size > 1600 and np.abs(ex.waveform).max() > 0.01 for ex in extra)
     assert len({ex.speaker for ex in extra}) == 2
-    none = mt.build_parser().parse_args([])
-    assert mt.add_synthetic_voices(none, list(real), [0, 1], "emovo", synthetic=False) == ([0, 1], None)
+    off = mt.build_parser().parse_args(["--synthetic-voices", "0"])
+    assert mt.add_synthetic_voices(off, list(real), [0, 1], "emovo", synthetic=False) == ([0, 1], None)
+    default = mt.build_parser().parse_args([])                  # a CSV corpus has no known language: none added
+    assert mt.add_synthetic_voices(default, list(real), [0, 1], "csv", synthetic=False) == ([0, 1], None)
+    with pytest.raises(mt.UserError, match="--synthetic-language"):
+        mt.add_synthetic_voices(args, list(real), [0, 1], "csv", synthetic=False)
 
 
 def test_tempo_perturb_resamples_time_and_lengths_together():
