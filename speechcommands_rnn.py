@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="synthetic default: renderings of each word per eSpeak voice (30 voices; default %(default)s)")
     g.add_argument("--synthetic-voices", type=int, default=None, metavar="N",
                    help="real data: add N eSpeak NG renderings per voice (30 voices) of every class word to the "
-                        "training split only (default: 4 for FSDD, whose three training speakers are too few to "
+                        "training split only (default: 8 for FSDD, whose three training speakers are too few to "
                         "generalise from; 0 for Speech Commands and the synthetic default)")
     g.add_argument("--sample-rate", type=positive_int, default=None,
                    help="resample everything to this rate in Hz (default the dataset's: FSDD 8000, others 16000)")
@@ -237,7 +237,7 @@ def load_data(args: argparse.Namespace) -> kd.KwsData:
         data = kd.make_synthetic_keywords(args.word_list, args.synthetic_clips, sample_rate=args.sample_rate or kd.SC_SAMPLE_RATE,
                                           seed=args.seed, voices=sorted(set(voices)),
                                           noise=noise_bank(args, kd.SC_SAMPLE_RATE, root))
-    n_voices = args.synthetic_voices if args.synthetic_voices is not None else (4 if choice.name == "fsdd" else 0)
+    n_voices = args.synthetic_voices if args.synthetic_voices is not None else (8 if choice.name == "fsdd" else 0)
     if data.source == "real" and n_voices > 0:
         added = kd.add_synthetic_voices(data, 1 if args.quick else n_voices, seed=args.seed,
                                         voices=kd.VARIANTS[:6] if args.quick else kd.VARIANTS)
