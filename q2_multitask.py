@@ -658,6 +658,10 @@ def main(argv=None):
         raise UserError(f"--test-fraction must be in (0, 1), got {args.test_fraction}")
     if args.lambda_emotion < 0:
         raise UserError(f"--lambda-emotion must be >= 0, got {args.lambda_emotion}")
+    if not 0 <= args.tempo < 0.5:
+        raise UserError(f"--tempo must be in [0, 0.5) (a fraction of the speaking rate), got {args.tempo}")
+    if args.synthetic_voices is not None and args.synthetic_voices < 0:
+        raise UserError(f"--synthetic-voices must be >= 0, got {args.synthetic_voices}")
     seed_everything(args.seed)
     device = select_device(args.device)
     out_dir = out_dir_for(args, SCRIPT)
