@@ -150,6 +150,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
         t0 = time.perf_counter()
         total, count = 0.0, 0
         extras_sum: dict[str, float] = {}
+        extras_n: dict[str, int] = {}  # an extra may be missing from some batches: average over those that have it
         bar = tqdm(train_loader, desc=f"{desc} epoch {epoch}/{epochs}", leave=False, disable=not progress,
                    dynamic_ncols=True)
         for batch in bar:
@@ -169,12 +170,13 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
             count += 1
             for k, v in extras.items():
                 extras_sum[k] = extras_sum.get(k, 0.0) + float(v)
+                extras_n[k] = extras_n.get(k, 0) + 1
             bar.set_postfix(loss=f"{total / count:.4g}")
         bar.close()
         if scheduler is not None:
             scheduler.step()
         row: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(count, 1)}
-        row.update({k: v / max(count, 1) for k, v in extras_sum.items()})
+        row.update({k: v / extras_n[k] for k, v in extras_sum.items()})
         if eval_fn is not None:
             model.eval()
             with torch.no_grad():

@@ -155,6 +155,18 @@ def test_fit_learns_logs_and_resumes_exactly(tmp_path):
     assert load_checkpoint(tmp_path / "b" / "c.pt")["epoch"] == 6
 
 
+def test_fit_averages_each_extra_over_the_batches_that_report_it():
+    model = torch.nn.Linear(1, 1)
+    batches = [torch.ones(2, 1), torch.ones(2, 1), torch.ones(2, 1)]
+
+    def step(m, x):                                             # "ce" only in the first and last batch
+        k = step.calls = getattr(step, "calls", 0) + 1
+        return m(x).pow(2).mean(), ({"ce": 2.0 * k} if k != 2 else {})
+
+    hist = fit(model, torch.optim.SGD(model.parameters(), lr=0.0), batches, step, 1, progress=False)
+    assert hist[0]["ce"] == pytest.approx((2.0 + 6.0) / 2)      # not (2 + 6) / 3
+
+
 def test_resume_without_checkpoint_and_broken_checkpoint(tmp_path):
     with pytest.raises(runtime.UserError, match="does not exist"):
         _regression_run(tmp_path, 2, resume=True)

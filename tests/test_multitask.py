@@ -153,8 +153,10 @@ def test_bad_inputs_are_clear_errors(tmp_path, monkeypatch, capsys):
 def test_quick_run_on_real_emovo(shared_data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     mt.main(["--quick", "--dataset", "emovo", "--data-root", str(shared_data), "--test-speakers", "m2",
-             "--out-dir", "out"])
+             "--out-dir", "out", "--ablation"])
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["n_synthetic_train_utterances"] > 0 and m["synthetic_language"] == "it" and m["n_train_speakers"] == 3
+    assert "emotion_only_test_emotion_accuracy" in m and "asr_only_test_cer" in m   # emotion-only skips them
     assert m["data_source"] == "real" and m["dataset"] == "emovo" and m["test_speakers"] == ["m2"]
     assert m["n_emotions"] == 7 and m["n_oov_characters"] == sum(m["oov_characters"].values())
     assert "SYNTHETIC" not in capsys.readouterr().out
@@ -218,6 +220,14 @@ def test_synthetic_voices_join_the_training_split_only(tmp_path):
     assert mt.add_synthetic_voices(default, list(real), [0, 1], "csv", synthetic=False) == ([0, 1], None)
     with pytest.raises(mt.UserError, match="--synthetic-language"):
         mt.add_synthetic_voices(args, list(real), [0, 1], "csv", synthetic=False)
+
+
+def test_labelled_subset_drops_synthetic_voices():
+    feats = [torch.randn(12, 4) for _ in range(3)]
+    data = mt.Utterances(feats, [[1], [2], [3]], [2, mt.IGNORE_EMOTION, 0], subsample=2)
+    sub = data.labelled()
+    assert len(sub) == 2 and sub.emotions.tolist() == [2, 0] and sub.targets == [[1], [3]]
+    assert sub.feats[1] is feats[2] and sub.out_lengths.tolist() == data.out_lengths[[0, 2]].tolist()
 
 
 def test_tempo_perturb_resamples_time_and_lengths_together():
