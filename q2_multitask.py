@@ -206,11 +206,13 @@ def split_indices(args, examples):
 def add_synthetic_voices(args, examples, train_idx, dataset: str, synthetic: bool):
     """``--synthetic-voices``: append eSpeak NG renderings of the training sentences to ``examples``
     (in place) and their indices to the training split; returns ``(train_idx, language or None)``."""
+    if synthetic:  # the embedded corpus is synthetic already
+        return list(train_idx), None
     language = args.synthetic_language or ed.CORPUS_LANGUAGE.get(dataset)
     n_voices = args.synthetic_voices
     if n_voices is None:
         n_voices = 0 if language is None else (2 if args.quick else 8)
-    if n_voices <= 0 or synthetic:
+    if n_voices <= 0:
         return list(train_idx), None
     if language is None:
         raise UserError("--synthetic-voices needs --synthetic-language for a CSV manifest (an eSpeak NG language "
@@ -574,8 +576,6 @@ def train_model(heads, args, train, test, vocab, n_emotions, test_refs, device, 
         if args.spec_augment:
             feats = spec_augment(feats, lengths)
         total, ctc, ce, _ = task_losses(model, (feats, lengths, tgt, tl, emo, feasible), lam)
-        if not total.requires_grad:  # no term in this batch (synthetic and too long for CTC): a zero step
-            total = sum(p.sum() for p in model.parameters()) * 0.0
         extras = {}
         if ctc is not None:
             extras["train_ctc_loss"] = float(ctc.detach())

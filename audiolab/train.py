@@ -109,7 +109,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
         model, optimizer: what to train (the model is moved to ``device``).
         train_loader: an iterable of batches (re-iterated each epoch).
         step_fn: ``step_fn(model, batch)`` -> loss or ``(loss, extras)``; batches are moved to
-            ``device`` first unless ``move_batch`` is False.
+            ``device`` first unless ``move_batch`` is False. A loss that does not require grad
+            (no term applied to the batch) skips the batch: no update, not counted.
         epochs: total number of epochs (a resumed run trains the remaining ones).
         eval_fn: per-epoch evaluation, called under ``torch.no_grad()`` in eval mode.
         checkpoint_path: where ``{model, optimizer, scheduler, epoch, history, rng, config}``
@@ -161,6 +162,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
             if not torch.isfinite(loss):
                 raise UserError(f"non-finite training loss ({loss.item()}) at epoch {epoch}; "
                                 "lower the learning rate or check the data")
+            if not loss.requires_grad:  # no loss term applied to this batch: nothing to learn, no step
+                continue
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip:

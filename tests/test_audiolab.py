@@ -167,6 +167,15 @@ def test_fit_averages_each_extra_over_the_batches_that_report_it():
     assert hist[0]["ce"] == pytest.approx((2.0 + 6.0) / 2)      # not (2 + 6) / 3
 
 
+def test_fit_skips_a_batch_with_no_loss_term():
+    """A loss that needs no gradient (nothing applied to the batch) makes no update and is not averaged."""
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.ones_(model.weight)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.5)   # a zero-grad step would still move
+    hist = fit(model, opt, [torch.ones(1, 1), torch.ones(1, 1)], lambda m, x: torch.zeros(()), 1, progress=False)
+    assert float(model.weight.detach()) == 1.0 and hist[0]["train_loss"] == 0.0
+
+
 def test_resume_without_checkpoint_and_broken_checkpoint(tmp_path):
     with pytest.raises(runtime.UserError, match="does not exist"):
         _regression_run(tmp_path, 2, resume=True)
