@@ -568,7 +568,7 @@ def synthesize_emotional_speech(n_speakers: int = 8, sentences: Sequence[str] = 
 
 #: eSpeak NG language of each corpus' speech, for synthetic training voices (``--synthetic-voices``)
 CORPUS_LANGUAGE = {"emovo": "it", "emodb": "de", "cremad": "en-us", "ravdess": "en-us", "tess": "en-us",
-                   "iemocap": "en-us", "synthetic_emotional_speech": "en-us"}
+                   "iemocap": "en-us"}
 
 
 def synthetic_training_voices(transcripts: Sequence[str], n_voices: int, language: str, *,
