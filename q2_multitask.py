@@ -151,6 +151,9 @@ def build_parser():
     m.add_argument("--hidden", type=positive_int, default=160, help="LSTM units per direction (default %(default)s)")
     m.add_argument("--layers", type=positive_int, default=1, help="BiLSTM layers (default %(default)s)")
     m.add_argument("--dropout", type=float, default=0.2, help="(default %(default)s)")
+    m.add_argument("--emotion-input", choices=["lstm", "conv+lstm"], default="lstm",
+                   help="what the emotion head pools: the BiLSTM outputs, or the convolutional features beside "
+                        "them (default %(default)s)")
     m.add_argument("--lambda-emotion", type=float, default=0.1,
                    help="weight of the emotion cross-entropy in CTC + lambda * CE (default %(default)s)")
     m.add_argument("--lr", type=positive_float, default=5e-3, help="peak learning rate (default %(default)s)")
@@ -435,12 +438,18 @@ class MultiTaskModel(nn.Module):
     ``log_probs [T', B, vocab]`` (log-softmax, CTC layout), ``out_lengths [B]``,
     ``emotion_logits [B, n_emotions]``, ``attention [B, T']``.
     ``heads``: ``"both"``, ``"asr"`` or ``"emotion"`` (the ablations drop a head).
+    ``emotion_input``: what the emotion head pools: ``"lstm"`` (the BiLSTM outputs, ``[B, T', 2H]``)
+    or ``"conv+lstm"`` (the subsampled convolutional features beside them, ``[B, T', C + 2H]``: the
+    lower layer keeps more of the voice (pitch, energy, voice quality) that CTC training teaches the
+    upper layer to ignore).
     """
 
     def __init__(self, n_mels, vocab_size, n_emotions, conv_channels=192, hidden=160, layers=2, dropout=0.2,
-                 subsample=4, heads="both"):
+                 subsample=4, heads="both", emotion_input="lstm"):
         super().__init__()
-        self.subsample, self.heads = subsample, heads
+        if emotion_input not in ("lstm", "conv+lstm"):
+            raise ValueError(f"emotion_input must be 'lstm' or 'conv+lstm', got {emotion_input!r}")
+        self.subsample, self.heads, self.emotion_input = subsample, heads, emotion_input
         convs, c_in = [], n_mels
         for _ in range(int(round(math.log2(subsample)))):
             convs += [nn.Conv1d(c_in, conv_channels, kernel_size=5, stride=2, padding=2), nn.GELU()]
@@ -452,8 +461,9 @@ class MultiTaskModel(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.ctc_head = nn.Linear(2 * hidden, vocab_size) if heads in ("both", "asr") else None
         if heads in ("both", "emotion"):
-            self.pool = AttentiveStatsPooling(2 * hidden)
-            self.emotion_head = nn.Sequential(nn.Linear(4 * hidden, 128), nn.GELU(), nn.Dropout(dropout),
+            pooled_dim = 2 * hidden + (c_in if emotion_input == "conv+lstm" else 0)
+            self.pool = AttentiveStatsPooling(pooled_dim)
+            self.emotion_head = nn.Sequential(nn.Linear(2 * pooled_dim, 128), nn.GELU(), nn.Dropout(dropout),
                                               nn.Linear(128, n_emotions))
         else:
             self.pool = self.emotion_head = None
@@ -469,7 +479,8 @@ class MultiTaskModel(nn.Module):
         if self.ctc_head is not None:
             out["log_probs"] = self.ctc_head(h).log_softmax(-1).transpose(0, 1)  # [T', B, V]
         if self.emotion_head is not None:
-            pooled, alpha = self.pool(h, out_lengths.to(h.device))
+            e_in = torch.cat([self.dropout(x), h], dim=-1) if self.emotion_input == "conv+lstm" else h
+            pooled, alpha = self.pool(e_in, out_lengths.to(h.device))
             out["emotion_logits"], out["attention"] = self.emotion_head(pooled), alpha
         return out
 
@@ -560,7 +571,7 @@ def train_model(heads, args, train, test, vocab, n_emotions, test_refs, device, 
     q = args.quick
     model = MultiTaskModel(args.n_mels, len(vocab), n_emotions, conv_channels=32 if q else args.conv_channels,
                            hidden=32 if q else args.hidden, layers=1 if q else args.layers, dropout=args.dropout,
-                           subsample=args.subsample, heads=heads)
+                           subsample=args.subsample, heads=heads, emotion_input=args.emotion_input)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     epochs = 2 if q else args.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(epochs))

@@ -59,10 +59,12 @@ def test_attentive_pooling_ignores_padding_and_reduces_to_mean_std():
     assert torch.allclose(out[0, 6:], h[0].std(0, unbiased=False), atol=1e-4)
 
 
-def test_model_outputs_do_not_depend_on_batch_padding():
+@pytest.mark.parametrize("emotion_input", ["lstm", "conv+lstm"])
+def test_model_outputs_do_not_depend_on_batch_padding(emotion_input):
     """An utterance gives the same log_probs and emotion logits alone and padded inside a batch."""
     torch.manual_seed(0)
-    model = mt.MultiTaskModel(8, 6, 3, conv_channels=8, hidden=8, layers=2, subsample=2).eval()
+    model = mt.MultiTaskModel(8, 6, 3, conv_channels=8, hidden=8, layers=2, subsample=2,
+                              emotion_input=emotion_input).eval()
     short, long = torch.randn(1, 21, 8), torch.randn(1, 50, 8)
     batch = torch.cat([torch.cat([short, torch.zeros(1, 29, 8)], 1), long])
     with torch.no_grad():
@@ -73,6 +75,25 @@ def test_model_outputs_do_not_depend_on_batch_padding():
     assert torch.allclose(alone["log_probs"][:, 0], both["log_probs"][:T, 0], atol=1e-5)
     assert torch.allclose(alone["emotion_logits"][0], both["emotion_logits"][0], atol=1e-5)
     assert torch.allclose(both["log_probs"].exp().sum(-1), torch.ones(25, 2), atol=1e-5)
+
+
+def test_conv_features_reach_the_emotion_head_directly():
+    """With emotion_input="conv+lstm" the emotion logits change when the BiLSTM output is held fixed and
+    only the convolutional features change; with "lstm" they cannot. A bad value is an error."""
+    torch.manual_seed(0)
+    x, L = torch.randn(1, 40, 8), torch.tensor([40])
+    for emotion_input, should_change in (("lstm", False), ("conv+lstm", True)):
+        model = mt.MultiTaskModel(8, 5, 3, conv_channels=8, hidden=8, layers=1, subsample=2,
+                                  emotion_input=emotion_input).eval()
+        fixed_h = torch.randn(1, 20, 16)
+        model.lstm.forward = lambda packed, h=fixed_h: (                       # BiLSTM output pinned
+            torch.nn.utils.rnn.pack_padded_sequence(h, [20], batch_first=True), None)
+        with torch.no_grad():
+            a = model(x, L)["emotion_logits"]
+            b = model(x + torch.randn_like(x), L)["emotion_logits"]
+        assert (not torch.allclose(a, b, atol=1e-6)) == should_change
+    with pytest.raises(ValueError, match="emotion_input"):
+        mt.MultiTaskModel(8, 5, 3, emotion_input="mfcc")
 
 
 def test_ablation_heads():
