@@ -123,7 +123,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
             (``"max"`` or ``"min"``).
 
     Raises:
-        UserError: ``resume`` without a readable checkpoint, or a non-finite loss.
+        UserError: ``resume`` without a readable checkpoint or with one saved for another model
+            shape, or a non-finite loss.
     """
     device = torch.device(device)
     model.to(device)
@@ -134,7 +135,11 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
         if checkpoint_path is None:
             raise UserError("--resume needs a checkpoint path")
         state = load_checkpoint(checkpoint_path, map_location=device)
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as err:  # missing/unexpected keys or other shapes: saved with other settings
+            raise UserError(f"{checkpoint_path} does not fit this model (saved with other settings? "
+                            f"{str(err).splitlines()[0]}); run without --resume or with the same flags") from None
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])

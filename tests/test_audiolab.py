@@ -184,6 +184,16 @@ def test_resume_without_checkpoint_and_broken_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "c.pt")
 
 
+def test_resume_with_a_checkpoint_of_another_model_shape_is_a_clear_error(tmp_path):
+    model = torch.nn.Linear(1, 1)
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.1), [torch.ones(2, 1)],
+        lambda m, x: m(x).pow(2).mean(), 1, checkpoint_path=tmp_path / "c.pt", progress=False)
+    wider = torch.nn.Linear(1, 3)                               # e.g. saved before a default changed
+    with pytest.raises(runtime.UserError, match="does not fit this model"):
+        fit(wider, torch.optim.SGD(wider.parameters(), lr=0.1), [torch.ones(2, 1)],
+            lambda m, x: m(x).pow(2).mean(), 2, checkpoint_path=tmp_path / "c.pt", resume=True, progress=False)
+
+
 # ---------------------------------------------------------------------- datasets
 def test_choose_dataset(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("AUDIOLAB_DATA", raising=False)
