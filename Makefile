@@ -52,6 +52,7 @@ report: setup
 	$(PY) -m audiolab.report
 
 bench: setup
+	$(PY) -m pip install -q -r benchmarks/requirements.txt
 	@for b in benchmarks/*.py; do echo ">>> $$b"; $(PY) $$b || exit 1; done
 
 clean:
