@@ -24,7 +24,8 @@ How (top to bottom in this file):
    training speakers are too few for a model to learn the words rather than the voices.
 3. augmentation, training clips only: time shift, speed perturbation, background noise at a
    random SNR (waveform; ``KwsDataset``), ``TimeStretch``, ``FrequencyMasking``, ``TimeMasking``
-   (spectrogram; ``SpecAugment``).
+   (spectrogram; ``SpecAugment``); then mixup of the normalised features and their labels
+   (``--mixup``, Zhang et al. 2018), which blends clips of different speakers and words.
 4. models (:func:`build_model`): ``rnn`` (``nn.RNN`` baseline), ``lstm``, ``bilstm``, ``gru``
    (``BatchNorm1d`` on the input features, dropout, last hidden state), ``cnn_lstm`` (2-D conv
    front end on the spectrogram, then a BiLSTM) and ``attn_lstm`` (BiLSTM with attention pooling,
@@ -162,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="speed perturbation: factors 1 +- this, in steps of 0.05 (default %(default)s)")
     g.add_argument("--snr-db", type=float, nargs=2, default=(5.0, 25.0), metavar=("LOW", "HIGH"),
                    help="background-noise SNR range in dB (default %(default)s)")
+    g.add_argument("--mixup", type=float, default=0.4, metavar="ALPHA",
+                   help="mixup of training features and labels, lambda ~ Beta(ALPHA, ALPHA) (Zhang et al. "
+                        "2018; 0 disables; default %(default)s)")
     g = p.add_argument_group("models and training")
     g.add_argument("--models", default=",".join(MODELS), help=f"comma list of {MODELS} (default all)")
     g.add_argument("--hidden", type=positive_int, default=64, help="RNN hidden size (default %(default)s)")
@@ -206,6 +210,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise UserError(f"--snr-db LOW HIGH: LOW {args.snr_db[0]} is above HIGH {args.snr_db[1]}")
     if args.synthetic_voices is not None and args.synthetic_voices < 0:
         raise UserError(f"--synthetic-voices must be >= 0, got {args.synthetic_voices}")
+    if args.mixup < 0:
+        raise UserError(f"--mixup must be >= 0 (the Beta distribution's alpha; 0 disables), got {args.mixup}")
     if args.max_wavs < 0:
         raise UserError(f"--max-wavs must be >= 0, got {args.max_wavs}")
     if args.quick:  # tiny sizes for a smoke test
@@ -634,6 +640,19 @@ def make_optimizer(args: argparse.Namespace, model: nn.Module) -> torch.optim.Op
     return torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 
 
+def mixup_step(model: "KwsModel", wav: torch.Tensor, y: torch.Tensor, criterion, alpha: float):
+    """mixup (Zhang et al., ICLR 2018) on the model's normalised, augmented features ``[B, T, F]``:
+    ``x = lam x_i + (1 - lam) x_j`` with ``lam ~ Beta(alpha, alpha)`` and ``j`` a permutation of the
+    batch; loss ``lam CE(y_i) + (1 - lam) CE(y_j)``. It blends clips of different speakers and words,
+    which keeps the network from learning the few training voices by heart.
+    Returns ``(logits [B, n_classes], loss)``."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(len(y), device=y.device)
+    x = model.features(wav, augment=True)
+    logits = model.net(lam * x + (1 - lam) * x[perm])
+    return logits, lam * criterion(logits, y) + (1 - lam) * criterion(logits, y[perm])
+
+
 def train_one(name: str, args: argparse.Namespace, data: kd.KwsData, features: Features, loaders: dict,
               device: torch.device, ckpt_dir: Path | None, progress: bool = True) -> dict:
     """Train model ``name`` with ``audiolab.train.fit``; evaluate its best-validation checkpoint on test.
@@ -651,8 +670,12 @@ def train_one(name: str, args: argparse.Namespace, data: kd.KwsData, features: F
 
     def step(m, batch):
         wav, y, _, _ = batch
-        logits = m(wav)
-        return criterion(logits, y), {"train_accuracy": float((logits.argmax(1) == y).float().mean())}
+        if args.mixup > 0:
+            logits, loss = mixup_step(m, wav, y, criterion, args.mixup)
+        else:
+            logits = m(wav)
+            loss = criterion(logits, y)
+        return loss, {"train_accuracy": float((logits.argmax(1) == y).float().mean())}
 
     def evaluate(m):
         y, p, _, loss = predict(m, loaders["val"], device)
@@ -793,9 +816,12 @@ def experiment_grid(name: str, args: argparse.Namespace) -> list[tuple[str, dict
                 ("hidden 256", {"hidden": 256}), ("dropout 0", {"dropout": 0.0}), ("dropout 0.5", {"dropout": 0.5}),
                 ("adam", {"optimizer": "adam"}), ("sgd lr 0.05", {"optimizer": "sgd", "lr": 0.05})]
     all_aug = sorted(AUGMENTATIONS)
-    return ([("none", {"augment_set": []}), ("all", {"augment_set": all_aug})]
-            + [(f"only {a}", {"augment_set": [a]}) for a in all_aug]
-            + [(f"all but {a}", {"augment_set": [b for b in all_aug if b != a]}) for a in all_aug])
+    mixup = args.mixup or 0.4                                    # mixup is on/off here like the others
+    return ([("none", {"augment_set": [], "mixup": 0.0}), ("all", {"augment_set": all_aug, "mixup": mixup})]
+            + [(f"only {a}", {"augment_set": [a], "mixup": 0.0}) for a in all_aug]
+            + [("only mixup", {"augment_set": [], "mixup": mixup})]
+            + [(f"all but {a}", {"augment_set": [b for b in all_aug if b != a], "mixup": mixup}) for a in all_aug]
+            + [("all but mixup", {"augment_set": all_aug, "mixup": 0.0})])
 
 
 def run_experiment(name: str, args: argparse.Namespace, data: kd.KwsData, noises, device, out: Path) -> dict:

@@ -121,12 +121,33 @@ def test_confused_pairs_and_default_fft():
     assert kws.default_fft(args, 8000) == (256, 80) and kws.default_fft(args, 16000) == (512, 160)
 
 
+def test_mixup_step_matches_a_by_hand_mixture():
+    """mixup_step = the network on lam*x + (1-lam)*x[perm] with the loss mixed by the same lam; the lam and
+    perm are those drawn from the torch RNG (Beta(alpha, alpha), then a permutation)."""
+    torch.manual_seed(5)
+    model = kws.KwsModel(_features("logmel"), kws.build_model("cnn_lstm", 32, 3, hidden=8, layers=1)).eval()
+    wav, y = torch.randn(4, 8000), torch.tensor([0, 1, 2, 1])
+    crit = torch.nn.CrossEntropyLoss()
+    torch.manual_seed(2)
+    logits, loss = kws.mixup_step(model, wav, y, crit, alpha=0.4)
+    torch.manual_seed(2)
+    lam = float(torch.distributions.Beta(0.4, 0.4).sample())
+    perm = torch.randperm(4)
+    x = model.features(wav)
+    ref_logits = model.net(lam * x + (1 - lam) * x[perm])
+    torch.testing.assert_close(logits, ref_logits)
+    torch.testing.assert_close(loss, lam * crit(ref_logits, y) + (1 - lam) * crit(ref_logits, y[perm]))
+    assert 0.01 < lam < 0.99 and not torch.equal(perm, torch.arange(4))   # a real mixture in this draw
+    assert not torch.allclose(logits, model.net(x))                        # ... which changes the output
+
+
 # ----------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("argv, message", [
     (["--models", "lstm,transformer"], "unknown ['transformer']"),
     (["--augment", "reverb"], "unknown ['reverb']"),
     (["--dataset", "fsdd", "--data-root", "/nonexistent/place"], "not found"),
     (["--dropout", "1.5"], "--dropout"),
+    (["--mixup", "-1"], "--mixup"),
 ])
 def test_bad_input_is_a_clear_error(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
