@@ -57,9 +57,9 @@ def standardise(features: np.ndarray, groups: np.ndarray, fit_mask: np.ndarray, 
     return out
 
 
-def leave_one_actor_out(features, labels, speakers, mode: str, select_on=None):
-    """Accuracy per held-out actor, with (kernel, C) picked by inner leave-one-actor-out on the others
-    (or fixed to ``select_on``). Returns ``[(actor, accuracy, macro_f1, kernel, C)]``."""
+def leave_one_actor_out(features, labels, speakers, mode: str):
+    """Accuracy per held-out actor, with (kernel, C) picked by inner leave-one-actor-out on the others.
+    Returns ``[(actor, accuracy, macro_f1, kernel, C)]``."""
     from sklearn.metrics import f1_score
     from sklearn.svm import SVC
 
@@ -72,12 +72,9 @@ def leave_one_actor_out(features, labels, speakers, mode: str, select_on=None):
     rows = []
     for actor in sorted(set(speakers)):
         train, test = speakers != actor, speakers == actor
-        if select_on is None:
-            inner = [a for a in sorted(set(speakers[train]))]
-            best = max(GRID, key=lambda kc: np.mean([fold_score(train & (speakers != a), speakers == a, *kc)[0]
-                                                     for a in inner]))
-        else:
-            best = select_on
+        inner = sorted(set(speakers[train]))
+        best = max(GRID, key=lambda kc: np.mean([fold_score(train & (speakers != a), speakers == a, *kc)[0]
+                                                 for a in inner]))
         acc, f1 = fold_score(train, test, *best)
         rows.append((actor, acc, f1, best[0], best[1]))
     return rows
