@@ -36,7 +36,8 @@ sys.path.insert(0, str(REPO))
 from audiolab import emotion_data as ed  # noqa: E402
 from audiolab.runtime import format_table, write_csv  # noqa: E402
 
-GRID = [("linear", c) for c in (0.001, 0.01, 0.1, 1.0)] + [("rbf", c) for c in (0.1, 1.0, 10.0)]
+GRID = [{"svc__kernel": ["linear"], "svc__C": [0.001, 0.01, 0.1, 1.0]},
+        {"svc__kernel": ["rbf"], "svc__C": [0.1, 1.0, 10.0]}]
 
 
 def default_data_root() -> Path:
@@ -44,39 +45,36 @@ def default_data_root() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
-def standardise(features: np.ndarray, groups: np.ndarray, fit_mask: np.ndarray, mode: str) -> np.ndarray:
-    """z-normalise ``[N, D]`` features per group (``speaker``) or with the rows in ``fit_mask`` (``global``)."""
+def per_speaker_z(features: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+    """z-normalise ``[N, D]`` features with each speaker's own mean and standard deviation (no labels)."""
     out = features.copy()
-    if mode == "speaker":
-        for g in np.unique(groups):
-            rows = groups == g
-            out[rows] = (out[rows] - out[rows].mean(0)) / (out[rows].std(0) + 1e-6)
-    else:
-        mu, sd = out[fit_mask].mean(0), out[fit_mask].std(0) + 1e-6
-        out = (out - mu) / sd
+    for s in np.unique(speakers):
+        rows = speakers == s
+        out[rows] = (out[rows] - out[rows].mean(0)) / (out[rows].std(0) + 1e-6)
     return out
 
 
 def leave_one_actor_out(features, labels, speakers, mode: str):
-    """Accuracy per held-out actor, with (kernel, C) picked by inner leave-one-actor-out on the others.
+    """Accuracy per held-out actor, with (kernel, C) picked by leave-one-actor-out inside the other actors
+    (scikit-learn ``GridSearchCV`` over ``LeaveOneGroupOut``). ``mode``: ``speaker`` (per-speaker z-norm
+    first) or ``global`` (a ``StandardScaler`` fitted on the training rows of each fit).
     Returns ``[(actor, accuracy, macro_f1, kernel, C)]``."""
     from sklearn.metrics import f1_score
+    from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    def fold_score(train, test, kernel, c):
-        x = standardise(features, speakers, train, mode)
-        clf = SVC(kernel=kernel, C=c).fit(x[train], labels[train])
-        pred = clf.predict(x[test])
-        return float((pred == labels[test]).mean()), float(f1_score(labels[test], pred, average="macro"))
-
+    x = per_speaker_z(features, speakers) if mode == "speaker" else features
+    steps = ([] if mode == "speaker" else [("scale", StandardScaler())]) + [("svc", SVC())]
     rows = []
-    for actor in sorted(set(speakers)):
-        train, test = speakers != actor, speakers == actor
-        inner = sorted(set(speakers[train]))
-        best = max(GRID, key=lambda kc: np.mean([fold_score(train & (speakers != a), speakers == a, *kc)[0]
-                                                 for a in inner]))
-        acc, f1 = fold_score(train, test, *best)
-        rows.append((actor, acc, f1, best[0], best[1]))
+    for train, test in LeaveOneGroupOut().split(x, labels, speakers):
+        search = GridSearchCV(Pipeline(steps), GRID, cv=LeaveOneGroupOut())
+        search.fit(x[train], labels[train], groups=speakers[train])
+        pred = search.predict(x[test])
+        best = search.best_params_
+        rows.append((speakers[test][0], float((pred == labels[test]).mean()),
+                     float(f1_score(labels[test], pred, average="macro")), best["svc__kernel"], best["svc__C"]))
     return rows
 
 

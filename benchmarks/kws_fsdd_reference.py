@@ -51,14 +51,6 @@ def template(wav: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.stack([np.interp(grid, np.arange(mfcc.shape[1]), row) for row in mfcc]).ravel()
 
 
-def svm_accuracy(x, y, train, test, c) -> float:
-    from sklearn.svm import SVC
-
-    mu, sd = x[train].mean(0), x[train].std(0) + 1e-6
-    clf = SVC(kernel="rbf", C=c).fit((x[train] - mu) / sd, y[train])
-    return float((clf.predict((x[test] - mu) / sd) == y[test]).mean())
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=default_data_root(),
@@ -74,14 +66,18 @@ def main(argv=None) -> int:
     x = np.stack([template(c.wav, data.sample_rate) for c in data.clips])
     y = np.array([c.label for c in data.clips])
     speakers = np.array([c.speaker for c in data.clips])
+    from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
     rows = []
-    for held_out in sorted(set(speakers)):
-        train, test = speakers != held_out, speakers == held_out
-        inner = sorted(set(speakers[train]))
-        best_c = max(C_GRID, key=lambda c: np.mean([svm_accuracy(x, y, train & (speakers != s), speakers == s, c)
-                                                    for s in inner]))
-        rows.append({"test_speaker": held_out, "test_accuracy": svm_accuracy(x, y, train, test, best_c),
-                     "svm_C": best_c, "n_test_clips": int(test.sum())})
+    for train, test in LeaveOneGroupOut().split(x, y, speakers):   # outer: each speaker held out once
+        search = GridSearchCV(make_pipeline(StandardScaler(), SVC(kernel="rbf")), {"svc__C": list(C_GRID)},
+                              cv=LeaveOneGroupOut())               # inner: C chosen on the training speakers
+        search.fit(x[train], y[train], groups=speakers[train])
+        rows.append({"test_speaker": speakers[test][0], "test_accuracy": float(search.score(x[test], y[test])),
+                     "svm_C": search.best_params_["svc__C"], "n_test_clips": len(test)})
     rows.append({"test_speaker": "mean", "test_accuracy": float(np.mean([r["test_accuracy"] for r in rows])),
                  "svm_C": "", "n_test_clips": int(sum(r["n_test_clips"] for r in rows))})
     print(format_table(rows))
