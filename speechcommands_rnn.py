@@ -214,6 +214,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise UserError(f"--mixup must be >= 0 (the Beta distribution's alpha; 0 disables), got {args.mixup}")
     if args.max_wavs < 0:
         raise UserError(f"--max-wavs must be >= 0, got {args.max_wavs}")
+    n_feat = args.n_mfcc if args.features == "mfcc" else args.n_mels
+    if "cnn_lstm" in args.model_list and n_feat < 8:
+        raise UserError(f"cnn_lstm pools the feature axis three times and needs at least 8 bins; got {n_feat} "
+                        f"({'--n-mfcc' if args.features == 'mfcc' else '--n-mels'})")
     if args.quick:  # tiny sizes for a smoke test
         args.epochs = min(args.epochs, 2)
         args.hidden = min(args.hidden, 32)
@@ -512,28 +516,41 @@ class CNNLSTM(nn.Module):
     """Conv front end on the spectrogram, then a BiLSTM over time, attention pooling, linear.
 
     ``[B, T, F]`` -> image ``[B, 1, F, T]`` -> 2 x (Conv2d 3x3 -> BatchNorm -> ReLU -> MaxPool 2x2)
-    -> ``[B, T/4, C * F/4]`` -> linear projection -> BiLSTM -> attention pool -> dropout -> linear.
-    The pooling halves time twice, so the LSTM runs 4x fewer steps (and faster).
+    -> ``freq_blocks`` x (the same with MaxPool over frequency only) -> ``[B, T/4, C' F']``
+    -> linear projection -> BiLSTM -> attention pool -> dropout -> linear.
+    The first two poolings halve time twice, so the LSTM runs 4x fewer steps (and faster). The
+    frequency-only blocks (channels doubling) make the features less sensitive to where in the spectrum a
+    formant lies, which differs between speakers: on FSDD leave-one-speaker-out one such block raised
+    held-out accuracy from 0.855 to 0.899 (README). ``F' = F`` halved ``2 + freq_blocks`` times (floor).
+
+    Raises:
+        ValueError: ``n_features`` too small for the poolings (``F' = 0``).
     """
 
     def __init__(self, n_features: int, n_classes: int, hidden: int = 128, layers: int = 1, channels: int = 32,
-                 dropout: float = 0.2):
+                 dropout: float = 0.2, freq_blocks: int = 1):
         super().__init__()
 
-        def block(c_in, c_out):
+        def block(c_in, c_out, pool):
             return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                                 nn.ReLU(), nn.MaxPool2d(2))
+                                 nn.ReLU(), nn.MaxPool2d(pool))
 
-        self.conv = nn.Sequential(block(1, channels // 2), block(channels // 2, channels), nn.Dropout(dropout / 2))
-        self.proj = nn.Linear(channels * (n_features // 4), hidden)
+        blocks, c_out, f_out = [block(1, channels // 2, 2), block(channels // 2, channels, 2)], channels, n_features // 4
+        for _ in range(freq_blocks):
+            blocks.append(block(c_out, 2 * c_out, (2, 1)))
+            c_out, f_out = 2 * c_out, f_out // 2
+        if f_out < 1:
+            raise ValueError(f"cnn_lstm needs at least {2 ** (2 + freq_blocks)} feature bins, got {n_features}")
+        self.conv = nn.Sequential(*blocks, nn.Dropout(dropout / 2))
+        self.proj = nn.Linear(c_out * f_out, hidden)
         self.lstm = nn.LSTM(hidden, hidden, num_layers=layers, batch_first=True, bidirectional=True,
                             dropout=dropout if layers > 1 else 0.0)
         self.pool = AttentionPool(2 * hidden)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, n_classes))
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        x = self.conv(feats.transpose(1, 2).unsqueeze(1))  # [B, C, F/4, T/4]
-        x = x.flatten(1, 2).transpose(1, 2)  # [B, T/4, C*F/4]
+        x = self.conv(feats.transpose(1, 2).unsqueeze(1))  # [B, C', F', T/4]
+        x = x.flatten(1, 2).transpose(1, 2)  # [B, T/4, C' F']
         out, _ = self.lstm(torch.relu(self.proj(x)))
         pooled, _ = self.pool(out)
         return self.head(pooled)

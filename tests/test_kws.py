@@ -141,6 +141,17 @@ def test_mixup_step_matches_a_by_hand_mixture():
     assert not torch.allclose(logits, model.net(x))                        # ... which changes the output
 
 
+@pytest.mark.parametrize("n_features", [8, 13, 40, 64])
+def test_cnn_lstm_pools_time_by_4_and_frequency_by_8(n_features):
+    """Two 2x2 poolings then one frequency-only pooling: the BiLSTM sees T // 4 steps of
+    C' * (F // 8) values, for MFCC-sized and log-mel-sized inputs alike."""
+    net = kws.build_model("cnn_lstm", n_features, 5, hidden=8).eval()
+    x = net.conv(torch.randn(3, 1, n_features, 101))
+    assert x.shape == (3, 64, n_features // 4 // 2, 101 // 4)
+    assert net.proj.in_features == 64 * (n_features // 4 // 2)
+    assert net(torch.randn(3, 101, n_features)).shape == (3, 5)
+
+
 # ----------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("argv, message", [
     (["--models", "lstm,transformer"], "unknown ['transformer']"),
@@ -148,6 +159,7 @@ def test_mixup_step_matches_a_by_hand_mixture():
     (["--dataset", "fsdd", "--data-root", "/nonexistent/place"], "not found"),
     (["--dropout", "1.5"], "--dropout"),
     (["--mixup", "-1"], "--mixup"),
+    (["--models", "cnn_lstm", "--n-mels", "4"], "at least 8 bins"),
 ])
 def test_bad_input_is_a_clear_error(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
