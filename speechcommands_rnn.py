@@ -188,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def feature_bins(args: argparse.Namespace) -> int:
+    """Values per frame the models see: ``--n-mfcc`` for MFCC features, else ``--n-mels``."""
+    return args.n_mfcc if args.features == "mfcc" else args.n_mels
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     args.model_list = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -214,7 +219,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise UserError(f"--mixup must be >= 0 (the Beta distribution's alpha; 0 disables), got {args.mixup}")
     if args.max_wavs < 0:
         raise UserError(f"--max-wavs must be >= 0, got {args.max_wavs}")
-    n_feat = args.n_mfcc if args.features == "mfcc" else args.n_mels
+    n_feat = feature_bins(args)
     if "cnn_lstm" in args.model_list and n_feat < 8:
         raise UserError(f"cnn_lstm pools the feature axis three times and needs at least 8 bins; got {n_feat} "
                         f"({'--n-mfcc' if args.features == 'mfcc' else '--n-mels'})")
@@ -592,7 +597,7 @@ def make_features(args: argparse.Namespace, data: kd.KwsData, n_samples: int) ->
     sr = data.sample_rate
     n_fft, hop = default_fft(args, sr)
     aug = set(args.augment_set)
-    n_feat = args.n_mfcc if args.features == "mfcc" else args.n_mels
+    n_feat = feature_bins(args)
     spec_aug = None
     if aug & {"stretch", "freq_mask", "time_mask"}:
         n_frames = n_samples // hop + 1
