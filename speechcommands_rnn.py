@@ -219,10 +219,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise UserError(f"--mixup must be >= 0 (the Beta distribution's alpha; 0 disables), got {args.mixup}")
     if args.max_wavs < 0:
         raise UserError(f"--max-wavs must be >= 0, got {args.max_wavs}")
-    n_feat = feature_bins(args)
-    if "cnn_lstm" in args.model_list and n_feat < 8:
-        raise UserError(f"cnn_lstm pools the feature axis three times and needs at least 8 bins; got {n_feat} "
-                        f"({'--n-mfcc' if args.features == 'mfcc' else '--n-mels'})")
+    n_feat, need = feature_bins(args), CNNLSTM.min_features()
+    if "cnn_lstm" in args.model_list and n_feat < need:
+        raise UserError(f"cnn_lstm pools the feature axis down by {need} and needs at least {need} bins; got "
+                        f"{n_feat} ({'--n-mfcc' if args.features == 'mfcc' else '--n-mels'})")
     if args.quick:  # tiny sizes for a smoke test
         args.epochs = min(args.epochs, 2)
         args.hidden = min(args.hidden, 32)
@@ -545,13 +545,18 @@ class CNNLSTM(nn.Module):
             blocks.append(block(c_out, 2 * c_out, (2, 1)))
             c_out, f_out = 2 * c_out, f_out // 2
         if f_out < 1:
-            raise ValueError(f"cnn_lstm needs at least {2 ** (2 + freq_blocks)} feature bins, got {n_features}")
+            raise ValueError(f"cnn_lstm needs at least {self.min_features(freq_blocks)} feature bins, got {n_features}")
         self.conv = nn.Sequential(*blocks, nn.Dropout(dropout / 2))
         self.proj = nn.Linear(c_out * f_out, hidden)
         self.lstm = nn.LSTM(hidden, hidden, num_layers=layers, batch_first=True, bidirectional=True,
                             dropout=dropout if layers > 1 else 0.0)
         self.pool = AttentionPool(2 * hidden)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, n_classes))
+
+    @staticmethod
+    def min_features(freq_blocks: int = 1) -> int:
+        """Fewest feature bins the poolings leave non-empty: ``2 ** (2 + freq_blocks)``."""
+        return 2 ** (2 + freq_blocks)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         x = self.conv(feats.transpose(1, 2).unsqueeze(1))  # [B, C', F', T/4]
@@ -838,7 +843,7 @@ def experiment_grid(name: str, args: argparse.Namespace) -> list[tuple[str, dict
                 ("hidden 256", {"hidden": 256}), ("dropout 0", {"dropout": 0.0}), ("dropout 0.5", {"dropout": 0.5}),
                 ("adam", {"optimizer": "adam"}), ("sgd lr 0.05", {"optimizer": "sgd", "lr": 0.05})]
     all_aug = sorted(AUGMENTATIONS)
-    mixup = args.mixup or 0.4                                    # mixup is on/off here like the others
+    mixup = args.mixup or build_parser().get_default("mixup")  # mixup is on/off here like the others
     return ([("none", {"augment_set": [], "mixup": 0.0}), ("all", {"augment_set": all_aug, "mixup": mixup})]
             + [(f"only {a}", {"augment_set": [a], "mixup": 0.0}) for a in all_aug]
             + [("only mixup", {"augment_set": [], "mixup": mixup})]
