@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO))
 import speechcommands_rnn as kws  # noqa: E402
 from audiolab import kws_data as kd  # noqa: E402
 from audiolab.runtime import main_guard  # noqa: E402
+from audiolab.train import load_checkpoint  # noqa: E402
 
 
 def _features(kind="mfcc", cmvn="none", sr=8000, n_fft=256, hop=80, **kw):
@@ -176,18 +177,23 @@ def test_quick_run_end_to_end(run_script, tmp_path):
     assert last.startswith("speechcommands_rnn on synthetic_keywords [SYNTHETIC DATA]: test accuracy")
     m = json.loads((out / "metrics.json").read_text())
     assert m["data_source"] == "synthetic" and m["dataset"] == "synthetic_keywords"
+    assert m["tested_checkpoint"] == "best"
     for name in ("rnn", "cnn_lstm"):
         assert 0.0 <= m[f"test_accuracy_{name}"] <= 1.0 and m[f"n_params_{name}"] > 0
         assert (out / f"confusion_{name}.png").exists() and (out / f"curves_{name}.png").exists()
         assert (out / "checkpoints" / f"{name}.pt").exists() and (out / "checkpoints" / f"{name}_best.pt").exists()
         log = list(csv.DictReader(open(out / f"log_{name}.csv")))
         assert [int(r["epoch"]) for r in log] == [1, 2] and "val_accuracy" in log[0]
+        # synthetic default: validation voices are unseen, so the best-validation epoch is tested (first maximum)
+        val = [float(r["val_accuracy"]) for r in log]
+        assert m[f"tested_epoch_{name}"] == 1 + val.index(max(val))
         assert "precision" in (out / f"report_{name}.txt").read_text()
     for fig in ("explore_waveforms", "explore_durations", "explore_class_counts", "explore_features",
                 "confusion_all", "comparison"):
         assert (out / f"{fig}.png").exists(), fig
     rows = list(csv.DictReader(open(out / "comparison.csv")))
     assert [r["model"] for r in rows] == ["rnn", "cnn_lstm"]
+    assert [int(r["tested_epoch"]) for r in rows] == [m["tested_epoch_rnn"], m["tested_epoch_cnn_lstm"]]
     assert float(rows[0]["test_acc"]) == pytest.approx(m["test_accuracy_rnn"], abs=1e-4)
     counts = list(csv.DictReader(open(out / "class_counts.csv")))
     assert len(counts) == 10 and sum(int(r["test"]) for r in counts) == m["n_test_clips"]
@@ -211,14 +217,38 @@ def test_experiment_grid_quick(tmp_path, monkeypatch):
     assert m["data_source"] == "synthetic"
 
 
+@pytest.mark.parametrize("dataset, flags, expected", [
+    ("fsdd", [], "last"),  # validation = the training speakers' own recordings
+    ("fsdd", ["--val-speaker", "lucas"], "best"),  # a whole speaker validates: speaker-independent
+    ("fsdd", ["--test-checkpoint", "best"], "best"),
+    ("speech_commands", [], "best"),
+    ("synthetic_keywords", ["--test-checkpoint", "last"], "last"),
+])
+def test_test_checkpoint_default_follows_the_validation_set(dataset, flags, expected):
+    args = kws.parse_args(["train", *flags])
+    assert kws.test_checkpoint(args, kd.KwsData(name=dataset, source="real", sample_rate=8000, labels=[], clips=[])) == expected
+
+
 @pytest.mark.realdata
 def test_quick_run_on_real_fsdd(shared_data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    kws.main(["train", "--quick", "--dataset", "fsdd", "--data-root", str(shared_data), "--test-speaker", "jackson",
-              "--models", "gru"])
+    argv = ["train", "--quick", "--dataset", "fsdd", "--data-root", str(shared_data), "--test-speaker", "jackson",
+            "--models", "gru"]
+    kws.main(argv)
     out = tmp_path / "outputs" / "speechcommands_rnn"
     m = json.loads((out / "metrics.json").read_text())
     assert m["data_source"] == "real" and m["dataset"] == "fsdd" and m["n_classes"] == 10
+    # FSDD validated on the training speakers: the final weights (checkpoints/gru.pt) are the ones tested
+    assert m["tested_checkpoint"] == "last" and m["tested_epoch_gru"] == 2
+    args = kws.parse_args(argv)
+    data = kws.load_data(args)
+    n_samples = int(round(args.clip_seconds * data.sample_rate))
+    model = kws.KwsModel(kws.make_features(args, data, n_samples),
+                         kws.build_model("gru", kws.feature_bins(args), len(data.labels), hidden=args.hidden,
+                                         layers=args.layers, dropout=args.dropout, frame_stack=args.frame_stack))
+    model.load_state_dict(load_checkpoint(out / "checkpoints" / "gru.pt")["model"])
+    y, p, _, _ = kws.predict(model, kws.make_loaders(args, data, n_samples, [])["test"], "cpu")
+    assert float((y == p).mean()) == pytest.approx(m["test_accuracy_gru"], abs=1e-9)
     assert m["n_test_clips"] == 100  # --quick keeps recordings x0 and x1 of every digit: 10 digits x 10 of jackson's
     assert "SYNTHETIC" not in capsys.readouterr().out
     assert "fsdd" in (out / "report_gru.txt").read_text()
