@@ -34,7 +34,7 @@ How (top to bottom in this file):
 5. training (``audiolab.train.fit``): CrossEntropyLoss (label smoothing), AdamW, cosine learning
    rate, gradient clipping, validation every epoch, best checkpoint by validation accuracy. The test
    split scores that checkpoint, or the final weights where the validation clips come from the
-   training speakers themselves (FSDD's default; :func:`test_checkpoint`, ``--test-checkpoint``).
+   training speakers themselves (FSDD's default; :func:`tested_checkpoint`, ``--test-checkpoint``).
 6. evaluation: test accuracy, macro-F1 and a per-class report (scikit-learn), a confusion
    matrix per model and all side by side, the most-confused pairs, misclassified test clips as
    WAV, curves, and a comparison table (``comparison.csv`` / ``.md``, ``metrics.json`` keys
@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--frame-stack", type=positive_int, default=6,
                    help="rnn/lstm/bilstm/gru/attn_lstm: consecutive 10 ms frames concatenated into one recurrent "
                         "step (default %(default)s: 60 ms steps; on FSDD's held-out speakers the LSTM got 0.80 "
-                        "with 6, 0.78 with 4 and 0.73 with 2)")
+                        "with 6, 0.78 with 4 and 0.73 with 2 in the README's harness)")
     g.add_argument("--dropout", type=float, default=0.2, help="dropout (default %(default)s)")
     g.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate (default %(default)s)")
     g.add_argument("--optimizer", default="adamw", choices=["adam", "adamw", "sgd"], help="default %(default)s")
@@ -275,7 +275,7 @@ def load_data(args: argparse.Namespace) -> kd.KwsData:
     return data
 
 
-def test_checkpoint(args: argparse.Namespace, data: kd.KwsData) -> str:
+def tested_checkpoint(args: argparse.Namespace, data: kd.KwsData) -> str:
     """Which weights are tested, ``"best"`` (validation accuracy) or ``"last"`` (``--test-checkpoint``).
 
     The default is ``"last"`` only for FSDD validated on recordings 0-4 of the training speakers: that
@@ -509,8 +509,9 @@ class RecurrentClassifier(nn.Module):
     consecutive frames into one step (``[B, T // k, k F]``): k times fewer recurrent steps, the
     usual trick of low-frame-rate acoustic models (Pundak & Sainath 2016), which matters on a
     CPU where the time loop dominates. Fewer, richer steps also generalised better to unseen FSDD
-    speakers (LSTM 0.80 with k = 6 against 0.73 with k = 2, README). ``pool="last"``: the last layer's final hidden state
-    (both directions concatenated when bidirectional); ``"attention"``: :class:`AttentionPool`.
+    speakers (LSTM 0.80 with k = 6 against 0.73 with k = 2 in the README's harness).
+    ``pool="last"``: the last layer's final hidden state (both directions concatenated when
+    bidirectional); ``"attention"``: :class:`AttentionPool`.
     """
 
     def __init__(self, n_features: int, n_classes: int, cell: str = "lstm", hidden: int = 128, layers: int = 2,
@@ -706,7 +707,7 @@ def mixup_step(model: "KwsModel", wav: torch.Tensor, y: torch.Tensor, criterion,
 
 def train_one(name: str, args: argparse.Namespace, data: kd.KwsData, features: Features, loaders: dict,
               device: torch.device, ckpt_dir: Path | None, progress: bool = True) -> dict:
-    """Train model ``name`` with ``audiolab.train.fit``; evaluate the checkpoint :func:`test_checkpoint`
+    """Train model ``name`` with ``audiolab.train.fit``; evaluate the checkpoint :func:`tested_checkpoint`
     names (the best-validation one, or the final weights) on test.
 
     Returns a dict: ``model`` (trained, tested weights), ``history``, ``n_params``, ``train_seconds``,
@@ -742,7 +743,7 @@ def train_one(name: str, args: argparse.Namespace, data: kd.KwsData, features: F
     train_seconds = sum(r.get("epoch_seconds", 0.0) for r in history)  # includes the per-epoch validation
     tested_epoch = history[-1]["epoch"]  # fit leaves the final weights in the model
     best_ckpt = ckpt.with_name(f"{name}_best.pt") if ckpt is not None else None
-    if test_checkpoint(args, data) == "best" and best_ckpt is not None and best_ckpt.exists():
+    if tested_checkpoint(args, data) == "best" and best_ckpt is not None and best_ckpt.exists():
         state = load_checkpoint(best_ckpt, map_location=device)
         model.load_state_dict(state["model"])
         tested_epoch = int(state["epoch"])
@@ -947,7 +948,7 @@ def main(argv=None) -> None:
         features = make_features(args, data, n_samples)
         feature_figure(features, data, n_samples, out)
         loaders = make_loaders(args, data, n_samples, noises)
-        metrics["tested_checkpoint"] = choice = test_checkpoint(args, data)
+        metrics["tested_checkpoint"] = choice = tested_checkpoint(args, data)
         print(f"test split scored with each model's {'best-validation' if choice == 'best' else 'final'} weights "
               f"(--test-checkpoint {choice})")
         results = []

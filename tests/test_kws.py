@@ -224,9 +224,9 @@ def test_experiment_grid_quick(tmp_path, monkeypatch):
     ("speech_commands", [], "best"),
     ("synthetic_keywords", ["--test-checkpoint", "last"], "last"),
 ])
-def test_test_checkpoint_default_follows_the_validation_set(dataset, flags, expected):
-    args = kws.parse_args(["train", *flags])
-    assert kws.test_checkpoint(args, kd.KwsData(name=dataset, source="real", sample_rate=8000, labels=[], clips=[])) == expected
+def test_tested_checkpoint_default_follows_the_validation_set(dataset, flags, expected):
+    data = kd.KwsData(name=dataset, source="real", sample_rate=8000, labels=[], clips=[])
+    assert kws.tested_checkpoint(kws.parse_args(["train", *flags]), data) == expected
 
 
 @pytest.mark.realdata
