@@ -244,8 +244,7 @@ def test_quick_run_on_real_fsdd(shared_data, tmp_path, monkeypatch, capsys):
     data = kws.load_data(args)
     n_samples = int(round(args.clip_seconds * data.sample_rate))
     model = kws.KwsModel(kws.make_features(args, data, n_samples),
-                         kws.build_model("gru", kws.feature_bins(args), len(data.labels), hidden=args.hidden,
-                                         layers=args.layers, dropout=args.dropout, frame_stack=args.frame_stack))
+                         kws.model_from_args("gru", args, kws.feature_bins(args), len(data.labels)))
     model.load_state_dict(load_checkpoint(out / "checkpoints" / "gru.pt")["model"])
     y, p, _, _ = kws.predict(model, kws.make_loaders(args, data, n_samples, [])["test"], "cpu")
     assert float((y == p).mean()) == pytest.approx(m["test_accuracy_gru"], abs=1e-9)
