@@ -90,6 +90,7 @@ MODELS = ["rnn", "lstm", "bilstm", "gru", "cnn_lstm", "attn_lstm"]
 EXPERIMENTS = ["features", "hparams", "augment"]
 AUGMENTATIONS = {"shift", "speed", "noise", "stretch", "freq_mask", "time_mask"}
 FRAME_STACK = 6  # 10 ms frames per recurrent step (--frame-stack); 60 ms steps generalised best on FSDD (README)
+HIDDEN, LAYERS = 64, 2  # --hidden / --layers defaults, shared by the parser and build_model
 # Published / target numbers shown beside ours (issue 5).
 ANCHORS = {
     "speech_commands": [
@@ -171,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "2018; 0 disables; default %(default)s)")
     g = p.add_argument_group("models and training")
     g.add_argument("--models", default=",".join(MODELS), help=f"comma list of {MODELS} (default all)")
-    g.add_argument("--hidden", type=positive_int, default=64, help="RNN hidden size (default %(default)s)")
-    g.add_argument("--layers", type=positive_int, default=2, help="RNN layers (default %(default)s)")
+    g.add_argument("--hidden", type=positive_int, default=HIDDEN, help="RNN hidden size (default %(default)s)")
+    g.add_argument("--layers", type=positive_int, default=LAYERS, help="RNN layers (default %(default)s)")
     g.add_argument("--frame-stack", type=positive_int, default=FRAME_STACK,
                    help="rnn/lstm/bilstm/gru/attn_lstm: consecutive 10 ms frames concatenated into one recurrent "
                         "step (default %(default)s: 60 ms steps; on FSDD's held-out speakers the LSTM got 0.80 "
@@ -592,7 +593,7 @@ class CNNLSTM(nn.Module):
         return self.head(pooled)
 
 
-def build_model(name: str, n_features: int, n_classes: int, hidden: int = 128, layers: int = 2,
+def build_model(name: str, n_features: int, n_classes: int, hidden: int = HIDDEN, layers: int = LAYERS,
                 dropout: float = 0.2, frame_stack: int = FRAME_STACK) -> nn.Module:
     """One of ``MODELS`` as an ``nn.Module`` mapping features ``[B, T, F]`` to logits ``[B, n_classes]``."""
     if name == "cnn_lstm":
