@@ -243,8 +243,8 @@ def test_quick_run_on_real_fsdd(shared_data, tmp_path, monkeypatch, capsys):
     args = kws.parse_args(argv)
     data = kws.load_data(args)
     n_samples = int(round(args.clip_seconds * data.sample_rate))
-    model = kws.KwsModel(kws.make_features(args, data, n_samples),
-                         kws.model_from_args("gru", args, kws.feature_bins(args), len(data.labels)))
+    features = kws.make_features(args, data, n_samples)  # as train_one: the model sized by features.n_features
+    model = kws.KwsModel(features, kws.model_from_args("gru", args, features.n_features, len(data.labels)))
     model.load_state_dict(load_checkpoint(out / "checkpoints" / "gru.pt")["model"])
     y, p, _, _ = kws.predict(model, kws.make_loaders(args, data, n_samples, [])["test"], "cpu")
     assert float((y == p).mean()) == pytest.approx(m["test_accuracy_gru"], abs=1e-9)
