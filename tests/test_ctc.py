@@ -14,7 +14,6 @@ import itertools
 import math
 import warnings
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
