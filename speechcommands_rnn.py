@@ -633,6 +633,11 @@ def n_parameters(model: nn.Module) -> int:
 
 
 # =============================================================================== training
+def clip_samples(args: argparse.Namespace, data: kd.KwsData) -> int:
+    """Fixed clip length in samples that the ``collate_fn`` pads/crops to: ``--clip-seconds`` x sample rate (Hz)."""
+    return int(round(args.clip_seconds * data.sample_rate))
+
+
 def make_features(args: argparse.Namespace, data: kd.KwsData, n_samples: int) -> Features:
     """Build :class:`Features` from the flags and fit its statistics on the training split."""
     sr = data.sample_rate
@@ -948,7 +953,7 @@ def main(argv=None) -> None:
                      "n_synthetic_train_clips": sum(c.path.startswith("synthetic:") for c in data.split("train"))}
     if args.command in {"all", "explore"} and args.experiment is None:
         metrics.update(explore(data, out))
-    n_samples = int(round(args.clip_seconds * data.sample_rate))
+    n_samples = clip_samples(args, data)
     noises = noise_bank(args, data.sample_rate)
     headline = ""
     if args.experiment is not None:

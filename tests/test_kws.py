@@ -242,7 +242,7 @@ def test_quick_run_on_real_fsdd(shared_data, tmp_path, monkeypatch, capsys):
     assert m["tested_checkpoint"] == "last" and m["tested_epoch_gru"] == 2
     args = kws.parse_args(argv)
     data = kws.load_data(args)
-    n_samples = int(round(args.clip_seconds * data.sample_rate))
+    n_samples = kws.clip_samples(args, data)
     features = kws.make_features(args, data, n_samples)  # as train_one: the model sized by features.n_features
     model = kws.KwsModel(features, kws.model_from_args("gru", args, features.n_features, len(data.labels)))
     model.load_state_dict(load_checkpoint(out / "checkpoints" / "gru.pt")["model"])
