@@ -50,6 +50,7 @@ import sys
 import torch
 from torch import nn
 
+from audiolab.cli_text import script_help
 from audiolab import denoise
 from audiolab.runtime import (add_data_args, base_parser, main_guard, out_dir_for, seed_everything,
                               select_device)
@@ -59,7 +60,7 @@ SCRIPT = "hw_cnn2d"
 
 # ----------------------------------------------------------------------------- settings
 def parse_args(argv=None):
-    parser = base_parser(__doc__, epochs=10)
+    parser = script_help(base_parser(__doc__, epochs=10))
     add_data_args(parser, ["tsp", "synthetic"])
     denoise.add_denoise_args(parser)
     parser.add_argument("--channels", type=int, nargs=3, default=(16, 32, 32),

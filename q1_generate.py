@@ -36,6 +36,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
+from audiolab.cli_text import script_help
 from audiolab.io import save_audio
 from audiolab.runtime import (UserError, base_parser, main_guard, out_dir_for, positive_float, positive_int,
                               write_metrics)
@@ -44,7 +45,7 @@ PCM_SCALE = 32768.0  # 16-bit full scale: samples are k / 32768 for integer k
 
 
 def build_parser():
-    p = base_parser(__doc__, epochs=None)
+    p = script_help(base_parser(__doc__, epochs=None))
     p.add_argument("--data-dir", type=Path, default=Path("data/q1"), help="output folder (default %(default)s)")
     p.add_argument("--n-examples", type=positive_int, default=100, help="number of examples (default %(default)s)")
     p.add_argument("--n-samples", type=positive_int, default=10000, help="samples per signal, T (default %(default)s)")

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from audiolab.cli_text import script_help
 from audiolab.dsp import frequencies_hz, stft
 from audiolab.io import AudioReadError, load_audio
 from audiolab.plotting import spectrogram_figure
@@ -29,7 +30,7 @@ NAMES = ("source1", "source2", "mixture")
 
 
 def build_parser():
-    p = base_parser(__doc__, epochs=None)
+    p = script_help(base_parser(__doc__, epochs=None))
     p.add_argument("--data-dir", type=Path, default=Path("data/q1"),
                    help="folder written by q1_generate.py (default %(default)s)")
     p.add_argument("--id", type=int, default=None, help="example id to plot (default: the first test example)")

@@ -47,6 +47,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from audiolab.cli_text import script_help
 from audiolab.dsp import amplitude_to_db, istft, stft
 from audiolab.io import AudioReadError, load_audio, save_audio
 from audiolab.metrics import si_snr
@@ -60,7 +61,7 @@ SOURCES = ("source1", "source2")
 
 # ----------------------------------------------------------------------------- settings
 def build_parser():
-    p = base_parser(__doc__, epochs=10)
+    p = script_help(base_parser(__doc__, epochs=10))
     p.add_argument("--data-dir", type=Path, default=Path("data/q1"),
                    help="folder written by q1_generate.py (default %(default)s)")
     p.add_argument("--n-fft", type=positive_int, default=512, help="STFT size in samples (default %(default)s)")

@@ -33,6 +33,7 @@ import time
 
 import torch
 
+from audiolab.cli_text import script_help
 from audiolab.runtime import (base_parser, write_csv, format_table, main_guard, out_dir_for, positive_int, seed_everything,
                               write_metrics)
 from q2_ctc import ctc_loss, plot_alignment, viterbi_align
@@ -93,7 +94,7 @@ def compare(data, dtype: torch.dtype, reduction: str, repeats: int) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = base_parser(__doc__, seed=0)
+    parser = script_help(base_parser(__doc__, seed=0))
     parser.add_argument("--repeats", type=positive_int, default=21,
                         help="timed repeats per row; medians are reported (default %(default)s)")
     parser.add_argument("--example", type=int, default=0, help="batch item shown in the alignment figure (0-15)")

@@ -847,6 +847,7 @@ def _cer(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]) -> float:
 
 
 def main(argv=None) -> None:
+    from audiolab.cli_text import script_help
     from audiolab.io import save_audio
     from audiolab.plotting import plot_training_curves
     from audiolab.runtime import (UserError, base_parser, format_table, out_dir_for, positive_float, positive_int,
@@ -854,7 +855,7 @@ def main(argv=None) -> None:
     from audiolab.datasets import SYNTHETIC_NOTE, banner
     from audiolab.train import fit
 
-    parser = base_parser(__doc__, epochs=10, seed=0)
+    parser = script_help(base_parser(__doc__, epochs=10, seed=0))
     parser.add_argument("--n-train", type=positive_int, default=384, help="training utterances (default %(default)s)")
     parser.add_argument("--n-test", type=positive_int, default=96, help="test utterances (default %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="default %(default)s")

@@ -89,6 +89,7 @@ import torch.nn.functional as F
 import torchaudio
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
+from audiolab.cli_text import script_help
 from audiolab import emotion_data as ed
 from audiolab.datasets import SYNTHETIC_NOTE, banner, choose_dataset, resolve_data_root
 from audiolab.io import save_audio
@@ -103,7 +104,7 @@ SCRIPT = "q2_multitask"
 
 # =============================================================================== settings
 def build_parser():
-    p = base_parser(__doc__, epochs=60)
+    p = script_help(base_parser(__doc__, epochs=60))
     add_data_args(p, [*ed.CORPORA, "csv", "synthetic"])
     g = p.add_argument_group("data")
     g.add_argument("--manifest", type=Path, default=None,

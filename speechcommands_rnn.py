@@ -76,6 +76,7 @@ import torch.nn as nn  # noqa: E402
 import torchaudio.transforms as T  # noqa: E402
 from sklearn.metrics import classification_report, confusion_matrix, f1_score  # noqa: E402
 
+from audiolab.cli_text import script_help  # noqa: E402
 from audiolab import kws_data as kd  # noqa: E402
 from audiolab.datasets import SYNTHETIC_NOTE, choose_dataset, resolve_data_root  # noqa: E402
 from audiolab.io import save_audio  # noqa: E402
@@ -112,7 +113,7 @@ ANCHORS = {
 
 # =============================================================================== settings
 def build_parser() -> argparse.ArgumentParser:
-    p = base_parser(__doc__, epochs=15)
+    p = script_help(base_parser(__doc__, epochs=15))
     p.add_argument("command", nargs="?", default="all", choices=["all", "explore", "train"],
                    help="all = explore + train (default); explore = data figures only; train = models only")
     add_data_args(p, ["speech_commands", "fsdd", "synthetic"])

@@ -90,6 +90,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from audiolab.cli_text import ShortUsageFormatter, script_help
 from audiolab import dsp
 from audiolab.datasets import RealDataset, choose_dataset, resolve_data_root
 from audiolab.image_data import (IMAGE_SETS, MixturePairs, download_idx, find_idx_folder, fixed_pairs,
@@ -128,15 +129,15 @@ MUSIC_ANCHORS = [
 # ============================================================================ settings
 def build_parser() -> argparse.ArgumentParser:
     """The CLI: ``vae_bss.py images ...`` and ``vae_bss.py music ...`` (each with the shared flags)."""
-    top = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = script_help(argparse.ArgumentParser(description=__doc__))
     sub = top.add_subparsers(dest="command", required=True, metavar="{images,music}")
 
     shared = base_parser("", epochs=10)
     add_data_args(shared, ["mnist_fashion", "synthetic"])
     img = sub.add_parser("images", parents=[shared], add_help=False, help="MNIST + Fashion-MNIST mixtures",
                          description="Separate (MNIST + Fashion-MNIST) / 2 mixtures with a VAE (see the module "
-                                     "docstring: python vae_bss.py --help).",
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     "docstring at the top of vae_bss.py).",
+                         formatter_class=ShortUsageFormatter)
     img.add_argument("--model", choices=["vae", "ae", "unet"], default="vae",
                      help="vae (default), ae: the same network without sampling/KL, unet: small U-Net baseline")
     img.add_argument("--output", choices=["mask", "direct"], default="mask",
@@ -166,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_args(shared_m, ["mir1k", "musdb", "synthetic"])
     mus = sub.add_parser("music", parents=[shared_m], add_help=False, help="singing voice vs accompaniment",
                          description="Separate singing voice and accompaniment with a VAE predicting soft masks "
-                                     "(see the module docstring: python vae_bss.py --help).",
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     "(see the module docstring at the top of vae_bss.py).",
+                         formatter_class=ShortUsageFormatter)
     mus.add_argument("--sample-rate", type=positive_int, default=16000, help="Hz (default %(default)s)")
     mus.add_argument("--n-fft", type=positive_int, default=1024, help="STFT size (default %(default)s)")
     mus.add_argument("--hop-length", type=positive_int, default=256, help="STFT hop (default %(default)s)")
