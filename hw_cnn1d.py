@@ -9,8 +9,8 @@ or a ReLU that outputs the clean log1p magnitude directly (``--output magnitude`
 estimated magnitude is recombined with the noisy phase and inverted to samples.
 
 How: training minimises the MSE between square-root-compressed magnitudes of estimate
-and clean speech (``--loss magnitude``; ``--loss log1p`` uses log1p magnitudes, which
-gained ~0.4 dB less SNR in our runs), with Adam and a cosine learning-rate decay; the
+and clean speech (``--loss magnitude``; ``--loss log1p`` uses log1p magnitudes, see
+experiments/denoise.md), with Adam and a cosine learning-rate decay; the
 checkpoint with the best validation SNR improvement (held-out training-speaker
 utterances) is the one evaluated. The network sees log1p|Y| standardised per frequency
 bin with statistics of the first epoch's training mixtures (stored in the checkpoint).
@@ -33,7 +33,7 @@ J. Lee, "A fully convolutional neural network for speech enhancement", Interspee
 (convolutions along frequency on STFT magnitudes); T. Sainburg, "noisereduce" (baseline).
 
 Example:
-    python hw_cnn1d.py                                   # default data (~1.5-3 min of CPU time)
+    python hw_cnn1d.py                                   # default data
     python hw_cnn1d.py --clean train_clean.wav --noisy train_dirty.wav --test test_01.wav
     python hw_cnn1d.py --dataset tsp --data-root ../shared/data --epochs 20
 """

@@ -12,8 +12,8 @@ or a ReLU that outputs the clean log1p magnitude directly (``--output magnitude`
 estimated magnitude is recombined with the noisy phase and inverted to samples.
 
 How: training minimises the MSE between square-root-compressed magnitudes of estimate
-and clean speech (``--loss magnitude``; ``--loss log1p`` uses log1p magnitudes, which
-gained ~0.4 dB less SNR in our runs), with Adam and a cosine learning-rate decay; the
+and clean speech (``--loss magnitude``; ``--loss log1p`` uses log1p magnitudes, see
+experiments/denoise.md), with Adam and a cosine learning-rate decay; the
 checkpoint with the best validation SNR improvement (held-out training-speaker
 utterances) is the one evaluated. The network sees log1p|Y| standardised per frequency
 bin with statistics of the first epoch's training mixtures (stored in the checkpoint).
@@ -38,7 +38,7 @@ Y. Wang, A. Narayanan, D. Wang, "On training targets for supervised speech separ
 IEEE/ACM TASLP 2014 (masks vs. direct magnitude targets); T. Sainburg, "noisereduce".
 
 Example:
-    python hw_cnn2d.py                                   # default data (~1.5-3 min of CPU time)
+    python hw_cnn2d.py                                   # default data
     python hw_cnn2d.py --clean train_clean.wav --noisy train_dirty.wav --test test_01.wav
     python hw_cnn2d.py --dataset tsp --data-root ../shared/data --epochs 20
 """

@@ -20,8 +20,8 @@ generalise to frequencies never seen in training; without it the model cannot te
 the lower tone from the upper one and stays near 0 dB SI-SNR. (2) A mask on the
 mixture's STFT keeps the phase exact, so the reachable SI-SNR is limited by spectral
 leakage across the guard band, not by the network re-creating 10000 samples. (3) The
-per-frame sequences are short (257 steps) and batched over all frames, so 10 epochs
-train in well under a minute on a 2-core CPU. A time-domain LSTM over raw frames was
+per-frame sequences are short (257 steps) and batched over all frames, so training is
+fast on a CPU (timings: experiments/q1.md). A time-domain LSTM over raw frames was
 the alternative; it must re-learn a sharp low-pass filter sample by sample.
 
 Scoring: SI-SNR (Le Roux et al. 2019, zero-mean) in dB per source on the 10 test
@@ -258,7 +258,7 @@ def main(argv=None):
         "sample_rate_hz": sample_rate,
     }
     write_metrics(out, metrics, args=args, dataset="q1_sinusoids", data_source="synthetic", device=device,
-                  anchors=[{"metric": "test_si_snr_db", "anchor": 35.0, "source": "target (issue 2): >= 35 dB"},
+                  anchors=[{"metric": "test_si_snr_db", "anchor": 35.0, "source": "target: >= 35 dB"},
                            {"metric": "train_seconds", "anchor": 60.0, "source": "target: <= 60 s on 2 CPU cores"}])
     print(f"q1_train_lstm: test SI-SNR {metrics['test_si_snr_db']:.2f} dB (source1 "
           f"{metrics['test_si_snr_db_source1']:.2f}, source2 {metrics['test_si_snr_db_source2']:.2f}), "

@@ -930,7 +930,7 @@ def main(argv=None) -> None:
     }
     write_metrics(out, metrics, args=args, dataset="q2_tone_sequences", data_source="synthetic", device=device,
                   anchors=[{"metric": "max_abs_grad_diff_vs_torch", "anchor": 1e-5,
-                            "source": "issue 3 target (float32): gradient within 1e-5 of torch.nn.functional.ctc_loss"}])
+                            "source": "target (float32): gradient within 1e-5 of torch.nn.functional.ctc_loss"}])
     print(format_table([{"metric": k, "value": v} for k, v in metrics.items()], floatfmt=".4g"))
     print(f"q2_ctc (SYNTHETIC tone sequences): test CER {last['test_cer']:.3f}, sequence accuracy "
           f"{last['test_sequence_accuracy']:.3f}, |loss - torch| {loss_diff:.2e}, max |grad - torch| {grad_diff:.2e}")

@@ -9,8 +9,8 @@ direction by default) feeds two heads:
   softmax weighting, then the weighted mean and standard deviation; Okabe et al.,
   Interspeech 2018) and a small classifier, trained with cross-entropy. By default it pools
   the convolutional features beside the BiLSTM outputs (``--emotion-input conv+lstm``):
-  the CTC-driven BiLSTM learns to ignore the voice, and the lower layer keeps it (EMOVO
-  leave-one-actor-out emotion accuracy 0.311 against 0.232 from the BiLSTM alone).
+  the CTC-driven BiLSTM learns to ignore the voice, and the lower layer keeps it
+  (experiments/multitask.md).
 Loss = CTC + lambda * CE (``--lambda-emotion``). ``--ablation`` trains the same encoder
 ASR-only (lambda = 0, no emotion head) and emotion-only (no CTC), so the numbers say
 whether sharing helped.
@@ -34,27 +34,20 @@ How (design choices):
 - Synthetic training voices (``--synthetic-voices``, default 8 for a corpus of known
   language): eSpeak NG says every training sentence in the corpus' language (Italian for
   EMOVO) with 8 voices x 2 emotions' prosody. With three training actors the CTC head
-  learns their voices; the new actor's voice causes most of its errors (m1 fold: training
-  CTC loss 0.05, test CER 0.31). The synthetic clips train the CTC term only: their emotion
+  learns their voices; the new actor's voice causes most of its errors (a low training CTC
+  loss beside a high test CER). The synthetic clips train the CTC term only: their emotion
   labels are eSpeak caricatures, not acted emotions. Test data stays real.
 - Subsampling: ``log2(--subsample)`` strided 1-D convolutions (kernel 5, stride 2,
   padding 2); the CTC input length is computed exactly, ``T' = floor((T - 1) / 2) + 1``
   per stage. An utterance whose transcript cannot fit (``T' < L + repeated neighbours``)
   would give an infinite CTC loss: such utterances are counted, reported and left out of
   the CTC term (they still train the emotion head and are still scored).
-- Size: one BiLSTM layer converged much faster than two under the CPU budget (on the EMOVO
-  f1 fold, CER 0.79 after 4 epochs against 0.80 after 16 epochs for two layers), so the
-  default is one layer trained 60 epochs with batch 8 (about 12 CPU-seconds per epoch on
-  EMOVO's 294 training utterances plus 224 synthetic ones).
+- Size: one BiLSTM layer converged much faster than two under the CPU budget, so the
+  default is one layer trained 60 epochs with batch 8 (experiments/multitask.md).
 - Task weight: lambda = 0.1 by default. With lambda = 1 the emotion task held the CTC
-  head back badly: on the EMOVO m2 fold after 40 epochs the joint model reached CER 0.43
-  while the same encoder trained ASR-only reached 0.09 (training CTC loss 1.32 vs 0.20: the
-  joint model underfits the transcripts); lambda = 0.3 gave 0.16 and lambda = 0.1 0.11,
-  close to ASR-only, with emotion accuracy 0.36 for both (emotion-only: 0.39). Adam scales
-  each parameter's step, so a small lambda mainly reduces how hard emotion pulls on the
-  shared encoder; the emotion head itself still learns. Over the four EMOVO folds the lower
-  lambda traded emotion accuracy (0.32 -> 0.24) for CER (0.40 -> 0.15); synthetic voices
-  and tempo then brought the CER to 0.13 (see the README).
+  head back badly (the joint model underfit the transcripts; ablation in
+  experiments/multitask.md). Adam scales each parameter's step, so a small lambda mainly
+  reduces how hard emotion pulls on the shared encoder; the emotion head itself still learns.
 - Optimiser: AdamW with a one-cycle learning rate (linear warm-up, cosine decay; Smith &
   Topin 2019), stepped per epoch by ``audiolab.train.fit``; gradient clipping at 5.
 - Evaluation: CER and WER with jiwer on normalised transcripts (lower-case, punctuation
@@ -782,8 +775,8 @@ def main(argv=None):
                     metrics[f"{name}_test_{key}"] = r[key]
     metrics["total_seconds"] = time.perf_counter() - t_start
     anchors = [
-        {"metric": "test_emotion_accuracy", "anchor": 0.50, "source": "issue 4 target (EMOVO, leave-one-actor-out)"},
-        {"metric": "test_cer", "anchor": 0.15, "source": "issue 4 target (EMOVO, unseen actor; sentences repeat)"},
+        {"metric": "test_emotion_accuracy", "anchor": 0.50, "source": "target (EMOVO, leave-one-actor-out)"},
+        {"metric": "test_cer", "anchor": 0.15, "source": "target (EMOVO, unseen actor; sentences repeat)"},
         {"metric": "emotion_chance_accuracy", "anchor": 1.0 / len(emotions), "source": "chance: 1 / number of classes"},
     ]
     write_metrics(out_dir, metrics, args=args, dataset=dataset, data_source=source, device=device, anchors=anchors)

@@ -17,7 +17,7 @@ How (top to bottom in this file):
    peak (``--top-db``), per-utterance mean normalisation (CMN; ``--cmvn``) over the frames that
    hold signal, then standardisation with mean/std from the training split only. Clips are
    padded/cropped to ``--clip-seconds`` in the ``collate_fn``. These choices were made for
-   speaker-independent FSDD (see the README): the recordings' noise floors differ by 25 dB
+   speaker-independent FSDD (experiments/keywords.md): the recordings' noise floors differ by 25 dB
    between speakers, and with three training speakers the features must not carry that.
    FSDD's training split also gets eSpeak NG renderings of the ten digit words in 30 voices and
    eight English accents (``--synthetic-voices``, validation and test stay real): three real
@@ -90,23 +90,22 @@ SCRIPT = "speechcommands_rnn"
 MODELS = ["rnn", "lstm", "bilstm", "gru", "cnn_lstm", "attn_lstm"]
 EXPERIMENTS = ["features", "hparams", "augment"]
 AUGMENTATIONS = {"shift", "speed", "noise", "stretch", "freq_mask", "time_mask"}
-FRAME_STACK = 6  # 10 ms frames per recurrent step (--frame-stack); 60 ms steps generalised best on FSDD (README)
+FRAME_STACK = 6  # 10 ms frames per recurrent step (--frame-stack); chosen on FSDD (experiments/keywords.md)
 HIDDEN, LAYERS = 64, 2  # --hidden / --layers defaults, shared by the parser and build_model
 MIXUP_ALPHA = 0.4  # --mixup default; also what the augmentation grid switches mixup on to
-# Published / target numbers shown beside ours (issue 5).
+# Published / target numbers shown beside ours.
 ANCHORS = {
     "speech_commands": [
         {"metric": "test_accuracy_lstm", "anchor": 0.93,
-         "source": "LSTM on Speech Commands, about 93 % (anchor stated in issue 5; 12-class task)"},
+         "source": "LSTM on Speech Commands, about 93 % (12-class task)"},
         {"metric": "test_accuracy_attn_lstm", "anchor": 0.98,
-         "source": "attention RNN, de Andrade et al. 2018 (arXiv:1808.08929), about 98 % (12-class task, "
-                   "as stated in issue 5)"},
+         "source": "attention RNN, de Andrade et al. 2018 (arXiv:1808.08929), about 98 % (12-class task)"},
     ],
     "fsdd": [
         {"metric": "test_accuracy_cnn_lstm", "anchor": 0.93,
-         "source": "issue 5 target: CNN-LSTM >= 93 % mean over leave-one-speaker-out folds (benchmarks/kws_fsdd.py)"},
+         "source": "target: CNN-LSTM >= 93 % mean over leave-one-speaker-out folds (benchmarks/kws_fsdd.py)"},
         {"metric": "test_accuracy_lstm", "anchor": 0.88,
-         "source": "issue 5 target: LSTM >= 88 % mean over leave-one-speaker-out folds (benchmarks/kws_fsdd.py)"},
+         "source": "target: LSTM >= 88 % mean over leave-one-speaker-out folds (benchmarks/kws_fsdd.py)"},
     ],
 }
 
@@ -149,8 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "under the data root if present, else synthetic pink/white noise)")
     g = p.add_argument_group("features")
     g.add_argument("--features", default="logmel", choices=["mfcc", "logmel"],
-                   help="log-mel (MelSpectrogram + AmplitudeToDB) or MFCC (default %(default)s: on FSDD's held-out "
-                        "speakers log-mel beat 13 MFCCs, 0.80 vs 0.75 with the CNN-LSTM)")
+                   help="log-mel (MelSpectrogram + AmplitudeToDB) or MFCC (default %(default)s; experiments/keywords.md)")
     g.add_argument("--n-mfcc", type=positive_int, default=13, help="MFCC coefficients (default %(default)s)")
     g.add_argument("--n-mels", type=positive_int, default=40, help="mel bands (default %(default)s)")
     g.add_argument("--n-fft", type=positive_int, default=None,
@@ -178,8 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--layers", type=positive_int, default=LAYERS, help="RNN layers (default %(default)s)")
     g.add_argument("--frame-stack", type=positive_int, default=FRAME_STACK,
                    help="rnn/lstm/bilstm/gru/attn_lstm: consecutive 10 ms frames concatenated into one recurrent "
-                        "step (default %(default)s: 60 ms steps; on FSDD's held-out speakers the LSTM got 0.80 "
-                        "with 6, 0.78 with 4 and 0.73 with 2 in the README's harness)")
+                        "step (default %(default)s: 60 ms steps; experiments/keywords.md)")
     g.add_argument("--dropout", type=float, default=0.2, help="dropout (default %(default)s)")
     g.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate (default %(default)s)")
     g.add_argument("--optimizer", default="adamw", choices=["adam", "adamw", "sgd"], help="default %(default)s")
@@ -189,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--test-checkpoint", default=None, choices=["best", "last"],
                    help="weights scored on the test split: best = the epoch with the best validation accuracy, "
                         "last = the final epoch (default: last for FSDD validated on the training speakers' own "
-                        "recordings, whose accuracy reaches 0.99-1.0 by mid-training and then no longer tells "
+                        "recordings, whose accuracy saturates by mid-training and then no longer tells "
                         "epochs apart; best otherwise, e.g. with --val-speaker or Speech Commands' official lists)")
     g.add_argument("--resume", action="store_true", help="continue each model from its last checkpoint")
     g.add_argument("--max-wavs", type=int, default=12,
@@ -283,10 +280,10 @@ def tested_checkpoint(args: argparse.Namespace, data: kd.KwsData) -> str:
     """Which weights are tested, ``"best"`` (validation accuracy) or ``"last"`` (``--test-checkpoint``).
 
     The default is ``"last"`` only for FSDD validated on recordings 0-4 of the training speakers: that
-    validation set holds the very voices the model trains on, its accuracy saturates (0.99-1.0 from
-    about epoch 8 of 15) and the "best" epoch is then the first of several near-ties, taken while the
-    learning rate is still high. In five earlier four-fold benchmark runs (20 fold/model pairs) the
-    final weights scored 0.016 higher on the held-out speaker on average (README).
+    validation set holds the very voices the model trains on, its accuracy saturates by mid-training
+    and the "best" epoch is then the first of several near-ties, taken while the
+    learning rate is still high. On the held-out speakers the final weights scored higher
+    (experiments/keywords.md).
     """
     if args.test_checkpoint is not None:
         return args.test_checkpoint
@@ -513,7 +510,7 @@ class RecurrentClassifier(nn.Module):
     consecutive frames into one step (``[B, T // k, k F]``): k times fewer recurrent steps, the
     usual trick of low-frame-rate acoustic models (Pundak & Sainath 2016), which matters on a
     CPU where the time loop dominates. Fewer, richer steps also generalised better to unseen FSDD
-    speakers (LSTM 0.80 with k = 6 against 0.73 with k = 2 in the README's harness).
+    speakers (experiments/keywords.md).
     ``pool="last"``: the last layer's final hidden state (both directions concatenated when
     bidirectional); ``"attention"``: :class:`AttentionPool`.
     """
@@ -554,8 +551,8 @@ class CNNLSTM(nn.Module):
     -> linear projection -> BiLSTM -> attention pool -> dropout -> linear.
     The first two poolings halve time twice, so the LSTM runs 4x fewer steps (and faster). The
     frequency-only blocks (channels doubling) make the features less sensitive to where in the spectrum a
-    formant lies, which differs between speakers: on FSDD leave-one-speaker-out one such block raised
-    mean held-out accuracy from 0.852 to 0.886 (README). ``F' = F`` halved ``2 + freq_blocks`` times (floor).
+    formant lies, which differs between speakers (one such block helped on FSDD leave-one-speaker-out,
+    experiments/keywords.md). ``F' = F`` halved ``2 + freq_blocks`` times (floor).
 
     Raises:
         ValueError: ``n_features`` too small for the poolings (``F' = 0``).

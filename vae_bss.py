@@ -112,17 +112,17 @@ LOSSES = ("bce", "mse", "l1")
 STUDY_BETAS = (0.0, 0.1, 1.0)
 
 IMAGE_ANCHORS = [
-    {"metric": "test_psnr_db_mean", "anchor": 22.0, "source": "target of issue 7 (mean per-source PSNR)"},
-    {"metric": "test_psnr_db_mnist", "anchor": 22.0, "source": "target of issue 7"},
-    {"metric": "test_psnr_db_fashion", "anchor": 22.0, "source": "target of issue 7"},
+    {"metric": "test_psnr_db_mean", "anchor": 22.0, "source": "target (mean per-source PSNR)"},
+    {"metric": "test_psnr_db_mnist", "anchor": 22.0, "source": "target"},
+    {"metric": "test_psnr_db_fashion", "anchor": 22.0, "source": "target"},
     {"metric": "test_psnr_db_mean", "anchor": 35.0,
-     "source": "supervised U-Net, MSE 3e-4 (scale given in issue 7)"},
+     "source": "supervised U-Net, MSE 3e-4"},
 ]
 MUSIC_ANCHORS = [
-    {"metric": "vocals_gnsdr_db", "anchor": 4.0, "source": "target of issue 7 (MIR-1K test clips)"},
+    {"metric": "vocals_gnsdr_db", "anchor": 4.0, "source": "target (MIR-1K test clips)"},
     {"metric": "vocals_gnsdr_db", "anchor": 7.45,
      "source": "Huang et al. ISMIR 2014, deep RNN + discriminative training, full MIR-1K protocol"},
-    {"metric": "train_seconds", "anchor": 1200, "source": "issue 7 budget: 20 min on 2 CPU cores"},
+    {"metric": "train_seconds", "anchor": 1200, "source": "budget: 20 min on 2 CPU cores"},
 ]
 
 

@@ -929,15 +929,15 @@ def improvement_figure(summary: Sequence[dict], model_method: str, title: str, p
 
 
 def anchors_for(metrics: dict, data: DenoiseData) -> list[dict]:
-    """Reference numbers shown beside ours in the report: the issue's target and the baselines."""
+    """Reference numbers shown beside ours in the report: the target and the baselines."""
     where = "" if data.dataset == "tsp" else " (set for tsp FA->MC; this run is on another dataset)"
     out = [{"metric": "test_snr_improvement_db_input_0db", "anchor": 6.0,
-            "source": f"issue 6 target: >= 6 dB at 0 dB input{where}"}]
+            "source": f"target: >= 6 dB at 0 dB input{where}"}]
     for key, name in (("snr_db", "SNR"), ("pesq", "PESQ"), ("stoi", "STOI")):
         if metrics.get(f"baseline_gating_test_{key}") is not None:
             out.append({"metric": f"test_{key}", "anchor": metrics[f"baseline_gating_test_{key}"],
-                        "source": f"noisereduce spectral gating on the same test signals ({name}; the issue "
-                                  "asks to beat it in SNR and PESQ)"})
+                        "source": f"noisereduce spectral gating on the same test signals ({name}; the target "
+                                  "is to beat it in SNR and PESQ)"})
     return out
 
 

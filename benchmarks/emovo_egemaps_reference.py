@@ -1,4 +1,4 @@
-"""Reference anchor for issue 4: eGeMAPS functionals + SVM, EMOVO leave-one-actor-out.
+"""Reference anchor for the EMOVO emotion target: eGeMAPS functionals + SVM, EMOVO leave-one-actor-out.
 
 The standard non-neural baseline of speech emotion recognition: the 88 eGeMAPS v02
 utterance-level functionals (Eyben et al., "The Geneva Minimalistic Acoustic Parameter
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     print(format_table(table))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(args.out, table)
-    print(f"chance 1/7 = 0.143; issue 4 target 0.50; wrote {args.out} ({time.perf_counter() - t0:.0f} s)")
+    print(f"chance 1/7 = 0.143; target 0.50; wrote {args.out} ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
