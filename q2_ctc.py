@@ -249,7 +249,80 @@ def _extend(targets: torch.Tensor, target_lengths: torch.Tensor, blank: int):
     return ext, valid, skip
 
 
-# -------------------------------------------------- scaled (probability-space) recursions
+# --------------------------------------- the textbook recursions, in log space (exact)
+def _lse3(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Elementwise log(exp a + exp b + exp c), safe when all three are -inf."""
+    mx = torch.maximum(torch.maximum(a, b), c)
+    mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
+    return mx + torch.log(torch.exp(a - mx) + torch.exp(b - mx) + torch.exp(c - mx))
+
+
+def _alpha_beta_log(lpe: torch.Tensor, valid, skip, input_lengths, target_lengths, need_beta: bool):
+    """The CTC forward-backward recursions in log space (Graves 2006 eq. 6-13): exact, the textbook form.
+
+    Alpha (eq. 6-7) and beta excluding ``y_t`` are kept as logs; a log-sum-exp of three
+    shifted copies (state ``s``, ``s-1`` and, where allowed, ``s-2``) replaces the sums. The fast
+    path below (:func:`_alpha_beta_scaled`) computes the same quantities in probability space;
+    this one is used for items where that underflows, and as an independent reference in the tests.
+
+    Args:
+        lpe: [T, N, K] float64 log-probabilities at the extended labels, ``-inf`` at invalid
+            states (``s > 2 L_n``).
+        valid, skip: [N, K] masks from :func:`_extend`.
+        input_lengths, target_lengths: [N].
+        need_beta: also compute the occupancies.
+    Returns:
+        ``(logp [N], gamma [T, N, K] or None, ok [N])``: ``log p(l|x)``; the state occupancies
+        ``alpha_t(s) beta_t(s) / p`` (0 past ``input_lengths`` and for infeasible items);
+        ``ok`` is all True.
+    """
+    T, N, K = lpe.shape
+    dev, dt = lpe.device, lpe.dtype
+    ninf = -math.inf
+    t_idx = torch.arange(T, device=dev)
+    inside = t_idx[:, None] < input_lengths[None, :]
+    neg = torch.full((N, 2), ninf, dtype=dt, device=dev)
+    no_skip = torch.where(skip, torch.zeros_like(lpe[0]), torch.full_like(lpe[0], ninf))
+    la = torch.full((T, N, K), ninf, dtype=dt, device=dev)
+    la[0, :, :2] = lpe[0, :, :2]
+    for t in range(1, T):
+        prev = la[t - 1]
+        p1 = torch.cat([neg[:, :1], prev[:, :-1]], 1)
+        p2 = torch.cat([neg, prev[:, :-2]], 1)[:, :K] + no_skip
+        la[t] = lpe[t] + _lse3(prev, p1, p2)
+    last_t = (input_lengths - 1).clamp(min=0)
+    aT = la[last_t, torch.arange(N, device=dev)]
+    end = 2 * target_lengths
+    a_end = aT.gather(1, end[:, None]).squeeze(1)
+    a_end1 = torch.where(target_lengths > 0, aT.gather(1, (end - 1).clamp(min=0)[:, None]).squeeze(1),
+                         torch.full_like(a_end, ninf))
+    logp = torch.logaddexp(a_end, a_end1)
+    logp = torch.where(input_lengths > 0, logp,
+                       torch.where(target_lengths == 0, torch.zeros_like(logp), torch.full_like(logp, ninf)))
+    ok = torch.ones(N, dtype=torch.bool, device=dev)
+    if not need_beta:
+        return logp, None, ok
+    states = torch.arange(K, device=dev)[None, :]
+    init = torch.where((states == end[:, None]) | ((states == end[:, None] - 1) & (target_lengths[:, None] > 0)),
+                       torch.zeros(N, K, dtype=dt, device=dev), torch.full((N, K), ninf, dtype=dt, device=dev))
+    skip_next = torch.full((N, K), ninf, dtype=dt, device=dev)
+    if K > 2:
+        skip_next[:, :-2] = torch.where(skip[:, 2:], 0.0, ninf)
+    lb = torch.full((T, N, K), ninf, dtype=dt, device=dev)
+    is_last = (last_t[None, :] == t_idx[:, None]) & (input_lengths[None, :] > 0)
+    lb[T - 1] = init
+    for t in range(T - 2, -1, -1):
+        g = lb[t + 1] + lpe[t + 1]
+        g1 = torch.cat([g[:, 1:], neg[:, :1]], 1)
+        g2 = torch.cat([g[:, 2:], neg], 1)[:, :K] + skip_next
+        lb[t] = torch.where(is_last[t][:, None], init, _lse3(g, g1, g2))
+    lg = la + lb - torch.where(torch.isfinite(logp), logp, torch.zeros_like(logp))[None, :, None]
+    gamma = torch.exp(lg) * inside[:, :, None].to(dt)
+    gamma = torch.where(torch.isfinite(logp)[None, :, None], gamma, torch.zeros_like(gamma))
+    return logp, gamma, ok
+
+
+# ------------------------------- the fast path: the same recursions, scaled, in probability space
 def _alpha_beta_scaled(lp: torch.Tensor, ext: torch.Tensor, skip, input_lengths, target_lengths,
                        need_grad: bool, grad_dtype: torch.dtype):
     """Forward (and backward) recursions in probability space with rescaling, in one time loop.
@@ -394,78 +467,6 @@ def _alpha_beta_scaled(lp: torch.Tensor, ext: torch.Tensor, skip, input_lengths,
         inside = torch.arange(T, device=dev)[:, None] < input_lengths[None, :]
         ok = ok & ((z > tiny) | ~inside).all(0)
     return logp, grad, ok
-
-
-# ------------------------------------------------------------- exact log-space recursions
-def _lse3(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Elementwise log(exp a + exp b + exp c), safe when all three are -inf."""
-    mx = torch.maximum(torch.maximum(a, b), c)
-    mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
-    return mx + torch.log(torch.exp(a - mx) + torch.exp(b - mx) + torch.exp(c - mx))
-
-
-def _alpha_beta_log(lpe: torch.Tensor, valid, skip, input_lengths, target_lengths, need_beta: bool):
-    """The same recursions in log space (Graves 2006 eq. 6-13 with log-sum-exp): exact, slower.
-
-    Alpha (eq. 6-7) and beta excluding ``y_t`` are kept as logs; ``logaddexp`` of three
-    shifted copies replaces the sums. Used for items where the scaled recursion underflows,
-    and as an independent reference in the tests.
-
-    Args:
-        lpe: [T, N, K] float64 log-probabilities at the extended labels, ``-inf`` at invalid
-            states (``s > 2 L_n``).
-        valid, skip: [N, K] masks from :func:`_extend`.
-        input_lengths, target_lengths: [N].
-        need_beta: also compute the occupancies.
-    Returns:
-        ``(logp [N], gamma [T, N, K] or None, ok [N])``: ``log p(l|x)``; the state occupancies
-        ``alpha_t(s) beta_t(s) / p`` (0 past ``input_lengths`` and for infeasible items);
-        ``ok`` is all True.
-    """
-    T, N, K = lpe.shape
-    dev, dt = lpe.device, lpe.dtype
-    ninf = -math.inf
-    t_idx = torch.arange(T, device=dev)
-    inside = t_idx[:, None] < input_lengths[None, :]
-    neg = torch.full((N, 2), ninf, dtype=dt, device=dev)
-    no_skip = torch.where(skip, torch.zeros_like(lpe[0]), torch.full_like(lpe[0], ninf))
-    la = torch.full((T, N, K), ninf, dtype=dt, device=dev)
-    la[0, :, :2] = lpe[0, :, :2]
-    for t in range(1, T):
-        prev = la[t - 1]
-        p1 = torch.cat([neg[:, :1], prev[:, :-1]], 1)
-        p2 = torch.cat([neg, prev[:, :-2]], 1)[:, :K] + no_skip
-        la[t] = lpe[t] + _lse3(prev, p1, p2)
-    last_t = (input_lengths - 1).clamp(min=0)
-    aT = la[last_t, torch.arange(N, device=dev)]
-    end = 2 * target_lengths
-    a_end = aT.gather(1, end[:, None]).squeeze(1)
-    a_end1 = torch.where(target_lengths > 0, aT.gather(1, (end - 1).clamp(min=0)[:, None]).squeeze(1),
-                         torch.full_like(a_end, ninf))
-    logp = torch.logaddexp(a_end, a_end1)
-    logp = torch.where(input_lengths > 0, logp,
-                       torch.where(target_lengths == 0, torch.zeros_like(logp), torch.full_like(logp, ninf)))
-    ok = torch.ones(N, dtype=torch.bool, device=dev)
-    if not need_beta:
-        return logp, None, ok
-    states = torch.arange(K, device=dev)[None, :]
-    init = torch.where((states == end[:, None]) | ((states == end[:, None] - 1) & (target_lengths[:, None] > 0)),
-                       torch.zeros(N, K, dtype=dt, device=dev), torch.full((N, K), ninf, dtype=dt, device=dev))
-    skip_next = torch.full((N, K), ninf, dtype=dt, device=dev)
-    if K > 2:
-        skip_next[:, :-2] = torch.where(skip[:, 2:], 0.0, ninf)
-    lb = torch.full((T, N, K), ninf, dtype=dt, device=dev)
-    is_last = (last_t[None, :] == t_idx[:, None]) & (input_lengths[None, :] > 0)
-    lb[T - 1] = init
-    for t in range(T - 2, -1, -1):
-        g = lb[t + 1] + lpe[t + 1]
-        g1 = torch.cat([g[:, 1:], neg[:, :1]], 1)
-        g2 = torch.cat([g[:, 2:], neg], 1)[:, :K] + skip_next
-        lb[t] = torch.where(is_last[t][:, None], init, _lse3(g, g1, g2))
-    lg = la + lb - torch.where(torch.isfinite(logp), logp, torch.zeros_like(logp))[None, :, None]
-    gamma = torch.exp(lg) * inside[:, :, None].to(dt)
-    gamma = torch.where(torch.isfinite(logp)[None, :, None], gamma, torch.zeros_like(gamma))
-    return logp, gamma, ok
 
 
 def _ctc_core(log_probs, targets, input_lengths, target_lengths, blank, need_grad, force_log=False):
