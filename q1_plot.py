@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audiolab.dsp import frequencies_hz, stft
+from audiolab.dsp import check_stft_fits, frequencies_hz, stft
 from audiolab.io import AudioReadError, load_audio
 from audiolab.plotting import spectrogram_figure
 from audiolab.runtime import UserError, base_parser, main_guard, out_dir_for, positive_int, write_metrics
@@ -66,6 +66,8 @@ def main(argv=None):
             signals[name], sample_rate = load_audio(args.data_dir / row[f"{name}_path"])
         except AudioReadError as err:
             raise UserError(f"{err}; re-run q1_generate.py") from None
+    check_stft_fits(min(len(w) for w in signals.values()), args.n_fft, args.hop_length,
+                    what=f"example {ex:03d} in {args.data_dir}")
 
     out = out_dir_for(args, "q1_plot")
     title = (f"Example {ex:03d} ({row['split']}): f1 = {row['f1_hz']:.0f} Hz, f2 = {row['f2_hz']:.0f} Hz, "

@@ -47,7 +47,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from audiolab.dsp import amplitude_to_db, istft, stft
+from audiolab.dsp import amplitude_to_db, check_stft_fits, istft, stft
 from audiolab.io import AudioReadError, load_audio, save_audio
 from audiolab.metrics import si_snr
 from audiolab.plotting import plot_spectrogram_db, plot_training_curves, save_figure
@@ -85,7 +85,9 @@ def load_split(data_dir: Path, split: str) -> tuple[torch.Tensor, pd.DataFrame, 
         mixture), ``info`` the split's rows of info.csv.
 
     Raises:
-        UserError: the dataset is missing (run q1_generate.py first) or a file is unreadable.
+        UserError: the dataset is missing (run q1_generate.py first), or a file is unreadable
+            (truncated, NaN/inf samples), or its sample rate or length differs from the
+            split's first file; the message names the file and the reason.
     """
     info_path = data_dir / "info.csv"
     if not info_path.exists():
@@ -97,11 +99,25 @@ def load_split(data_dir: Path, split: str) -> tuple[torch.Tensor, pd.DataFrame, 
         raise UserError(f"{info_path} has no '{split}' examples; re-run q1_generate.py")
     sample_rate = int(rows["sample_rate"].iloc[0])
     signals = []
+    length, first = None, None
     for _, row in rows.iterrows():
-        try:
-            signals.append([load_audio(data_dir / row[f"{name}_path"])[0] for name in (*SOURCES, "mixture")])
-        except AudioReadError as err:
-            raise UserError(f"{err}; re-run q1_generate.py") from None
+        example = []
+        for name in (*SOURCES, "mixture"):
+            path = data_dir / row[f"{name}_path"]
+            try:
+                wav, sr = load_audio(path)
+            except AudioReadError as err:
+                raise UserError(f"{err}; re-run q1_generate.py") from None
+            if sr != sample_rate:
+                raise UserError(f"{path} is at {sr} Hz but {info_path} says {sample_rate} Hz; all examples "
+                                f"must share one rate: re-run q1_generate.py")
+            if length is None:
+                length, first = len(wav), path
+            elif len(wav) != length:
+                raise UserError(f"{path} has {len(wav)} samples but {first} has {length} (truncated or from "
+                                f"another run?); all examples must have one length: re-run q1_generate.py")
+            example.append(wav)
+        signals.append(example)
     return torch.tensor(np.array(signals), dtype=torch.float32), rows, sample_rate
 
 
@@ -194,6 +210,10 @@ def main(argv=None):
     test, test_info, test_rate = load_split(args.data_dir, "test")
     if test_rate != sample_rate:
         raise UserError(f"train and test sample rates differ ({sample_rate} vs {test_rate} Hz); re-run q1_generate.py")
+    if test.shape[-1] != train.shape[-1]:
+        raise UserError(f"train and test examples differ in length ({train.shape[-1]} vs {test.shape[-1]} samples); "
+                        f"re-run q1_generate.py")
+    check_stft_fits(train.shape[-1], args.n_fft, args.hop_length, what=f"the examples in {args.data_dir}")
     if args.boundary_hz >= sample_rate / 2:
         raise UserError(f"--boundary-hz {args.boundary_hz:g} is not below Nyquist ({sample_rate / 2:g} Hz)")
     print(f"data: {len(train)} train / {len(test)} test examples, T={train.shape[-1]} samples at {sample_rate} Hz")
