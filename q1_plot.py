@@ -62,10 +62,16 @@ def main(argv=None):
     ex = int(row["id"])
     signals = {}
     for name in NAMES:
+        path = args.data_dir / row[f"{name}_path"]
         try:
-            signals[name], sample_rate = load_audio(args.data_dir / row[f"{name}_path"])
+            signals[name], sample_rate = load_audio(path)
         except AudioReadError as err:
             raise UserError(f"{err}; re-run q1_generate.py") from None
+        expected = {"sample_rate": (sample_rate, "Hz"), "n_samples": (len(signals[name]), "samples")}
+        for column, (got, unit) in expected.items():
+            if column in row and int(row[column]) != got:
+                raise UserError(f"{path} has {got} {unit} but {info_path} says {int(row[column])} {unit} "
+                                f"(truncated or from another run?); re-run q1_generate.py")
     check_stft_fits(min(len(w) for w in signals.values()), args.n_fft, args.hop_length,
                     what=f"example {ex:03d} in {args.data_dir}")
 
