@@ -268,7 +268,6 @@ def load_unlabeled(paths: Sequence[Path], sample_rate: int = SAMPLE_RATE, min_sa
     return out
 
 
-
 def _loop_to(x: np.ndarray, n: int, offset: int = 0) -> np.ndarray:
     """``n`` samples of ``x`` starting at ``offset``, wrapping around (tiles short noise)."""
     idx = (offset + np.arange(n)) % x.shape[0]
@@ -392,15 +391,20 @@ def _load_folder(root: Path, min_samples: int = 0) -> list[tuple[str, str, np.nd
         raise UserError(f"no audio files found under {root}")
     out = []
     used: set[str] = set()
+    longest = 0
     for path, wav, _ in iter_readable(files, sample_rate=SAMPLE_RATE, mono=True):
         if not np.any(wav):
             print(f"skipped: {path}: silent (all zeros); SNR would be undefined")
             continue
+        longest = max(longest, wav.shape[-1])
         if wav.shape[-1] < min_samples:
             print(f"skipped: {path}: {wav.shape[-1]} samples at {SAMPLE_RATE} Hz, shorter than one STFT frame "
                   f"(--n-fft {min_samples})")
             continue
         out.append((_speaker_of(path, root), unique_name(_safe(path.stem), used), wav))
+    if not out and 0 < longest < min_samples:
+        raise UserError(f"--n-fft {min_samples} is longer than every audio file under {root} (the longest has "
+                        f"{longest} samples at {SAMPLE_RATE} Hz); use --n-fft <= {longest}")
     if not out:
         raise UserError(f"none of the {len(files)} audio files under {root} could be used")
     return out
@@ -450,18 +454,29 @@ def folder_data(clean_dir: Path, noise_dir: Path, args: argparse.Namespace, data
     if args.max_test_utterances > 0:
         test = test[:args.max_test_utterances]
 
-    noise_files = [(p, w) for p, w, _ in iter_readable(find_audio_files(noise_dir), sample_rate=SAMPLE_RATE)
-                   if np.any(w)]
-    if not noise_files:
-        raise UserError(f"no usable (readable, non-silent) noise recordings under {noise_dir}")
-    sources = [split_noise(_safe(p.stem), w, args.noise_test_fraction) for p, w in noise_files]
+    sources = []
+    used_noise: set[str] = set()
+    for p, w, _ in iter_readable(find_audio_files(noise_dir), sample_rate=SAMPLE_RATE):
+        src = split_noise(_safe(p.stem), w, args.noise_test_fraction)
+        short = min(len(src.train), len(src.test))
+        if short < args.n_fft or not (np.any(src.train) and np.any(src.test)):
+            print(f"skipped: {p}: its training or test part is silent or shorter than one STFT frame "
+                  f"(--n-fft {args.n_fft} samples at {SAMPLE_RATE} Hz)")
+            continue
+        src.name = unique_name(src.name, used_noise)
+        sources.append(src)
+    if not sources:
+        raise UserError(f"no usable (readable, non-silent, long enough) noise recordings under {noise_dir}")
     heldout_noises = []
     if heldout_dir is not None and Path(heldout_dir).is_dir():
         skip = _split_list(args.heldout_exclude)
         for p, w, _ in iter_readable(find_audio_files(heldout_dir), sample_rate=SAMPLE_RATE):
             if any(p.match(g) for g in skip) or not np.any(w):
                 continue
-            heldout_noises.append((_safe(p.stem), w))
+            if len(w) < args.n_fft:
+                print(f"skipped: {p}: {len(w)} samples, shorter than one STFT frame (--n-fft {args.n_fft})")
+                continue
+            heldout_noises.append((unique_name(_safe(p.stem), used_noise), w))
     test_noises = [(s.name, s.test) for s in sources]
     train_noises = [(s.name, s.train) for s in sources]
     snrs = list(args.test_snrs)

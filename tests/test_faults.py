@@ -535,3 +535,40 @@ def test_music_run_with_a_silent_test_stem_still_writes_metrics(tmp_path, capsys
     assert (out / "music" / "audio" / "singer_1_01" / "vocals_estimate.wav").exists()
     assert not (out / "music" / "audio" / "singer_1_02").exists()
     assert (out / "metrics.json").exists()
+
+
+def _speech_folders(root: Path) -> tuple[Path, Path, dict]:
+    """clean/<speaker>/*.wav (two speakers) and noise/*.wav, plus a short, a NaN and a short-noise file."""
+    clean, noise = root / "clean", root / "noise"
+    for s, spk in enumerate(("FA", "MC")):
+        for k in range(2):
+            float_wav(clean / spk / f"u{k}.wav", tone(1.0, 120 + 40 * s + 10 * k, 10 * s + k))
+    rng = np.random.default_rng(0)
+    float_wav(noise / "white.wav", (0.05 * rng.standard_normal(3 * SR)).astype(np.float32))
+    bad = tone(1.0, 150, 5)
+    bad[9] = np.nan
+    faults = {"short": float_wav(clean / "FA" / "short.wav", tone(0.03, 150)),
+              "nan": float_wav(clean / "MC" / "nan.wav", bad),
+              "short_noise": float_wav(noise / "click.wav", (0.05 * rng.standard_normal(600)).astype(np.float32))}
+    return clean, noise, faults
+
+
+def test_hw_cnn2d_clean_dir_with_short_nan_and_short_noise_files(tmp_path, capsys):
+    clean, noise, faults = _speech_folders(tmp_path)
+    out = tmp_path / "out"
+    rc, stdout, err = run_main("hw_cnn2d", ["--quick", "--threads", "1", "--clean-dir", clean, "--noise-dir", noise,
+                                            "--test-snrs", "0", "--pesq-max", "1", "--out-dir", out], capsys)
+    assert rc == 0, err
+    for path in faults.values():
+        assert f"skipped: {path}" in stdout or f"skipped: audio file {path}" in stdout, path
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_test_utterances"] == 2 and metrics["train_noises"] == ["white"]
+
+
+@pytest.mark.parametrize("script", ["hw_cnn1d", "hw_cnn2d"])
+def test_hw_cnn_n_fft_longer_than_every_clip_names_the_flag(script, tmp_path, capsys):
+    clean, noise, _ = _speech_folders(tmp_path)
+    out = tmp_path / "out"
+    rc, _, err = run_main(script, ["--quick", "--clean-dir", clean, "--noise-dir", noise, "--n-fft", "32768",
+                                   "--hop-length", "8192", "--out-dir", out], capsys)
+    assert_exit2(rc, err, "--n-fft 32768", "16000 samples", out_dir=out)
