@@ -211,7 +211,8 @@ def lock_out_dir(path: str | Path) -> Path:
     folder stuck; the lock file records the holder's pid for the error message only.
     Locking a folder this process already holds is a no-op (a script may call
     :func:`out_dir_for` twice, and tests call ``main`` repeatedly in one process).
-    On platforms without ``fcntl`` (Windows) no lock is taken.
+    On platforms without ``fcntl`` (Windows) no lock is taken. Under ``torchrun`` only
+    rank 0 (``$RANK``) takes the lock: the ranks of one job share their folder by design.
 
     Returns:
         the lock file's path.
@@ -222,7 +223,7 @@ def lock_out_dir(path: str | Path) -> Path:
     path = Path(path)
     lock_path = path / LOCK_NAME
     key = path.resolve()
-    if key in _HELD_LOCKS:
+    if key in _HELD_LOCKS or os.environ.get("RANK", "0") not in ("", "0"):
         return lock_path
     try:
         import fcntl

@@ -210,11 +210,22 @@ HOLDER = textwrap.dedent("""
     print("locked", flush=True)
     time.sleep(120)
 """)
+# The same protocol without importing torch (fast): flock on the lock file, pid written into it.
+RAW_HOLDER = textwrap.dedent("""
+    import fcntl, os, time
+    fd = os.open(os.path.join({out!r}, {name!r}), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    print("locked", flush=True)
+    time.sleep(120)
+""")
 
 
-def _hold_lock(out: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER.format(repo=str(REPO), out=str(out))],
-                            stdout=subprocess.PIPE, text=True)
+def _hold_lock(out: Path, raw: bool = True) -> subprocess.Popen:
+    """A second process holding ``out``'s lock; ``raw=False`` takes it through ``lock_out_dir`` itself."""
+    code = (RAW_HOLDER if raw else HOLDER).format(repo=str(REPO), out=str(out), name=LOCK_NAME)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     return proc
 
@@ -222,7 +233,7 @@ def _hold_lock(out: Path) -> subprocess.Popen:
 def test_second_run_into_a_held_folder_refuses_and_a_killed_holder_does_not_block(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
-    holder = _hold_lock(out)
+    holder = _hold_lock(out, raw=False)
     try:
         rc, _, err = run_main("q1_generate", ["--quick", "--data-dir", tmp_path / "q1", "--out-dir", out], capsys)
         assert_exit2(rc, err, "another run", f"pid {holder.pid}", str(out), out_dir=out)
@@ -279,6 +290,22 @@ def test_lock_is_reentrant_in_one_process_and_released_by_main_guard(tmp_path):
     assert can_take()
     assert main_guard(lambda argv: lock_out_dir(out), []) == 0
     assert can_take()  # main_guard released it
+
+
+def test_only_rank_0_of_a_torchrun_job_locks(tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    out.mkdir()
+    holder = _hold_lock(out)  # rank 0 of the job
+    try:
+        monkeypatch.setenv("RANK", "1")
+        lock_out_dir(out)  # rank 1 of the same job shares the folder
+        monkeypatch.setenv("RANK", "0")
+        with pytest.raises(UserError, match="another run"):
+            lock_out_dir(out)
+    finally:
+        holder.kill()
+        holder.wait()
+        release_out_dir_locks()
 
 
 # ======================================================================== Q1 scripts
