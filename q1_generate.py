@@ -37,8 +37,8 @@ from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from audiolab.io import save_audio
-from audiolab.runtime import (UserError, base_parser, float_range, main_guard, out_dir_for, positive_float, positive_int,
-                              write_metrics)
+from audiolab.runtime import (UserError, base_parser, float_range, main_guard, out_dir_for, positive_float,
+                              positive_int, write_metrics)
 
 PCM_SCALE = 32768.0  # 16-bit full scale: samples are k / 32768 for integer k
 MAX_GIB = 4  # refuse sizes whose signals alone would need more memory than this
@@ -54,12 +54,14 @@ def build_parser():
                    help="source1 below, source2 above this frequency (default %(default)s)")
     p.add_argument("--guard-hz", type=float_range(0), default=500.0,
                    help="no tone within this distance of the boundary or of Nyquist (default %(default)s)")
-    p.add_argument("--f1-min-hz", type=positive_float, default=100.0, help="lowest source1 frequency (default %(default)s)")
+    p.add_argument("--f1-min-hz", type=positive_float, default=100.0,
+                   help="lowest source1 frequency (default %(default)s)")
     p.add_argument("--f2-max-hz", type=positive_float, default=15000.0,
                    help="highest source2 frequency; must stay below Nyquist - guard (default %(default)s)")
     p.add_argument("--amp-min", type=positive_float, default=0.2, help="smallest amplitude (default %(default)s)")
     p.add_argument("--amp-max", type=positive_float, default=0.45, help="largest amplitude (default %(default)s)")
-    p.add_argument("--test-fraction", type=float_range(0, 1, lo_open=True, hi_open=True), default=0.1, help="fraction held out for test (default %(default)s)")
+    p.add_argument("--test-fraction", type=float_range(0, 1, lo_open=True, hi_open=True), default=0.1,
+                   help="fraction held out for test (default %(default)s)")
     return p
 
 

@@ -51,8 +51,8 @@ from audiolab.dsp import amplitude_to_db, check_stft_fits, istft, stft
 from audiolab.io import AudioReadError, load_audio, save_audio
 from audiolab.metrics import si_snr
 from audiolab.plotting import plot_spectrogram_db, plot_training_curves, save_figure
-from audiolab.runtime import (UserError, base_parser, main_guard, out_dir_for, positive_float, positive_int,
-                              seed_everything, select_device, write_metrics)
+from audiolab.runtime import (UserError, base_parser, int_range, main_guard, out_dir_for, positive_float,
+                              positive_int, seed_everything, select_device, write_metrics)
 from audiolab.train import fit
 
 SOURCES = ("source1", "source2")
@@ -67,7 +67,8 @@ def build_parser():
     p.add_argument("--hop-length", type=positive_int, default=256,
                    help="STFT hop in samples; 50 %% overlap halves the LSTM's work against 75 %% at the same "
                         "SI-SNR (default %(default)s)")
-    p.add_argument("--hidden", type=positive_int, default=16, help="LSTM units per direction (default %(default)s)")
+    p.add_argument("--hidden", type=int_range(1, 4096), default=16,
+                   help="LSTM units per direction (default %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=9, help="examples per batch (default %(default)s)")
     p.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate (default %(default)s)")
     p.add_argument("--boundary-hz", type=positive_float, default=8000.0,

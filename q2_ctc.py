@@ -855,10 +855,12 @@ def main(argv=None) -> None:
     from audiolab.train import fit
 
     parser = base_parser(__doc__, epochs=10, seed=0)
-    parser.add_argument("--n-train", type=int_range(1, 100_000), default=384, help="training utterances (default %(default)s)")
+    parser.add_argument("--n-train", type=int_range(1, 100_000), default=384,
+                        help="training utterances (default %(default)s)")
     parser.add_argument("--n-test", type=int_range(1, 10_000), default=96, help="test utterances (default %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="default %(default)s")
-    parser.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-2, help="Adam learning rate (default %(default)s)")
+    parser.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-2,
+                        help="Adam learning rate (default %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out-dir")
     args = parser.parse_args(argv)
     if args.quick:

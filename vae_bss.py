@@ -147,15 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "predicts the two images' pixels")
     img.add_argument("--loss", choices=LOSSES, default="mse",
                      help="reconstruction loss, summed over pixels (default %(default)s, chosen by the study)")
-    img.add_argument("--beta", type=float_range(0, 1000), default=0.1, help="KL weight after annealing (default %(default)s)")
+    img.add_argument("--beta", type=float_range(0, 1000), default=0.1,
+                     help="KL weight after annealing (default %(default)s)")
     img.add_argument("--kl-warmup-epochs", type=float_range(0, 10_000), default=2.0,
                      help="epochs over which beta rises linearly from 0 (default %(default)s)")
-    img.add_argument("--latent-dim", type=positive_int, default=64, help="latent size (default %(default)s)")
+    img.add_argument("--latent-dim", type=int_range(1, 4096), default=64, help="latent size (default %(default)s)")
     img.add_argument("--batch-size", type=positive_int, default=128, help="default %(default)s")
-    img.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=2e-3, help="Adam learning rate (default %(default)s)")
+    img.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=2e-3,
+                     help="Adam learning rate (default %(default)s)")
     img.add_argument("--train-pairs", type=int_range(1, MAX_PAIRS), default=None,
                      help="mixtures drawn per epoch (default: 60000 real, 12000 synthetic)")
-    img.add_argument("--test-pairs", type=int_range(1, MAX_TEST_PAIRS), default=1000, help="fixed test mixtures (default %(default)s)")
+    img.add_argument("--test-pairs", type=int_range(1, MAX_TEST_PAIRS), default=1000,
+                     help="fixed test mixtures (default %(default)s)")
     img.add_argument("--grid-every", type=positive_int, default=2,
                      help="save a grid PNG every N epochs (default %(default)s)")
     img.add_argument("--study", action="store_true",
@@ -171,17 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Separate singing voice and accompaniment with a VAE predicting soft masks "
                                      "(see the module docstring: python vae_bss.py --help).",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    mus.add_argument("--sample-rate", type=positive_int, default=16000, help="Hz (default %(default)s)")
-    mus.add_argument("--n-fft", type=positive_int, default=1024, help="STFT size (default %(default)s)")
+    mus.add_argument("--sample-rate", type=int_range(1000, 384000), default=16000, help="Hz (default %(default)s)")
+    mus.add_argument("--n-fft", type=int_range(16, 65536), default=1024, help="STFT size (default %(default)s)")
     mus.add_argument("--hop-length", type=positive_int, default=256, help="STFT hop (default %(default)s)")
-    mus.add_argument("--patch-frames", type=positive_int, default=8,
+    mus.add_argument("--patch-frames", type=int_range(1, 1024), default=8,
                      help="STFT frames per VAE input patch (default %(default)s)")
-    mus.add_argument("--hidden", type=positive_int, default=512, help="MLP width (default %(default)s)")
-    mus.add_argument("--latent-dim", type=positive_int, default=128, help="latent size (default %(default)s)")
+    mus.add_argument("--hidden", type=int_range(1, 16384), default=512, help="MLP width (default %(default)s)")
+    mus.add_argument("--latent-dim", type=int_range(1, 4096), default=128, help="latent size (default %(default)s)")
     mus.add_argument("--beta", type=float_range(0, 1000), default=0.01,
                      help="KL weight after annealing over the first 20%% of training (default %(default)s)")
     mus.add_argument("--batch-size", type=positive_int, default=64, help="default %(default)s")
-    mus.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-3, help="Adam learning rate (default %(default)s)")
+    mus.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-3,
+                     help="Adam learning rate (default %(default)s)")
     mus.add_argument("--patches-per-epoch", type=int_range(1, MAX_PAIRS), default=4096, help="default %(default)s")
     mus.add_argument("--remix-prob", type=float_range(0, 1), default=0.5,
                      help="share of training patches that pair vocals and accompaniment of different clips")
@@ -194,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     mus.add_argument("--save-audio", type=int_range(0), default=3, help="test clips whose WAVs and figures are saved")
     mus.add_argument("--irmas-dir", type=Path, default=None,
                      help="IRMAS voi folder to separate for listening (default: looked for under the data root)")
-    mus.add_argument("--irmas-max", type=int_range(0), default=3, help="IRMAS excerpts to separate (default %(default)s)")
+    mus.add_argument("--irmas-max", type=int_range(0), default=3,
+                     help="IRMAS excerpts to separate (default %(default)s)")
     mus.add_argument("--resume", action="store_true", help="continue from <out>/music/checkpoint.pt")
     return top
 

@@ -102,7 +102,8 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
                    help="input SNRs in dB of the test mixtures (default -5 0 5 10)")
     g.add_argument("--mixes-per-utterance", type=int_range(1, 1000), default=4,
                    help="training mixtures per clean utterance and epoch, re-drawn every epoch (default 4)")
-    g.add_argument("--speed-perturb", type=float_range(0.5, 2.0), nargs="+", default=(0.8, 0.9, 1.0, 1.1, 1.2), metavar="FACTOR",
+    g.add_argument("--speed-perturb", type=float_range(0.5, 2.0), nargs="+", default=(0.8, 0.9, 1.0, 1.1, 1.2),
+                   metavar="FACTOR",
                    help="training utterances are played at one of these speeds (resampling shifts pitch and "
                         "formants) to generalise to unseen speakers; 1 alone switches it off "
                         "(default 0.8 0.9 1.0 1.1 1.2)")
@@ -120,7 +121,8 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--loss", choices=["log1p", "magnitude"], default="magnitude",
                    help="MSE on log1p magnitudes or on (compressed, |X|^0.5) magnitudes (default %(default)s)")
     g.add_argument("--batch-size", type=positive_int, default=256, help="frames per batch (default %(default)s)")
-    g.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-3, help="Adam learning rate (default %(default)s)")
+    g.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-3,
+                   help="Adam learning rate (default %(default)s)")
     g.add_argument("--val-fraction", type=float_range(0, 0.9, hi_open=True), default=0.1,
                    help="fraction of the training utterances (or of the training pair) kept for validation "
                         "and best-checkpoint selection (default %(default)s)")

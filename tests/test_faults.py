@@ -407,6 +407,9 @@ RANGE_FAULTS = [
     ("vae_bss", ["music", "--beta", "-1"], "--beta"),
     ("vae_bss", ["music", "--save-audio", "-1"], "--save-audio"),
     ("vae_bss", ["music", "--hop-length", "2048"], "--hop-length 2048"),
+    ("vae_bss", ["music", "--hidden", "100000000"], "--hidden"),
+    ("vae_bss", ["images", "--latent-dim", "100000000"], "--latent-dim"),
+    ("q1_train_lstm", ["--hidden", "100000000"], "--hidden"),
 ]
 
 
