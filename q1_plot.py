@@ -67,6 +67,8 @@ def main(argv=None):
             signals[name], sample_rate = load_audio(path)
         except AudioReadError as err:
             raise UserError(f"{err}; re-run q1_generate.py") from None
+        if not np.any(signals[name]):
+            raise UserError(f"{path} is silent (all zeros): it has no spectral peak to check; re-run q1_generate.py")
         expected = {"sample_rate": (sample_rate, "Hz"), "n_samples": (len(signals[name]), "samples")}
         for column, (got, unit) in expected.items():
             if column in row and int(row[column]) != got:

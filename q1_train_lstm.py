@@ -87,7 +87,7 @@ def load_split(data_dir: Path, split: str) -> tuple[torch.Tensor, pd.DataFrame, 
 
     Raises:
         UserError: the dataset is missing (run q1_generate.py first), or a file is unreadable
-            (truncated, NaN/inf samples), or its sample rate or length differs from the
+            (truncated, NaN/inf samples) or silent, or its sample rate or length differs from the
             split's first file; the message names the file and the reason.
     """
     info_path = data_dir / "info.csv"
@@ -109,6 +109,9 @@ def load_split(data_dir: Path, split: str) -> tuple[torch.Tensor, pd.DataFrame, 
                 wav, sr = load_audio(path)
             except AudioReadError as err:
                 raise UserError(f"{err}; re-run q1_generate.py") from None
+            if not np.any(wav):
+                raise UserError(f"{path} is silent (all zeros): SI-SNR against it is undefined; "
+                                f"re-run q1_generate.py")
             if sr != sample_rate:
                 raise UserError(f"{path} is at {sr} Hz but {info_path} says {sample_rate} Hz; all examples "
                                 f"must share one rate: re-run q1_generate.py")

@@ -356,8 +356,16 @@ def _corrupt_nan(data: Path) -> Path:
     return path
 
 
+def _corrupt_silent(data: Path) -> Path:
+    path = _first(data, "test", "source2")
+    wav, sr = sf.read(path)
+    sf.write(path, np.zeros_like(wav), sr)
+    return path
+
+
 Q1_DATA_FAULTS = {"other_rate": (_corrupt_rate, "16000 Hz"), "truncated_length": (_corrupt_length, "1500 samples"),
-                  "truncated_bytes": (_corrupt_bytes, "cannot read"), "nan_samples": (_corrupt_nan, "NaN")}
+                  "truncated_bytes": (_corrupt_bytes, "cannot read"), "nan_samples": (_corrupt_nan, "NaN"),
+                  "silent_source": (_corrupt_silent, "silent")}
 
 
 @pytest.mark.parametrize("fault", list(Q1_DATA_FAULTS))
