@@ -187,6 +187,8 @@ def test_output_folder_that_cannot_be_created_is_a_clear_error(tmp_path):
         try:
             with pytest.raises(UserError, match="cannot create the output folder"):
                 out_dir_for(argparse.Namespace(device="cpu", out_dir=ro / "out"), "x")
+            with pytest.raises(UserError, match="cannot write to the output folder"):  # exists, read-only
+                out_dir_for(argparse.Namespace(device="cpu", out_dir=ro), "x")
         finally:
             ro.chmod(0o755)
 
