@@ -52,7 +52,7 @@ from torch import nn
 
 from audiolab.cli_text import script_help
 from audiolab import denoise
-from audiolab.runtime import (add_data_args, base_parser, main_guard, out_dir_for, seed_everything,
+from audiolab.runtime import (add_data_args, base_parser, int_range, main_guard, out_dir_for, seed_everything,
                               select_device)
 
 SCRIPT = "hw_cnn2d"
@@ -63,7 +63,7 @@ def parse_args(argv=None):
     parser = script_help(base_parser(__doc__, epochs=10))
     add_data_args(parser, ["tsp", "synthetic"])
     denoise.add_denoise_args(parser)
-    parser.add_argument("--channels", type=int, nargs=3, default=(16, 32, 32),
+    parser.add_argument("--channels", type=int_range(1, 1024), nargs=3, default=(16, 32, 32),
                         help="channels of the three Conv2d layers (default 16 32 32)")
     args = parser.parse_args(argv)
     if args.quick:  # a smoke test: one short epoch

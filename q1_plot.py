@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from audiolab.cli_text import script_help
-from audiolab.dsp import frequencies_hz, stft
+from audiolab.dsp import check_stft_fits, frequencies_hz, stft
 from audiolab.io import AudioReadError, load_audio
 from audiolab.plotting import spectrogram_figure
 from audiolab.runtime import UserError, base_parser, main_guard, out_dir_for, positive_int, write_metrics
@@ -63,10 +63,20 @@ def main(argv=None):
     ex = int(row["id"])
     signals = {}
     for name in NAMES:
+        path = args.data_dir / row[f"{name}_path"]
         try:
-            signals[name], sample_rate = load_audio(args.data_dir / row[f"{name}_path"])
+            signals[name], sample_rate = load_audio(path)
         except AudioReadError as err:
             raise UserError(f"{err}; re-run q1_generate.py") from None
+        if not np.any(signals[name]):
+            raise UserError(f"{path} is silent (all zeros): it has no spectral peak to check; re-run q1_generate.py")
+        expected = {"sample_rate": (sample_rate, "Hz"), "n_samples": (len(signals[name]), "samples")}
+        for column, (got, unit) in expected.items():
+            if column in row and int(row[column]) != got:
+                raise UserError(f"{path} has {got} {unit} but {info_path} says {int(row[column])} {unit} "
+                                f"(truncated or from another run?); re-run q1_generate.py")
+    check_stft_fits(min(len(w) for w in signals.values()), args.n_fft, args.hop_length,
+                    what=f"example {ex:03d} in {args.data_dir}")
 
     out = out_dir_for(args, "q1_plot")
     title = (f"Example {ex:03d} ({row['split']}): f1 = {row['f1_hz']:.0f} Hz, f2 = {row['f2_hz']:.0f} Hz, "

@@ -48,12 +48,12 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from audiolab.cli_text import script_help
-from audiolab.dsp import amplitude_to_db, istft, stft
+from audiolab.dsp import amplitude_to_db, check_stft_fits, istft, stft
 from audiolab.io import AudioReadError, load_audio, save_audio
 from audiolab.metrics import si_snr
 from audiolab.plotting import plot_spectrogram_db, plot_training_curves, save_figure
-from audiolab.runtime import (UserError, base_parser, main_guard, out_dir_for, positive_float, positive_int,
-                              seed_everything, select_device, write_metrics)
+from audiolab.runtime import (UserError, base_parser, int_range, main_guard, out_dir_for, positive_float,
+                              positive_int, seed_everything, select_device, write_metrics)
 from audiolab.train import fit
 
 SOURCES = ("source1", "source2")
@@ -68,7 +68,8 @@ def build_parser():
     p.add_argument("--hop-length", type=positive_int, default=256,
                    help="STFT hop in samples; 50 %% overlap halves the LSTM's work against 75 %% at the same "
                         "SI-SNR (default %(default)s)")
-    p.add_argument("--hidden", type=positive_int, default=16, help="LSTM units per direction (default %(default)s)")
+    p.add_argument("--hidden", type=int_range(1, 4096), default=16,
+                   help="LSTM units per direction (default %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=9, help="examples per batch (default %(default)s)")
     p.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate (default %(default)s)")
     p.add_argument("--boundary-hz", type=positive_float, default=8000.0,
@@ -86,7 +87,9 @@ def load_split(data_dir: Path, split: str) -> tuple[torch.Tensor, pd.DataFrame, 
         mixture), ``info`` the split's rows of info.csv.
 
     Raises:
-        UserError: the dataset is missing (run q1_generate.py first) or a file is unreadable.
+        UserError: the dataset is missing (run q1_generate.py first), or a file is unreadable
+            (truncated, NaN/inf samples) or silent, or its sample rate or length differs from the
+            split's first file; the message names the file and the reason.
     """
     info_path = data_dir / "info.csv"
     if not info_path.exists():
@@ -98,11 +101,28 @@ def load_split(data_dir: Path, split: str) -> tuple[torch.Tensor, pd.DataFrame, 
         raise UserError(f"{info_path} has no '{split}' examples; re-run q1_generate.py")
     sample_rate = int(rows["sample_rate"].iloc[0])
     signals = []
+    length, first = None, None
     for _, row in rows.iterrows():
-        try:
-            signals.append([load_audio(data_dir / row[f"{name}_path"])[0] for name in (*SOURCES, "mixture")])
-        except AudioReadError as err:
-            raise UserError(f"{err}; re-run q1_generate.py") from None
+        example = []
+        for name in (*SOURCES, "mixture"):
+            path = data_dir / row[f"{name}_path"]
+            try:
+                wav, sr = load_audio(path)
+            except AudioReadError as err:
+                raise UserError(f"{err}; re-run q1_generate.py") from None
+            if not np.any(wav):
+                raise UserError(f"{path} is silent (all zeros): SI-SNR against it is undefined; "
+                                f"re-run q1_generate.py")
+            if sr != sample_rate:
+                raise UserError(f"{path} is at {sr} Hz but {info_path} says {sample_rate} Hz; all examples "
+                                f"must share one rate: re-run q1_generate.py")
+            if length is None:
+                length, first = len(wav), path
+            elif len(wav) != length:
+                raise UserError(f"{path} has {len(wav)} samples but {first} has {length} (truncated or from "
+                                f"another run?); all examples must have one length: re-run q1_generate.py")
+            example.append(wav)
+        signals.append(example)
     return torch.tensor(np.array(signals), dtype=torch.float32), rows, sample_rate
 
 
@@ -195,6 +215,10 @@ def main(argv=None):
     test, test_info, test_rate = load_split(args.data_dir, "test")
     if test_rate != sample_rate:
         raise UserError(f"train and test sample rates differ ({sample_rate} vs {test_rate} Hz); re-run q1_generate.py")
+    if test.shape[-1] != train.shape[-1]:
+        raise UserError(f"train and test examples differ in length ({train.shape[-1]} vs {test.shape[-1]} samples); "
+                        f"re-run q1_generate.py")
+    check_stft_fits(train.shape[-1], args.n_fft, args.hop_length, what=f"the examples in {args.data_dir}")
     if args.boundary_hz >= sample_rate / 2:
         raise UserError(f"--boundary-hz {args.boundary_hz:g} is not below Nyquist ({sample_rate / 2:g} Hz)")
     print(f"data: {len(train)} train / {len(test)} test examples, T={train.shape[-1]} samples at {sample_rate} Hz")

@@ -34,7 +34,7 @@ import time
 import torch
 
 from audiolab.cli_text import script_help
-from audiolab.runtime import (base_parser, write_csv, format_table, main_guard, out_dir_for, positive_int, seed_everything,
+from audiolab.runtime import (base_parser, write_csv, format_table, int_range, main_guard, out_dir_for, seed_everything,
                               write_metrics)
 from q2_ctc import ctc_loss, plot_alignment, viterbi_align
 
@@ -95,12 +95,11 @@ def compare(data, dtype: torch.dtype, reduction: str, repeats: int) -> dict:
 
 def main(argv=None) -> None:
     parser = script_help(base_parser(__doc__, seed=0))
-    parser.add_argument("--repeats", type=positive_int, default=21,
+    parser.add_argument("--repeats", type=int_range(1, 1000), default=21,
                         help="timed repeats per row; medians are reported (default %(default)s)")
-    parser.add_argument("--example", type=int, default=0, help="batch item shown in the alignment figure (0-15)")
+    parser.add_argument("--example", type=int_range(0, 15), default=0,
+                        help="batch item shown in the alignment figure (0-15)")
     args = parser.parse_args(argv)
-    if not 0 <= args.example < 16:
-        parser.error("--example must be in [0, 15]")
     if args.quick:
         args.repeats = 1
     seed_everything(args.seed)

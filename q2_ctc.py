@@ -851,16 +851,18 @@ def main(argv=None) -> None:
     from audiolab.cli_text import script_help
     from audiolab.io import save_audio
     from audiolab.plotting import plot_training_curves
-    from audiolab.runtime import (UserError, base_parser, format_table, out_dir_for, positive_float, positive_int,
-                                  seed_everything, select_device, write_metrics)
+    from audiolab.runtime import (UserError, base_parser, float_range, format_table, int_range, out_dir_for,
+                                  positive_int, seed_everything, select_device, write_metrics)
     from audiolab.datasets import SYNTHETIC_NOTE, banner
     from audiolab.train import fit
 
     parser = script_help(base_parser(__doc__, epochs=10, seed=0))
-    parser.add_argument("--n-train", type=positive_int, default=384, help="training utterances (default %(default)s)")
-    parser.add_argument("--n-test", type=positive_int, default=96, help="test utterances (default %(default)s)")
+    parser.add_argument("--n-train", type=int_range(1, 100_000), default=384,
+                        help="training utterances (default %(default)s)")
+    parser.add_argument("--n-test", type=int_range(1, 10_000), default=96, help="test utterances (default %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="default %(default)s")
-    parser.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate (default %(default)s)")
+    parser.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-2,
+                        help="Adam learning rate (default %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out-dir")
     args = parser.parse_args(argv)
     if args.quick:

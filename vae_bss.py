@@ -96,13 +96,14 @@ from audiolab.datasets import RealDataset, choose_dataset, resolve_data_root
 from audiolab.image_data import (IMAGE_SETS, MixturePairs, download_idx, find_idx_folder, fixed_pairs,
                                  idx_folder_candidates, load_idx_split, synthetic_digits, synthetic_garments,
                                  to_float_images)
-from audiolab.io import AudioReadError, find_audio_files, load_audio, save_audio
+from audiolab.io import AudioReadError, find_audio_files, load_audio, save_audio, unique_name
 from audiolab.metrics import psnr
 from audiolab.music_data import (Song, find_irmas_voi, find_mir1k, find_musdb, load_musdb, load_songs_from_stereo,
                                  mir1k_files, synthetic_songs)
 from audiolab.plotting import plot_training_curves, save_figure, spectrogram_figure
-from audiolab.runtime import (UserError, write_csv, add_data_args, base_parser, format_table, main_guard, positive_float,
-                              positive_int, read_json, seed_everything, select_device, write_metrics)
+from audiolab.runtime import (UserError, write_csv, add_data_args, base_parser, float_range, format_table, int_range,
+                              main_guard, out_dir_for, positive_int, read_json, seed_everything, select_device,
+                              write_metrics)
 from audiolab.synth import mix_at_snr
 from audiolab.train import fit, load_checkpoint
 
@@ -110,6 +111,8 @@ SCRIPT = "vae_bss"
 TEST_PAIR_SEED = 20_141_007  # the 1000 test pairs are the same whatever --seed is
 LOSSES = ("bce", "mse", "l1")
 STUDY_BETAS = (0.0, 0.1, 1.0)
+MAX_PAIRS = 10_000_000      # mixtures / patches drawn per epoch (indices only: memory stays small)
+MAX_TEST_PAIRS = 100_000    # fixed test mixtures are held in memory: 3 x 784 float32 each (~1 GB at the limit)
 
 IMAGE_ANCHORS = [
     {"metric": "test_psnr_db_mean", "anchor": 22.0, "source": "target (mean per-source PSNR)"},
@@ -145,21 +148,24 @@ def build_parser() -> argparse.ArgumentParser:
                           "predicts the two images' pixels")
     img.add_argument("--loss", choices=LOSSES, default="mse",
                      help="reconstruction loss, summed over pixels (default %(default)s, chosen by the study)")
-    img.add_argument("--beta", type=float, default=0.1, help="KL weight after annealing (default %(default)s)")
-    img.add_argument("--kl-warmup-epochs", type=float, default=2.0,
+    img.add_argument("--beta", type=float_range(0, 1000), default=0.1,
+                     help="KL weight after annealing (default %(default)s)")
+    img.add_argument("--kl-warmup-epochs", type=float_range(0, 10_000), default=2.0,
                      help="epochs over which beta rises linearly from 0 (default %(default)s)")
-    img.add_argument("--latent-dim", type=positive_int, default=64, help="latent size (default %(default)s)")
+    img.add_argument("--latent-dim", type=int_range(1, 4096), default=64, help="latent size (default %(default)s)")
     img.add_argument("--batch-size", type=positive_int, default=128, help="default %(default)s")
-    img.add_argument("--lr", type=positive_float, default=2e-3, help="Adam learning rate (default %(default)s)")
-    img.add_argument("--train-pairs", type=positive_int, default=None,
+    img.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=2e-3,
+                     help="Adam learning rate (default %(default)s)")
+    img.add_argument("--train-pairs", type=int_range(1, MAX_PAIRS), default=None,
                      help="mixtures drawn per epoch (default: 60000 real, 12000 synthetic)")
-    img.add_argument("--test-pairs", type=positive_int, default=1000, help="fixed test mixtures (default %(default)s)")
+    img.add_argument("--test-pairs", type=int_range(1, MAX_TEST_PAIRS), default=1000,
+                     help="fixed test mixtures (default %(default)s)")
     img.add_argument("--grid-every", type=positive_int, default=2,
                      help="save a grid PNG every N epochs (default %(default)s)")
     img.add_argument("--study", action="store_true",
                      help="also run the loss study: {bce,mse,l1} x beta {0,0.1,1} + AE + U-Net baselines")
     img.add_argument("--study-epochs", type=positive_int, default=2, help="epochs per study run (default %(default)s)")
-    img.add_argument("--study-train-pairs", type=positive_int, default=10000,
+    img.add_argument("--study-train-pairs", type=int_range(1, MAX_PAIRS), default=10000,
                      help="mixtures per epoch in each study run (default %(default)s)")
     img.add_argument("--resume", action="store_true", help="continue from <out>/images/checkpoint.pt")
 
@@ -169,36 +175,48 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Separate singing voice and accompaniment with a VAE predicting soft masks "
                                      "(see the module docstring at the top of vae_bss.py).",
                          formatter_class=ShortUsageFormatter)
-    mus.add_argument("--sample-rate", type=positive_int, default=16000, help="Hz (default %(default)s)")
-    mus.add_argument("--n-fft", type=positive_int, default=1024, help="STFT size (default %(default)s)")
+    mus.add_argument("--sample-rate", type=int_range(1000, 384000), default=16000, help="Hz (default %(default)s)")
+    mus.add_argument("--n-fft", type=int_range(16, 65536), default=1024, help="STFT size (default %(default)s)")
     mus.add_argument("--hop-length", type=positive_int, default=256, help="STFT hop (default %(default)s)")
-    mus.add_argument("--patch-frames", type=positive_int, default=8,
+    mus.add_argument("--patch-frames", type=int_range(1, 1024), default=8,
                      help="STFT frames per VAE input patch (default %(default)s)")
-    mus.add_argument("--hidden", type=positive_int, default=512, help="MLP width (default %(default)s)")
-    mus.add_argument("--latent-dim", type=positive_int, default=128, help="latent size (default %(default)s)")
-    mus.add_argument("--beta", type=float, default=0.01,
+    mus.add_argument("--hidden", type=int_range(1, 16384), default=512, help="MLP width (default %(default)s)")
+    mus.add_argument("--latent-dim", type=int_range(1, 4096), default=128, help="latent size (default %(default)s)")
+    mus.add_argument("--beta", type=float_range(0, 1000), default=0.01,
                      help="KL weight after annealing over the first 20%% of training (default %(default)s)")
     mus.add_argument("--batch-size", type=positive_int, default=64, help="default %(default)s")
-    mus.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default %(default)s)")
-    mus.add_argument("--patches-per-epoch", type=positive_int, default=4096, help="default %(default)s")
-    mus.add_argument("--remix-prob", type=float, default=0.5,
+    mus.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-3,
+                     help="Adam learning rate (default %(default)s)")
+    mus.add_argument("--patches-per-epoch", type=int_range(1, MAX_PAIRS), default=4096, help="default %(default)s")
+    mus.add_argument("--remix-prob", type=float_range(0, 1), default=0.5,
                      help="share of training patches that pair vocals and accompaniment of different clips")
-    mus.add_argument("--mix-snr-db", type=float, default=0.0,
+    mus.add_argument("--mix-snr-db", type=float_range(-60, 60), default=0.0,
                      help="voice-to-accompaniment ratio of the test mixtures (default %(default)s, MIR-1K convention)")
     mus.add_argument("--max-train-clips", type=positive_int, default=None, help="use at most N training clips")
     mus.add_argument("--max-test-clips", type=positive_int, default=None, help="evaluate at most N test clips")
     mus.add_argument("--val-clips", type=positive_int, default=8,
                      help="training clips held out for per-epoch validation / best checkpoint (default %(default)s)")
-    mus.add_argument("--save-audio", type=int, default=3, help="test clips whose WAVs and figures are saved")
+    mus.add_argument("--save-audio", type=int_range(0), default=3, help="test clips whose WAVs and figures are saved")
     mus.add_argument("--irmas-dir", type=Path, default=None,
                      help="IRMAS voi folder to separate for listening (default: looked for under the data root)")
-    mus.add_argument("--irmas-max", type=int, default=3, help="IRMAS excerpts to separate (default %(default)s)")
+    mus.add_argument("--irmas-max", type=int_range(0), default=3,
+                     help="IRMAS excerpts to separate (default %(default)s)")
     mus.add_argument("--resume", action="store_true", help="continue from <out>/music/checkpoint.pt")
     return top
 
 
 def out_root(args) -> Path:
     return Path(args.out_dir) if args.out_dir else Path("outputs") / SCRIPT
+
+
+def locked_out_dir(args, part: str) -> Path:
+    """``<out>/<part>``, created, with ``<out>`` locked for this run (:func:`audiolab.runtime.out_dir_for`)."""
+    out_dir = out_dir_for(args, SCRIPT) / part
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the output folder {out_dir}: {err.strerror or err}") from None
+    return out_dir
 
 
 def update_combined_metrics(args, part: str, metrics: dict, dataset: str, data_source: str, device) -> Path:
@@ -554,9 +572,8 @@ def run_study(args, data: dict, test: tuple, device, out_dir: Path) -> list[dict
 def run_images(args) -> dict:
     device = select_device(args.device)
     seed_everything(args.seed)
-    out_dir = out_root(args) / "images"
     data = load_image_data(args)  # before creating folders: bad input leaves nothing behind
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = locked_out_dir(args, "images")
     n_test = 100 if args.quick else args.test_pairs
     ia, ib = fixed_pairs(len(data["a_test"]), len(data["b_test"]), n_test, TEST_PAIR_SEED)
     a_t, b_t = data["a_test"][ia], data["b_test"][ib]
@@ -816,17 +833,50 @@ def length_weighted(rows: list[dict], key: str) -> float:
     return float((vals[ok] * w[ok]).sum() / w[ok].sum()) if ok.any() else float("nan")
 
 
-def evaluate_songs(model, songs: list[Song], args, device, progress: bool = False) -> list[dict]:
-    """Separate every song's mixture and score it; one row per clip."""
+def evaluate_songs(model, songs: list[Song], args, device, progress: bool = False,
+                   skipped: list | None = None) -> list[dict]:
+    """Separate every song's mixture and score it; one row per clip.
+
+    A clip that cannot be scored (a silent reference stem, where BSS Eval's projection is
+    singular; a clip shorter than one STFT frame; non-finite scores) is reported by name
+    (``skipped: ...``), appended to ``skipped`` as ``(name, reason)`` and left out, so one
+    bad clip never loses the evaluation of the others.
+    """
     from tqdm.auto import tqdm
 
     rows = []
     for s in tqdm(songs, desc="separating", leave=False, disable=not progress):
-        mixture = s.vocals + s.accompaniment
-        est_v, est_a = separate(model, mixture, args, device)
-        rows.append({"clip": s.name, "n_samples": s.n_samples, "seconds": s.n_samples / s.sample_rate,
-                     **bss_scores(s.vocals, s.accompaniment, est_v, est_a)})
+        reason = clip_problem(s, args)
+        if reason is None:
+            mixture = s.vocals + s.accompaniment
+            try:
+                est_v, est_a = separate(model, mixture, args, device)
+                scores = bss_scores(s.vocals, s.accompaniment, est_v, est_a)
+            except (ValueError, RuntimeError, UserError) as err:  # torch.linalg errors are RuntimeErrors
+                reason = f"BSS Eval failed: {err}"
+            else:
+                if not all(math.isfinite(v) for v in scores.values()):
+                    reason = "BSS Eval gave non-finite scores"
+        if reason is not None:
+            print(f"skipped: clip {s.name}: {reason}")
+            if skipped is not None:
+                skipped.append((s.name, reason))
+            continue
+        rows.append({"clip": s.name, "n_samples": s.n_samples, "seconds": s.n_samples / s.sample_rate, **scores})
     return rows
+
+
+def clip_problem(song: Song, args) -> str | None:
+    """Why ``song`` cannot be scored (silent stem, too short, non-finite samples), or ``None``."""
+    if song.n_samples < args.n_fft:
+        return f"{song.n_samples} samples, shorter than one STFT frame (--n-fft {args.n_fft})"
+    for stem in ("vocals", "accompaniment"):
+        wav = getattr(song, stem)
+        if not np.isfinite(wav).all():
+            return f"the {stem} stem holds NaN or inf samples"
+        if not np.any(wav):
+            return f"the {stem} reference stem is silent (all zeros): SDR/SIR/SAR are undefined"
+    return None
 
 
 # ==================================================================== music: training
@@ -852,9 +902,11 @@ def feature_stats(songs: list[Song], args) -> tuple[torch.Tensor, torch.Tensor]:
 def run_music(args) -> dict:
     device = select_device(args.device)
     seed_everything(args.seed)
-    out_dir = out_root(args) / "music"
+    if args.hop_length > args.n_fft:
+        raise UserError(f"--hop-length {args.hop_length} is larger than --n-fft {args.n_fft}: samples between "
+                        f"frames would be skipped; use --hop-length <= {args.n_fft}")
     data = load_music_data(args)  # before creating folders: bad input leaves nothing behind
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = locked_out_dir(args, "music")
     synthetic = data["data_source"] == "synthetic"
     label = " [SYNTHETIC]" if synthetic else ""
     train, val, test = data["train"], data["val"], data["test"]
@@ -910,21 +962,27 @@ def run_music(args) -> dict:
     model.to(device)
 
     print(f"evaluating on {len(test)} test clips ...")
-    rows = evaluate_songs(model, test, args, device, progress=True)
-    write_csv(out_dir / "test_clips.csv", rows)
+    eval_skipped: list = []
+    rows = evaluate_songs(model, test, args, device, progress=True, skipped=eval_skipped)
+    if rows:
+        write_csv(out_dir / "test_clips.csv", rows)
     metrics = {"vocals_gnsdr_db": length_weighted(rows, "vocals_nsdr_db"),
                "accompaniment_gnsdr_db": length_weighted(rows, "accompaniment_nsdr_db")}
     for stem in ("vocals", "accompaniment"):
         for m in ("sdr", "sir", "sar"):
             metrics[f"{stem}_g{m}_db"] = length_weighted(rows, f"{stem}_{m}_db")
-        metrics[f"{stem}_mean_sdr_db"] = float(np.mean([r[f"{stem}_sdr_db"] for r in rows]))
+        metrics[f"{stem}_mean_sdr_db"] = float(np.mean([r[f"{stem}_sdr_db"] for r in rows])) if rows else None
     metrics.update(music_train_seconds=train_seconds, music_params=count_parameters(model),
                    music_epochs=len(history), music_test_clips=len(rows), music_train_clips=len(train),
-                   music_test_seconds_total=float(sum(r["seconds"] for r in rows)))
+                   music_test_seconds_total=float(sum(r["seconds"] for r in rows)),
+                   music_test_clips_skipped=len(eval_skipped))
+    if eval_skipped:
+        metrics["music_test_skipped_note"] = "; ".join(f"{name}: {why}" for name, why in eval_skipped)
 
     # outputs: audio, spectrograms, curves
     sr = args.sample_rate
-    for s in test[:max(0, args.save_audio)]:
+    scored = {r["clip"]: r for r in rows}
+    for s in [s for s in test if s.name in scored][:args.save_audio]:
         mixture = s.vocals + s.accompaniment
         est_v, est_a = separate(model, mixture, args, device)
         folder = out_dir / "audio" / s.name
@@ -932,7 +990,7 @@ def run_music(args) -> dict:
         for name, wav in (("mixture", mixture), ("vocals_true", s.vocals), ("vocals_estimate", est_v),
                           ("accompaniment_true", s.accompaniment), ("accompaniment_estimate", est_a)):
             save_audio(folder / f"{name}.wav", wav / peak, sr)
-        row = next(r for r in rows if r["clip"] == s.name)
+        row = scored[s.name]
         spectrogram_figure({"mixture": mixture, "true vocals": s.vocals,
                             f"estimated vocals (SDR {row['vocals_sdr_db']:.1f} dB)": est_v,
                             "true accompaniment": s.accompaniment,
@@ -950,6 +1008,10 @@ def run_music(args) -> dict:
     write_metrics(out_dir, metrics, args=args, dataset=data["dataset"], data_source=data["data_source"],
                   device=device, anchors=MUSIC_ANCHORS)
     update_combined_metrics(args, "music", metrics, data["dataset"], data["data_source"], device)
+    if not rows:
+        print(f"vae_bss music{label}: no test clip could be scored ({len(eval_skipped)} skipped); metrics.json "
+              f"records training only -> {out_dir}")
+        return metrics
     print(f"vae_bss music{label} ({data['dataset']}, {len(rows)} test clips): vocals GNSDR "
           f"{metrics['vocals_gnsdr_db']:.2f} dB (GSIR {metrics['vocals_gsir_db']:.2f}, GSAR "
           f"{metrics['vocals_gsar_db']:.2f}), accompaniment GNSDR {metrics['accompaniment_gnsdr_db']:.2f} dB; "
@@ -961,6 +1023,7 @@ def separate_irmas(model, folder: Path, args, device, out_dir: Path) -> None:
     """Separate a few IRMAS ``voi`` excerpts (no stems: WAVs and spectrograms for listening only)."""
     files = find_audio_files(folder)[:max(0, args.irmas_max)]
     print(f"IRMAS voi: separating {len(files)} excerpt(s) from {folder} (qualitative: no stems, no scores)")
+    used: set[str] = set()
     for path in files:
         try:
             mixture, _ = load_audio(path, sample_rate=args.sample_rate, mono=True)
@@ -971,12 +1034,13 @@ def separate_irmas(model, folder: Path, args, device, out_dir: Path) -> None:
             print(f"skipped: {path} is shorter than one patch")
             continue
         est_v, est_a = separate(model, mixture, args, device)
-        dest = out_dir / "irmas" / path.stem
+        stem = unique_name(path.stem, used)
+        dest = out_dir / "irmas" / stem
         peak = max(1.0, float(np.abs(mixture).max()))
         for name, wav in (("mixture", mixture), ("vocals_estimate", est_v), ("accompaniment_estimate", est_a)):
             save_audio(dest / f"{name}.wav", wav / peak, args.sample_rate)
         spectrogram_figure({"IRMAS mixture": mixture, "estimated vocals": est_v, "estimated accompaniment": est_a},
-                           args.sample_rate, out_dir / f"irmas_{path.stem}.png", n_fft=1024,
+                           args.sample_rate, out_dir / f"irmas_{stem}.png", n_fft=1024,
                            suptitle=f"IRMAS {path.name}: qualitative separation (no reference stems)")
 
 

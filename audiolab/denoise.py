@@ -52,9 +52,9 @@ from tqdm.auto import tqdm
 
 from .datasets import RealDataset, SYNTHETIC_NOTE, choose_dataset, resolve_data_root
 from .dsp import from_magnitude_phase, magnitude_phase
-from .io import AudioReadError, find_audio_files, iter_readable, load_audio, save_audio
+from .io import AudioReadError, find_audio_files, iter_readable, load_audio, save_audio, unique_name
 from .metrics import si_snr, snr
-from .runtime import UserError, positive_float, positive_int, write_csv, write_json_atomic, write_metrics
+from .runtime import UserError, float_range, int_range, positive_int, write_csv, write_json_atomic, write_metrics
 from .plotting import plot_training_curves, save_figure, spectrogram_figure
 from .synth import HARVARD_SENTENCES
 from .train import fit, load_checkpoint
@@ -96,19 +96,20 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
                         "(default: the last speaker in sorted order, e.g. MC for tsp/{FA,MC})")
     g.add_argument("--train-speakers", default=None,
                    help="comma-separated training speakers (default: every speaker not in --test-speakers)")
-    g.add_argument("--train-snr-range", type=float, nargs=2, default=(0.0, 10.0), metavar=("LO", "HI"),
+    g.add_argument("--train-snr-range", type=float_range(-60, 60), nargs=2, default=(0.0, 10.0), metavar=("LO", "HI"),
                    help="training mixtures draw their SNR uniformly from [LO, HI] dB (default 0 10)")
-    g.add_argument("--test-snrs", type=float, nargs="+", default=(-5.0, 0.0, 5.0, 10.0),
+    g.add_argument("--test-snrs", type=float_range(-60, 60), nargs="+", default=(-5.0, 0.0, 5.0, 10.0),
                    help="input SNRs in dB of the test mixtures (default -5 0 5 10)")
-    g.add_argument("--mixes-per-utterance", type=positive_int, default=4,
+    g.add_argument("--mixes-per-utterance", type=int_range(1, 1000), default=4,
                    help="training mixtures per clean utterance and epoch, re-drawn every epoch (default 4)")
-    g.add_argument("--speed-perturb", type=float, nargs="+", default=(0.8, 0.9, 1.0, 1.1, 1.2), metavar="FACTOR",
+    g.add_argument("--speed-perturb", type=float_range(0.5, 2.0), nargs="+", default=(0.8, 0.9, 1.0, 1.1, 1.2),
+                   metavar="FACTOR",
                    help="training utterances are played at one of these speeds (resampling shifts pitch and "
                         "formants) to generalise to unseen speakers; 1 alone switches it off "
                         "(default 0.8 0.9 1.0 1.1 1.2)")
-    g.add_argument("--noise-test-fraction", type=float, default=0.25,
+    g.add_argument("--noise-test-fraction", type=float_range(0, 1, lo_open=True, hi_open=True), default=0.25,
                    help="last fraction of each noise file reserved for test mixtures (default 0.25)")
-    g.add_argument("--max-test-utterances", type=int, default=0,
+    g.add_argument("--max-test-utterances", type=int_range(0), default=0,
                    help="use at most this many test utterances (0: all)")
     g = parser.add_argument_group("features and training")
     g.add_argument("--n-fft", type=positive_int, default=N_FFT, help="STFT size in samples (default %(default)s)")
@@ -120,16 +121,17 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--loss", choices=["log1p", "magnitude"], default="magnitude",
                    help="MSE on log1p magnitudes or on (compressed, |X|^0.5) magnitudes (default %(default)s)")
     g.add_argument("--batch-size", type=positive_int, default=256, help="frames per batch (default %(default)s)")
-    g.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default %(default)s)")
-    g.add_argument("--val-fraction", type=float, default=0.1,
+    g.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-3,
+                   help="Adam learning rate (default %(default)s)")
+    g.add_argument("--val-fraction", type=float_range(0, 0.9, hi_open=True), default=0.1,
                    help="fraction of the training utterances (or of the training pair) kept for validation "
                         "and best-checkpoint selection (default %(default)s)")
     g.add_argument("--resume", action="store_true", help="continue training from the checkpoint in --out-dir")
     g = parser.add_argument_group("evaluation")
-    g.add_argument("--pesq-max", type=int, default=0,
+    g.add_argument("--pesq-max", type=int_range(0), default=0,
                    help="score PESQ and STOI on at most this many signals per set and input SNR "
                         "(0: all; PESQ costs ~40 ms per 2.5 s signal)")
-    g.add_argument("--threads", type=int, default=0,
+    g.add_argument("--threads", type=int_range(0, 256), default=0,
                    help="torch CPU threads (0: leave torch's default)")
 
 
@@ -245,14 +247,26 @@ def load_pair(clean_path: Path, noisy_path: Path, sample_rate: int = SAMPLE_RATE
     return clean.astype(np.float32), noisy.astype(np.float32)
 
 
-def load_unlabeled(paths: Sequence[Path], sample_rate: int = SAMPLE_RATE) -> list[Mixture]:
-    """Noisy test files with no reference (``--test``); unreadable ones are reported and skipped."""
+def load_unlabeled(paths: Sequence[Path], sample_rate: int = SAMPLE_RATE, min_samples: int = 0) -> list[Mixture]:
+    """Noisy test files with no reference (``--test``).
+
+    Unreadable files (incl. NaN/inf samples), silent ones and ones shorter than
+    ``min_samples`` (one STFT frame, ``--n-fft``) are reported by path and skipped. Each
+    file gets a distinct output name: two files with the same base name (``a/x.wav``,
+    ``b/x.wav``) become ``x`` and ``x_2`` rather than overwriting each other's outputs.
+    """
     out = []
+    used: set[str] = set()
     for path, wav, _ in iter_readable(paths, sample_rate=sample_rate, mono=True):
         if not np.any(wav):
             print(f"skipped: {path}: silent (all zeros), nothing to denoise")
             continue
-        out.append(Mixture(_safe(path.stem), wav.astype(np.float32), None, None, "unknown", "unlabeled"))
+        if wav.shape[-1] < min_samples:
+            print(f"skipped: {path}: {wav.shape[-1]} samples at {sample_rate} Hz, shorter than one STFT frame "
+                  f"(--n-fft {min_samples})")
+            continue
+        out.append(Mixture(unique_name(_safe(path.stem), used), wav.astype(np.float32), None, None, "unknown",
+                           "unlabeled"))
     return out
 
 
@@ -368,17 +382,31 @@ def _speaker_of(path: Path, root: Path) -> str:
     return rel.parts[0] if len(rel.parts) > 1 else root.name
 
 
-def _load_folder(root: Path) -> list[tuple[str, str, np.ndarray]]:
-    """``(speaker, name, wav)`` for every readable, non-silent audio file below ``root``."""
+def _load_folder(root: Path, min_samples: int = 0) -> list[tuple[str, str, np.ndarray]]:
+    """``(speaker, name, wav)`` for every readable, non-silent audio file below ``root``.
+
+    Files shorter than ``min_samples`` (one STFT frame) are reported by path and skipped, as
+    are unreadable ones (incl. NaN/inf samples) and silent ones; names are made unique.
+    """
     files = find_audio_files(root)
     if not files:
         raise UserError(f"no audio files found under {root}")
     out = []
+    used: set[str] = set()
+    longest = 0
     for path, wav, _ in iter_readable(files, sample_rate=SAMPLE_RATE, mono=True):
         if not np.any(wav):
             print(f"skipped: {path}: silent (all zeros); SNR would be undefined")
             continue
-        out.append((_speaker_of(path, root), _safe(path.stem), wav))
+        longest = max(longest, wav.shape[-1])
+        if wav.shape[-1] < min_samples:
+            print(f"skipped: {path}: {wav.shape[-1]} samples at {SAMPLE_RATE} Hz, shorter than one STFT frame "
+                  f"(--n-fft {min_samples})")
+            continue
+        out.append((_speaker_of(path, root), unique_name(_safe(path.stem), used), wav))
+    if not out and 0 < longest < min_samples:
+        raise UserError(f"--n-fft {min_samples} is longer than every audio file under {root} (the longest has "
+                        f"{longest} samples at {SAMPLE_RATE} Hz); use --n-fft <= {longest}")
     if not out:
         raise UserError(f"none of the {len(files)} audio files under {root} could be used")
     return out
@@ -398,7 +426,7 @@ def folder_data(clean_dir: Path, noise_dir: Path, args: argparse.Namespace, data
     for p in (clean_dir, noise_dir):
         if not Path(p).is_dir():
             raise UserError(f"{p} is not a folder")
-    utts = _load_folder(Path(clean_dir))
+    utts = _load_folder(Path(clean_dir), min_samples=args.n_fft)
     speakers = sorted({s for s, _, _ in utts})
     test_spk = _split_list(args.test_speakers) or ([speakers[-1]] if len(speakers) > 1 else [])
     train_spk = _split_list(args.train_speakers) or [s for s in speakers if s not in test_spk]
@@ -428,18 +456,29 @@ def folder_data(clean_dir: Path, noise_dir: Path, args: argparse.Namespace, data
     if args.max_test_utterances > 0:
         test = test[:args.max_test_utterances]
 
-    noise_files = [(p, w) for p, w, _ in iter_readable(find_audio_files(noise_dir), sample_rate=SAMPLE_RATE)
-                   if np.any(w)]
-    if not noise_files:
-        raise UserError(f"no usable (readable, non-silent) noise recordings under {noise_dir}")
-    sources = [split_noise(_safe(p.stem), w, args.noise_test_fraction) for p, w in noise_files]
+    sources = []
+    used_noise: set[str] = set()
+    for p, w, _ in iter_readable(find_audio_files(noise_dir), sample_rate=SAMPLE_RATE):
+        src = split_noise(_safe(p.stem), w, args.noise_test_fraction)
+        short = min(len(src.train), len(src.test))
+        if short < args.n_fft or not (np.any(src.train) and np.any(src.test)):
+            print(f"skipped: {p}: its training or test part is silent or shorter than one STFT frame "
+                  f"(--n-fft {args.n_fft} samples at {SAMPLE_RATE} Hz)")
+            continue
+        src.name = unique_name(src.name, used_noise)
+        sources.append(src)
+    if not sources:
+        raise UserError(f"no usable (readable, non-silent, long enough) noise recordings under {noise_dir}")
     heldout_noises = []
     if heldout_dir is not None and Path(heldout_dir).is_dir():
         skip = _split_list(args.heldout_exclude)
         for p, w, _ in iter_readable(find_audio_files(heldout_dir), sample_rate=SAMPLE_RATE):
             if any(p.match(g) for g in skip) or not np.any(w):
                 continue
-            heldout_noises.append((_safe(p.stem), w))
+            if len(w) < args.n_fft:
+                print(f"skipped: {p}: {len(w)} samples, shorter than one STFT frame (--n-fft {args.n_fft})")
+                continue
+            heldout_noises.append((unique_name(_safe(p.stem), used_noise), w))
     test_noises = [(s.name, s.test) for s in sources]
     train_noises = [(s.name, s.train) for s in sources]
     snrs = list(args.test_snrs)
@@ -549,7 +588,7 @@ def prepare_data(args: argparse.Namespace) -> DenoiseData:
         UserError / DatasetNotFound: bad files, missing folders, a named dataset that is absent.
     """
     check_args(args)
-    unlabeled = load_unlabeled(args.test) if args.test else []
+    unlabeled = load_unlabeled(args.test, min_samples=args.n_fft) if args.test else []
     if args.clean is not None:
         clean, noisy = load_pair(args.clean, args.noisy)
         n_val = int(round(clean.shape[0] * args.val_fraction))
@@ -820,16 +859,24 @@ def evaluate_set(mixtures: Sequence[Mixture], methods: dict[str, Callable[[np.nd
     for mix in tqdm(mixtures, desc=desc, leave=False, dynamic_ncols=True):
         seen[mix.snr_db] = seen.get(mix.snr_db, 0) + 1
         perc = perceptual and (pesq_max <= 0 or seen[mix.snr_db] <= pesq_max)
-        for method, fn in methods.items():
-            est = fn(mix.noisy)
-            if wav_dir is not None and method == wav_method:
-                save_audio(wav_dir / f"{mix.name}.wav", _peak_safe(est), SAMPLE_RATE)
-            if mix.clean is None:
-                continue
-            row = {"set": mix.group, "signal": mix.name, "noise": mix.noise, "input_snr_db": mix.snr_db,
-                   "method": method}
-            row.update(score(est, mix.clean, mix.noisy, with_perceptual=perc))
-            rows.append(row)
+        mix_rows = []
+        try:
+            for method, fn in methods.items():
+                est = fn(mix.noisy)
+                if not np.all(np.isfinite(est)):
+                    raise ValueError(f"the {method} estimate holds NaN or inf samples")
+                if wav_dir is not None and method == wav_method:
+                    save_audio(wav_dir / f"{mix.name}.wav", _peak_safe(est), SAMPLE_RATE)
+                if mix.clean is None:
+                    continue
+                row = {"set": mix.group, "signal": mix.name, "noise": mix.noise, "input_snr_db": mix.snr_db,
+                       "method": method}
+                row.update(score(est, mix.clean, mix.noisy, with_perceptual=perc))
+                mix_rows.append(row)
+        except (ValueError, RuntimeError) as err:  # one bad signal must not lose the whole evaluation
+            print(f"skipped: {desc} signal {mix.name}: {err}")
+            continue
+        rows += mix_rows
     return rows
 
 

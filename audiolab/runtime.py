@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import json
 import math
 import os
@@ -46,10 +47,17 @@ def main_guard(main, argv=None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in _OUTPUT_ERRNOS:
+            raise
+        print(f"error: {_describe_os_error(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted: checkpoints written so far are kept; rerun with --resume "
               "where the script supports it.", file=sys.stderr)
         return 130
+    finally:
+        release_out_dir_locks()
     return 0
 
 
@@ -106,11 +114,149 @@ def positive_float(text: str) -> float:
     return value
 
 
+def float_range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+                hi_open: bool = False):
+    """argparse type factory: a finite float in ``[lo, hi]`` (``lo_open``/``hi_open`` exclude the end).
+
+    ``None`` leaves that side unbounded. The message names the allowed range, e.g.
+    ``must be in [0, 1], got 2``; argparse prefixes the flag name.
+    """
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        ok = math.isfinite(value)
+        if lo is not None:
+            ok = ok and (value > lo if lo_open else value >= lo)
+        if hi is not None:
+            ok = ok and (value < hi if hi_open else value <= hi)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be in {_range_text(lo, hi, lo_open, hi_open)}, got {text}")
+        return value
+    parse.__name__ = "float_range"
+    return parse
+
+
+def int_range(lo: int | None = None, hi: int | None = None):
+    """argparse type factory: an integer in ``[lo, hi]`` (``None`` leaves that side unbounded)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"must be in {_range_text(lo, hi, False, False)}, got {value}")
+        return value
+    parse.__name__ = "int_range"
+    return parse
+
+
+def _range_text(lo, hi, lo_open: bool, hi_open: bool) -> str:
+    left = "(-inf" if lo is None else f"{'(' if lo_open else '['}{lo:g}"
+    right = "inf)" if hi is None else f"{hi:g}{')' if hi_open else ']'}"
+    return f"{left}, {right}"
+
+
 def out_dir_for(args: argparse.Namespace, script: str) -> Path:
-    """The output folder ``args.out_dir`` or ``outputs/<script>``, created."""
+    """The output folder ``args.out_dir`` or ``outputs/<script>``, created and locked for this run.
+
+    Every script calls this before it writes anything, so it is also where the checks that
+    apply to every run live:
+
+    - ``--device`` must name a device this machine has (:func:`select_device`), so
+      ``--device cuda`` without CUDA is the same clear error in every script;
+    - the folder is created (a read-only parent is a clear error, not a traceback);
+    - the folder is locked (:func:`lock_out_dir`): a second run into the same folder
+      while this one holds it stops with a clear error instead of mixing its outputs in.
+
+    Raises:
+        UserError: the device is unavailable, the folder cannot be created or written,
+            or another live run holds it.
+    """
+    if getattr(args, "device", None) is not None:
+        select_device(args.device)
     path = Path(args.out_dir) if getattr(args, "out_dir", None) else Path("outputs") / script
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the output folder {path}: {_describe_os_error(err)}") from None
+    if not path.is_dir():
+        raise UserError(f"the output folder {path} is not a folder")
+    lock_out_dir(path)
     return path
+
+
+# ------------------------------------------------------------------ output-folder lock
+LOCK_NAME = ".audiolab.lock"
+_OUTPUT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT}
+_HELD_LOCKS: dict[Path, int] = {}
+
+
+def _describe_os_error(err: OSError) -> str:
+    """``"<path>: <reason>"`` for an ``OSError`` from writing output, e.g. a read-only folder."""
+    where = err.filename or ""
+    reason = err.strerror or str(err)
+    hint = {errno.EACCES: " (no write permission)", errno.EPERM: " (no write permission)",
+            errno.EROFS: " (read-only file system)", errno.ENOSPC: " (disk full)",
+            errno.ENOENT: " (it does not exist, or the folder vanished during the run)"}.get(err.errno, "")
+    return f"{where}: {reason}{hint}" if where else f"{reason}{hint}"
+
+
+def lock_out_dir(path: str | Path) -> Path:
+    """Hold an exclusive lock on output folder ``path`` for the rest of this run.
+
+    The lock is ``fcntl.flock`` on ``<path>/.audiolab.lock``: the kernel drops it when the
+    process ends however it ends (crash, ``kill -9``), so a killed run never leaves the
+    folder stuck; the lock file records the holder's pid for the error message only.
+    Locking a folder this process already holds is a no-op (a script may call
+    :func:`out_dir_for` twice, and tests call ``main`` repeatedly in one process).
+    On platforms without ``fcntl`` (Windows) no lock is taken. Under ``torchrun`` only
+    rank 0 (``$RANK``) takes the lock: the ranks of one job share their folder by design.
+
+    Returns:
+        the lock file's path.
+
+    Raises:
+        UserError: another live process holds the folder, or the folder is not writable.
+    """
+    path = Path(path)
+    lock_path = path / LOCK_NAME
+    key = path.resolve()
+    if key in _HELD_LOCKS or os.environ.get("RANK", "0") not in ("", "0"):
+        return lock_path
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return lock_path
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise UserError(f"cannot write to the output folder {path}: {_describe_os_error(err)}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        os.close(fd)
+        raise UserError(f"another run (pid {holder}) is writing into {path}; wait for it to finish "
+                        f"or choose another --out-dir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD_LOCKS[key] = fd
+    return lock_path
+
+
+def release_out_dir_locks() -> None:
+    """Release every output-folder lock this process holds (``main_guard`` calls it on exit)."""
+    while _HELD_LOCKS:
+        _, fd = _HELD_LOCKS.popitem()
+        try:
+            os.close(fd)  # closing the descriptor drops the flock
+        except OSError:
+            pass
 
 
 # ----------------------------------------------------------------- reproducibility
@@ -162,6 +308,21 @@ def git_commit() -> str:
 
 
 # ------------------------------------------------------------------ atomic output
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def match_umask(path: str | Path, mode: int = 0o666) -> None:
+    """``chmod`` a temp file from ``tempfile.mkstemp`` (always 0600) to ``mode`` less the umask.
+
+    Call it before the final ``os.replace`` of an atomic write, so outputs get the same
+    permissions as the user's other files (normally 0644), not 0600.
+    """
+    os.chmod(path, mode & ~_current_umask())
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -194,6 +355,7 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
         with os.fdopen(fd, "w") as fh:
             json.dump(_jsonable(obj), fh, indent=2, sort_keys=False)
             fh.write("\n")
+        match_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -215,6 +377,7 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
+        match_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
