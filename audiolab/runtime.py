@@ -71,6 +71,9 @@ def base_parser(description: str, *, epochs: int | None = None, seed: int = 0) -
     if epochs is not None:
         parser.add_argument("--epochs", type=positive_int, default=epochs,
                             help="training epochs (default %(default)s)")
+    if epochs is not None:
+        parser.add_argument("--amp", action="store_true",
+                            help="mixed precision (float16 autocast + GradScaler) on CUDA; ignored on the CPU")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes for a smoke test (seconds, not meaningful numbers)")
     parser.add_argument("--out-dir", type=Path, default=None,
@@ -113,6 +116,15 @@ def out_dir_for(args: argparse.Namespace, script: str) -> Path:
     return path
 
 
+def is_main_process() -> bool:
+    """False in the non-zero ranks of a ``torchrun`` launch (``RANK`` set by torchrun), else True.
+
+    Only the main process writes outputs: the write helpers here, ``io.save_audio`` and
+    ``plotting.save_figure`` do nothing elsewhere (see ``audiolab.train`` for torchrun).
+    """
+    return os.environ.get("RANK", "0") == "0"
+
+
 # ----------------------------------------------------------------- reproducibility
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and PyTorch (CPU and CUDA); return a seeded torch.Generator."""
@@ -148,6 +160,9 @@ def select_device(name: str = "auto") -> torch.device:
         raise UserError("--device mps was asked for but MPS is not available here; use --device cpu")
     if name not in {"cpu", "cuda", "mps"}:
         raise UserError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+    if name == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return torch.device(name)
 
 
@@ -188,6 +203,8 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
     Non-finite floats are written as ``null``; tensors, arrays and paths are converted.
     """
     path = Path(path)
+    if not is_main_process():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:
@@ -208,6 +225,8 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     for row in rows:
         columns += [k for k in row if k not in columns]
     path = Path(path)
+    if not is_main_process():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
     try:
@@ -253,6 +272,8 @@ def write_metrics(out_dir: str | Path, metrics: Mapping[str, Any], *, args: argp
         "git_commit": git_commit(),
         "device": str(device) if device is not None else "cpu",
         "torch_version": torch.__version__,
+        "world_size": torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1,
+        "distributed_backend": str(torch.distributed.get_backend()) if torch.distributed.is_initialized() else None,
     })
     out_dir = Path(out_dir)
     path = write_json_atomic(out_dir / "metrics.json", record)
