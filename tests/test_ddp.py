@@ -120,11 +120,10 @@ def test_resumed_distributed_run_continues_epochs_and_sampler_order(ddp_run):
 def test_script_end_to_end_under_torchrun(tmp_path):
     """``torchrun --nproc_per_node 2 hw_cnn2d.py --quick``: trains as one model, rank 0 writes the outputs."""
     out = tmp_path / "out"
-    proc = torchrun("hw_cnn2d.py", "--quick", "--device", "cpu", "--out-dir", str(out), "--epochs", "2")
+    proc = torchrun("hw_cnn2d.py", "--quick", "--device", "cpu", "--out-dir", str(out))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["distributed_backend"] == "gloo"
     state = torch.load(out / "checkpoint.pt", weights_only=False)
-    assert state["epoch"] == 2 and state["world_size"] == 2
-    assert [r["epoch"] for r in state["history"]] == [1, 2]
+    assert state["world_size"] == 2 and state["epoch"] == metrics["epochs"] == len(state["history"]) >= 1
     assert proc.stdout.count("torchrun: 2 processes (gloo)") == 1  # printed by rank 0 only
