@@ -147,6 +147,13 @@ def select_device(name: str = "auto") -> torch.device:
         UserError: the named device is not available on this machine.
     """
     name = (name or "auto").lower()
+    if name in {"auto", "cuda"} and "LOCAL_RANK" in os.environ and torch.cuda.is_available():
+        local = int(os.environ["LOCAL_RANK"])  # torchrun: one GPU per process
+        if local >= torch.cuda.device_count():
+            raise UserError(f"torchrun started more processes on this machine than it has GPUs "
+                            f"({torch.cuda.device_count()}); lower --nproc_per_node")
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -160,9 +167,6 @@ def select_device(name: str = "auto") -> torch.device:
         raise UserError("--device mps was asked for but MPS is not available here; use --device cpu")
     if name not in {"cpu", "cuda", "mps"}:
         raise UserError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
-    if name == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return torch.device(name)
 
 

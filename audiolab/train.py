@@ -355,9 +355,11 @@ def config_fingerprint(config: Mapping[str, Any] | None) -> dict:
     """The settings a resumed run must share with the run that wrote the checkpoint.
 
     Every key of ``config`` except :data:`RESUME_FREE_KEYS` (where and how long it runs,
-    what it prints), in a plain, comparable form.
+    what it prints) and folders (``*_dir``, ``*_root``: the data are compared by content,
+    :func:`data_fingerprint`), in a plain, comparable form.
     """
-    return {str(k): _plain(v) for k, v in (config or {}).items() if k not in RESUME_FREE_KEYS}
+    return {str(k): _plain(v) for k, v in (config or {}).items()
+            if k not in RESUME_FREE_KEYS and not str(k).endswith(("_dir", "_root"))}
 
 
 def _short(value: Any, width: int = 40) -> str:
@@ -651,7 +653,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
         warnings.warn("a DataLoader with persistent_workers keeps its workers' random state out of the checkpoint; "
                       "a resumed run will not repeat the uninterrupted one exactly", stacklevel=2)
     fingerprint = {"config": config_fingerprint(config), "world_size": world,
-                   "data": data_fingerprint(train_loader if data is None else data) if main else None}
+                   "data": (data_fingerprint(train_loader if data is None else data)
+                            if main and checkpoint_path is not None else None)}
 
     use_amp = bool(config.get("amp", False) if amp is None and config is not None else amp)
     if use_amp and device.type != "cuda":
