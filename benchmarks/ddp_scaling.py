@@ -119,7 +119,8 @@ def main() -> None:
 
     b = args.batch_size
     setups = [("python, 1 process", 1, False, b, "cpu"), ("torchrun, 1 process", 1, True, b, "cpu"),
-              ("torchrun, 2 processes", 2, True, b, "cpu"), ("torchrun, 2 processes, half batch", 2, True, b // 2, "cpu")]
+              ("torchrun, 2 processes", 2, True, b, "cpu"),
+              ("torchrun, 2 processes, half batch", 2, True, b // 2, "cpu")]
     if args.gpu:
         setups += [("torchrun, 1 GPU", 1, True, b, "cuda"), ("torchrun, 2 GPUs", 2, True, b, "cuda")]
     rows = []

@@ -66,14 +66,20 @@ class Batches:
             yield self.ds[order[i:i + step]]
 
 
-def run(kind: str, out: Path, epochs: int, resume: bool = False) -> dict:
+def run(kind: str, out: Path, epochs: int, resume: bool = False, skip: str | None = None) -> dict:
+    """``skip``: ``"one"`` -- rank 1's first batch of every epoch has no loss term (a loss without
+    grad); ``"all"`` -- every rank's first batch has none (no optimizer step)."""
     ds, model = problem()
     seen: list[list[int]] = []
+    steps_per_epoch = N // (2 * B)
 
     def step(m, batch):
         x, y, idx = batch
         seen.append(idx.tolist())
         pred = m(x) if kind == "sampler" else m.net(x)  # the second bypasses DDP's forward
+        first = (len(seen) - 1) % steps_per_epoch == 0
+        if first and (skip == "all" or (skip == "one" and os.environ["RANK"] == "1")):
+            return pred.sum().detach() * 0.0  # no loss term applies to this batch
         return ((pred - y) ** 2).mean(), {"batch_items": float(len(idx))}
 
     if kind == "sampler":
@@ -85,6 +91,7 @@ def run(kind: str, out: Path, epochs: int, resume: bool = False) -> dict:
     history = T.fit(model, optimizer, loader, step, epochs, checkpoint_path=out / "ckpt.pt", log_path=out / "log.csv",
                     resume=resume, config={"kind": kind, "lr": 0.05}, progress=False, desc=kind)
     return {"weights": {k: v.clone() for k, v in model.state_dict().items()}, "seen": seen,
+            "optimizer_steps": int(optimizer.state_dict()["state"][0]["step"]),
             "epochs": [r["epoch"] for r in history], "train_loss": [r["train_loss"] for r in history],
             "world_size": history.world_size, "backend": history.backend}
 
@@ -103,6 +110,8 @@ def main() -> None:
     torch.manual_seed(999 + rank)  # a restarted process starts from other random state: resume must restore it
     results["sampler_resumed"] = run("sampler", args.out / "sampler_part", EPOCHS, resume=True)
     results["roundrobin"] = run("roundrobin", args.out / "roundrobin", EPOCHS)
+    results["skip_one"] = run("sampler", args.out / "skip_one", EPOCHS, skip="one")
+    results["skip_all"] = run("sampler", args.out / "skip_all", EPOCHS, skip="all")
     torch.save(results, args.out / f"result_rank{rank}.pt")
     (args.out / f"writes_rank{rank}.json").write_text(json.dumps(writes))
 

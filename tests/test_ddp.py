@@ -96,6 +96,21 @@ def test_two_ranks_batch_b_equal_one_process_batch_2b(ddp_run, kind):
     torch.testing.assert_close(torch.tensor(r0["train_loss"]), torch.tensor(ref["train_loss"]), rtol=1e-5, atol=1e-7)
 
 
+def test_batches_without_a_loss_term_keep_ranks_in_step(ddp_run):
+    """A rank whose batch has no loss term sends zero gradients (no hang, replicas stay identical);
+    a step no rank has a loss for is skipped everywhere (no optimizer step)."""
+    _, ranks, _ = ddp_run
+    steps = W.N // (2 * W.B)
+    for key, expected_steps in (("skip_one", W.EPOCHS * steps), ("skip_all", W.EPOCHS * (steps - 1))):
+        r0, r1 = ranks[0][key], ranks[1][key]
+        assert r0["optimizer_steps"] == r1["optimizer_steps"] == expected_steps, key
+        for name, value in r0["weights"].items():
+            assert torch.equal(r1["weights"][name], value), (key, name)
+    # skipping one rank's batch changes the result (the zero gradient counts in the mean)
+    skipped, full = ranks[0]["skip_one"]["weights"], ranks[0]["sampler_full"]["weights"]
+    assert not torch.equal(skipped["net.0.weight"], full["net.0.weight"])
+
+
 def test_only_rank0_writes_checkpoints_and_logs(ddp_run):
     out, _, writes = ddp_run
     assert writes[1] == []
