@@ -54,7 +54,8 @@ from .datasets import RealDataset, SYNTHETIC_NOTE, choose_dataset, resolve_data_
 from .dsp import from_magnitude_phase, magnitude_phase
 from .io import AudioReadError, find_audio_files, iter_readable, load_audio, save_audio
 from .metrics import si_snr, snr
-from .runtime import UserError, is_main_process, positive_float, positive_int, write_csv, write_json_atomic, write_metrics
+from .runtime import (UserError, is_main_process, positive_float, positive_int, write_csv, write_json_atomic,
+                      write_metrics)
 from .plotting import plot_training_curves, save_figure, spectrogram_figure
 from .synth import HARVARD_SENTENCES
 from .train import fit, load_checkpoint
