@@ -56,7 +56,6 @@ from __future__ import annotations
 import math
 import sys
 import threading
-import time
 import warnings
 from typing import Sequence
 
@@ -893,11 +892,10 @@ def main(argv=None) -> None:
         return {"test_loss": float(ctc_loss(log_probs, targets, il, tl)), "test_cer": _cer(hyps, refs),
                 "test_sequence_accuracy": float(np.mean([h == r for h, r in zip(hyps, refs)]))}
 
-    t0 = time.perf_counter()
     history = fit(model, optimizer, loader, step_fn, args.epochs, eval_fn=eval_fn, device=device,
                   checkpoint_path=out / "checkpoint.pt", log_path=out / "log.csv", resume=args.resume,
                   grad_clip=5.0, config=vars(args), desc="q2_ctc")
-    train_seconds = time.perf_counter() - t0
+    train_seconds = history.train_seconds  # the whole run: an interrupted run and its --resume together
     if not history:
         raise UserError("no epochs were trained; raise --epochs")
     plot_training_curves(history, out / "training_curves.png",

@@ -89,7 +89,7 @@ from audiolab.io import save_audio
 from audiolab.plotting import plot_confusion_matrix, plot_training_curves, save_figure
 from audiolab.runtime import (UserError, add_data_args, base_parser, format_table, main_guard, out_dir_for,
                               positive_float, positive_int, seed_everything, select_device, write_metrics)
-from audiolab.train import fit
+from audiolab.train import fit, is_main_process
 from q2_ctc import ctc_loss, greedy_decode, viterbi_align
 
 SCRIPT = "q2_multitask"
@@ -601,13 +601,12 @@ def train_model(heads, args, train, test, vocab, n_emotions, test_refs, device, 
         return row
 
     suffix = "" if tag == "joint" else f"_{tag}"
-    t0 = time.perf_counter()
     history = fit(model, optimizer, BucketBatches(train, args.batch_size, shuffle=True), step, epochs,
                   eval_fn=eval_fn, device=device, checkpoint_path=out_dir / f"checkpoint{suffix}.pt",
                   log_path=out_dir / f"log{suffix}.csv", resume=args.resume and tag == "joint",
                   scheduler=scheduler, grad_clip=5.0,
                   config={**vars(args), "vocab": vocab.chars, "heads": heads}, desc=tag)
-    return model, history, time.perf_counter() - t0
+    return model, history, history.train_seconds  # the whole run, --resume included
 
 
 # =============================================================================== figures
@@ -731,6 +730,8 @@ def main(argv=None):
                                               out_dir, name)
         res = evaluate(model, test, vocab, test_refs, device, lambda_emotion=args.lambda_emotion)
         results[name] = {"model": model, "history": history, "seconds": seconds, "res": res}
+    if not is_main_process():  # torchrun: the other ranks helped train; rank 0 writes the outputs
+        return
 
     # ---- outputs
     joint = results["joint"]

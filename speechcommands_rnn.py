@@ -84,7 +84,7 @@ from audiolab.plotting import plot_confusion_matrix, plot_training_curves, save_
 from audiolab.runtime import (UserError, base_parser, add_data_args, format_table, main_guard,  # noqa: E402
                               out_dir_for, positive_float, positive_int, seed_everything, select_device,
                               write_csv, write_metrics)
-from audiolab.train import fit, load_checkpoint  # noqa: E402
+from audiolab.train import fit, is_main_process, load_checkpoint  # noqa: E402
 
 SCRIPT = "speechcommands_rnn"
 MODELS = ["rnn", "lstm", "bilstm", "gru", "cnn_lstm", "attn_lstm"]
@@ -968,6 +968,8 @@ def main(argv=None) -> None:
         results = []
         for name in args.model_list:
             res = train_one(name, args, data, features, loaders, device, out / "checkpoints")
+            if not is_main_process():  # torchrun: the other ranks help train; rank 0 writes the outputs
+                continue
             results.append(write_model_outputs(res, data, out, args.max_wavs))
             print(f"{name}: test accuracy {res['test_accuracy']:.4f}, macro-F1 {res['test_macro_f1']:.4f}, "
                   f"most confused: {', '.join(f'{a}->{b} ({c})' for a, b, c in res['pairs'][:3]) or 'none'}")
@@ -976,6 +978,8 @@ def main(argv=None) -> None:
                             f"tested_epoch_{name}": res["tested_epoch"],
                             f"train_seconds_{name}": res["train_seconds"], f"n_params_{name}": res["n_params"],
                             f"most_confused_{name}": "; ".join(f"{a}->{b} ({c})" for a, b, c in res["pairs"])})
+        if not is_main_process():
+            return
         rows = comparison_outputs(results, data, out)
         print(format_table(rows))
         best = max(results, key=lambda r: r["test_accuracy"])

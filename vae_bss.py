@@ -105,7 +105,7 @@ from audiolab.runtime import (UserError, write_csv, add_data_args, base_parser, 
                               main_guard, out_dir_for, positive_int, read_json, seed_everything, select_device,
                               write_metrics)
 from audiolab.synth import mix_at_snr
-from audiolab.train import fit, load_checkpoint
+from audiolab.train import fit, is_main_process, load_checkpoint, world_size
 
 SCRIPT = "vae_bss"
 TEST_PAIR_SEED = 20_141_007  # the 1000 test pairs are the same whatever --seed is
@@ -583,11 +583,10 @@ def run_images(args) -> dict:
                                                                 else 60000))
     print(f"images: {args.model} ({args.loss}, beta={args.beta:g}), {epochs} epochs x {train_pairs} mixtures, "
           f"{n_test} fixed test mixtures, device {device}")
-    t0 = time.perf_counter()
     model, history = train_image_model(args.model, args.loss, args.beta, args.output, data, test, args, device,
                                        epochs=epochs,
                                        train_pairs=train_pairs, out_dir=out_dir, resume=args.resume)
-    train_seconds = time.perf_counter() - t0
+    train_seconds = history.train_seconds  # the whole run, --resume included
     scores = evaluate_images(model, *test, device)
     metrics = summarize_scores(scores)
     metrics.update(images_train_seconds=train_seconds, images_params=count_parameters(model),
@@ -938,7 +937,7 @@ def run_music(args) -> dict:
         rec_v, rec_a = (err_v ** 2).flatten(1).sum(1), (err_a ** 2).flatten(1).sum(1)
         kl = kl_divergence(out["mu"], out["logvar"])
         beta_t = args.beta * min(1.0, state["step"] / warmup_steps)
-        state["step"] += 1
+        state["step"] += world_size()  # one global step per batch of every process (torchrun), as on resume
         loss = (rec_v + rec_a + beta_t * kl).mean()
         terms = {"recon_vocals": rec_v.mean(), "recon_accompaniment": rec_a.mean(), "kl": kl.mean()}
         return loss, {**{k: float(v.detach()) for k, v in terms.items()}, "beta": beta_t}
@@ -950,12 +949,13 @@ def run_music(args) -> dict:
         return {"val_vocals_nsdr_db": length_weighted(rows, "vocals_nsdr_db"),
                 "val_accompaniment_nsdr_db": length_weighted(rows, "accompaniment_nsdr_db")}
 
-    t0 = time.perf_counter()
     history = fit(model, optimizer, loader, step_fn, epochs, eval_fn=eval_fn, device=device,
                   checkpoint_path=out_dir / "checkpoint.pt", log_path=out_dir / "log.csv", resume=args.resume,
                   best_key="val_vocals_nsdr_db" if val else None, best_mode="max", config=vars(args),
                   desc="music", grad_clip=5.0)
-    train_seconds = time.perf_counter() - t0
+    train_seconds = history.train_seconds  # the whole run, --resume included
+    if not is_main_process():  # torchrun: the other ranks helped train; rank 0 evaluates and writes
+        return {}
     best = out_dir / "checkpoint_best.pt"
     if best.exists():
         model.load_state_dict(load_checkpoint(best, map_location=device)["model"])

@@ -54,7 +54,8 @@ from .datasets import RealDataset, SYNTHETIC_NOTE, choose_dataset, resolve_data_
 from .dsp import from_magnitude_phase, magnitude_phase
 from .io import AudioReadError, find_audio_files, iter_readable, load_audio, save_audio, unique_name
 from .metrics import si_snr, snr
-from .runtime import UserError, float_range, int_range, positive_int, write_csv, write_json_atomic, write_metrics
+from .runtime import (UserError, float_range, int_range, is_main_process, positive_int, write_csv,
+                      write_json_atomic, write_metrics)
 from .plotting import plot_training_curves, save_figure, spectrogram_figure
 from .synth import HARVARD_SENTENCES
 from .train import fit, load_checkpoint
@@ -717,6 +718,16 @@ class TrainStream:
         self._fresh = False
         return self.bank.batches(self.batch_size, self.gen)
 
+    def state_dict(self) -> dict:
+        """Random state of the epochs to come (``audiolab.train.fit`` checkpoints it for an exact resume)."""
+        return {"rng": self.rng.bit_generator.state, "gen": self.gen.get_state(), "fresh": self._fresh}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue as the stream that saved ``state``: the next epoch draws the mixtures it would have drawn."""
+        self.rng.bit_generator.state = state["rng"]
+        self.gen.set_state(state["gen"])
+        self._fresh = bool(state["fresh"])
+
 
 class FeatureNorm(torch.nn.Module):
     """Per-frequency-bin standardisation of ``log1p`` magnitudes: ``(x - mean) / std`` over the last axis.
@@ -1014,12 +1025,11 @@ def train_denoiser(model: torch.nn.Module, stream: TrainStream, data: DenoiseDat
     best = ckpt.with_name("checkpoint_best.pt")
     if not args.resume:
         best.unlink(missing_ok=True)  # never evaluate a stale best checkpoint of an earlier run
-    t0, cpu0 = time.perf_counter(), time.process_time()
     history = fit(model, optimizer, stream, step, args.epochs, eval_fn=eval_fn if data.val else None,
                   device=device, checkpoint_path=ckpt, log_path=out_dir / "log.csv", resume=args.resume,
                   scheduler=scheduler, grad_clip=5.0, best_key="val_snr_improvement_db" if data.val else None,
                   config=vars(args), desc=script)
-    train_seconds, train_cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
+    train_seconds, train_cpu_seconds = history.train_seconds, history.train_cpu_seconds  # the whole run, resumes too
     if data.val and best.exists():
         state = load_checkpoint(best, map_location=device)
         model.load_state_dict(state["model"])
@@ -1043,6 +1053,8 @@ def evaluate_and_write(model: torch.nn.Module, data: DenoiseData, args: argparse
     Returns:
         the flat metrics dict written to ``metrics.json``.
     """
+    if not is_main_process():  # torchrun: the other ranks helped train; rank 0 evaluates and writes
+        return {}
     method = script.replace("hw_", "")
     n_fft, hop = args.n_fft, args.hop_length
 

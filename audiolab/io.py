@@ -18,7 +18,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from .runtime import match_umask
+from .runtime import is_main_process, match_umask
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3"}
 
@@ -94,6 +94,8 @@ def save_audio(path: str | Path, wav: np.ndarray | torch.Tensor, sample_rate: in
         ValueError: the signal holds NaN or inf samples.
     """
     path = Path(path)
+    if not is_main_process():  # torchrun: rank 0 writes
+        return path
     if isinstance(wav, torch.Tensor):
         wav = wav.detach().cpu().numpy()
     wav = np.asarray(wav, dtype=np.float32)

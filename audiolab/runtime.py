@@ -79,6 +79,9 @@ def base_parser(description: str, *, epochs: int | None = None, seed: int = 0) -
     if epochs is not None:
         parser.add_argument("--epochs", type=positive_int, default=epochs,
                             help="training epochs (default %(default)s)")
+    if epochs is not None:
+        parser.add_argument("--amp", action="store_true",
+                            help="mixed precision (float16 autocast + GradScaler) on CUDA; ignored on the CPU")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes for a smoke test (seconds, not meaningful numbers)")
     parser.add_argument("--out-dir", type=Path, default=None,
@@ -259,6 +262,15 @@ def release_out_dir_locks() -> None:
             pass
 
 
+def is_main_process() -> bool:
+    """False in the non-zero ranks of a ``torchrun`` launch (``RANK`` set by torchrun), else True.
+
+    Only the main process writes outputs: the write helpers here, ``io.save_audio`` and
+    ``plotting.save_figure`` do nothing elsewhere (see ``audiolab.train`` for torchrun).
+    """
+    return os.environ.get("RANK", "0") == "0"
+
+
 # ----------------------------------------------------------------- reproducibility
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and PyTorch (CPU and CUDA); return a seeded torch.Generator."""
@@ -281,6 +293,13 @@ def select_device(name: str = "auto") -> torch.device:
         UserError: the named device is not available on this machine.
     """
     name = (name or "auto").lower()
+    if name in {"auto", "cuda"} and "LOCAL_RANK" in os.environ and torch.cuda.is_available():
+        local = int(os.environ["LOCAL_RANK"])  # torchrun: one GPU per process
+        if local >= torch.cuda.device_count():
+            raise UserError(f"torchrun started more processes on this machine than it has GPUs "
+                            f"({torch.cuda.device_count()}); lower --nproc_per_node")
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -349,6 +368,8 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
     Non-finite floats are written as ``null``; tensors, arrays and paths are converted.
     """
     path = Path(path)
+    if not is_main_process():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:
@@ -370,6 +391,8 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     for row in rows:
         columns += [k for k in row if k not in columns]
     path = Path(path)
+    if not is_main_process():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
     try:
@@ -416,6 +439,8 @@ def write_metrics(out_dir: str | Path, metrics: Mapping[str, Any], *, args: argp
         "git_commit": git_commit(),
         "device": str(device) if device is not None else "cpu",
         "torch_version": torch.__version__,
+        "world_size": torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1,
+        "distributed_backend": str(torch.distributed.get_backend()) if torch.distributed.is_initialized() else None,
     })
     out_dir = Path(out_dir)
     path = write_json_atomic(out_dir / "metrics.json", record)

@@ -1,4 +1,4 @@
-"""One training loop for every script: tqdm bar, per-epoch CSV log, checkpoints, resume.
+"""One training loop for every script: tqdm bar, per-epoch CSV log, checkpoints, exact resume, torchrun.
 
 Usage::
 
@@ -14,25 +14,69 @@ row (``epoch``, ``train_loss``, the step extras averaged, the eval metrics,
 ``epoch_seconds``) is appended to the history, the CSV is rewritten and the checkpoint
 is saved atomically, so an interrupted run loses at most the epoch in flight and
 ``resume=True`` continues after the last finished epoch.
+
+Exact resume: the checkpoint holds, besides model / optimizer / scheduler / GradScaler
+state, every random state the next epoch draws from -- Python's, NumPy's and PyTorch's
+global generators and every ``torch.Generator`` / ``numpy.random.Generator`` /
+``RandomState`` / ``random.Random`` found as an attribute of the training loader, its
+sampler, dataset and collate function and of the model's modules (e.g. a DataLoader's
+shuffling generator, a dataset's augmentation generator), plus ``train_loader.state_dict()``
+when the loader is a custom iterable that has one. A run interrupted after epoch k and
+resumed therefore trains epochs k+1... on the same batches with the same augmentation as
+an uninterrupted run. Where it cannot hold: DataLoaders with ``persistent_workers`` (the
+workers' random state lives in other processes; a warning says so), and step functions
+that keep state of their own in closures (the caller restores that, as ``vae_bss.py`` does
+for its warm-up counter). The checkpoint also stores a fingerprint of the settings
+(``config``) and of the training data; ``--resume`` with other settings or other data
+stops with a :class:`UserError` naming what differs.
+
+Distributed (``torchrun``): when the process was started by ``torchrun``
+(``torch.distributed.is_torchelastic_launched()``), ``fit`` initialises the process group
+itself (``nccl`` on CUDA, ``gloo`` on the CPU), wraps the model in
+``DistributedDataParallel``, gives a ``DataLoader`` a ``DistributedSampler`` (``set_epoch``
+every epoch) and splits any other batch iterable round-robin (rank r takes batches r, r+W,
+...), sums the logged training metrics over ranks, evaluates on rank 0 and lets only rank 0
+write the checkpoint and the log. Each process keeps its own batch size, so the effective
+batch is ``world_size x`` the per-process one. Without ``torchrun`` nothing of this happens.
+See ``experiments/ddp.md``.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import dataclasses
+import datetime
+import hashlib
 import math
 import os
 import random
+import re
 import tempfile
 import time
+import types
+import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .runtime import UserError, write_csv
+from .runtime import UserError, is_main_process, match_umask, write_csv
 
 StepFn = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, Mapping[str, float]]"]
+
+#: config keys that may change between a run and its ``--resume`` (where it runs, how long, what it prints)
+RESUME_FREE_KEYS = frozenset({"resume", "epochs", "device", "out_dir", "threads", "num_workers", "workers", "amp",
+                              "data_root", "download", "progress", "quiet", "verbose", "max_wavs", "save_audio",
+                              "command", "func"})
+#: how long a rank waits for the others in one collective (rank 0 evaluating, writing figures, ...)
+DIST_TIMEOUT = datetime.timedelta(minutes=int(os.environ.get("AUDIOLAB_DIST_TIMEOUT_MIN", "60")))
+
+__all__ = ["fit", "History", "save_checkpoint", "load_checkpoint", "data_fingerprint", "config_fingerprint",
+           "is_main_process", "world_size", "write_log_csv", "to_device"]
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
@@ -43,6 +87,7 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
     os.close(fd)
     try:
         torch.save(dict(state), tmp)
+        match_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -65,6 +110,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise UserError(f"checkpoint {path} cannot be read ({err}); delete it and train again") from None
 
 
+# ------------------------------------------------------------------------------- random state
+_GENERATOR_TYPES = (torch.Generator, np.random.Generator, np.random.RandomState, random.Random)
+
+
 def _rng_state() -> dict:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -78,6 +127,435 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _find_generators(roots: Mapping[str, Any], depth: int = 3) -> dict[str, Any]:
+    """Random generators held as attributes of ``roots`` (and of their attributes, ``depth`` levels down).
+
+    Lists, dicts, tensors and arrays are not searched (datasets keep their examples there);
+    of a ``torch.nn.Module`` every submodule's attributes are searched. Returns
+    ``{"loader.sampler.generator": gen, ...}`` in a deterministic order, each generator once.
+    """
+    found: dict[str, Any] = {}
+    seen: set[int] = set()
+
+    def visit(obj: Any, path: str, level: int) -> None:
+        if id(obj) in seen:
+            return
+        if isinstance(obj, _GENERATOR_TYPES):
+            seen.add(id(obj))
+            found[path] = obj
+            return
+        if level == 0 or obj is None or isinstance(obj, (str, bytes, int, float, bool, Path, torch.Tensor, np.ndarray,
+                                                         list, tuple, dict, set, frozenset, type, types.ModuleType,
+                                                         types.FunctionType, types.MethodType)):
+            return
+        seen.add(id(obj))
+        if isinstance(obj, torch.nn.Module):
+            for name, module in obj.named_modules():
+                seen.add(id(module))
+                for key, value in vars(module).items():
+                    if not isinstance(value, torch.nn.Module):
+                        visit(value, f"{path}.{name}.{key}" if name else f"{path}.{key}", 1)
+            return
+        attrs = getattr(obj, "__dict__", None)
+        if attrs is None:
+            return
+        for key, value in list(attrs.items()):
+            if key != "_iterator":  # a DataLoader's live iterator
+                visit(value, f"{path}.{key}", level - 1)
+
+    for name, root in roots.items():
+        visit(root, name, depth)
+    return found
+
+
+def _generator_state(gen: Any) -> Any:
+    if isinstance(gen, torch.Generator):
+        return gen.get_state()
+    if isinstance(gen, np.random.Generator):
+        return gen.bit_generator.state
+    if isinstance(gen, np.random.RandomState):
+        return gen.get_state()
+    return gen.getstate()
+
+
+def _set_generator_state(gen: Any, state: Any) -> None:
+    if isinstance(gen, torch.Generator):
+        gen.set_state(state)
+    elif isinstance(gen, np.random.Generator):
+        gen.bit_generator.state = state
+    elif isinstance(gen, np.random.RandomState):
+        gen.set_state(state)
+    else:
+        gen.setstate(state)
+
+
+def _reseed(gen: Any, rank: int) -> None:
+    """Give ``gen`` a stream of its own for ``rank`` (derived from its current state, so still reproducible)."""
+    if isinstance(gen, torch.Generator):
+        gen.manual_seed((gen.initial_seed() * 1_000_003 + rank) % 2**63)
+    elif isinstance(gen, np.random.Generator):
+        draw = int(gen.integers(2**62))
+        gen.bit_generator.state = type(gen.bit_generator)(np.random.SeedSequence([draw, rank])).state
+    elif isinstance(gen, np.random.RandomState):
+        gen.seed((int(gen.randint(2**31)) * 1_000_003 + rank) % 2**32)
+    else:
+        gen.seed(gen.getrandbits(62) * 1_000_003 + rank)
+
+
+def _reseed_global(rank: int) -> None:
+    """Per-rank global streams, drawn from the (rank-identical) current global state."""
+    seed = int(torch.randint(0, 2**62, (1,)).item())
+    random.seed(seed + rank)
+    np.random.seed((seed + rank) % 2**32)
+    torch.manual_seed(seed + rank)
+
+
+def _has_state_protocol(loader: Any) -> bool:
+    return (not isinstance(loader, torch.utils.data.DataLoader) and callable(getattr(loader, "state_dict", None))
+            and callable(getattr(loader, "load_state_dict", None)))
+
+
+def _random_state(loader: Any, generators: Mapping[str, Any]) -> dict:
+    """Everything random the next epoch depends on, for this process."""
+    return {"rng": _rng_state(), "generators": {k: _generator_state(g) for k, g in generators.items()},
+            "loader": loader.state_dict() if _has_state_protocol(loader) else None}
+
+
+def _restore_random_state(entry: Mapping[str, Any], loader: Any, generators: Mapping[str, Any]) -> None:
+    if entry.get("rng") is not None:
+        _set_rng_state(entry["rng"])
+    missing = []
+    for key, value in (entry.get("generators") or {}).items():
+        if key in generators:
+            _set_generator_state(generators[key], value)
+        else:
+            missing.append(key)
+    if missing:
+        warnings.warn(f"the checkpoint holds random state for {', '.join(missing)}, which this run does not have; "
+                      "the resumed epochs may differ from an uninterrupted run", stacklevel=3)
+    if entry.get("loader") is not None and _has_state_protocol(loader):
+        loader.load_state_dict(entry["loader"])
+
+
+# ------------------------------------------------------------------------------- fingerprints
+def _digest_update(h: "hashlib._Hash", obj: Any, depth: int, stack: set[int], max_bytes: int) -> None:
+    """Feed a canonical description of ``obj`` into ``h`` (content of arrays, not their addresses)."""
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+        return
+    if isinstance(obj, Path):
+        h.update(f"path:{obj};".encode())
+        return
+    if isinstance(obj, torch.Tensor):
+        obj = obj.detach().cpu()
+        if obj.dtype == torch.bfloat16:
+            obj = obj.view(torch.int16)
+        obj = obj.contiguous().numpy()
+    if isinstance(obj, np.ndarray):
+        h.update(f"array:{obj.dtype}:{obj.shape};".encode())
+        flat = np.ascontiguousarray(obj).reshape(-1).view(np.uint8) if obj.dtype != object else None
+        if flat is None:
+            for item in obj.reshape(-1).tolist():
+                _digest_update(h, item, depth - 1, stack, max_bytes)
+        elif flat.size <= max_bytes:
+            h.update(flat.tobytes())
+        else:  # large arrays: head, tail and an even sample (content changes of real data show up in all three)
+            q = max_bytes // 4
+            h.update(flat[:q].tobytes())
+            h.update(flat[-q:].tobytes())
+            h.update(flat[:: max(1, flat.size // (2 * q))][:2 * q].tobytes())
+        return
+    if isinstance(obj, _GENERATOR_TYPES) or isinstance(obj, (torch.nn.Module, type, types.ModuleType,
+                                                             types.FunctionType, types.MethodType,
+                                                             types.BuiltinFunctionType)):
+        h.update(f"{type(obj).__name__};".encode())  # state that changes while training, or code
+        return
+    if depth <= 0 or id(obj) in stack:
+        h.update(f"{type(obj).__name__}:...;".encode())
+        return
+    stack.add(id(obj))
+    try:
+        if isinstance(obj, (list, tuple)):
+            h.update(f"{type(obj).__name__}[{len(obj)}];".encode())
+            for item in obj:
+                _digest_update(h, item, depth - 1, stack, max_bytes)
+        elif isinstance(obj, Mapping):
+            h.update(f"map[{len(obj)}];".encode())
+            for key in sorted(obj, key=repr):
+                h.update(f"{key!r}=".encode())
+                _digest_update(h, obj[key], depth - 1, stack, max_bytes)
+        elif isinstance(obj, (set, frozenset)):
+            h.update(f"set:{sorted(map(repr, obj))!r};".encode())
+        elif hasattr(obj, "__dict__"):
+            h.update(f"{type(obj).__qualname__}{{".encode())
+            _digest_update(h, {k: v for k, v in vars(obj).items() if k != "_iterator"}, depth - 1, stack, max_bytes)
+            h.update(b"}")
+        else:
+            h.update(f"{type(obj).__qualname__};".encode())
+    finally:
+        stack.discard(id(obj))
+
+
+def data_fingerprint(data: Any, *, max_array_bytes: int = 16 << 20) -> dict:
+    """A content fingerprint of training data, to tell on ``--resume`` whether the data are the same.
+
+    Args:
+        data: a ``DataLoader`` (its dataset is used), a dataset, a tensor / array, or any
+            object whose attributes hold the data (lists of clips, tensors, paths, labels).
+            Random generators, modules and functions are left out (they change while
+            training or are code); arrays are hashed by content (those over
+            ``max_array_bytes`` by a head, tail and even sample of their bytes).
+
+    Returns:
+        ``{"sha256": hex, "parts": {attribute: sha256 hex}, "items": len(data) or None}``;
+        ``parts`` lets a mismatch name which attribute (e.g. ``clips``) differs.
+    """
+    if isinstance(data, torch.utils.data.DataLoader):
+        data = data.dataset
+    if isinstance(data, torch.utils.data.TensorDataset):
+        parts_src = {f"tensors[{i}]": t for i, t in enumerate(data.tensors)}
+    elif hasattr(data, "__dict__") and not isinstance(data, (torch.Tensor, np.ndarray)):
+        parts_src = {k: v for k, v in vars(data).items() if k != "_iterator"}
+    else:
+        parts_src = {"data": data}
+    parts = {}
+    for key, value in parts_src.items():
+        h = hashlib.sha256()
+        _digest_update(h, value, 8, set(), max_array_bytes)
+        parts[key] = h.hexdigest()
+    total = hashlib.sha256(repr(sorted(parts.items())).encode()).hexdigest()
+    try:
+        items = len(data)
+    except TypeError:
+        items = None
+    return {"sha256": total, "parts": parts, "items": items}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-like, address-free form of a config value (for comparing two runs' settings)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", str(value))
+
+
+def config_fingerprint(config: Mapping[str, Any] | None) -> dict:
+    """The settings a resumed run must share with the run that wrote the checkpoint.
+
+    Every key of ``config`` except :data:`RESUME_FREE_KEYS` (where and how long it runs,
+    what it prints) and folders (``*_dir``, ``*_root``: the data are compared by content,
+    :func:`data_fingerprint`), in a plain, comparable form.
+    """
+    return {str(k): _plain(v) for k, v in (config or {}).items()
+            if k not in RESUME_FREE_KEYS and not str(k).endswith(("_dir", "_root"))}
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _fingerprint_mismatch(saved: Mapping[str, Any] | None, current: Mapping[str, Any]) -> list[str]:
+    """Human-readable differences between a checkpoint's fingerprint and this run's (empty when they agree)."""
+    if not saved:
+        return []
+    problems = []
+    old_cfg, new_cfg = saved.get("config"), current["config"]
+    if old_cfg is not None:
+        keys = sorted(set(old_cfg) | set(new_cfg))
+        diffs = [f"{k} {_short(old_cfg.get(k, '(unset)'))} -> {_short(new_cfg.get(k, '(unset)'))}"
+                 for k in keys if old_cfg.get(k, "(unset)") != new_cfg.get(k, "(unset)")]
+        if diffs:
+            problems.append("settings differ: " + "; ".join(diffs))
+    old_data, new_data = saved.get("data"), current.get("data")
+    if old_data and new_data and old_data.get("sha256") != new_data.get("sha256"):
+        parts = [k for k in sorted(set(old_data.get("parts", {})) | set(new_data.get("parts", {})))
+                 if old_data.get("parts", {}).get(k) != new_data.get("parts", {}).get(k)]
+        items = ""
+        if old_data.get("items") is not None or new_data.get("items") is not None:
+            items = f", {old_data.get('items')} items then, {new_data.get('items')} now"
+        problems.append(f"the training data differ (in {', '.join(parts) or 'content'}{items})")
+    old_world, new_world = saved.get("world_size", 1), current.get("world_size", 1)
+    if old_world != new_world:
+        problems.append(f"world_size {old_world} -> {new_world} (torchrun processes; the effective batch size "
+                        "would change)")
+    return problems
+
+
+# ------------------------------------------------------------------------------- distributed
+@dataclasses.dataclass
+class _Dist:
+    rank: int
+    world: int
+    backend: str
+    device: torch.device
+
+
+def world_size() -> int:
+    """Processes training together: the process group's size under ``torchrun``, else 1."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return int(os.environ.get("WORLD_SIZE", "1")) if _launched() else 1
+
+
+def _launched() -> bool:
+    return dist.is_available() and dist.is_torchelastic_launched()
+
+
+def _destroy_group() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _init_distributed(device: torch.device) -> _Dist | None:
+    """Join the process group torchrun prepared (``nccl`` on CUDA, ``gloo`` on the CPU); ``None`` without torchrun."""
+    if not _launched():
+        return None
+    if device.type == "mps":
+        raise UserError("torchrun on Apple MPS is not supported (no distributed backend); use --device cpu")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=DIST_TIMEOUT)
+        atexit.register(_destroy_group)
+    return _Dist(dist.get_rank(), dist.get_world_size(), str(dist.get_backend()), device)
+
+
+def _broadcast(obj: Any, ctx: _Dist | None) -> Any:
+    if ctx is None:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _gather(obj: Any, ctx: _Dist | None) -> list:
+    if ctx is None:
+        return [obj]
+    out: list = [None] * ctx.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+class _StepModel:
+    """What ``step_fn`` gets under torchrun: calling it runs ``DistributedDataParallel``'s forward
+    (gradients are then averaged across ranks during ``backward``); any other attribute is the
+    wrapped model's. A step that never calls the model itself (only its submodules) still trains
+    correctly: ``fit`` then averages the gradients with one ``all_reduce`` after ``backward``."""
+
+    def __init__(self, ddp: torch.nn.parallel.DistributedDataParallel):
+        self.__dict__.update(ddp=ddp, calls=0, last_output=None)
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        out = self.ddp(*args, **kwargs)
+        self.last_output = out
+        return out
+
+    def __getattr__(self, name: str):
+        return getattr(self.ddp.module, name)
+
+
+def _tensors(obj: Any) -> Iterator[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, Mapping):
+        for v in obj.values():
+            yield from _tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
+
+
+def _average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+    """Mean of every parameter's gradient over ranks (one flat ``all_reduce``); a parameter no rank
+    gave a gradient keeps ``grad None``, as in a single process."""
+    if not params:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    has = torch.tensor([p.grad is not None for p in params], dtype=grads[0].dtype, device=grads[0].device)
+    flat = torch.cat([g.reshape(-1) for g in grads] + [has])
+    dist.all_reduce(flat)
+    offset = 0
+    counts = flat[-len(params):].tolist()
+    for p, g, c in zip(params, grads, counts):
+        n = g.numel()
+        p.grad = (flat[offset:offset + n].view_as(p) / world).to(p.dtype) if c > 0 else None
+        offset += n
+
+
+def _shard(loader: Any, ctx: _Dist) -> tuple[Any, str]:
+    """A ``DataLoader`` with a ``DistributedSampler`` in place of its sampler, or ``None`` for round-robin."""
+    if not isinstance(loader, torch.utils.data.DataLoader) or loader.batch_size is None or isinstance(
+            loader.dataset, torch.utils.data.IterableDataset):
+        return None, "round_robin"
+    shuffle = isinstance(loader.sampler, torch.utils.data.RandomSampler)
+    seed = int(loader.generator.initial_seed()) if loader.generator is not None else int(torch.initial_seed())
+    seed = _broadcast(seed % 2**62, ctx)  # one order for all ranks
+    sampler = torch.utils.data.DistributedSampler(loader.dataset, num_replicas=ctx.world, rank=ctx.rank,
+                                                  shuffle=shuffle, seed=seed, drop_last=loader.drop_last)
+    kwargs = dict(batch_size=loader.batch_size, sampler=sampler, num_workers=loader.num_workers,
+                  collate_fn=loader.collate_fn, pin_memory=loader.pin_memory, drop_last=loader.drop_last,
+                  timeout=loader.timeout, worker_init_fn=loader.worker_init_fn, generator=loader.generator,
+                  persistent_workers=loader.persistent_workers)
+    if loader.num_workers > 0:
+        kwargs.update(prefetch_factor=loader.prefetch_factor, multiprocessing_context=loader.multiprocessing_context)
+    return torch.utils.data.DataLoader(loader.dataset, **kwargs), "distributed_sampler"
+
+
+def _round_robin(loader: Any, ctx: _Dist) -> Iterator[Any]:
+    """One epoch of ``loader`` split over ranks: every rank iterates the same batches (the global random
+    state is rank 0's at the start) and keeps batches ``rank, rank + W, ...``; the last ``n % W``
+    batches are left out so every rank takes the same number of steps."""
+    _set_rng_state(_broadcast({k: v for k, v in _rng_state().items() if k != "cuda"}, ctx))
+    it = iter(loader)
+    try:
+        n = len(loader)
+    except TypeError:
+        raise UserError(f"under torchrun the training batches ({type(loader).__name__}) need a len(); "
+                        "give the iterable a __len__ or use a DataLoader") from None
+    steps = n // ctx.world
+    if steps == 0:
+        raise UserError(f"{n} training batch(es) per epoch cannot be split over {ctx.world} processes; "
+                        "lower --batch-size or use fewer processes")
+    for i in range(steps * ctx.world):
+        batch = next(it)
+        if i == 0:
+            _reseed_global(ctx.rank)  # the batch order is drawn; from here each rank's randomness is its own
+        if i % ctx.world == ctx.rank:
+            yield batch
+
+
+# ------------------------------------------------------------------------------- history
+class History(list):
+    """``fit``'s per-epoch rows (a list of dicts) plus totals over the whole run, resumes included.
+
+    Attributes:
+        train_seconds: wall-clock seconds of training and per-epoch evaluation, all segments of
+            the run (an interrupted run and its ``--resume``) together; on rank 0 under torchrun.
+        train_cpu_seconds: process CPU seconds of the same, summed over all ranks.
+        world_size: processes that trained together (1 without torchrun).
+        backend: ``"gloo"`` / ``"nccl"`` under torchrun, else ``None``.
+    """
+
+    train_seconds: float = 0.0
+    train_cpu_seconds: float = 0.0
+    world_size: int = 1
+    backend: str | None = None
 
 
 def write_log_csv(path: str | Path, history: list[Mapping[str, Any]]) -> Path:
@@ -96,45 +574,129 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+def _load_for_resume(checkpoint_path: str | Path | None, device: torch.device, fingerprint: Mapping[str, Any],
+                     ctx: _Dist | None) -> dict:
+    """Rank 0 reads and checks the checkpoint and hands it to every rank; a problem stops all ranks alike."""
+    result: tuple[str, Any]
+    if ctx is None or ctx.rank == 0:
+        try:
+            if checkpoint_path is None:
+                raise UserError("--resume needs a checkpoint path")
+            state = load_checkpoint(checkpoint_path, map_location="cpu")
+            problems = _fingerprint_mismatch(state.get("fingerprint"), fingerprint)
+            if problems:
+                raise UserError(f"cannot --resume from {checkpoint_path}: it was written by a run with other "
+                                f"settings or data -- {'; '.join(problems)}. Rerun with the checkpoint's settings, "
+                                "or without --resume to start over")
+            result = ("ok", state)
+        except UserError as err:
+            result = ("error", str(err))
+    else:
+        result = ("", None)
+    kind, payload = _broadcast(result, ctx)
+    if kind == "error":
+        raise UserError(payload)
+    return payload
+
+
 def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, step_fn: StepFn, epochs: int, *,
         eval_fn: Callable[[torch.nn.Module], Mapping[str, float]] | None = None,
         device: torch.device | str = "cpu", checkpoint_path: str | Path | None = None,
         log_path: str | Path | None = None, resume: bool = False, scheduler=None,
         grad_clip: float | None = None, best_key: str | None = None, best_mode: str = "max",
         config: Mapping[str, Any] | None = None, desc: str = "train", progress: bool = True,
-        move_batch: bool = True) -> list[dict]:
-    """Train ``model`` for ``epochs`` epochs; return the per-epoch history (list of dicts).
+        move_batch: bool = True, data: Any = None, amp: bool | None = None) -> History:
+    """Train ``model`` for ``epochs`` epochs; return the per-epoch history (a :class:`History` list of dicts).
 
     Args:
         model, optimizer: what to train (the model is moved to ``device``).
-        train_loader: an iterable of batches (re-iterated each epoch).
+        train_loader: an iterable of batches (re-iterated each epoch): a ``DataLoader`` or any
+            iterable with ``len()``; optionally with ``state_dict()`` / ``load_state_dict()`` for
+            random state the checkpoint should carry.
         step_fn: ``step_fn(model, batch)`` -> loss or ``(loss, extras)``; batches are moved to
             ``device`` first unless ``move_batch`` is False. A loss that does not require grad
-            (no term applied to the batch) skips the batch: no update, not counted.
+            (no term applied to the batch) skips the batch: no update, not counted. Under
+            torchrun ``model`` is a stand-in whose call runs ``DistributedDataParallel``.
         epochs: total number of epochs (a resumed run trains the remaining ones).
-        eval_fn: per-epoch evaluation, called under ``torch.no_grad()`` in eval mode.
-        checkpoint_path: where ``{model, optimizer, scheduler, epoch, history, rng, config}``
-            is saved after every epoch; ``best_key`` also keeps ``<stem>_best.pt``.
+        eval_fn: per-epoch evaluation, called under ``torch.no_grad()`` in eval mode (on rank 0
+            only under torchrun; its metrics are sent to the other ranks).
+        checkpoint_path: where ``{model, optimizer, scheduler, scaler, epoch, history, random
+            state, config, fingerprint, train_seconds}`` is saved after every epoch; ``best_key``
+            also keeps ``<stem>_best.pt``.
         log_path: per-epoch CSV.
         resume: continue from ``checkpoint_path``.
         scheduler: stepped once per epoch.
         grad_clip: max gradient norm (``None`` for none).
         best_key, best_mode: keep the checkpoint with the best ``history[best_key]``
             (``"max"`` or ``"min"``).
+        config: the run's settings (``vars(args)``); stored, and compared on ``--resume``
+            (:func:`config_fingerprint`). ``config["amp"]`` switches mixed precision on.
+        data: what identifies the training data for the resume check (:func:`data_fingerprint`);
+            default ``train_loader``.
+        amp: mixed precision (``torch.autocast`` float16 + ``GradScaler``) on CUDA; ignored
+            (float32) on other devices. Default: ``config["amp"]``.
 
     Raises:
-        UserError: ``resume`` without a readable checkpoint or with one saved for another model
-            shape, or a non-finite loss.
+        UserError: ``resume`` without a readable checkpoint, with one saved for another model
+            shape, with other settings / data / number of processes (the message names what
+            differs), a non-finite loss, or a batch iterable torchrun cannot split.
     """
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     device = torch.device(device)
+    ctx = _init_distributed(device)
+    if ctx is not None:
+        device = ctx.device
+    main = ctx is None or ctx.rank == 0
+    world = ctx.world if ctx is not None else 1
     model.to(device)
-    history: list[dict] = []
+    generators = _find_generators({"loader": train_loader, "model": model})
+    if isinstance(train_loader, torch.utils.data.DataLoader) and train_loader.persistent_workers:
+        warnings.warn("a DataLoader with persistent_workers keeps its workers' random state out of the checkpoint; "
+                      "a resumed run will not repeat the uninterrupted one exactly", stacklevel=2)
+    fingerprint = {"config": config_fingerprint(config), "world_size": world,
+                   "data": (data_fingerprint(train_loader if data is None else data)
+                            if main and checkpoint_path is not None else None)}
+
+    use_amp = bool(config.get("amp", False) if amp is None and config is not None else amp)
+    if use_amp and device.type != "cuda":
+        if main:
+            print(f"--amp applies to CUDA only; training in float32 on {device.type}")
+        use_amp = False
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if use_amp else contextlib.nullcontext
+
+    step_model: Any = model
+    batches_of: Callable[[int], Any] = lambda epoch: train_loader  # noqa: E731
+    if ctx is not None:
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
+        step_model = _StepModel(ddp)
+        sharded, mode = _shard(train_loader, ctx)
+        if ctx.rank > 0:  # augmentation streams of their own per rank; the batch order stays shared
+            for key, gen in generators.items():
+                if key.startswith("model.") or sharded is not None:
+                    _reseed(gen, ctx.rank)
+            if sharded is not None:
+                _reseed_global(ctx.rank)
+        if sharded is not None:
+            def batches_of(epoch: int, _loader=sharded):
+                _loader.sampler.set_epoch(epoch)
+                return _loader
+        else:
+            def batches_of(epoch: int):
+                return _round_robin(train_loader, ctx)
+        if main:
+            print(f"[{desc}] torchrun: {world} processes ({ctx.backend}), batches split by "
+                  f"{mode.replace('_', ' ')}; effective batch = {world} x the per-process batch")
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    history = History()
+    history.world_size, history.backend = world, (ctx.backend if ctx else None)
     start_epoch = 1
     best_value = None
+    prev_seconds, prev_cpu = 0.0, 0.0
     if resume:
-        if checkpoint_path is None:
-            raise UserError("--resume needs a checkpoint path")
-        state = load_checkpoint(checkpoint_path, map_location=device)
+        state = _load_for_resume(checkpoint_path, device, fingerprint, ctx)
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as err:  # missing/unexpected keys or other shapes: saved with other settings
@@ -143,37 +705,85 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
-        history = list(state.get("history", []))
+        if scaler is not None and state.get("scaler") is not None:
+            scaler.load_state_dict(state["scaler"])
+        history.extend(state.get("history", []))
         best_value = state.get("best_value")
         start_epoch = int(state["epoch"]) + 1
-        if "rng" in state:
+        prev_seconds = float(state.get("train_seconds", sum(r.get("epoch_seconds", 0.0) for r in history)))
+        prev_cpu = float(state.get("train_cpu_seconds", 0.0))
+        ranks = state.get("random_state")
+        if ranks:
+            _restore_random_state(ranks[ctx.rank if ctx else 0], train_loader, generators)
+        elif "rng" in state:  # written before the generators were saved
             _set_rng_state(state["rng"])
-        print(f"resumed from {checkpoint_path} after epoch {state['epoch']}")
-        if start_epoch > epochs:
-            print(f"nothing to do: the checkpoint already has {state['epoch']} of {epochs} epochs")
+        if main:
+            print(f"resumed from {checkpoint_path} after epoch {state['epoch']}")
+            if start_epoch > epochs:
+                print(f"nothing to do: the checkpoint already has {state['epoch']} of {epochs} epochs")
+    history.train_seconds, history.train_cpu_seconds = prev_seconds, prev_cpu
+
     for epoch in range(start_epoch, epochs + 1):
         model.train()
         t0 = time.perf_counter()
         total, count = 0.0, 0
         extras_sum: dict[str, float] = {}
         extras_n: dict[str, int] = {}  # an extra may be missing from some batches: average over those that have it
-        bar = tqdm(train_loader, desc=f"{desc} epoch {epoch}/{epochs}", leave=False, disable=not progress,
-                   dynamic_ncols=True)
+        batches = batches_of(epoch)
+        try:
+            n_steps = len(batches) if ctx is None or not isinstance(batches, Iterator) else len(train_loader) // world
+        except TypeError:
+            n_steps = None
+        bar = tqdm(batches, total=n_steps, desc=f"{desc} epoch {epoch}/{epochs}", leave=False,
+                   disable=not progress or not main, dynamic_ncols=True)
         for batch in bar:
             if move_batch:
                 batch = to_device(batch, device)
-            out = step_fn(model, batch)
+            calls = step_model.calls if ctx is not None else 0
+            with autocast():
+                out = step_fn(step_model, batch)
             loss, extras = (out if isinstance(out, tuple) else (out, {}))
-            if not torch.isfinite(loss):
-                raise UserError(f"non-finite training loss ({loss.item()}) at epoch {epoch}; "
-                                "lower the learning rate or check the data")
-            if not loss.requires_grad:  # no loss term applied to this batch: nothing to learn, no step
+            finite, has_grad = bool(torch.isfinite(loss)), bool(loss.requires_grad)
+            if ctx is not None:  # agree on what to do with this step, all ranks alike
+                flags = torch.tensor([int(has_grad), int(step_model.calls > calls), int(not finite)], device=device)
+                dist.all_reduce(flags)
+                n_grad, n_ddp, n_bad = (int(v) for v in flags.tolist())
+            else:
+                n_grad, n_ddp, n_bad = int(has_grad), 0, int(not finite)
+            if n_bad:
+                raise UserError(f"non-finite training loss ({loss.item() if not finite else 'on another rank'}) "
+                                f"at epoch {epoch}; lower the learning rate or check the data")
+            if ctx is not None and 0 < n_ddp < world:
+                raise UserError("step_fn called the model on some ranks but not on others in one step; "
+                                "under torchrun every rank must take the same path through step_fn")
+            if n_grad == 0 and n_ddp == 0:  # no loss term applied anywhere: nothing to learn, no step
                 continue
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
+            if has_grad:
+                backward = loss
+            else:  # this rank has no loss term but DDP waits for its gradients: send zeros
+                outs = [t for t in _tensors(step_model.last_output) if t.requires_grad]
+                backward = sum(t.float().sum() * 0.0 for t in outs) if outs else None
+            if backward is not None:
+                (scaler.scale(backward) if scaler is not None else backward).backward()
+            if ctx is not None:
+                step_model.last_output = None
+                if n_ddp == 0:  # the step bypassed DDP's forward: average the gradients ourselves
+                    _average_gradients(params, world)
+            if n_grad == 0:
+                continue
+            if scaler is not None:
+                if grad_clip:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                if grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                optimizer.step()
+            if not has_grad:
+                continue
             total += float(loss.detach())
             count += 1
             for k, v in extras.items():
@@ -183,32 +793,53 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
         bar.close()
         if scheduler is not None:
             scheduler.step()
+        if ctx is not None:  # sums over ranks: every rank's steps count alike
+            parts = _gather((total, count, extras_sum, extras_n), ctx)
+            total, count = sum(p[0] for p in parts), sum(p[1] for p in parts)
+            extras_sum, extras_n = {}, {}
+            for _, _, sums, ns in parts:
+                for k in sums:
+                    extras_sum[k] = extras_sum.get(k, 0.0) + sums[k]
+                    extras_n[k] = extras_n.get(k, 0) + ns[k]
         row: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(count, 1)}
         row.update({k: v / extras_n[k] for k, v in extras_sum.items()})
-        if eval_fn is not None:
-            model.eval()
-            with torch.no_grad():
-                row.update({k: float(v) for k, v in eval_fn(model).items()})
-        row["epoch_seconds"] = time.perf_counter() - t0
+        if main:
+            if eval_fn is not None:
+                model.eval()
+                with torch.no_grad():
+                    row.update({k: float(v) for k, v in eval_fn(model).items()})
+            row["epoch_seconds"] = time.perf_counter() - t0
+        row = _broadcast(row, ctx)
         history.append(row)
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items()
-                          if k != "epoch" and isinstance(v, float) and math.isfinite(v))
-        tqdm.write(f"[{desc}] epoch {epoch}/{epochs}: {shown}")
-        if log_path is not None:
+        cpu = _gather(time.process_time() - cpu_start, ctx)
+        history.train_seconds = prev_seconds + _broadcast(time.perf_counter() - t_start, ctx)
+        history.train_cpu_seconds = prev_cpu + sum(cpu)
+        if main:
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items()
+                              if k != "epoch" and isinstance(v, float) and math.isfinite(v))
+            tqdm.write(f"[{desc}] epoch {epoch}/{epochs}: {shown}")
+        if log_path is not None and main:
             write_log_csv(log_path, history)
-        if checkpoint_path is not None:
-            improved = False
-            if best_key is not None and best_key in row:
-                value = row[best_key]
-                improved = best_value is None or (value > best_value if best_mode == "max" else value < best_value)
-                if improved:
-                    best_value = value
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                     "epoch": epoch, "history": history, "rng": _rng_state(), "config": dict(config or {}),
-                     "best_value": best_value}
-            save_checkpoint(checkpoint_path, state)
+        improved = False
+        if best_key is not None and best_key in row:
+            value = row[best_key]
+            improved = best_value is None or (value > best_value if best_mode == "max" else value < best_value)
             if improved:
-                p = Path(checkpoint_path)
-                save_checkpoint(p.with_name(f"{p.stem}_best{p.suffix}"), state)
+                best_value = value
+        if checkpoint_path is not None:
+            random_state = _gather(_random_state(train_loader, generators), ctx)
+            if main:
+                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                         "scaler": scaler.state_dict() if scaler is not None else None,
+                         "epoch": epoch, "history": list(history), "rng": random_state[0]["rng"],
+                         "random_state": random_state, "config": dict(config or {}), "fingerprint": fingerprint,
+                         "best_value": best_value, "world_size": world, "backend": history.backend,
+                         "train_seconds": history.train_seconds, "train_cpu_seconds": history.train_cpu_seconds}
+                save_checkpoint(checkpoint_path, state)
+                if improved:
+                    p = Path(checkpoint_path)
+                    save_checkpoint(p.with_name(f"{p.stem}_best{p.suffix}"), state)
+    if ctx is not None:
+        dist.barrier()  # every rank returns once rank 0's checkpoints are on disk
     return history
