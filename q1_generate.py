@@ -66,6 +66,14 @@ def build_parser():
     return p
 
 
+def apply_quick(args):
+    """``--quick`` (a smoke test): cap the sizes once, right after parsing; nothing later reads ``args.quick``."""
+    if args.quick:
+        args.n_examples = min(args.n_examples, 20)
+        args.n_samples = min(args.n_samples, 4000)
+    return args
+
+
 def check_settings(sample_rate: int, boundary_hz: float, guard_hz: float, f1_min_hz: float, f2_max_hz: float,
                    amp_min: float, amp_max: float, test_fraction: float, n_examples: int) -> None:
     """Refuse settings that alias, leave an empty frequency range, or could clip.
@@ -126,10 +134,7 @@ def make_examples(n_examples: int, n_samples: int, sample_rate: int, boundary_hz
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.quick:
-        args.n_examples = min(args.n_examples, 20)
-        args.n_samples = min(args.n_samples, 4000)
+    args = apply_quick(build_parser().parse_args(argv))
     check_settings(args.sample_rate, args.boundary_hz, args.guard_hz, args.f1_min_hz, args.f2_max_hz,
                    args.amp_min, args.amp_max, args.test_fraction, args.n_examples)
     gib = args.n_examples * 3 * args.n_samples * 8 / 2**30

@@ -46,8 +46,13 @@ def peak_frequency_hz(wav: np.ndarray, sample_rate: int, n_fft: int, hop_length:
     return float(frequencies_hz(n_fft, sample_rate)[int(np.argmax(mag))])
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def load_example(args) -> tuple[pd.Series, dict[str, np.ndarray], int]:
+    """The example to plot (``--id``, else the first test example): ``(info row, signals by name, sample_rate)``.
+
+    Raises:
+        UserError: no info.csv, no such id, or a file that is unreadable, silent, or whose rate
+            or length differs from info.csv (the file is named).
+    """
     info_path = args.data_dir / "info.csv"
     if not info_path.exists():
         raise UserError(f"{info_path} not found: run `python q1_generate.py` first (or point --data-dir at its output)")
@@ -60,7 +65,6 @@ def main(argv=None):
         if match.empty:
             raise UserError(f"no example with --id {args.id}; ids run from {info['id'].min()} to {info['id'].max()}")
         row = match.iloc[0]
-    ex = int(row["id"])
     signals = {}
     for name in NAMES:
         path = args.data_dir / row[f"{name}_path"]
@@ -75,6 +79,13 @@ def main(argv=None):
             if column in row and int(row[column]) != got:
                 raise UserError(f"{path} has {got} {unit} but {info_path} says {int(row[column])} {unit} "
                                 f"(truncated or from another run?); re-run q1_generate.py")
+    return row, signals, sample_rate
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    row, signals, sample_rate = load_example(args)
+    ex = int(row["id"])
     check_stft_fits(min(len(w) for w in signals.values()), args.n_fft, args.hop_length,
                     what=f"example {ex:03d} in {args.data_dir}")
 

@@ -78,6 +78,13 @@ def build_parser():
     return p
 
 
+def apply_quick(args):
+    """``--quick`` (a smoke test): at most 2 epochs, set once after parsing; nothing later reads ``args.quick``."""
+    if args.quick:
+        args.epochs = min(args.epochs, 2)
+    return args
+
+
 # --------------------------------------------------------------------------------- data
 def load_split(data_dir: Path, split: str) -> tuple[torch.Tensor, pd.DataFrame, int]:
     """Read one split written by q1_generate.py.
@@ -126,6 +133,27 @@ def load_split(data_dir: Path, split: str) -> tuple[torch.Tensor, pd.DataFrame, 
     return torch.tensor(np.array(signals), dtype=torch.float32), rows, sample_rate
 
 
+def load_data(args) -> tuple[torch.Tensor, torch.Tensor, pd.DataFrame, int]:
+    """Both splits, checked against each other and the STFT settings: ``(train, test, test_info, sample_rate)``.
+
+    Raises:
+        UserError: as :func:`load_split`, or the splits differ in rate or length, or the STFT or
+            ``--boundary-hz`` does not fit the signals.
+    """
+    train, _, sample_rate = load_split(args.data_dir, "train")
+    test, test_info, test_rate = load_split(args.data_dir, "test")
+    if test_rate != sample_rate:
+        raise UserError(f"train and test sample rates differ ({sample_rate} vs {test_rate} Hz); re-run q1_generate.py")
+    if test.shape[-1] != train.shape[-1]:
+        raise UserError(f"train and test examples differ in length ({train.shape[-1]} vs {test.shape[-1]} samples); "
+                        f"re-run q1_generate.py")
+    check_stft_fits(train.shape[-1], args.n_fft, args.hop_length, what=f"the examples in {args.data_dir}")
+    if args.boundary_hz >= sample_rate / 2:
+        raise UserError(f"--boundary-hz {args.boundary_hz:g} is not below Nyquist ({sample_rate / 2:g} Hz)")
+    print(f"data: {len(train)} train / {len(test)} test examples, T={train.shape[-1]} samples at {sample_rate} Hz")
+    return train, test, test_info, sample_rate
+
+
 # -------------------------------------------------------------------------------- model
 class FrequencyLSTMSeparator(nn.Module):
     """BiLSTM along the frequency axis of each STFT frame + linear mask head (see module docstring).
@@ -165,6 +193,33 @@ class FrequencyLSTMSeparator(nn.Module):
         return torch.stack([s1, mixture - s1], dim=1)
 
 
+# ----------------------------------------------------------------------------- training
+def train_model(model: nn.Module, train: torch.Tensor, test: torch.Tensor, args, out: Path, device):
+    """Adam on the L1 waveform loss, evaluated on both splits every epoch: ``(history, train_seconds)``.
+
+    Checkpoints to ``out/checkpoint.pt`` (``--resume`` continues from it) and logs ``out/log.csv``.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    loader = DataLoader(TensorDataset(train), batch_size=args.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(args.seed))
+
+    def step(model, batch):
+        (signals,) = batch
+        est = model(signals[:, 2])
+        return (est - signals[:, :2]).abs().mean()  # L1 on both sources' waveforms
+
+    def eval_fn(model):
+        tr, te = evaluate(model, train, device), evaluate(model, test, device)
+        return {"train_eval_loss": tr["loss"], "test_loss": te["loss"], "train_si_snr_db": tr["si_snr_db"],
+                "test_si_snr_db": te["si_snr_db"]}
+
+    history = fit(model, optimizer, loader, step, args.epochs, eval_fn=eval_fn, device=device,
+                  checkpoint_path=out / "checkpoint.pt", log_path=out / "log.csv", resume=args.resume,
+                  config=vars(args), desc="q1 lstm")
+    train_seconds = sum(row["epoch_seconds"] for row in history)  # all epochs, incl. per-epoch evaluation
+    return history, train_seconds
+
+
 # --------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def separate(model: nn.Module, mixtures: torch.Tensor, device, batch_size: int = 10) -> torch.Tensor:
@@ -202,56 +257,9 @@ def comparison_figure(est: np.ndarray, ref: np.ndarray, sample_rate: int, title:
     return save_figure(fig, path)
 
 
-# --------------------------------------------------------------------------------- main
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.quick:
-        args.epochs = min(args.epochs, 2)
-    seed_everything(args.seed)
-    device = select_device(args.device)
-    out = out_dir_for(args, "q1_train_lstm")
-
-    train, _, sample_rate = load_split(args.data_dir, "train")
-    test, test_info, test_rate = load_split(args.data_dir, "test")
-    if test_rate != sample_rate:
-        raise UserError(f"train and test sample rates differ ({sample_rate} vs {test_rate} Hz); re-run q1_generate.py")
-    if test.shape[-1] != train.shape[-1]:
-        raise UserError(f"train and test examples differ in length ({train.shape[-1]} vs {test.shape[-1]} samples); "
-                        f"re-run q1_generate.py")
-    check_stft_fits(train.shape[-1], args.n_fft, args.hop_length, what=f"the examples in {args.data_dir}")
-    if args.boundary_hz >= sample_rate / 2:
-        raise UserError(f"--boundary-hz {args.boundary_hz:g} is not below Nyquist ({sample_rate / 2:g} Hz)")
-    print(f"data: {len(train)} train / {len(test)} test examples, T={train.shape[-1]} samples at {sample_rate} Hz")
-
-    model = FrequencyLSTMSeparator(sample_rate, args.n_fft, args.hop_length, args.hidden, args.boundary_hz)
-    n_params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    loader = DataLoader(TensorDataset(train), batch_size=args.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(args.seed))
-
-    def step(model, batch):
-        (signals,) = batch
-        est = model(signals[:, 2])
-        return (est - signals[:, :2]).abs().mean()  # L1 on both sources' waveforms
-
-    def eval_fn(model):
-        tr, te = evaluate(model, train, device), evaluate(model, test, device)
-        return {"train_eval_loss": tr["loss"], "test_loss": te["loss"], "train_si_snr_db": tr["si_snr_db"],
-                "test_si_snr_db": te["si_snr_db"]}
-
-    history = fit(model, optimizer, loader, step, args.epochs, eval_fn=eval_fn, device=device,
-                  checkpoint_path=out / "checkpoint.pt", log_path=out / "log.csv", resume=args.resume,
-                  config=vars(args), desc="q1 lstm")
-    train_seconds = sum(row["epoch_seconds"] for row in history)  # all epochs, incl. per-epoch evaluation
-    plot_training_curves(history, out / "curves.png", {
-        "L1 loss": ["train_loss", "test_loss"], "SI-SNR (dB)": ["train_si_snr_db", "test_si_snr_db"]},
-        title="Q1 frequency-LSTM separator (synthetic sinusoids)")
-
-    # ---- final evaluation on the 10 test examples
-    est = separate(model, test[:, 2], device)
-    ref, mix = test[:, :2].double(), test[:, 2:3].expand(-1, 2, -1).double()
-    scores = si_snr(est.double(), ref)               # [n, 2]
-    mixture_scores = si_snr(mix, ref)                # the mixture as the estimate of each source
+def write_test_examples(out: Path, est: torch.Tensor, test: torch.Tensor, test_info: pd.DataFrame,
+                        scores: torch.Tensor, mixture_scores: torch.Tensor, sample_rate: int, boundary_hz: float):
+    """Per test example: a row of ``test_examples.csv``, the two estimates as WAVs and a spectrogram figure."""
     per_example = pd.DataFrame({"id": test_info["id"], "f1_hz": test_info["f1_hz"], "f2_hz": test_info["f2_hz"],
                                 "si_snr_db_source1": scores[:, 0].numpy(), "si_snr_db_source2": scores[:, 1].numpy(),
                                 "si_snri_db_source1": (scores - mixture_scores)[:, 0].numpy(),
@@ -263,8 +271,33 @@ def main(argv=None):
         comparison_figure(est[i].numpy(), test[i, :2].numpy(), sample_rate,
                           f"Test example {row['id']:03d} (f1 {row['f1_hz']:.0f} Hz, f2 {row['f2_hz']:.0f} Hz): "
                           f"SI-SNR {scores[i, 0]:.1f} / {scores[i, 1]:.1f} dB [synthetic]",
-                          out / "spectrograms" / f"{row['id']:03d}.png", boundary_hz=args.boundary_hz)
+                          out / "spectrograms" / f"{row['id']:03d}.png", boundary_hz=boundary_hz)
 
+
+# --------------------------------------------------------------------------------- main
+def main(argv=None):
+    args = apply_quick(build_parser().parse_args(argv))
+    seed_everything(args.seed)
+    device = select_device(args.device)
+    out = out_dir_for(args, "q1_train_lstm")
+
+    # ---- data, model, training
+    train, test, test_info, sample_rate = load_data(args)
+    model = FrequencyLSTMSeparator(sample_rate, args.n_fft, args.hop_length, args.hidden, args.boundary_hz)
+    n_params = sum(p.numel() for p in model.parameters())
+    history, train_seconds = train_model(model, train, test, args, out, device)
+    plot_training_curves(history, out / "curves.png", {
+        "L1 loss": ["train_loss", "test_loss"], "SI-SNR (dB)": ["train_si_snr_db", "test_si_snr_db"]},
+        title="Q1 frequency-LSTM separator (synthetic sinusoids)")
+
+    # ---- final evaluation on the 10 test examples
+    est = separate(model, test[:, 2], device)
+    ref, mix = test[:, :2].double(), test[:, 2:3].expand(-1, 2, -1).double()
+    scores = si_snr(est.double(), ref)               # [n, 2]
+    mixture_scores = si_snr(mix, ref)                # the mixture as the estimate of each source
+
+    # ---- outputs
+    write_test_examples(out, est, test, test_info, scores, mixture_scores, sample_rate, args.boundary_hz)
     metrics = {
         "test_si_snr_db": float(scores.mean()),
         "test_si_snr_db_source1": float(scores[:, 0].mean()),

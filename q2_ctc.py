@@ -762,6 +762,30 @@ N_FFT = 256
 N_MELS = 32
 
 
+# ------------------------------------------------------------------------- demo: settings
+def build_parser():
+    from audiolab.cli_text import script_help
+    from audiolab.runtime import base_parser, float_range, int_range, positive_int
+
+    parser = script_help(base_parser(__doc__, epochs=10, seed=0))
+    parser.add_argument("--n-train", type=int_range(1, 100_000), default=384,
+                        help="training utterances (default %(default)s)")
+    parser.add_argument("--n-test", type=int_range(1, 10_000), default=96, help="test utterances (default %(default)s)")
+    parser.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-2,
+                        help="Adam learning rate (default %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="default %(default)s")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out-dir")
+    return parser
+
+
+def apply_quick(args):
+    """``--quick`` (a smoke test): 64 / 16 utterances, 2 epochs, set once after parsing (read nowhere else)."""
+    if args.quick:
+        args.n_train, args.n_test, args.epochs = 64, 16, 2
+    return args
+
+
+# ----------------------------------------------------------------------------- demo: data
 def make_tone_sequence(rng, sample_rate: int = SAMPLE_RATE):
     """One synthetic utterance: 2-6 DTMF digits (repeats allowed) with gaps, in white noise.
 
@@ -818,6 +842,7 @@ def collate(batch):
     return feats, input_lengths, targets, target_lengths
 
 
+# ---------------------------------------------------------------------------- demo: model
 class TinyCTCModel(torch.nn.Module):
     """Dilated Conv1d stack (receptive field 29 frames = 0.29 s) to ``n_classes`` log-probabilities.
 
@@ -839,6 +864,7 @@ class TinyCTCModel(torch.nn.Module):
         return self.out(self.body(feats.transpose(1, 2))).permute(2, 0, 1).log_softmax(-1)
 
 
+# ---------------------------------------------------------- demo: training and evaluation
 def _cer(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]) -> float:
     """Character error rate over digit strings (jiwer)."""
     import jiwer
@@ -846,39 +872,16 @@ def _cer(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]) -> float:
     return float(jiwer.cer(["".join(map(str, r)) for r in refs], ["".join(map(str, h)) or "-" for h in hyps]))
 
 
-def main(argv=None) -> None:
-    from audiolab.cli_text import script_help
-    from audiolab.io import save_audio
-    from audiolab.plotting import plot_training_curves
-    from audiolab.runtime import (UserError, base_parser, float_range, format_table, int_range, out_dir_for,
-                                  positive_int, seed_everything, select_device, write_metrics)
-    from audiolab.datasets import SYNTHETIC_NOTE, banner
+def train_demo(model, optimizer, loader, test_batch, args, out, device):
+    """Train ``model`` with our ``ctc_loss``, scoring the test batch every epoch: ``(history, train_seconds)``.
+
+    Checkpoints to ``out/checkpoint.pt`` (``--resume`` continues from it) and logs ``out/log.csv``.
+
+    Raises:
+        UserError: no epoch was trained (``--epochs`` not above the checkpoint's).
+    """
+    from audiolab.runtime import UserError
     from audiolab.train import fit
-
-    parser = script_help(base_parser(__doc__, epochs=10, seed=0))
-    parser.add_argument("--n-train", type=int_range(1, 100_000), default=384,
-                        help="training utterances (default %(default)s)")
-    parser.add_argument("--n-test", type=int_range(1, 10_000), default=96, help="test utterances (default %(default)s)")
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="default %(default)s")
-    parser.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-2,
-                        help="Adam learning rate (default %(default)s)")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out-dir")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.n_train, args.n_test, args.epochs = 64, 16, 2
-    out = out_dir_for(args, "q2_ctc")
-    gen = seed_everything(args.seed)
-    device = select_device(args.device)
-    banner(["dataset: q2_tone_sequences (synthetic DTMF digit sequences in white noise, 8 kHz; "
-            "the module's CTC loss trains a tiny dilated CNN on them)", SYNTHETIC_NOTE])
-
-    train_set, test_set = ToneSet(args.n_train, args.seed), ToneSet(args.n_test, args.seed + 1)
-    save_audio(out / "example_tones_synthetic.wav", test_set.wavs[0], SAMPLE_RATE)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, collate_fn=collate,
-                                         generator=gen)
-    test_batch = collate([test_set[i] for i in range(len(test_set))])
-    model = TinyCTCModel()
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
 
     def step_fn(model, batch):
         feats, il, targets, tl = batch
@@ -898,15 +901,11 @@ def main(argv=None) -> None:
     train_seconds = history.train_seconds  # the whole run: an interrupted run and its --resume together
     if not history:
         raise UserError("no epochs were trained; raise --epochs")
-    plot_training_curves(history, out / "training_curves.png",
-                         {"CTC loss (nats / label)": ["train_loss", "test_loss"], "CER": ["test_cer"]},
-                         title="q2_ctc demo on SYNTHETIC tone sequences: our CTC loss trains a dilated CNN")
+    return history, train_seconds
 
-    # ours vs PyTorch on the trained model's test outputs: loss and gradient w.r.t. log_probs
-    model.eval()
-    feats, il, targets, tl = (t.to(device) for t in test_batch)
-    with torch.no_grad():
-        log_probs = model(feats)
+
+def compare_with_torch(log_probs: torch.Tensor, targets, il, tl) -> dict:
+    """Our loss and its gradient w.r.t. ``log_probs`` ``[T, N, C]`` against ``torch.nn.functional.ctc_loss``."""
     a = log_probs.clone().requires_grad_()
     b = log_probs.clone().requires_grad_()
     ours, ref = ctc_loss(a, targets, il, tl), torch.nn.functional.ctc_loss(b, targets, il, tl)
@@ -915,18 +914,55 @@ def main(argv=None) -> None:
     ours, ref = ours.detach(), ref.detach()
     loss_diff = abs(float(ours) - float(ref))
     grad_diff = float((a.grad - b.grad).abs().max())
+    return {"loss_ours": float(ours), "loss_torch": float(ref),
+            "max_abs_loss_diff_vs_torch": loss_diff, "max_abs_grad_diff_vs_torch": grad_diff}
+
+
+# ----------------------------------------------------------------------------- demo: main
+def main(argv=None) -> None:
+    from audiolab.io import save_audio
+    from audiolab.plotting import plot_training_curves
+    from audiolab.runtime import format_table, out_dir_for, seed_everything, select_device, write_metrics
+    from audiolab.datasets import SYNTHETIC_NOTE, banner
+
+    args = apply_quick(build_parser().parse_args(argv))
+    out = out_dir_for(args, "q2_ctc")
+    gen = seed_everything(args.seed)
+    device = select_device(args.device)
+    banner(["dataset: q2_tone_sequences (synthetic DTMF digit sequences in white noise, 8 kHz; "
+            "the module's CTC loss trains a tiny dilated CNN on them)", SYNTHETIC_NOTE])
+
+    # ---- data, model, training
+    train_set, test_set = ToneSet(args.n_train, args.seed), ToneSet(args.n_test, args.seed + 1)
+    save_audio(out / "example_tones_synthetic.wav", test_set.wavs[0], SAMPLE_RATE)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, collate_fn=collate,
+                                         generator=gen)
+    test_batch = collate([test_set[i] for i in range(len(test_set))])
+    model = TinyCTCModel()
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    history, train_seconds = train_demo(model, optimizer, loader, test_batch, args, out, device)
+    plot_training_curves(history, out / "training_curves.png",
+                         {"CTC loss (nats / label)": ["train_loss", "test_loss"], "CER": ["test_cer"]},
+                         title="q2_ctc demo on SYNTHETIC tone sequences: our CTC loss trains a dilated CNN")
+
+    # ---- evaluation: ours vs PyTorch on the trained model's test outputs, and one Viterbi alignment
+    model.eval()
+    feats, il, targets, tl = (t.to(device) for t in test_batch)
+    with torch.no_grad():
+        log_probs = model(feats)
+    check = compare_with_torch(log_probs, targets, il, tl)
     paths, scores = viterbi_align(log_probs, targets, il, tl)
     n0 = 0
     plot_alignment(log_probs[: il[n0], n0], paths[n0, : il[n0]], targets[n0, : tl[n0]].tolist(),
                    title="Viterbi alignment over log_probs, SYNTHETIC tone sequence (test example 0)",
                    out_path=out / "alignment.png", class_names=["blank"] + [str(d) for d in range(1, 10)],
                    frame_s=HOP_LENGTH / SAMPLE_RATE)
+
+    # ---- outputs
     last = history[-1]
     metrics = {
         "train_loss": last["train_loss"], "test_loss": last["test_loss"], "test_cer": last["test_cer"],
-        "test_sequence_accuracy": last["test_sequence_accuracy"],
-        "loss_ours": float(ours), "loss_torch": float(ref),
-        "max_abs_loss_diff_vs_torch": loss_diff, "max_abs_grad_diff_vs_torch": grad_diff,
+        "test_sequence_accuracy": last["test_sequence_accuracy"], **check,
         "epochs": len(history), "n_train": args.n_train, "n_test": args.n_test, "train_seconds": train_seconds,
     }
     write_metrics(out, metrics, args=args, dataset="q2_tone_sequences", data_source="synthetic", device=device,
@@ -934,7 +970,8 @@ def main(argv=None) -> None:
                             "source": "target (float32): gradient within 1e-5 of torch.nn.functional.ctc_loss"}])
     print(format_table([{"metric": k, "value": v} for k, v in metrics.items()], floatfmt=".4g"))
     print(f"q2_ctc (SYNTHETIC tone sequences): test CER {last['test_cer']:.3f}, sequence accuracy "
-          f"{last['test_sequence_accuracy']:.3f}, |loss - torch| {loss_diff:.2e}, max |grad - torch| {grad_diff:.2e}")
+          f"{last['test_sequence_accuracy']:.3f}, |loss - torch| {check['max_abs_loss_diff_vs_torch']:.2e}, "
+          f"max |grad - torch| {check['max_abs_grad_diff_vs_torch']:.2e}")
 
 
 if __name__ == "__main__":

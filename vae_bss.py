@@ -141,6 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Separate (MNIST + Fashion-MNIST) / 2 mixtures with a VAE (see the module "
                                      "docstring at the top of vae_bss.py).",
                          formatter_class=ShortUsageFormatter)
+    add_image_args(img)
+
+    shared_m = base_parser("", epochs=20)
+    add_data_args(shared_m, ["mir1k", "musdb", "synthetic"])
+    mus = sub.add_parser("music", parents=[shared_m], add_help=False, help="singing voice vs accompaniment",
+                         description="Separate singing voice and accompaniment with a VAE predicting soft masks "
+                                     "(see the module docstring at the top of vae_bss.py).",
+                         formatter_class=ShortUsageFormatter)
+    add_music_args(mus)
+    return top
+
+
+def add_image_args(img: argparse.ArgumentParser) -> None:
+    """The flags of ``vae_bss.py images``."""
     img.add_argument("--model", choices=["vae", "ae", "unet"], default="vae",
                      help="vae (default), ae: the same network without sampling/KL, unet: small U-Net baseline")
     img.add_argument("--output", choices=["mask", "direct"], default="mask",
@@ -168,13 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--study-train-pairs", type=int_range(1, MAX_PAIRS), default=10000,
                      help="mixtures per epoch in each study run (default %(default)s)")
     img.add_argument("--resume", action="store_true", help="continue from <out>/images/checkpoint.pt")
+    # a size without a flag (apply_quick sets it for --quick): the synthetic sets' images (train, test);
+    # None: 12000 and max(--test-pairs, 200)
+    img.set_defaults(synthetic_images=None)
 
-    shared_m = base_parser("", epochs=20)
-    add_data_args(shared_m, ["mir1k", "musdb", "synthetic"])
-    mus = sub.add_parser("music", parents=[shared_m], add_help=False, help="singing voice vs accompaniment",
-                         description="Separate singing voice and accompaniment with a VAE predicting soft masks "
-                                     "(see the module docstring at the top of vae_bss.py).",
-                         formatter_class=ShortUsageFormatter)
+
+def add_music_args(mus: argparse.ArgumentParser) -> None:
+    """The flags of ``vae_bss.py music``."""
     mus.add_argument("--sample-rate", type=int_range(1000, 384000), default=16000, help="Hz (default %(default)s)")
     mus.add_argument("--n-fft", type=int_range(16, 65536), default=1024, help="STFT size (default %(default)s)")
     mus.add_argument("--hop-length", type=positive_int, default=256, help="STFT hop (default %(default)s)")
@@ -202,7 +216,33 @@ def build_parser() -> argparse.ArgumentParser:
     mus.add_argument("--irmas-max", type=int_range(0), default=3,
                      help="IRMAS excerpts to separate (default %(default)s)")
     mus.add_argument("--resume", action="store_true", help="continue from <out>/music/checkpoint.pt")
-    return top
+    # sizes without a flag (apply_quick shrinks them for --quick): the synthetic songs (train, test,
+    # seconds each) and the MUSDB18 tracks (train, test; None: --max-train-clips / --max-test-clips or 20 / 10)
+    mus.set_defaults(synthetic_songs=(48, 12, 6.0), musdb_tracks=None)
+
+
+def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
+    """``--quick`` (a smoke test) as explicit sizes, set once right after parsing; nothing later reads it.
+
+    images: 1 epoch of 1024 mixtures (unless ``--train-pairs``), 100 test mixtures, 1024 / 100
+    synthetic images per set, study runs of 1 epoch x at most 256 mixtures. music: 2 epochs of
+    256 patches, a VAE of at most 128 hidden units and 32 latents, 6 / 2 synthetic songs of
+    3 s, at most 6 / 2 MIR-1K clips, 2 / 1 MUSDB18 tracks.
+    """
+    if not args.quick:
+        return args
+    if args.command == "images":
+        args.epochs, args.test_pairs = 1, 100
+        args.train_pairs = args.train_pairs or 1024
+        args.study_epochs, args.study_train_pairs = 1, min(args.study_train_pairs, 256)
+        args.synthetic_images = (1024, 100)
+    else:
+        args.epochs, args.patches_per_epoch = 2, 256
+        args.hidden, args.latent_dim = min(args.hidden, 128), min(args.latent_dim, 32)
+        args.synthetic_songs, args.musdb_tracks = (6, 2, 3.0), (2, 1)
+        args.max_train_clips = min(args.max_train_clips or 6, 6)  # MIR-1K
+        args.max_test_clips = min(args.max_test_clips or 2, 2)
+    return args
 
 
 def out_root(args) -> Path:
@@ -269,8 +309,7 @@ def load_image_data(args) -> dict:
     choice = choose_dataset(args.dataset, root, [both], "synthetic",
                             "sklearn 8x8 digits upsampled + drawn garments", download=args.download)
     if choice.synthetic:
-        n_train = 1024 if args.quick else 12000
-        n_test = 100 if args.quick else max(args.test_pairs, 200)
+        n_train, n_test = args.synthetic_images or (12000, max(args.test_pairs, 200))
         data = {"a_train": synthetic_digits(n_train, args.seed, "train"),
                 "b_train": synthetic_garments(n_train, args.seed, "train"),
                 "a_test": synthetic_digits(n_test, 0, "test"), "b_test": synthetic_garments(n_test, 0, "test")}
@@ -533,8 +572,7 @@ def run_study(args, data: dict, test: tuple, device, out_dir: Path) -> list[dict
     runs = [("vae", loss, beta, "mask") for loss in LOSSES for beta in STUDY_BETAS]
     runs += [("vae", args.loss, args.beta, "direct"), ("ae", args.loss, 0.0, "mask"), ("unet", args.loss, 0.0, "mask")]
     rows = []
-    epochs = 1 if args.quick else args.study_epochs
-    pairs = min(args.study_train_pairs, 256) if args.quick else args.study_train_pairs
+    epochs, pairs = args.study_epochs, args.study_train_pairs
     print(f"loss study: {len(runs)} runs x {epochs} epochs x {pairs} mixtures")
     for kind, loss, beta, output in runs:
         t0 = time.perf_counter()
@@ -574,13 +612,12 @@ def run_images(args) -> dict:
     seed_everything(args.seed)
     data = load_image_data(args)  # before creating folders: bad input leaves nothing behind
     out_dir = locked_out_dir(args, "images")
-    n_test = 100 if args.quick else args.test_pairs
+    n_test = args.test_pairs
     ia, ib = fixed_pairs(len(data["a_test"]), len(data["b_test"]), n_test, TEST_PAIR_SEED)
     a_t, b_t = data["a_test"][ia], data["b_test"][ib]
     test = ((a_t + b_t) / 2, a_t, b_t)
-    epochs = 1 if args.quick else args.epochs
-    train_pairs = args.train_pairs or (1024 if args.quick else (12000 if data["data_source"] == "synthetic"
-                                                                else 60000))
+    epochs = args.epochs
+    train_pairs = args.train_pairs or (12000 if data["data_source"] == "synthetic" else 60000)
     print(f"images: {args.model} ({args.loss}, beta={args.beta:g}), {epochs} epochs x {train_pairs} mixtures, "
           f"{n_test} fixed test mixtures, device {device}")
     model, history = train_image_model(args.model, args.loss, args.beta, args.output, data, test, args, device,
@@ -614,42 +651,6 @@ def run_images(args) -> dict:
           f"{metrics['test_psnr_db_fashion']:.2f} dB, mixture {metrics['test_psnr_db_mixture']:.2f} dB, SSIM "
           f"{metrics['test_ssim_mnist']:.3f}/{metrics['test_ssim_fashion']:.3f} ({train_seconds:.0f} s) -> {out_dir}")
     return metrics
-
-
-# ======================================================================= music: model
-class MusicVAE(nn.Module):
-    """MLP VAE on mixture spectrogram patches that predicts a soft mask per source.
-
-    Input: log-magnitude patch ``[B, n_freq, patch_frames]``, standardised per bin with the
-    training set's statistics (stored as buffers, so the checkpoint carries them).
-    Output: masks ``[B, 2, n_freq, patch_frames]`` (index 0 vocals, 1 accompaniment),
-    softmax over the sources, plus ``mu``, ``logvar`` ``[B, latent_dim]``.
-    """
-
-    def __init__(self, n_freq: int, patch_frames: int, hidden: int = 1024, latent_dim: int = 128):
-        super().__init__()
-        d = n_freq * patch_frames
-        self.n_freq, self.patch_frames = n_freq, patch_frames
-        self.register_buffer("feat_mean", torch.zeros(n_freq, 1))
-        self.register_buffer("feat_std", torch.ones(n_freq, 1))
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(d, hidden), nn.ReLU(), nn.Dropout(0.1),
-                                     nn.Linear(hidden, hidden // 2), nn.ReLU())
-        self.to_mu = nn.Linear(hidden // 2, latent_dim)
-        self.to_logvar = nn.Linear(hidden // 2, latent_dim)
-        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden // 2), nn.ReLU(),
-                                     nn.Linear(hidden // 2, hidden), nn.ReLU(), nn.Linear(hidden, 2 * d))
-
-    def features(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """``log1p(|X|)`` standardised per bin; ``[..., n_freq, n_frames]`` in and out."""
-        return (torch.log1p(magnitude) - self.feat_mean) / self.feat_std
-
-    def forward(self, magnitude: torch.Tensor) -> dict:
-        """``magnitude [B, n_freq, patch_frames]`` -> ``{"masks" [B, 2, F, T], "mu", "logvar"}``."""
-        h = self.encoder(self.features(magnitude))
-        mu, logvar = self.to_mu(h), self.to_logvar(h).clamp(-10, 10)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        logits = self.decoder(z).view(-1, 2, self.n_freq, self.patch_frames)
-        return {"masks": torch.softmax(logits, dim=1), "mu": mu, "logvar": logvar}
 
 
 # ======================================================================== music: data
@@ -697,21 +698,19 @@ def load_music_data(args) -> dict:
                             download=args.download)
     skipped: list = []
     if choice.synthetic:
-        n_train, n_test, secs = (6, 2, 3.0) if args.quick else (48, 12, 6.0)
+        n_train, n_test, secs = args.synthetic_songs
         train = synthetic_songs(n_train, secs, sr, seed=args.seed, prefix="synth_train")
         test = synthetic_songs(n_test, secs, sr, seed=10_000 + args.seed, prefix="synth_test")
         dataset = "synthetic_songs"
     elif choice.name == "mir1k":
         train_files, test_files = mir1k_files(choice.path, "train"), mir1k_files(choice.path, "test")
-        if args.quick:
-            train_files, test_files = train_files[:6], test_files[:2]
         train_files = train_files[:args.max_train_clips] if args.max_train_clips else train_files
         test_files = test_files[:args.max_test_clips] if args.max_test_clips else test_files
         train = load_songs_from_stereo(train_files, sr, skipped)
         test = load_songs_from_stereo(test_files, sr, skipped)
         dataset = "mir1k"
     else:
-        n_tr, n_te = (2, 1) if args.quick else (args.max_train_clips or 20, args.max_test_clips or 10)
+        n_tr, n_te = args.musdb_tracks or (args.max_train_clips or 20, args.max_test_clips or 10)
         train = load_musdb(choice.path, "train", sr, max_tracks=n_tr)
         test = load_musdb(choice.path, "test", sr, max_tracks=n_te)
         dataset = "musdb18"
@@ -766,6 +765,42 @@ class PatchSampler:
                 voc.append(v)
                 acc.append(a * 10 ** (self.rng.uniform(-3, 3) / 20))
             yield torch.from_numpy(np.stack(voc)), torch.from_numpy(np.stack(acc).astype(np.float32))
+
+
+# ======================================================================= music: model
+class MusicVAE(nn.Module):
+    """MLP VAE on mixture spectrogram patches that predicts a soft mask per source.
+
+    Input: log-magnitude patch ``[B, n_freq, patch_frames]``, standardised per bin with the
+    training set's statistics (stored as buffers, so the checkpoint carries them).
+    Output: masks ``[B, 2, n_freq, patch_frames]`` (index 0 vocals, 1 accompaniment),
+    softmax over the sources, plus ``mu``, ``logvar`` ``[B, latent_dim]``.
+    """
+
+    def __init__(self, n_freq: int, patch_frames: int, hidden: int = 1024, latent_dim: int = 128):
+        super().__init__()
+        d = n_freq * patch_frames
+        self.n_freq, self.patch_frames = n_freq, patch_frames
+        self.register_buffer("feat_mean", torch.zeros(n_freq, 1))
+        self.register_buffer("feat_std", torch.ones(n_freq, 1))
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(d, hidden), nn.ReLU(), nn.Dropout(0.1),
+                                     nn.Linear(hidden, hidden // 2), nn.ReLU())
+        self.to_mu = nn.Linear(hidden // 2, latent_dim)
+        self.to_logvar = nn.Linear(hidden // 2, latent_dim)
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden // 2), nn.ReLU(),
+                                     nn.Linear(hidden // 2, hidden), nn.ReLU(), nn.Linear(hidden, 2 * d))
+
+    def features(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """``log1p(|X|)`` standardised per bin; ``[..., n_freq, n_frames]`` in and out."""
+        return (torch.log1p(magnitude) - self.feat_mean) / self.feat_std
+
+    def forward(self, magnitude: torch.Tensor) -> dict:
+        """``magnitude [B, n_freq, patch_frames]`` -> ``{"masks" [B, 2, F, T], "mu", "logvar"}``."""
+        h = self.encoder(self.features(magnitude))
+        mu, logvar = self.to_mu(h), self.to_logvar(h).clamp(-10, 10)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        logits = self.decoder(z).view(-1, 2, self.n_freq, self.patch_frames)
+        return {"masks": torch.softmax(logits, dim=1), "mu": mu, "logvar": logvar}
 
 
 # ================================================================== music: separation
@@ -898,26 +933,18 @@ def feature_stats(songs: list[Song], args) -> tuple[torch.Tensor, torch.Tensor]:
     return allf.mean(-1, keepdim=True), allf.std(-1, keepdim=True).clamp_min(1e-3)
 
 
-def run_music(args) -> dict:
-    device = select_device(args.device)
-    seed_everything(args.seed)
-    if args.hop_length > args.n_fft:
-        raise UserError(f"--hop-length {args.hop_length} is larger than --n-fft {args.n_fft}: samples between "
-                        f"frames would be skipped; use --hop-length <= {args.n_fft}")
-    data = load_music_data(args)  # before creating folders: bad input leaves nothing behind
-    out_dir = locked_out_dir(args, "music")
-    synthetic = data["data_source"] == "synthetic"
-    label = " [SYNTHETIC]" if synthetic else ""
-    train, val, test = data["train"], data["val"], data["test"]
-    epochs = 2 if args.quick else args.epochs
-    n_patches = 256 if args.quick else args.patches_per_epoch
-    print(f"music: {len(train)} training, {len(val)} validation, {len(test)} test clips; {epochs} epochs x "
-          f"{n_patches} patches of {args.patch_frames} frames; device {device}")
-    n_freq = args.n_fft // 2 + 1
-    hidden, latent = (min(args.hidden, 128), min(args.latent_dim, 32)) if args.quick else (args.hidden, args.latent_dim)
-    model = MusicVAE(n_freq, args.patch_frames, hidden, latent)
-    model.feat_mean.copy_(feature_stats(train, args)[0])
-    model.feat_std.copy_(feature_stats(train, args)[1])
+def train_music(model: MusicVAE, train: list[Song], val: list[Song], args, device, out_dir: Path):
+    """Train ``model`` on random patches of ``train`` (validation NSDR on ``val`` every epoch).
+
+    The loss is the squared error of both masked magnitudes against the true stems' (divided
+    by the training mixtures' fixed :func:`magnitude_scale`) plus the KL term, its weight
+    rising linearly to ``--beta`` over the first 20 % of the steps. Checkpoints to
+    ``out_dir/checkpoint.pt`` (``--resume``) and keeps the best by validation vocals NSDR.
+
+    Returns:
+        ``(history, train_seconds)``.
+    """
+    epochs, n_patches = args.epochs, args.patches_per_epoch
     scale = magnitude_scale(train, args)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     loader = PatchSampler(train, patch_samples(args), n_patches, args.batch_size, args.remix_prob, args.seed)
@@ -954,32 +981,22 @@ def run_music(args) -> dict:
                   best_key="val_vocals_nsdr_db" if val else None, best_mode="max", config=vars(args),
                   desc="music", grad_clip=5.0)
     train_seconds = history.train_seconds  # the whole run, --resume included
-    if not is_main_process():  # torchrun: the other ranks helped train; rank 0 evaluates and writes
-        return {}
-    best = out_dir / "checkpoint_best.pt"
-    if best.exists():
-        model.load_state_dict(load_checkpoint(best, map_location=device)["model"])
-    model.to(device)
+    return history, train_seconds
 
-    print(f"evaluating on {len(test)} test clips ...")
-    eval_skipped: list = []
-    rows = evaluate_songs(model, test, args, device, progress=True, skipped=eval_skipped)
-    if rows:
-        write_csv(out_dir / "test_clips.csv", rows)
+
+def music_metrics(rows: list[dict]) -> dict:
+    """Length-weighted GNSDR / GSDR / GSIR / GSAR and the mean SDR of both stems over the scored clips."""
     metrics = {"vocals_gnsdr_db": length_weighted(rows, "vocals_nsdr_db"),
                "accompaniment_gnsdr_db": length_weighted(rows, "accompaniment_nsdr_db")}
     for stem in ("vocals", "accompaniment"):
         for m in ("sdr", "sir", "sar"):
             metrics[f"{stem}_g{m}_db"] = length_weighted(rows, f"{stem}_{m}_db")
         metrics[f"{stem}_mean_sdr_db"] = float(np.mean([r[f"{stem}_sdr_db"] for r in rows])) if rows else None
-    metrics.update(music_train_seconds=train_seconds, music_params=count_parameters(model),
-                   music_epochs=len(history), music_test_clips=len(rows), music_train_clips=len(train),
-                   music_test_seconds_total=float(sum(r["seconds"] for r in rows)),
-                   music_test_clips_skipped=len(eval_skipped))
-    if eval_skipped:
-        metrics["music_test_skipped_note"] = "; ".join(f"{name}: {why}" for name, why in eval_skipped)
+    return metrics
 
-    # outputs: audio, spectrograms, curves
+
+def write_music_examples(model, test: list[Song], rows: list[dict], args, device, out_dir: Path, label: str) -> None:
+    """WAVs (mixture, true and estimated stems) and a spectrogram figure of the first ``--save-audio`` scored clips."""
     sr = args.sample_rate
     scored = {r["clip"]: r for r in rows}
     for s in [s for s in test if s.name in scored][:args.save_audio]:
@@ -997,6 +1014,51 @@ def run_music(args) -> dict:
                             f"estimated accompaniment (SDR {row['accompaniment_sdr_db']:.1f} dB)": est_a},
                            sr, out_dir / f"spectrograms_{s.name}.png", n_fft=1024, ncols=5,
                            suptitle=f"{s.name}: VAE mask separation{label}")
+
+
+def run_music(args) -> dict:
+    """``vae_bss.py music``: data, model, training, evaluation on the test clips, outputs; returns the metrics."""
+    device = select_device(args.device)
+    seed_everything(args.seed)
+    if args.hop_length > args.n_fft:
+        raise UserError(f"--hop-length {args.hop_length} is larger than --n-fft {args.n_fft}: samples between "
+                        f"frames would be skipped; use --hop-length <= {args.n_fft}")
+    data = load_music_data(args)  # before creating folders: bad input leaves nothing behind
+    out_dir = locked_out_dir(args, "music")
+    synthetic = data["data_source"] == "synthetic"
+    label = " [SYNTHETIC]" if synthetic else ""
+    train, val, test = data["train"], data["val"], data["test"]
+    print(f"music: {len(train)} training, {len(val)} validation, {len(test)} test clips; {args.epochs} epochs x "
+          f"{args.patches_per_epoch} patches of {args.patch_frames} frames; device {device}")
+
+    # model, with the input statistics of the training mixtures; training
+    n_freq = args.n_fft // 2 + 1
+    model = MusicVAE(n_freq, args.patch_frames, args.hidden, args.latent_dim)
+    model.feat_mean.copy_(feature_stats(train, args)[0])
+    model.feat_std.copy_(feature_stats(train, args)[1])
+    history, train_seconds = train_music(model, train, val, args, device, out_dir)
+    if not is_main_process():  # torchrun: the other ranks helped train; rank 0 evaluates and writes
+        return {}
+    best = out_dir / "checkpoint_best.pt"
+    if best.exists():
+        model.load_state_dict(load_checkpoint(best, map_location=device)["model"])
+    model.to(device)
+
+    print(f"evaluating on {len(test)} test clips ...")
+    eval_skipped: list = []
+    rows = evaluate_songs(model, test, args, device, progress=True, skipped=eval_skipped)
+    if rows:
+        write_csv(out_dir / "test_clips.csv", rows)
+    metrics = music_metrics(rows)
+    metrics.update(music_train_seconds=train_seconds, music_params=count_parameters(model),
+                   music_epochs=len(history), music_test_clips=len(rows), music_train_clips=len(train),
+                   music_test_seconds_total=float(sum(r["seconds"] for r in rows)),
+                   music_test_clips_skipped=len(eval_skipped))
+    if eval_skipped:
+        metrics["music_test_skipped_note"] = "; ".join(f"{name}: {why}" for name, why in eval_skipped)
+
+    # outputs: audio, spectrograms, curves
+    write_music_examples(model, test, rows, args, device, out_dir, label)
     if data["irmas"] is not None:
         separate_irmas(model, Path(data["irmas"]), args, device, out_dir)
     if history:
@@ -1046,7 +1108,7 @@ def separate_irmas(model, folder: Path, args, device, out_dir: Path) -> None:
 
 # ============================================================================== main
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
+    args = apply_quick(build_parser().parse_args(argv))
     if args.command == "images":
         run_images(args)
     else:

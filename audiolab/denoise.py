@@ -1,7 +1,8 @@
 """Shared data, features and evaluation for the speech-denoising CNNs (``hw_cnn1d.py``, ``hw_cnn2d.py``).
 
 The two scripts differ only in their network (a 1-D CNN on one STFT frame, a 2-D CNN
-on 20 consecutive frames) and its training settings; everything else lives here, once:
+on 20 consecutive frames) and its training settings; everything else lives here, once,
+down to the scripts' common main body (``script_parser``, ``apply_quick``, ``run``):
 
 Data (``prepare_data``), three modes:
 - homework files: ``--clean FILE --noisy FILE`` is one long training pair (the last
@@ -24,6 +25,15 @@ the 19 before it; each signal is prefixed with 19 near-silent frames of tiny ran
 magnitudes so that every frame gets an estimate). The network outputs either a mask in
 [0, 1] that multiplies the noisy magnitude (default) or the clean ``log1p`` magnitude
 directly; the estimate is recombined with the noisy phase and inverted (``torch.istft``).
+
+Training (``train_denoiser``): the MSE between square-root-compressed magnitudes of
+estimate and clean speech (``--loss magnitude``; ``--loss log1p`` uses log1p magnitudes,
+see experiments/denoise.md), with Adam and a cosine learning-rate decay; the checkpoint
+with the best validation SNR improvement (held-out training-speaker utterances) is the
+one evaluated. ``FeatureNorm`` takes its statistics from the first epoch's training
+mixtures (stored in the checkpoint). Training mixtures are drawn afresh every epoch, with
+speed perturbation (0.8-1.2x) of the clean speech so that a model trained on one speaker
+generalises to others.
 
 Evaluation (``evaluate_and_write``): SNR as the homework defines it,
 ``10 log10(sum s^2 / sum (s - s_hat)^2)`` in dB on the time signal; SI-SNR (Le Roux et al.
@@ -50,12 +60,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .cli_text import script_help
 from .datasets import RealDataset, SYNTHETIC_NOTE, choose_dataset, resolve_data_root
 from .dsp import from_magnitude_phase, magnitude_phase
 from .io import AudioReadError, find_audio_files, iter_readable, load_audio, save_audio, unique_name
 from .metrics import si_snr, snr
-from .runtime import (UserError, float_range, int_range, is_main_process, positive_int, write_csv,
-                      write_json_atomic, write_metrics)
+from .runtime import (UserError, add_data_args, base_parser, float_range, int_range, is_main_process,
+                      out_dir_for, positive_int,
+                      seed_everything, select_device, write_csv, write_json_atomic, write_metrics)
 from .plotting import plot_training_curves, save_figure, spectrogram_figure
 from .synth import HARVARD_SENTENCES
 from .train import fit, load_checkpoint
@@ -134,6 +146,37 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
                         "(0: all; PESQ costs ~40 ms per 2.5 s signal)")
     g.add_argument("--threads", type=int_range(0, 256), default=0,
                    help="torch CPU threads (0: leave torch's default)")
+    # sizes without a flag of their own (apply_quick shrinks them for --quick): the synthetic default's
+    # utterances (train, test) and noise seconds (train, test); the TSP data's training utterances kept
+    # and test utterances used (None: all, or --max-test-utterances)
+    parser.set_defaults(synthetic_utterances=(40, 12), synthetic_noise_seconds=(20.0, 10.0),
+                        tsp_train_utterances=None, tsp_test_utterances=None)
+
+
+def script_parser(doc: str, *, epochs: int, layers: str) -> argparse.ArgumentParser:
+    """The command line of ``hw_cnn1d.py`` / ``hw_cnn2d.py``: the shared flags plus ``--channels`` of its ``layers``."""
+    parser = script_help(base_parser(doc, epochs=epochs))
+    add_data_args(parser, ["tsp", "synthetic"])
+    add_denoise_args(parser)
+    parser.add_argument("--channels", type=int_range(1, 1024), nargs=3, default=(16, 32, 32),
+                        help=f"channels of the three {layers} layers (default 16 32 32)")
+    return parser
+
+
+def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
+    """``--quick`` (a smoke test) as explicit sizes, set once right after parsing; nothing later reads it.
+
+    One short epoch of 2 mixtures per utterance; the synthetic default renders 8 training and
+    2 test utterances with 3 s / 2 s of noise; the TSP data keep 6 training utterances and at
+    most 4 test utterances (fewer if ``--max-test-utterances`` says so). Folder and file modes
+    keep their data.
+    """
+    if args.quick:
+        args.epochs = min(args.epochs, 1)
+        args.mixes_per_utterance = min(args.mixes_per_utterance, 2)
+        args.synthetic_utterances, args.synthetic_noise_seconds = (8, 2), (3.0, 2.0)
+        args.tsp_train_utterances, args.tsp_test_utterances = 6, args.max_test_utterances or 4
+    return args
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -417,9 +460,48 @@ def _split_list(text: str | None) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()] if text else []
 
 
+def _load_noises(noise_dir: Path, heldout_dir: Path | None, args: argparse.Namespace
+                 ) -> tuple[list[NoiseSource], list[tuple[str, np.ndarray]]]:
+    """The folder mode's noises: ``(sources, heldout_noises)``.
+
+    Each file of ``noise_dir`` is cut into a training and a test part (:func:`split_noise`);
+    ``heldout_noises`` are the recordings of ``heldout_dir`` less ``--heldout-exclude``. A file that
+    is unreadable, silent or shorter than one STFT frame is reported and skipped.
+
+    Raises:
+        UserError: no usable noise recording under ``noise_dir``.
+    """
+    sources = []
+    used_noise: set[str] = set()
+    for p, w, _ in iter_readable(find_audio_files(noise_dir), sample_rate=SAMPLE_RATE):
+        src = split_noise(_safe(p.stem), w, args.noise_test_fraction)
+        short = min(len(src.train), len(src.test))
+        if short < args.n_fft or not (np.any(src.train) and np.any(src.test)):
+            print(f"skipped: {p}: its training or test part is silent or shorter than one STFT frame "
+                  f"(--n-fft {args.n_fft} samples at {SAMPLE_RATE} Hz)")
+            continue
+        src.name = unique_name(src.name, used_noise)
+        sources.append(src)
+    if not sources:
+        raise UserError(f"no usable (readable, non-silent, long enough) noise recordings under {noise_dir}")
+    heldout_noises = []
+    if heldout_dir is not None and Path(heldout_dir).is_dir():
+        skip = _split_list(args.heldout_exclude)
+        for p, w, _ in iter_readable(find_audio_files(heldout_dir), sample_rate=SAMPLE_RATE):
+            if any(p.match(g) for g in skip) or not np.any(w):
+                continue
+            if len(w) < args.n_fft:
+                print(f"skipped: {p}: {len(w)} samples, shorter than one STFT frame (--n-fft {args.n_fft})")
+                continue
+            heldout_noises.append((unique_name(_safe(p.stem), used_noise), w))
+    return sources, heldout_noises
+
+
 def folder_data(clean_dir: Path, noise_dir: Path, args: argparse.Namespace, dataset: str,
-                heldout_dir: Path | None = None) -> DenoiseData:
+                heldout_dir: Path | None = None, max_test_utterances: int | None = None) -> DenoiseData:
     """Build the folder-mode data (see module docstring): speaker-disjoint, noise-segment-disjoint.
+
+    ``max_test_utterances`` (else ``args.max_test_utterances``; 0 or None: all) caps the test utterances.
 
     Raises:
         UserError: missing folders, no usable audio, unknown speakers, or speaker sets that overlap.
@@ -454,32 +536,10 @@ def folder_data(clean_dir: Path, noise_dir: Path, args: argparse.Namespace, data
     order = rng.permutation(len(train))
     val_utts = [train[i] for i in sorted(order[:n_val])]
     train_utts = [train[i] for i in sorted(order[n_val:])]
-    if args.max_test_utterances > 0:
-        test = test[:args.max_test_utterances]
-
-    sources = []
-    used_noise: set[str] = set()
-    for p, w, _ in iter_readable(find_audio_files(noise_dir), sample_rate=SAMPLE_RATE):
-        src = split_noise(_safe(p.stem), w, args.noise_test_fraction)
-        short = min(len(src.train), len(src.test))
-        if short < args.n_fft or not (np.any(src.train) and np.any(src.test)):
-            print(f"skipped: {p}: its training or test part is silent or shorter than one STFT frame "
-                  f"(--n-fft {args.n_fft} samples at {SAMPLE_RATE} Hz)")
-            continue
-        src.name = unique_name(src.name, used_noise)
-        sources.append(src)
-    if not sources:
-        raise UserError(f"no usable (readable, non-silent, long enough) noise recordings under {noise_dir}")
-    heldout_noises = []
-    if heldout_dir is not None and Path(heldout_dir).is_dir():
-        skip = _split_list(args.heldout_exclude)
-        for p, w, _ in iter_readable(find_audio_files(heldout_dir), sample_rate=SAMPLE_RATE):
-            if any(p.match(g) for g in skip) or not np.any(w):
-                continue
-            if len(w) < args.n_fft:
-                print(f"skipped: {p}: {len(w)} samples, shorter than one STFT frame (--n-fft {args.n_fft})")
-                continue
-            heldout_noises.append((unique_name(_safe(p.stem), used_noise), w))
+    max_test_utterances = max_test_utterances or args.max_test_utterances
+    if max_test_utterances > 0:
+        test = test[:max_test_utterances]
+    sources, heldout_noises = _load_noises(noise_dir, heldout_dir, args)
     test_noises = [(s.name, s.test) for s in sources]
     train_noises = [(s.name, s.train) for s in sources]
     snrs = list(args.test_snrs)
@@ -522,17 +582,18 @@ def synthetic_noises(seconds: float, rng: np.random.Generator) -> list[tuple[str
             ("babble", synthetic_babble(n, rng))]
 
 
-def synthetic_data(args: argparse.Namespace, quick: bool = False) -> DenoiseData:
+def synthetic_data(args: argparse.Namespace) -> DenoiseData:
     """The embedded default: eSpeak NG sentences + synthetic white/pink/babble noise (SYNTHETIC).
 
     Training speakers are ``SYNTH_TRAIN_VOICES`` saying Harvard lists 1-3, test speakers
     ``SYNTH_TEST_VOICES`` saying list 4; training noise and test noise are separate
-    renderings (different random draws), so test noise segments are unseen.
+    renderings (different random draws), so test noise segments are unseen. Sizes:
+    ``args.synthetic_utterances`` and ``args.synthetic_noise_seconds`` (train, test).
     """
     from .synth import Voice, synthesize
     rng = np.random.default_rng(args.seed)
     train_sent, test_sent = HARVARD_SENTENCES[:30], HARVARD_SENTENCES[30:]
-    n_train, n_test = (8, 2) if quick else (40, 12)
+    n_train, n_test = args.synthetic_utterances
 
     def render(voices, sentences, n, tag):
         out = []
@@ -549,8 +610,9 @@ def synthetic_data(args: argparse.Namespace, quick: bool = False) -> DenoiseData
     test = render(SYNTH_TEST_VOICES, test_sent, n_test, "test")
     n_val = max(1, int(round(len(train) * args.val_fraction)))
     val_utts, train_utts = train[:n_val], train[n_val:]
-    train_noise = synthetic_noises(3.0 if quick else 20.0, rng)
-    test_noise = synthetic_noises(2.0 if quick else 10.0, rng)
+    train_seconds, test_seconds = args.synthetic_noise_seconds
+    train_noise = synthetic_noises(train_seconds, rng)
+    test_noise = synthetic_noises(test_seconds, rng)
     sources = [NoiseSource(n, w, w) for n, w in train_noise]
     snrs = list(args.test_snrs)
     return DenoiseData(
@@ -619,15 +681,13 @@ def prepare_data(args: argparse.Namespace) -> DenoiseData:
         choice = choose_dataset(args.dataset, root, [TSP], "synthetic",
                                 "eSpeak NG sentences + synthetic white/pink/babble noise", args.download)
         if choice.synthetic:
-            data = synthetic_data(args, quick=args.quick)
+            data = synthetic_data(args)
         else:
-            if args.quick and args.max_test_utterances == 0:
-                args.max_test_utterances = 4
             heldout = args.heldout_noise_dir or choice.path.parent / "noise" / "recorded"
             data = folder_data(choice.path, choice.path.parent / "noise" / "speech_commands_background", args,
-                               "tsp", heldout)
-            if args.quick:  # a smoke test: a few training utterances only
-                data.sample_epoch.keep(6)
+                               "tsp", heldout, max_test_utterances=args.tsp_test_utterances)
+            if args.tsp_train_utterances:  # --quick: a few training utterances only
+                data.sample_epoch.keep(args.tsp_train_utterances)
     data.unlabeled = unlabeled
     return data
 
@@ -749,6 +809,34 @@ class FeatureNorm(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
+
+
+class FrameCNN(torch.nn.Module):
+    """What the two homework CNNs share around their convolutions: ``[B, 1, ..., F]`` -> ``[B, F]``.
+
+    :class:`FeatureNorm` on the input, the script's convolution stack ``features``
+    (``hw_cnn1d.CNN1d``, ``hw_cnn2d.CNN2d``), flatten, a Linear layer to ``n_freq`` values and
+    an activation on it too: sigmoid (``output="mask"``, a mask in [0, 1] for the noisy
+    magnitude) or ReLU (``output="magnitude"``, the clean log1p magnitude).
+
+    Args:
+        n_freq: frequency bins F (``n_fft // 2 + 1``).
+        features: the convolution stack; ``input_shape`` (without batch and channel) sizes its output.
+        output: ``"mask"`` or ``"magnitude"``.
+    """
+
+    def __init__(self, n_freq: int, features: torch.nn.Module, input_shape: tuple[int, ...], output: str = "mask"):
+        super().__init__()
+        self.norm = FeatureNorm(n_freq)
+        self.features = features
+        with torch.no_grad():
+            n_flat = self.features(torch.zeros(1, 1, *input_shape)).numel()
+        self.head = torch.nn.Linear(n_flat, n_freq)
+        self.out_act = torch.nn.Sigmoid() if output == "mask" else torch.nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``[B, 1, F]`` or ``[B, 1, T, F]`` log1p magnitudes (oldest frame first) -> ``[B, F]``."""
+        return self.out_act(self.head(self.features(self.norm(x)).flatten(1)))
 
 
 def magnitude_estimate(out: torch.Tensor, noisy_mag: torch.Tensor, output: str) -> torch.Tensor:
@@ -976,9 +1064,7 @@ def improvement_figure(summary: Sequence[dict], model_method: str, title: str, p
                              if r["set"] == set_ and r["method"] == method and r[metric] is not None)
                 if pts and not (metric == "snr_improvement_db" and method == "noisy"):
                     ax.plot(*zip(*pts), style, label=f"{method} ({set_})")
-        ax.set_xlabel("input SNR (dB)")
-        ax.set_ylabel(ylabel)
-        ax.set_title(ylabel)
+        ax.set(xlabel="input SNR (dB)", ylabel=ylabel, title=ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title)
@@ -1038,6 +1124,30 @@ def train_denoiser(model: torch.nn.Module, stream: TrainStream, data: DenoiseDat
     return history, train_seconds, train_cpu_seconds
 
 
+def write_examples(model_fn: Callable[[np.ndarray], np.ndarray], data: DenoiseData, method: str, script: str,
+                   out_dir: Path, n_fft: int, hop: int) -> None:
+    """WAVs (clean, noisy, gating, model) and a spectrogram figure of one example signal per group.
+
+    The example is one 0 dB test mixture (or the training pair), plus the first ``--test`` file.
+    """
+    label = _label(data)
+    examples = [m for m in data.test if m.snr_db == 0.0][:1] or data.test[:1] or data.train_eval[:1]
+    for mix in examples + data.unlabeled[:1]:
+        est, gated = model_fn(mix.noisy), spectral_gating(mix.noisy)
+        signals = {"noisy input": mix.noisy}
+        if mix.clean is not None:
+            signals["clean reference"] = mix.clean
+        signals.update({"spectral gating (noisereduce)": gated, f"{method} estimate": est})
+        short = {"noisy input": "noisy", "clean reference": "clean", "spectral gating (noisereduce)": "gating"}
+        tag = f"example_{mix.group}_{mix.name}"
+        for name, wav in signals.items():
+            save_audio(out_dir / f"{tag}_{short.get(name, method)}.wav", _peak_safe(wav), SAMPLE_RATE)
+        snr_text = f", input {mix.snr_db:g} dB SNR" if mix.snr_db is not None else ", no reference"
+        spectrogram_figure(signals, SAMPLE_RATE, out_dir / f"spectrograms_{mix.group}.png", n_fft=n_fft,
+                           hop_length=hop, ncols=2,
+                           suptitle=f"{script}: {mix.name} ({label}{snr_text}); n_fft={n_fft}, hop={hop}")
+
+
 def evaluate_and_write(model: torch.nn.Module, data: DenoiseData, args: argparse.Namespace, *, script: str,
                        out_dir: Path, context: int, history: Sequence[dict], train_seconds: float,
                        device, extra_metrics: dict | None = None) -> dict:
@@ -1076,22 +1186,7 @@ def evaluate_and_write(model: torch.nn.Module, data: DenoiseData, args: argparse
             write_csv(out_dir / name, table)
     label = _label(data)
 
-    # examples: one 0 dB test mixture (or the training pair / first --test file)
-    examples = [m for m in data.test if m.snr_db == 0.0][:1] or data.test[:1] or data.train_eval[:1]
-    for mix in examples + data.unlabeled[:1]:
-        est, gated = model_fn(mix.noisy), spectral_gating(mix.noisy)
-        signals = {"noisy input": mix.noisy}
-        if mix.clean is not None:
-            signals["clean reference"] = mix.clean
-        signals.update({"spectral gating (noisereduce)": gated, f"{method} estimate": est})
-        short = {"noisy input": "noisy", "clean reference": "clean", "spectral gating (noisereduce)": "gating"}
-        tag = f"example_{mix.group}_{mix.name}"
-        for name, wav in signals.items():
-            save_audio(out_dir / f"{tag}_{short.get(name, method)}.wav", _peak_safe(wav), SAMPLE_RATE)
-        snr_text = f", input {mix.snr_db:g} dB SNR" if mix.snr_db is not None else ", no reference"
-        spectrogram_figure(signals, SAMPLE_RATE, out_dir / f"spectrograms_{mix.group}.png", n_fft=n_fft,
-                           hop_length=hop, ncols=2,
-                           suptitle=f"{script}: {mix.name} ({label}{snr_text}); n_fft={n_fft}, hop={hop}")
+    write_examples(model_fn, data, method, script, out_dir, n_fft, hop)
     improvement_figure(summary, method, f"{script} on {label}: model vs spectral gating", out_dir / "snr_vs_input.png")
     if history:
         plot_training_curves(history, out_dir / "training_curves.png",
@@ -1134,3 +1229,46 @@ def headline(script: str, m: dict, data: DenoiseData) -> str:
     return (f"{script} {src}: training-pair SNR {_fmt(m.get('train_snr_db'), ' dB')} (noisy "
             f"{_fmt(m.get('baseline_noisy_train_snr_db'), ' dB')}); {len(data.unlabeled)} --test file(s) denoised "
             "(no reference: SNR undefined for them)")
+
+
+# ============================================================================ the scripts' main
+def run(args: argparse.Namespace, *, script: str, context: int,
+        build_model: Callable[[int], FrameCNN]) -> dict:
+    """The body of ``hw_cnn1d.main`` and ``hw_cnn2d.main``: data, model, training, evaluation, outputs.
+
+    Args:
+        args: parsed by :func:`script_parser`, then :func:`apply_quick`.
+        script: the script's name (output folder, log lines).
+        context: STFT frames per example (1: ``[B, 1, F]``; 20: ``[B, 1, 20, F]``).
+        build_model: ``n_freq -> model``, the script's network (a :class:`FrameCNN`).
+
+    Returns:
+        the flat metrics dict written to ``metrics.json``.
+    """
+    seed_everything(args.seed)
+    device = select_device(args.device)
+    out_dir = out_dir_for(args, script)
+
+    # data: `context` frames per example
+    data = prepare_data(args)
+    stream = TrainStream(data, context=context, batch_size=args.batch_size, n_fft=args.n_fft,
+                         hop_length=args.hop_length, seed=args.seed)
+    n_freq = args.n_fft // 2 + 1
+    print(f"{script}: {data.description}; {len(stream.bank)} training frames per epoch, "
+          f"{len(data.val)} validation / {len(data.test)} test / {len(data.heldout)} held-out-noise signals")
+
+    # model, with the input normaliser fitted on the first epoch's noisy frames
+    model = build_model(n_freq)
+    model.norm.fit(stream.bank.features[stream.bank.ends])  # real frames only, not the prefix
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{script}: {type(model).__name__} with {n_params:,} parameters, output={args.output}, loss={args.loss}")
+
+    # training: Adam + cosine schedule, best checkpoint by validation SNR improvement
+    history, train_seconds, train_cpu_seconds = train_denoiser(
+        model, stream, data, args, context=context, out_dir=out_dir, device=device, script=script)
+
+    # evaluation and outputs
+    return evaluate_and_write(model, data, args, script=script, out_dir=out_dir, context=context, history=history,
+                              train_seconds=train_seconds, device=device,
+                              extra_metrics={"model_parameters": n_params, "epochs": len(history),
+                                             "train_cpu_seconds": train_cpu_seconds})
