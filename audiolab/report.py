@@ -49,6 +49,8 @@ class Section:
         return list(dict.fromkeys(p.folder for p in self.parts))
 
 
+_DENOISE_KEYS = ("test_snr_improvement_db_input_0db", "test_snr_db", "baseline_gating_test_snr_db", "test_pesq",
+                 "baseline_gating_test_pesq", "test_stoi", "train_seconds")
 SECTIONS: tuple[Section, ...] = (
     Section("q1", "Question 1: sinusoid source separation", (
         Part("Data: sinusoid pairs below / above 8 kHz and their mixtures", "q1_generate", (),
@@ -75,20 +77,22 @@ SECTIONS: tuple[Section, ...] = (
               "train_seconds")),
     )),
     Section("denoise", "Speech denoising: 1-D and 2-D CNNs on STFT magnitudes", (
-        Part("1-D CNN (frequency as channels)", "hw_cnn1d", ("*spectrogram*.png", "*.png"),
-             ("test_snr_improvement_db", "test_snr_db", "test_pesq", "test_stoi", "train_seconds")),
-        Part("2-D CNN (time-frequency patches)", "hw_cnn2d", ("*spectrogram*.png", "*.png"),
-             ("test_snr_improvement_db", "test_snr_db", "test_pesq", "test_stoi", "train_seconds")),
+        Part("1-D CNN (frequency bins as channels)", "hw_cnn1d", ("spectrograms_test.png", "snr_vs_input.png"),
+             _DENOISE_KEYS),
+        Part("2-D CNN (time-frequency patches)", "hw_cnn2d", ("spectrograms_test.png", "snr_vs_input.png"),
+             _DENOISE_KEYS),
     )),
     Section("vae", "Blind source separation with VAEs", (
-        Part("Images: MNIST + Fashion-MNIST mixtures", "vae_bss", ("images/*grid*.png", "images/*.png"),
-             ("images_test_psnr_db", "images_train_seconds")),
-        Part("Music: singing voice vs accompaniment", "vae_bss", ("music/*.png",),
-             ("music_vocals_gnsdr_db", "music_accompaniment_gnsdr_db", "music_train_seconds")),
+        Part("Images: MNIST + Fashion-MNIST mixtures", "vae_bss", ("images/grid_final.png", "images/*.png"),
+             ("test_psnr_db_mean", "test_psnr_db_mnist", "test_psnr_db_fashion", "test_psnr_db_mixture",
+              "test_ssim_mnist", "test_ssim_fashion", "images_train_seconds")),
+        Part("Music: singing voice vs accompaniment", "vae_bss", ("music/spectrograms_*.png", "music/*.png"),
+             ("vocals_gnsdr_db", "accompaniment_gnsdr_db", "vocals_gsir_db", "vocals_gsar_db",
+              "music_train_seconds")),
     )),
     Section("kws", "Keyword classification: RNN / LSTM / CNN-LSTM", (
-        Part("Test accuracy per model", "speechcommands_rnn", ("*accuracy*.png", "*confusion*.png", "*.png"),
-             ("rnn_test_accuracy", "lstm_test_accuracy", "cnn_lstm_test_accuracy", "test_accuracy")),
+        Part("Test accuracy per model", "speechcommands_rnn", ("comparison.png", "confusion_all.png"),
+             tuple(f"test_accuracy_{m}" for m in ("rnn", "lstm", "bilstm", "gru", "cnn_lstm", "attn_lstm"))),
     )),
 )
 
@@ -170,13 +174,13 @@ def _part(part: Part, folder: _Folder, root: Path, first_of_folder: bool, part_i
     if not folder.exists:
         out.append(f"<p>(not run yet: no <code>{_e(folder.name)}/</code>)</p>")
         return "\n".join(out)
+    out.append(folder.metric_table(part.keys))  # the key numbers, then the key figure
     for pattern in part.figures:
         match = next((p for p in sorted(folder.path.glob(pattern)) if p not in folder.shown), None)
         if match is not None:
             folder.shown.add(match)
             out.append(_figure(match, root, folder.path, key=True))
             break
-    out.append(folder.metric_table(part.keys))
     return "\n".join(out)
 
 

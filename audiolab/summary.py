@@ -54,19 +54,21 @@ class Run:
     task_data: bool = False
 
 
+_DENOISE = ("test_snr_improvement_db_input_0db", "test_snr_db", "test_pesq")
 RUNS: tuple[Run, ...] = (
     Run("q1_generate", "q1_generate.py", "q1_generate", "Q1", ("n_train", "n_test"), task_data=True),
     Run("q1_plot", "q1_plot.py", "q1_plot", "Q1", ("peaks_match_info",), task_data=True),
     Run("q1_train_lstm", "q1_train_lstm.py", "q1_train_lstm", "Q1", ("test_si_snr_db",), task_data=True),
-    Run("q2_ctc", "q2_ctc.py", "q2_ctc", "Q2 (i)-(ii)", ("test_cer",)),
-    Run("q2_compare", "q2_compare.py", "q2_compare", "Q2 (i)-(ii)", ("loss_ours", "loss_torch"), task_data=True),
+    Run("q2_ctc", "q2_ctc.py", "q2_ctc", "Q2 (i)-(ii)", ("test_cer", "max_abs_grad_diff_vs_torch")),
+    Run("q2_compare", "q2_compare.py", "q2_compare", "Q2 (i)-(ii)", ("loss_ours", "loss_torch", "max_rel_loss_diff"),
+        task_data=True),
     Run("q2_multitask", "q2_multitask.py", "q2_multitask", "Q2 (iii)", ("test_cer", "test_emotion_accuracy")),
-    Run("hw_cnn1d", "hw_cnn1d.py", "hw_cnn1d", "Denoising", ("test_snr_improvement_db", "test_snr_db")),
-    Run("hw_cnn2d", "hw_cnn2d.py", "hw_cnn2d", "Denoising", ("test_snr_improvement_db", "test_snr_db")),
-    Run("vae_bss_images", "vae_bss.py", "vae_bss", "VAE BSS", ("images_test_psnr_db",), args=("images",)),
-    Run("vae_bss_music", "vae_bss.py", "vae_bss", "VAE BSS", ("music_vocals_gnsdr_db",), args=("music",)),
+    Run("hw_cnn1d", "hw_cnn1d.py", "hw_cnn1d", "Denoising", _DENOISE),
+    Run("hw_cnn2d", "hw_cnn2d.py", "hw_cnn2d", "Denoising", _DENOISE),
+    Run("vae_bss_images", "vae_bss.py", "vae_bss", "VAE BSS", ("test_psnr_db_mean",), args=("images",)),
+    Run("vae_bss_music", "vae_bss.py", "vae_bss", "VAE BSS", ("vocals_gnsdr_db",), args=("music",)),
     Run("speechcommands_rnn", "speechcommands_rnn.py", "speechcommands_rnn", "Keywords",
-        ("lstm_test_accuracy", "cnn_lstm_test_accuracy")),
+        ("test_accuracy_lstm", "test_accuracy_cnn_lstm")),
 )
 QUESTIONS: tuple[str, ...] = tuple(dict.fromkeys(r.question for r in RUNS))
 
