@@ -129,6 +129,23 @@ def add_threads_arg(parser: argparse.ArgumentParser) -> None:
 
 set_threads()  # the policy above, in force for every script that imports this module
 
+
+def option_given(option: str, argv: list[str] | None = None) -> bool:
+    """True when ``option`` (e.g. ``"--epochs"``) is on the command line ``argv`` (default ``sys.argv[1:]``).
+
+    Accepts ``--epochs 5``, ``--epochs=5`` and argparse's unambiguous prefixes (``--ep 5``);
+    stops at ``--``. Scripts use it to give a synthetic demo smaller sizes than real data
+    unless the user chose the size.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    for token in argv:
+        if token == "--":
+            break
+        name = token.split("=", 1)[0]
+        if name.startswith("--") and len(name) > 2 and option.startswith(name):
+            return True
+    return False
+
 def add_data_args(parser: argparse.ArgumentParser, datasets: Iterable[str]) -> None:
     """Add ``--data-root``, ``--dataset`` and ``--download`` (see DESIGN "Data flow")."""
     names = ["auto", *datasets]
