@@ -26,8 +26,7 @@ CMD_vae_bss_images     := vae_bss.py images
 CMD_vae_bss_music      := vae_bss.py music
 CMD_speechcommands_rnn := speechcommands_rnn.py
 # longest first, so two jobs finish close together (times: experiments/make_run.md)
-# (vae_bss_music pulls in vae_bss_images first: the two run one after the other)
-STEPS := vae_bss_music speechcommands_rnn q2_multitask hw_cnn2d hw_cnn1d \
+STEPS := vae_bss speechcommands_rnn q2_multitask hw_cnn2d hw_cnn1d \
          q1_train_lstm q1_plot q2_ctc q2_compare
 
 .PHONY: setup run steps test q1 q2 hw vae kws report summary bench bench-run clean
@@ -56,14 +55,18 @@ steps: $(addprefix step-,$(STEPS))
 step-%: setup
 	@$(PY) -m audiolab.summary time $* -- $(PY) $(CMD_$*)
 
-# dependencies between steps: Q1's data first; the two vae_bss parts share outputs/vae_bss
+# the two vae_bss parts share outputs/vae_bss: one after the other, in one job
+step-vae_bss: setup
+	@$(PY) -m audiolab.summary time vae_bss_images -- $(PY) $(CMD_vae_bss_images); status=$$?; \
+	  $(PY) -m audiolab.summary time vae_bss_music -- $(PY) $(CMD_vae_bss_music) && exit $$status
+
+# Q1's data first
 step-q1_plot step-q1_train_lstm: step-q1_generate
-step-vae_bss_music: step-vae_bss_images
 
 q1: step-q1_generate step-q1_plot step-q1_train_lstm
 q2: step-q2_ctc step-q2_compare step-q2_multitask
 hw: step-hw_cnn1d step-hw_cnn2d
-vae: step-vae_bss_images step-vae_bss_music
+vae: step-vae_bss
 kws: step-speechcommands_rnn
 
 report: setup

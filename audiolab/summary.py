@@ -162,8 +162,8 @@ def summary_rows(outputs: str | Path = "outputs", runs: tuple[Run, ...] = RUNS) 
         anchors, anchor_err = read_anchors(folder)
         timing = read_time(outputs, run.name)
         rc = timing.get("returncode")
-        row = {"name": run.name, "question": run.question, "script": " ".join((run.script, *run.args)), "folder": run.folder,
-               "data": "", "headline": "", "anchor": "", "wall_s": timing.get("wall_s"),
+        row = {"name": run.name, "question": run.question, "script": " ".join((run.script, *run.args)),
+               "folder": run.folder, "data": "", "headline": "", "anchor": "", "wall_s": timing.get("wall_s"),
                "cpu_s": timing.get("cpu_s"), "started_unix": timing.get("started_unix")}
         if isinstance(rc, int) and rc != 0:
             row["status"] = f"failed (exit {rc})"
