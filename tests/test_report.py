@@ -291,3 +291,11 @@ def test_import_applies_the_policy_unless_omp_num_threads_is_set(env, expected):
                           capture_output=True, text=True, cwd=REPO, env={**clean, **env}, check=True)
     got, policy = map(int, proc.stdout.split())
     assert got == (policy if expected is None else expected)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--epochs", "5"], True), (["--epochs=5"], True), (["--ep", "5"], True),
+    (["--seed", "1"], False), (["--", "--epochs"], False), (["-e", "5"], False), ([], False),
+])
+def test_option_given_sees_the_flag_only_on_the_command_line(argv, expected):
+    assert runtime.option_given("--epochs", argv) is expected
