@@ -86,11 +86,11 @@ def default_threads(n_cpus: int | None = None) -> int:
 
     ``n_cpus`` defaults to the CPUs this process may run on (``os.sched_getaffinity``,
     which honours ``taskset`` and container CPU sets), else ``os.cpu_count()``. Half of
-    them, because the models here are small: a second OpenMP thread gains at most ~1.5x
-    on an idle machine, while a thread that has to share its core with another process
-    stalls every parallel region at OpenMP's barrier (the other thread spin-waits), which
-    measured up to 20x slower in wall and CPU time (experiments/make_run.md). With 2 CPUs
-    that is 1 thread, and ``make run`` fills the second core with a second script.
+    them, because the models here are small: a second OpenMP thread gains little on an
+    idle machine, while a thread that has to share its core with another process stalls
+    every parallel region at OpenMP's barrier (its partner spin-waits), several times
+    slower in wall and CPU time (measurements: experiments/make_run.md). With 2 CPUs that
+    is 1 thread, and ``make run`` fills the second core with a second script.
     """
     if n_cpus is None:
         try:
@@ -145,6 +145,7 @@ def option_given(option: str, argv: list[str] | None = None) -> bool:
         if name.startswith("--") and len(name) > 2 and option.startswith(name):
             return True
     return False
+
 
 def add_data_args(parser: argparse.ArgumentParser, datasets: Iterable[str]) -> None:
     """Add ``--data-root``, ``--dataset`` and ``--download`` (see DESIGN "Data flow")."""
