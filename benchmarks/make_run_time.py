@@ -75,7 +75,14 @@ def clean_env() -> dict:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
-def time_make_run(condition: str, jobs: int, keep: Path | None) -> list[dict]:
+QUICK_OVERRIDES = [f"CMD_{name}={cmd} --quick" for name, cmd in (
+    ("q1_generate", "q1_generate.py"), ("q1_train_lstm", "q1_train_lstm.py"), ("q2_ctc", "q2_ctc.py"),
+    ("q2_compare", "q2_compare.py"), ("q2_multitask", "q2_multitask.py"), ("hw_cnn1d", "hw_cnn1d.py"),
+    ("hw_cnn2d", "hw_cnn2d.py"), ("vae_bss_images", "vae_bss.py images"), ("vae_bss_music", "vae_bss.py music"),
+    ("speechcommands_rnn", "speechcommands_rnn.py"))]
+
+
+def time_make_run(condition: str, jobs: int, keep: Path | None, quick: bool = False) -> list[dict]:
     """Run ``make run`` in a fresh clone under ``condition``; return one row per step plus a total row."""
     with tempfile.TemporaryDirectory(prefix="make_run_") as tmp:
         clone = Path(tmp) / "clone"
@@ -89,7 +96,8 @@ def time_make_run(condition: str, jobs: int, keep: Path | None) -> list[dict]:
         load_before = load()
         with competitor(condition == "compete"):
             t0 = time.perf_counter()
-            proc = subprocess.run(["make", "-s", "run", f"JOBS={jobs}"], cwd=clone, env=clean_env(),
+            make = ["make", "-s", "run", f"JOBS={jobs}", *(QUICK_OVERRIDES if quick else [])]
+            proc = subprocess.run(make, cwd=clone, env=clean_env(),
                                   capture_output=True, text=True)
             total = time.perf_counter() - t0
         load_after = load()
@@ -173,6 +181,8 @@ def main(argv=None) -> int:
     p.add_argument("--conditions", nargs="+", choices=["idle", "compete"], default=["idle", "compete"])
     p.add_argument("--jobs", type=int, default=2, help="make run JOBS= (default %(default)s)")
     p.add_argument("--keep", type=Path, default=None, help="copy each run's outputs (without checkpoints) here")
+    p.add_argument("--quick", action="store_true",
+                   help="every script with --quick: checks the plumbing in minutes, times mean nothing")
     p.add_argument("--threads-experiment", action="store_true", help="time the fixed step loop instead")
     p.add_argument("--repeats", type=int, default=2, help="threads experiment: repeats (default %(default)s)")
     p.add_argument("--steps", type=int, default=60, help="threads experiment: steps per run (default %(default)s)")
@@ -184,7 +194,7 @@ def main(argv=None) -> int:
         return 0
     rows = []
     for condition in args.conditions:
-        rows += time_make_run(condition, args.jobs, args.keep)
+        rows += time_make_run(condition, args.jobs, args.keep, args.quick)
     print(format_table(rows, floatfmt=".4g"))
     totals = {r["condition"]: r["wall_s"] for r in rows if r["step"].startswith("TOTAL")}
     checks = []
