@@ -93,6 +93,7 @@ from audiolab.train import fit, is_main_process
 from q2_ctc import ctc_loss, greedy_decode, viterbi_align
 
 SCRIPT = "q2_multitask"
+SYNTHETIC_DEMO_EPOCHS = 20  # default --epochs on the embedded synthetic corpus (real corpora: 60)
 
 
 # =============================================================================== settings
@@ -687,6 +688,10 @@ def main(argv=None):
     examples, dataset, source, load_report = load_data(args)
     synthetic = source == "synthetic"
     tag = " [SYNTHETIC]" if synthetic else ""
+    from audiolab.runtime import option_given
+    if synthetic and not option_given("--epochs", argv):  # the demo's size: experiments/make_run.md
+        args.epochs = SYNTHETIC_DEMO_EPOCHS
+        print(f"synthetic demo: {args.epochs} epochs (--epochs N to change)")
     train_idx, test_idx = split_indices(args, examples)
     emotions = sorted({ex.emotion for ex in examples})
     emo_idx = [emotions.index(ex.emotion) for ex in examples]

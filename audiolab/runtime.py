@@ -72,7 +72,8 @@ def base_parser(description: str, *, epochs: int | None = None, seed: int = 0) -
         seed: default random seed.
     """
     parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+        conflict_handler="resolve")  # a script may redefine a shared flag (e.g. denoise's --threads)
     parser.add_argument("--seed", type=int, default=seed, help="random seed (default %(default)s)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="compute device; auto picks cuda, then mps, then cpu (default %(default)s)")
@@ -86,7 +87,75 @@ def base_parser(description: str, *, epochs: int | None = None, seed: int = 0) -
                         help="tiny sizes for a smoke test (seconds, not meaningful numbers)")
     parser.add_argument("--out-dir", type=Path, default=None,
                         help="where outputs go (default outputs/<script name>)")
+    add_threads_arg(parser)
     return parser
+
+
+# ------------------------------------------------------------------- CPU threads
+def default_threads(n_cpus: int | None = None) -> int:
+    """The intra-op thread count every script starts with: half the usable CPUs, 1 to 4.
+
+    ``n_cpus`` defaults to the CPUs this process may run on (``os.sched_getaffinity``,
+    which honours ``taskset`` and container CPU sets), else ``os.cpu_count()``. Half of
+    them, because the models here are small: a second OpenMP thread gains little on an
+    idle machine, while a thread that has to share its core with another process stalls
+    every parallel region at OpenMP's barrier (its partner spin-waits), several times
+    slower in wall and CPU time (measurements: experiments/make_run.md). With 2 CPUs that
+    is 1 thread, and ``make run`` fills the second core with a second script.
+    """
+    if n_cpus is None:
+        try:
+            n_cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # macOS / Windows have no sched_getaffinity
+            n_cpus = os.cpu_count() or 1
+    return max(1, min(4, n_cpus // 2))
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set PyTorch's intra-op CPU threads and return the number in force.
+
+    ``n`` >= 1 is used as given (``--threads``). ``None`` or 0 keeps ``$OMP_NUM_THREADS``
+    when the user set it (PyTorch read it at start-up), else :func:`default_threads`.
+    Called once when this module is imported, so every script starts with the policy.
+    """
+    if n and n > 0:
+        torch.set_num_threads(n)
+    elif not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(default_threads())
+    return torch.get_num_threads()
+
+
+class _ThreadsAction(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        set_threads(values)
+
+
+def add_threads_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--threads N``: PyTorch CPU threads for this run, applied as the flag is parsed."""
+    parser.add_argument("--threads", type=positive_int, default=None, action=_ThreadsAction,
+                        help="PyTorch CPU threads (default: $OMP_NUM_THREADS, else half the usable CPUs, "
+                             "1 to 4; more threads only pay off on an otherwise idle machine)")
+
+
+set_threads()  # the policy above, in force for every script that imports this module
+
+
+def option_given(option: str, argv: list[str] | None = None) -> bool:
+    """True when ``option`` (e.g. ``"--epochs"``) is on the command line ``argv`` (default ``sys.argv[1:]``).
+
+    Accepts ``--epochs 5``, ``--epochs=5`` and argparse's unambiguous prefixes (``--ep 5``);
+    stops at ``--``. Scripts use it to give a synthetic demo smaller sizes than real data
+    unless the user chose the size.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    for token in argv:
+        if token == "--":
+            break
+        name = token.split("=", 1)[0]
+        if name.startswith("--") and len(name) > 2 and option.startswith(name):
+            return True
+    return False
 
 
 def add_data_args(parser: argparse.ArgumentParser, datasets: Iterable[str]) -> None:
