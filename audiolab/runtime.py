@@ -80,7 +80,6 @@ def base_parser(description: str, *, epochs: int | None = None, seed: int = 0) -
     if epochs is not None:
         parser.add_argument("--epochs", type=positive_int, default=epochs,
                             help="training epochs (default %(default)s)")
-    if epochs is not None:
         parser.add_argument("--amp", action="store_true",
                             help="mixed precision (float16 autocast + GradScaler) on CUDA; ignored on the CPU")
     parser.add_argument("--quick", action="store_true",
