@@ -60,6 +60,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import hashlib
 import math
 import shutil
 import sys
@@ -143,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "the centred padding, train and test alike (0 = off; default %(default)s)")
     g.add_argument("--clip-seconds", type=positive_float, default=1.0,
                    help="fixed input length: clips are padded / cropped to it in the collate_fn (default %(default)s)")
+    g.add_argument("--max-clip-seconds", type=positive_float, default=4.0,
+                   help="clips longer than this are reported and centre-cropped to it at load, so that one long "
+                        "recording does not slow every epoch (default %(default)s)")
+    g.add_argument("--test-set", type=Path, default=None, metavar="DIR",
+                   help="after training, also score every clip of this folder in the canonical Speech Commands "
+                        "test-set layout (<word>/, _unknown_/, _silence_/); its classes must be the model's")
     g.add_argument("--noise-dir", type=Path, default=None,
                    help="background-noise recordings for augmentation (default: noise/speech_commands_background "
                         "under the data root if present, else synthetic pink/white noise)")
@@ -250,7 +257,13 @@ def load_data(args: argparse.Namespace) -> kd.KwsData:
     root = resolve_data_root(args.data_root)
     choice = choose_dataset(args.dataset, root, [kd.SPEECH_COMMANDS, kd.FSDD], "synthetic",
                             "the 10 keywords spoken by eSpeak NG voices, 16 kHz, mixed with noise", args.download)
-    if choice.name == "speech_commands":
+    if choice.name == "speech_commands" and kd.is_test_set_layout(choice.path):
+        data = kd.load_test_set_layout(choice.path, sample_rate=args.sample_rate or kd.SC_SAMPLE_RATE)
+        report_issues(data)
+        kd.speaker_split(data, seed=args.seed)
+        if args.max_per_class is not None:
+            limit_per_class(data, args.max_per_class, args.seed)
+    elif choice.name == "speech_commands":
         data = kd.load_speech_commands(choice.path, args.word_list, unknown=args.unknown, silence=args.silence,
                                        sample_rate=args.sample_rate or kd.SC_SAMPLE_RATE,
                                        max_per_class=args.max_per_class, seed=args.seed)
@@ -270,12 +283,123 @@ def load_data(args: argparse.Namespace) -> kd.KwsData:
                                         voices=kd.VARIANTS[:6] if args.quick else kd.VARIANTS)
         print(f"training split: +{added} synthetic eSpeak NG clips of the class words (--synthetic-voices "
               f"{n_voices}); validation and test clips are all real")
+    crop_long_clips(data, args.max_clip_seconds)
     if args.trim_db > 0:
         kd.trim_clips(data, args.trim_db)
-    for split in kd.SPLITS:
-        if not data.split(split):
-            raise UserError(f"the {split} split of {data.name} is empty; use more data (or leave out --quick)")
+    kd.check_splits(data)
     return data
+
+
+def report_issues(data: kd.KwsData, limit: int = 20) -> None:
+    """Print a short summary of the file problems met on load (each was printed as it happened)."""
+    if data.issues:
+        print(f"{len(data.issues)} file problems on load (listed in sample_rate_check.csv by explore):")
+        for path, problem in data.issues[:limit]:
+            print(f"  {path}: {problem}")
+
+
+def limit_per_class(data: kd.KwsData, max_per_class: int, seed: int) -> None:
+    """Keep at most ``max_per_class`` clips per class and split (seeded random choice; in place)."""
+    rng = np.random.default_rng(seed)
+    kept = []
+    for split in kd.SPLITS:
+        for lab in data.labels:
+            pool = [c for c in data.clips if c.split == split and c.label == lab]
+            if len(pool) > max_per_class:
+                pool = [pool[i] for i in sorted(rng.choice(len(pool), max_per_class, replace=False))]
+            kept += pool
+    data.clips = kept
+
+
+def crop_long_clips(data: kd.KwsData, max_seconds: float) -> int:
+    """Centre-crop every clip longer than ``max_seconds`` (in place), reported by path; returns how many.
+
+    A long recording (a 10-minute file dropped into a keyword folder) would otherwise be
+    speed-perturbed and resampled whole in every epoch; only a ``--clip-seconds`` window of it is
+    ever seen by a model.
+    """
+    limit = int(round(max_seconds * data.sample_rate))
+    n = 0
+    for c in data.clips:
+        if len(c.wav) > limit:
+            msg = f"{len(c.wav) / data.sample_rate:.1f} s long, centre-cropped to {max_seconds:g} s (--max-clip-seconds)"
+            print(f"cropped: {c.path}: {msg}")
+            data.issues.append((c.path, msg))
+            start = (len(c.wav) - limit) // 2
+            c.wav = c.wav[start:start + limit].copy()
+            n += 1
+    return n
+
+
+def check_frames(args: argparse.Namespace, sample_rate: int, n_samples: int) -> None:
+    """Refuse an STFT window or hop that does not fit the clip window.
+
+    Raises:
+        UserError: ``--n-fft`` above the window's samples, or ``--hop-length`` leaving fewer frames
+            than the models need (4 for cnn_lstm's two time poolings, ``--frame-stack`` for the RNNs).
+    """
+    n_fft, hop = default_fft(args, sample_rate)
+    where = f"the {args.clip_seconds:g} s clip window (--clip-seconds) at {sample_rate} Hz = {n_samples} samples"
+    if n_fft > n_samples:
+        raise UserError(f"--n-fft {n_fft} is larger than {where}; use --n-fft <= {n_samples}")
+    if hop > n_samples:
+        raise UserError(f"--hop-length {hop} is larger than {where}; use --hop-length <= {n_samples}")
+    n_frames = n_samples // hop + 1
+    need = max(CNNLSTM.min_features() // 2, args.frame_stack)  # cnn_lstm: T/4 >= 1
+    if n_frames < need:
+        raise UserError(f"--hop-length {hop} leaves {n_frames} frames in {where}; the models need at least {need} "
+                        f"(use --hop-length <= {max(1, (n_samples - 1) // (need - 1))})")
+    if args.max_clip_seconds < args.clip_seconds:
+        raise UserError(f"--max-clip-seconds {args.max_clip_seconds:g} is below --clip-seconds {args.clip_seconds:g}")
+
+
+def load_test_set(args: argparse.Namespace, data: kd.KwsData) -> kd.KwsData:
+    """Load ``--test-set DIR`` (canonical test-set layout) before training, and check it against the task.
+
+    Raises:
+        UserError: not a folder in that layout, it holds a class the model does not know, it is the
+            very folder trained on, or it shares speakers with the training split.
+    """
+    folder = Path(args.test_set)
+    if not kd.is_test_set_layout(folder):
+        raise UserError(f"--test-set {folder} is not a folder in the Speech Commands test-set layout "
+                        "(<word>/<speaker>_nohash_<n>.*, _unknown_/, _silence_/)")
+    train_dirs = {Path(c.path).parent.parent.resolve() for c in data.split("train") if not c.path.startswith(("synthetic:", "_background"))}
+    if folder.resolve() in train_dirs:
+        raise UserError(f"--test-set {folder} is the folder the model trains on; score on a folder of other speakers")
+    ts = kd.load_test_set_layout(folder, sample_rate=data.sample_rate)
+    unknown = [lab for lab in ts.labels if lab not in data.labels]
+    if unknown:
+        raise UserError(f"--test-set {folder} holds classes the model does not know: {unknown}; the model's classes "
+                        f"are {data.labels} (for the 12-class task add --unknown --silence)")
+    missing = [lab for lab in data.labels if lab not in ts.labels]
+    if missing:
+        print(f"warning: --test-set {folder} has no clips of the model's classes {missing}; scored on the rest "
+              "(test_set_missing_classes in metrics.json)")
+    shared = {c.speaker for c in data.split("train")} & {c.speaker for c in ts.clips if c.label != kd.SILENCE}
+    if shared:
+        raise UserError(f"--test-set {folder} shares {len(shared)} speakers with the training split "
+                        f"(e.g. {sorted(shared)[:3]}); it would not measure unseen speakers")
+    crop_long_clips(ts, args.max_clip_seconds)
+    if args.trim_db > 0:
+        kd.trim_clips(ts, args.trim_db)
+    print(f"--test-set {folder}: {len(ts.clips)} clips, classes {ts.labels}")
+    return ts
+
+
+@torch.no_grad()
+def score_test_set(res: dict, test_set: kd.KwsData, data: kd.KwsData, n_samples: int, device) -> dict:
+    """Accuracy and macro-F1 (over the classes the folder holds) of one trained model on ``--test-set``."""
+    ds = kd.KwsDataset(test_set.clips, data.labels, data.sample_rate)
+    loader = torch.utils.data.DataLoader(ds, batch_size=128, collate_fn=kd.PadCollate(n_samples))
+    y, p, _, _ = predict(res["model"], loader, device)
+    present = sorted(set(y.tolist()))
+    name = res["name"]
+    out = {f"test_set_accuracy_{name}": float((y == p).mean()),
+           f"test_set_macro_f1_{name}": float(f1_score(y, p, average="macro", labels=present, zero_division=0))}
+    print(f"{name}: --test-set accuracy {out[f'test_set_accuracy_{name}']:.4f}, macro-F1 "
+          f"{out[f'test_set_macro_f1_{name}']:.4f} ({len(y)} clips)")
+    return out
 
 
 def tested_checkpoint(args: argparse.Namespace, data: kd.KwsData) -> str:
@@ -383,9 +507,40 @@ def explore(data: kd.KwsData, out: Path, per_class: int = 3) -> dict:
         print(f"sample-rate check: all {len(data.clips)} clips at {common} Hz")
     if data.issues:
         print(f"{len(data.issues)} file problems on load (listed in sample_rate_check.csv)")
-    return {"median_duration_s": float(np.median(dur)),
+    speaker_metrics = speaker_outputs(data, out)
+    return {**speaker_metrics, "median_duration_s": float(np.median(dur)),
             "max_duration_s": float(dur.max()), "n_files_other_sample_rate": len(odd),
             "n_file_problems": len(data.issues)}
+
+
+def speaker_outputs(data: kd.KwsData, out: Path) -> dict:
+    """``speakers.csv`` (speaker, split, clips) and ``duplicate_groups.csv`` (byte-identical files).
+
+    Returns metrics: speakers per split, speakers in two splits (must be 0 for a speaker split),
+    duplicate groups and how many straddle splits (must be 0).
+    """
+    per = Counter((c.speaker, c.split) for c in data.clips if not c.path.startswith("synthetic:"))
+    write_csv(out / "speakers.csv", [{"speaker": spk, "split": split, "n_clips": n}
+                                     for (spk, split), n in sorted(per.items(), key=lambda kv: (kv[0][1], kv[0][0]))])
+    splits_of: dict[str, set] = {}
+    for spk, split in per:
+        if not spk.startswith(f"{kd.SILENCE}/"):
+            splits_of.setdefault(spk, set()).add(split)
+    groups = kd.duplicate_groups(data.clips)
+    rows = [{"group": g, "sha1": c.sha1, "label": c.label, "speaker": c.speaker, "split": c.split, "path": c.path}
+            for g, group in enumerate(groups) for c in group]
+    with open(out / "duplicate_groups.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["group", "sha1", "label", "speaker", "split", "path"])
+        w.writerows([list(r.values()) for r in rows])
+    straddle = sum(len({c.split for c in group}) > 1 for group in groups)
+    n_spk = {s: sum(1 for v in splits_of.values() if s in v) for s in kd.SPLITS}
+    print(f"speakers: train {n_spk['train']} / val {n_spk['val']} / test {n_spk['test']} (speakers.csv); "
+          f"{len(groups)} groups of byte-identical clips ({sum(len(g) for g in groups)} clips, duplicate_groups.csv), "
+          f"{straddle} straddling splits")
+    return {**{f"n_speakers_{s}": n for s, n in n_spk.items()},
+            "n_speakers_in_two_splits": sum(len(v) > 1 for v in splits_of.values()),
+            "n_duplicate_groups": len(groups), "n_duplicate_groups_across_splits": straddle}
 
 
 # =============================================================================== features
@@ -721,6 +876,35 @@ def mixup_step(model: "KwsModel", wav: torch.Tensor, y: torch.Tensor, criterion,
     return logits, lam * criterion(logits, y) + (1 - lam) * criterion(logits, y[perm])
 
 
+#: settings a resumed model must share with its checkpoint (others, e.g. --epochs or --models, may change)
+RESUME_KEYS = ("data_fingerprint", "features", "n_mels", "n_mfcc", "n_fft", "hop_length", "top_db", "cmvn",
+               "trim_db", "clip_seconds", "sample_rate", "hidden", "layers", "frame_stack", "dropout", "lr",
+               "optimizer", "weight_decay", "batch_size", "label_smoothing", "augment", "mixup", "seed")
+
+
+def data_fingerprint(data: kd.KwsData) -> str:
+    """SHA-1 over the ``(split, label, path)`` of every clip: changes when the data or its split does."""
+    h = hashlib.sha1()
+    for c in sorted(data.clips, key=lambda c: (c.split, c.path, c.label)):
+        h.update(f"{c.split}\t{c.label}\t{c.path}\n".encode())
+    return h.hexdigest()
+
+
+def check_resume_config(ckpt: Path, config: dict) -> None:
+    """Refuse ``--resume`` from a checkpoint saved with other data or other training settings.
+
+    Raises:
+        UserError: names the differing settings (``RESUME_KEYS``).
+    """
+    saved = load_checkpoint(ckpt).get("config", {})
+    diff = [k for k in RESUME_KEYS if k in saved and saved.get(k) != config.get(k)]
+    if diff:
+        what = ", ".join(f"{k}: {saved.get(k)!r} -> {config.get(k)!r}" if k != "data_fingerprint"
+                         else "the data or its split differ" for k in diff)
+        raise UserError(f"--resume: {ckpt} was saved with other settings ({what}); "
+                        "run without --resume or with the same data and flags")
+
+
 def train_one(name: str, args: argparse.Namespace, data: kd.KwsData, features: Features, loaders: dict,
               device: torch.device, ckpt_dir: Path | None, progress: bool = True) -> dict:
     """Train model ``name`` with ``audiolab.train.fit``; evaluate the checkpoint :func:`tested_checkpoint`
@@ -751,10 +935,18 @@ def train_one(name: str, args: argparse.Namespace, data: kd.KwsData, features: F
         return {"val_loss": loss, "val_accuracy": float((y == p).mean())}
 
     ckpt = ckpt_dir / f"{name}.pt" if ckpt_dir is not None else None
+    config = {k: v for k, v in vars(args).items() if k != "model_list"}
+    config["data_fingerprint"] = data_fingerprint(data)
+    resume = args.resume and ckpt is not None
+    if resume and not ckpt.exists():
+        print(f"--resume: no checkpoint for {name} ({ckpt}); training it from the start")
+        resume = False
+    elif resume:
+        check_resume_config(ckpt, config)
     history = fit(model, optimizer, loaders["train"], step, args.epochs, eval_fn=evaluate, device=device,
                   checkpoint_path=ckpt, log_path=(ckpt_dir.parent / f"log_{name}.csv") if ckpt_dir else None,
-                  resume=args.resume, scheduler=scheduler, grad_clip=5.0, best_key="val_accuracy",
-                  config={k: v for k, v in vars(args).items() if k != "model_list"}, desc=name, progress=progress)
+                  resume=resume, scheduler=scheduler, grad_clip=5.0, best_key="val_accuracy",
+                  config=config, desc=name, progress=progress)
     train_seconds = sum(r.get("epoch_seconds", 0.0) for r in history)  # includes the per-epoch validation
     tested_epoch = history[-1]["epoch"]  # fit leaves the final weights in the model
     best_ckpt = ckpt.with_name(f"{name}_best.pt") if ckpt is not None else None
@@ -954,6 +1146,12 @@ def main(argv=None) -> None:
     if args.command in {"all", "explore"} and args.experiment is None:
         metrics.update(explore(data, out))
     n_samples = clip_samples(args, data)
+    check_frames(args, data.sample_rate, n_samples)
+    test_set = load_test_set(args, data) if args.test_set is not None and args.experiment is None else None
+    if test_set is not None:
+        metrics.update({"test_set_dir": str(args.test_set), "test_set_n_clips": len(test_set.clips),
+                        "test_set_missing_classes": [lab for lab in data.labels
+                                                     if lab not in {c.label for c in test_set.clips}]})
     noises = noise_bank(args, data.sample_rate)
     headline = ""
     if args.experiment is not None:
@@ -973,6 +1171,8 @@ def main(argv=None) -> None:
             results.append(write_model_outputs(res, data, out, args.max_wavs))
             print(f"{name}: test accuracy {res['test_accuracy']:.4f}, macro-F1 {res['test_macro_f1']:.4f}, "
                   f"most confused: {', '.join(f'{a}->{b} ({c})' for a, b, c in res['pairs'][:3]) or 'none'}")
+            if test_set is not None:
+                metrics.update(score_test_set(res, test_set, data, n_samples, device))
             metrics.update({f"test_accuracy_{name}": res["test_accuracy"], f"test_macro_f1_{name}": res["test_macro_f1"],
                             f"best_val_accuracy_{name}": res["best_val_accuracy"],
                             f"tested_epoch_{name}": res["tested_epoch"],
@@ -984,6 +1184,9 @@ def main(argv=None) -> None:
         metrics.update({"best_model": best["name"], "test_accuracy": best["test_accuracy"]})
         headline = " ".join(f"{r['name']}={r['test_accuracy']:.3f}" for r in results)
         headline = f"test accuracy: {headline}"
+        if test_set is not None:
+            headline += "; test set " + " ".join(f"{r['name']}={metrics[f'test_set_accuracy_' + r['name']]:.3f}"
+                                                for r in results)
     else:
         headline = f"explored {metrics['n_clips']} clips, {metrics['n_classes']} classes"
     write_metrics(out, metrics, args=args, dataset=data.name, data_source=data.source, device=device,
