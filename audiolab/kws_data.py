@@ -450,6 +450,7 @@ def load_test_set_layout(folder: Path, sample_rate: int = SC_SAMPLE_RATE, *, spl
 
     Reported by path and skipped (``KwsData.issues``): a clip whose speaker cannot be parsed from
     its name, unreadable files, NaN/inf samples. An empty class folder is reported and is not a class.
+    Reported and kept: clips not 1 s long (more than 1 % off), other sample rates, stereo.
     Each clip's ``sha1`` (file bytes) is set so that byte-identical duplicates can be grouped
     (:func:`duplicate_groups`).
 
@@ -486,6 +487,10 @@ def load_test_set_layout(folder: Path, sample_rate: int = SC_SAMPLE_RATE, *, spl
         if got is None:
             continue
         wav, sr, ch = got
+        if abs(len(wav) - sample_rate) > sample_rate // 100:  # the layout's clips are 1.0 s
+            msg = f"{len(wav) / sample_rate:.2f} s long, not 1 s: kept (padded / cropped to the clip window)"
+            print(f"note: {path}: {msg}")
+            issues.append((str(path), msg))
         digest = hashlib.sha1(path.read_bytes()).hexdigest()
         clips.append(Clip(wav, label, speaker, split, str(path), sr, ch, digest))
     if not clips:

@@ -324,6 +324,7 @@ def test_test_set_layout_loader_speakers_and_bad_files(tmp_path, capsys):
     nan[100] = np.nan
     sf.write(folder / "no" / "eeee0000_nohash_0.wav", nan, 16000, subtype="FLOAT")
     (folder / "no" / "dddd0000_nohash_0.flac").write_bytes(b"not audio")
+    sf.write(folder / "no" / "cccc0000_nohash_0.flac", _tone(seconds=0.5), 16000)  # another length
     dup = folder / "yes" / f"{SPEAKER_IDS[0]}_nohash_1.flac"
     dup.write_bytes((folder / "yes" / f"{SPEAKER_IDS[0]}_nohash_0.flac").read_bytes())
     data = kd.load_test_set_layout(folder, progress=False)
@@ -336,10 +337,11 @@ def test_test_set_layout_loader_speakers_and_bad_files(tmp_path, capsys):
     assert "NaN/inf" in problems["eeee0000_nohash_0.wav"]
     assert "unreadable" in problems["dddd0000_nohash_0.flac"]
     assert "8000 Hz, resampled" in problems["ffff0000_nohash_0.wav"]
+    assert "0.50 s long, not 1 s: kept" in problems["cccc0000_nohash_0.flac"]
     assert all(c.wav.dtype == np.float32 and np.all(np.isfinite(c.wav)) for c in data.clips)
     unknown = [c for c in data.clips if c.label == kd.UNKNOWN]
     assert sorted(c.speaker for c in unknown) == SPEAKER_IDS[:4]  # the field after the word
-    assert len(data.clips) == 4 * 3 + 20 + 2  # + the resampled clip and the duplicate
+    assert len(data.clips) == 4 * 3 + 20 + 3  # + the resampled clip, the short one and the duplicate
     groups = kd.duplicate_groups(data.clips)
     assert [sorted(Path(c.path).name for c in g) for g in groups] == [[f"{SPEAKER_IDS[0]}_nohash_0.flac",
                                                                          dup.name]]
