@@ -1180,15 +1180,16 @@ def main(argv=None) -> None:
     metrics: dict = {"n_clips": len(data.clips), **{f"n_{s}_clips": len(data.split(s)) for s in kd.SPLITS},
                      "n_classes": len(data.labels),
                      "n_synthetic_train_clips": sum(c.path.startswith("synthetic:") for c in data.split("train"))}
-    if args.command in {"all", "explore"} and args.experiment is None:
-        metrics.update(explore(data, out))
     n_samples = clip_samples(args, data)
-    check_frames(args, data.sample_rate, n_samples)
-    test_set = load_test_set(args, data) if args.test_set is not None and args.experiment is None else None
+    check_frames(args, data.sample_rate, n_samples)  # bad flags and a bad --test-set fail before any work
+    test_set = (load_test_set(args, data) if args.test_set is not None and args.experiment is None
+                and args.command != "explore" else None)
     if test_set is not None:
         metrics.update({"test_set_dir": str(args.test_set), "test_set_n_clips": len(test_set.clips),
                         "test_set_missing_classes": [lab for lab in data.labels
                                                      if lab not in {c.label for c in test_set.clips}]})
+    if args.command in {"all", "explore"} and args.experiment is None:
+        metrics.update(explore(data, out))
     noises = noise_bank(args, data.sample_rate)
     headline = ""
     if args.experiment is not None:
