@@ -438,9 +438,11 @@ class _Run:
 
     @property
     def world(self) -> int:
+        """Processes training together (1 without torchrun)."""
         return self.ctx.world if self.ctx is not None else 1
 
     def autocast(self) -> contextlib.AbstractContextManager:
+        """``torch.autocast`` (CUDA, float16) under --amp, else a context that does nothing."""
         return torch.autocast("cuda", dtype=torch.float16) if self.scaler is not None else contextlib.nullcontext()
 
 
