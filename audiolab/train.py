@@ -38,15 +38,18 @@ every epoch) and splits any other batch iterable round-robin (rank r takes batch
 ...), sums the logged training metrics over ranks, evaluates on rank 0 and lets only rank 0
 write the checkpoint and the log. Each process keeps its own batch size, so the effective
 batch is ``world_size x`` the per-process one. Without ``torchrun`` nothing of this happens.
-See ``experiments/ddp.md``.
+The machinery is in :mod:`audiolab.distributed`; see ``experiments/ddp.md``.
+
+Reading order: :func:`fit` (at the end) is the algorithm -- set up (:func:`_set_up`), maybe
+resume (:func:`_resume`), then per epoch train (:func:`_train_epoch`, :func:`_train_step`),
+reduce over ranks, evaluate, log and checkpoint (:func:`_save_epoch`); the helpers above it
+keep the random state, the resume fingerprints and the history.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
-import datetime
 import hashlib
 import math
 import os
@@ -64,6 +67,8 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from .distributed import (DistContext, broadcast, count_ranks, distribute, gather, init_distributed, sync_gradients,
+                          world_size, zero_loss)
 from .runtime import UserError, is_main_process, match_umask, write_csv
 
 StepFn = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, Mapping[str, float]]"]
@@ -72,8 +77,6 @@ StepFn = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, Ma
 RESUME_FREE_KEYS = frozenset({"resume", "epochs", "device", "out_dir", "threads", "num_workers", "workers", "amp",
                               "data_root", "download", "progress", "quiet", "verbose", "max_wavs", "save_audio",
                               "command", "func"})
-#: how long a rank waits for the others in one collective (rank 0 evaluating, writing figures, ...)
-DIST_TIMEOUT = datetime.timedelta(minutes=int(os.environ.get("AUDIOLAB_DIST_TIMEOUT_MIN", "60")))
 
 __all__ = ["fit", "History", "save_checkpoint", "load_checkpoint", "data_fingerprint", "config_fingerprint",
            "is_main_process", "world_size", "write_log_csv", "to_device"]
@@ -191,27 +194,6 @@ def _set_generator_state(gen: Any, state: Any) -> None:
         gen.setstate(state)
 
 
-def _reseed(gen: Any, rank: int) -> None:
-    """Give ``gen`` a stream of its own for ``rank`` (derived from its current state, so still reproducible)."""
-    if isinstance(gen, torch.Generator):
-        gen.manual_seed((gen.initial_seed() * 1_000_003 + rank) % 2**63)
-    elif isinstance(gen, np.random.Generator):
-        draw = int(gen.integers(2**62))
-        gen.bit_generator.state = type(gen.bit_generator)(np.random.SeedSequence([draw, rank])).state
-    elif isinstance(gen, np.random.RandomState):
-        gen.seed((int(gen.randint(2**31)) * 1_000_003 + rank) % 2**32)
-    else:
-        gen.seed(gen.getrandbits(62) * 1_000_003 + rank)
-
-
-def _reseed_global(rank: int) -> None:
-    """Per-rank global streams, drawn from the (rank-identical) current global state."""
-    seed = int(torch.randint(0, 2**62, (1,)).item())
-    random.seed(seed + rank)
-    np.random.seed((seed + rank) % 2**32)
-    torch.manual_seed(seed + rank)
-
-
 def _has_state_protocol(loader: Any) -> bool:
     return (not isinstance(loader, torch.utils.data.DataLoader) and callable(getattr(loader, "state_dict", None))
             and callable(getattr(loader, "load_state_dict", None)))
@@ -234,7 +216,7 @@ def _restore_random_state(entry: Mapping[str, Any], loader: Any, generators: Map
             missing.append(key)
     if missing:
         warnings.warn(f"the checkpoint holds random state for {', '.join(missing)}, which this run does not have; "
-                      "the resumed epochs may differ from an uninterrupted run", stacklevel=3)
+                      "the resumed epochs may differ from an uninterrupted run", stacklevel=4)
     if entry.get("loader") is not None and _has_state_protocol(loader):
         loader.load_state_dict(entry["loader"])
 
@@ -395,151 +377,6 @@ def _fingerprint_mismatch(saved: Mapping[str, Any] | None, current: Mapping[str,
     return problems
 
 
-# ------------------------------------------------------------------------------- distributed
-@dataclasses.dataclass
-class _Dist:
-    rank: int
-    world: int
-    backend: str
-    device: torch.device
-
-
-def world_size() -> int:
-    """Processes training together: the process group's size under ``torchrun``, else 1."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return int(os.environ.get("WORLD_SIZE", "1")) if _launched() else 1
-
-
-def _launched() -> bool:
-    return dist.is_available() and dist.is_torchelastic_launched()
-
-
-def _destroy_group() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def _init_distributed(device: torch.device) -> _Dist | None:
-    """Join the process group torchrun prepared (``nccl`` on CUDA, ``gloo`` on the CPU); ``None`` without torchrun."""
-    if not _launched():
-        return None
-    if device.type == "mps":
-        raise UserError("torchrun on Apple MPS is not supported (no distributed backend); use --device cpu")
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=DIST_TIMEOUT)
-        atexit.register(_destroy_group)
-    return _Dist(dist.get_rank(), dist.get_world_size(), str(dist.get_backend()), device)
-
-
-def _broadcast(obj: Any, ctx: _Dist | None) -> Any:
-    if ctx is None:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def _gather(obj: Any, ctx: _Dist | None) -> list:
-    if ctx is None:
-        return [obj]
-    out: list = [None] * ctx.world
-    dist.all_gather_object(out, obj)
-    return out
-
-
-class _StepModel:
-    """What ``step_fn`` gets under torchrun: calling it runs ``DistributedDataParallel``'s forward
-    (gradients are then averaged across ranks during ``backward``); any other attribute is the
-    wrapped model's. A step that never calls the model itself (only its submodules) still trains
-    correctly: ``fit`` then averages the gradients with one ``all_reduce`` after ``backward``."""
-
-    def __init__(self, ddp: torch.nn.parallel.DistributedDataParallel):
-        self.__dict__.update(ddp=ddp, calls=0, last_output=None)
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        out = self.ddp(*args, **kwargs)
-        self.last_output = out
-        return out
-
-    def __getattr__(self, name: str):
-        return getattr(self.ddp.module, name)
-
-
-def _tensors(obj: Any) -> Iterator[torch.Tensor]:
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, Mapping):
-        for v in obj.values():
-            yield from _tensors(v)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            yield from _tensors(v)
-
-
-def _average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
-    """Mean of every parameter's gradient over ranks (one flat ``all_reduce``); a parameter no rank
-    gave a gradient keeps ``grad None``, as in a single process."""
-    if not params:
-        return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    has = torch.tensor([p.grad is not None for p in params], dtype=grads[0].dtype, device=grads[0].device)
-    flat = torch.cat([g.reshape(-1) for g in grads] + [has])
-    dist.all_reduce(flat)
-    offset = 0
-    counts = flat[-len(params):].tolist()
-    for p, g, c in zip(params, grads, counts):
-        n = g.numel()
-        p.grad = (flat[offset:offset + n].view_as(p) / world).to(p.dtype) if c > 0 else None
-        offset += n
-
-
-def _shard(loader: Any, ctx: _Dist) -> tuple[Any, str]:
-    """A ``DataLoader`` with a ``DistributedSampler`` in place of its sampler, or ``None`` for round-robin."""
-    if not isinstance(loader, torch.utils.data.DataLoader) or loader.batch_size is None or isinstance(
-            loader.dataset, torch.utils.data.IterableDataset):
-        return None, "round_robin"
-    shuffle = isinstance(loader.sampler, torch.utils.data.RandomSampler)
-    seed = int(loader.generator.initial_seed()) if loader.generator is not None else int(torch.initial_seed())
-    seed = _broadcast(seed % 2**62, ctx)  # one order for all ranks
-    sampler = torch.utils.data.DistributedSampler(loader.dataset, num_replicas=ctx.world, rank=ctx.rank,
-                                                  shuffle=shuffle, seed=seed, drop_last=loader.drop_last)
-    kwargs = dict(batch_size=loader.batch_size, sampler=sampler, num_workers=loader.num_workers,
-                  collate_fn=loader.collate_fn, pin_memory=loader.pin_memory, drop_last=loader.drop_last,
-                  timeout=loader.timeout, worker_init_fn=loader.worker_init_fn, generator=loader.generator,
-                  persistent_workers=loader.persistent_workers)
-    if loader.num_workers > 0:
-        kwargs.update(prefetch_factor=loader.prefetch_factor, multiprocessing_context=loader.multiprocessing_context)
-    return torch.utils.data.DataLoader(loader.dataset, **kwargs), "distributed_sampler"
-
-
-def _round_robin(loader: Any, ctx: _Dist) -> Iterator[Any]:
-    """One epoch of ``loader`` split over ranks: every rank iterates the same batches (the global random
-    state is rank 0's at the start) and keeps batches ``rank, rank + W, ...``; the last ``n % W``
-    batches are left out so every rank takes the same number of steps."""
-    _set_rng_state(_broadcast({k: v for k, v in _rng_state().items() if k != "cuda"}, ctx))
-    it = iter(loader)
-    try:
-        n = len(loader)
-    except TypeError:
-        raise UserError(f"under torchrun the training batches ({type(loader).__name__}) need a len(); "
-                        "give the iterable a __len__ or use a DataLoader") from None
-    steps = n // ctx.world
-    if steps == 0:
-        raise UserError(f"{n} training batch(es) per epoch cannot be split over {ctx.world} processes; "
-                        "lower --batch-size or use fewer processes")
-    for i in range(steps * ctx.world):
-        batch = next(it)
-        if i == 0:
-            _reseed_global(ctx.rank)  # the batch order is drawn; from here each rank's randomness is its own
-        if i % ctx.world == ctx.rank:
-            yield batch
-
-
 # ------------------------------------------------------------------------------- history
 class History(list):
     """``fit``'s per-epoch rows (a list of dicts) plus totals over the whole run, resumes included.
@@ -574,8 +411,72 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def _load_for_resume(checkpoint_path: str | Path | None, device: torch.device, fingerprint: Mapping[str, Any],
-                     ctx: _Dist | None) -> dict:
+# ------------------------------------------------------------------------------- the loop's parts
+@dataclasses.dataclass
+class _Run:
+    """What every epoch of one :func:`fit` call works with, fixed by :func:`_set_up`."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None  # mixed precision on CUDA, else None
+    loader: Any  # the caller's train_loader (its random state goes into the checkpoint)
+    step_fn: StepFn
+    step_model: Any  # what step_fn gets: the model, or a StepModel over DistributedDataParallel under torchrun
+    batches_of: Callable[[int], Any]  # epoch -> this process's batches of that epoch
+    generators: dict[str, Any]  # random generators found on the loader and the model (see _find_generators)
+    params: list[torch.nn.Parameter]
+    device: torch.device
+    ctx: DistContext | None  # None without torchrun
+    grad_clip: float | None
+    move_batch: bool
+
+    @property
+    def main(self) -> bool:
+        """This process evaluates, prints and writes (always without torchrun; rank 0 under it)."""
+        return self.ctx is None or self.ctx.rank == 0
+
+    @property
+    def world(self) -> int:
+        """Processes training together (1 without torchrun)."""
+        return self.ctx.world if self.ctx is not None else 1
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """``torch.autocast`` (CUDA, float16) under --amp, else a context that does nothing."""
+        return torch.autocast("cuda", dtype=torch.float16) if self.scaler is not None else contextlib.nullcontext()
+
+
+def _set_up(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, train_loader: Any,
+            step_fn: StepFn, *, device: torch.device | str, config: Mapping[str, Any] | None, amp: bool | None,
+            grad_clip: float | None, move_batch: bool, desc: str) -> _Run:
+    """Join the process group under torchrun, move the model to its device, find the random generators
+    the checkpoint carries, switch mixed precision on or off, and under torchrun wrap the model and split
+    the batches (:func:`audiolab.distributed.distribute`)."""
+    ctx = init_distributed(torch.device(device))
+    device = ctx.device if ctx is not None else torch.device(device)
+    model.to(device)
+    generators = _find_generators({"loader": train_loader, "model": model})
+    if isinstance(train_loader, torch.utils.data.DataLoader) and train_loader.persistent_workers:
+        warnings.warn("a DataLoader with persistent_workers keeps its workers' random state out of the checkpoint; "
+                      "a resumed run will not repeat the uninterrupted one exactly", stacklevel=3)
+    use_amp = bool(config.get("amp", False) if amp is None and config is not None else amp)
+    if use_amp and device.type != "cuda":
+        if ctx is None or ctx.rank == 0:
+            print(f"--amp applies to CUDA only; training in float32 on {device.type}")
+        use_amp = False
+    if ctx is None:
+        step_model, batches_of = model, (lambda epoch: train_loader)
+    else:
+        step_model, batches_of = distribute(model, train_loader, generators, ctx, desc)
+    return _Run(model=model, optimizer=optimizer, scheduler=scheduler,
+                scaler=torch.amp.GradScaler("cuda") if use_amp else None, loader=train_loader, step_fn=step_fn,
+                step_model=step_model, batches_of=batches_of, generators=generators,
+                params=[p for p in model.parameters() if p.requires_grad], device=device, ctx=ctx,
+                grad_clip=grad_clip, move_batch=move_batch)
+
+
+def _load_for_resume(checkpoint_path: str | Path | None, fingerprint: Mapping[str, Any],
+                     ctx: DistContext | None) -> dict:
     """Rank 0 reads and checks the checkpoint and hands it to every rank; a problem stops all ranks alike."""
     result: tuple[str, Any]
     if ctx is None or ctx.rank == 0:
@@ -593,10 +494,222 @@ def _load_for_resume(checkpoint_path: str | Path | None, device: torch.device, f
             result = ("error", str(err))
     else:
         result = ("", None)
-    kind, payload = _broadcast(result, ctx)
+    kind, payload = broadcast(result, ctx)
     if kind == "error":
         raise UserError(payload)
     return payload
+
+
+def _resume(run: _Run, checkpoint_path: str | Path | None, fingerprint: Mapping[str, Any], history: History,
+            epochs: int) -> tuple[int, Any]:
+    """Continue from ``checkpoint_path``: check it was written by a run with this fingerprint, then load
+    the model, optimizer, scheduler and GradScaler state, the history and its times, and this rank's
+    random state (:func:`_restore_random_state`).
+
+    Returns:
+        ``(first epoch to train, best value of best_key so far or None)``.
+
+    Raises:
+        UserError: no readable checkpoint, other settings / data / number of processes, or a
+            checkpoint saved for another model shape.
+    """
+    state = _load_for_resume(checkpoint_path, fingerprint, run.ctx)
+    try:
+        run.model.load_state_dict(state["model"])
+    except RuntimeError as err:  # missing/unexpected keys or other shapes: saved with other settings
+        raise UserError(f"{checkpoint_path} does not fit this model (saved with other settings? "
+                        f"{str(err).splitlines()[0]}); run without --resume or with the same flags") from None
+    run.optimizer.load_state_dict(state["optimizer"])
+    if run.scheduler is not None and state.get("scheduler") is not None:
+        run.scheduler.load_state_dict(state["scheduler"])
+    if run.scaler is not None and state.get("scaler") is not None:
+        run.scaler.load_state_dict(state["scaler"])
+    history.extend(state.get("history", []))
+    history.train_seconds = float(state.get("train_seconds", sum(r.get("epoch_seconds", 0.0) for r in history)))
+    history.train_cpu_seconds = float(state.get("train_cpu_seconds", 0.0))
+    ranks = state.get("random_state")
+    if ranks:
+        _restore_random_state(ranks[run.ctx.rank if run.ctx else 0], run.loader, run.generators)
+    elif "rng" in state:  # written before the generators were saved
+        _set_rng_state(state["rng"])
+    start_epoch = int(state["epoch"]) + 1
+    if run.main:
+        print(f"resumed from {checkpoint_path} after epoch {state['epoch']}")
+        if start_epoch > epochs:
+            print(f"nothing to do: the checkpoint already has {state['epoch']} of {epochs} epochs")
+    return start_epoch, state.get("best_value")
+
+
+@dataclasses.dataclass
+class _EpochSums:
+    """Running sums of one epoch's logged training metrics: the loss and each extra of ``step_fn``
+    (an extra may be missing from some batches: it is averaged over those that have it)."""
+
+    total: float = 0.0
+    count: int = 0
+    extras_sum: dict[str, float] = dataclasses.field(default_factory=dict)
+    extras_n: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def add(self, loss: torch.Tensor, extras: Mapping[str, float]) -> None:
+        self.total += float(loss.detach())
+        self.count += 1
+        for k, v in extras.items():
+            self.extras_sum[k] = self.extras_sum.get(k, 0.0) + float(v)
+            self.extras_n[k] = self.extras_n.get(k, 0) + 1
+
+    def reduce(self, ctx: DistContext | None) -> _EpochSums:
+        """The sums over all ranks (every rank's steps count alike); ``self`` without torchrun."""
+        if ctx is None:
+            return self
+        parts = gather((self.total, self.count, self.extras_sum, self.extras_n), ctx)
+        out = _EpochSums(total=sum(p[0] for p in parts), count=sum(p[1] for p in parts))
+        for _, _, sums, ns in parts:
+            for k in sums:
+                out.extras_sum[k] = out.extras_sum.get(k, 0.0) + sums[k]
+                out.extras_n[k] = out.extras_n.get(k, 0) + ns[k]
+        return out
+
+    def row(self, epoch: int) -> dict[str, Any]:
+        """The epoch's log row so far: ``epoch``, ``train_loss`` and the extras, averaged."""
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": self.total / max(self.count, 1)}
+        row.update({k: v / self.extras_n[k] for k, v in self.extras_sum.items()})
+        return row
+
+
+def _train_step(run: _Run, batch: Any, epoch: int) -> tuple[torch.Tensor, Mapping[str, float]] | None:
+    """One mini-batch: ``step_fn``, then ``zero_grad / backward / (clip) / step``.
+
+    Under torchrun all ranks first agree (:func:`audiolab.distributed.count_ranks`) whether the
+    step is taken, so that DDP's collectives stay in step. Returns ``(loss, extras)`` to log, or
+    ``None`` when this process's batch does not count (its loss needs no gradient: no loss term
+    applied to it).
+
+    Raises:
+        UserError: a non-finite loss (on any rank), or ranks that took different paths through ``step_fn``.
+    """
+    if run.move_batch:
+        batch = to_device(batch, run.device)
+    calls = run.step_model.calls if run.ctx is not None else 0
+    with run.autocast():
+        out = run.step_fn(run.step_model, batch)
+    loss, extras = (out if isinstance(out, tuple) else (out, {}))
+    finite, has_grad = bool(torch.isfinite(loss)), bool(loss.requires_grad)
+    if run.ctx is not None:  # agree on what to do with this step, all ranks alike
+        n_grad, n_ddp, n_bad = count_ranks([has_grad, run.step_model.calls > calls, not finite], run.ctx)
+    else:
+        n_grad, n_ddp, n_bad = int(has_grad), 0, int(not finite)
+    if n_bad:
+        raise UserError(f"non-finite training loss ({loss.item() if not finite else 'on another rank'}) "
+                        f"at epoch {epoch}; lower the learning rate or check the data")
+    if run.ctx is not None and 0 < n_ddp < run.world:
+        raise UserError("step_fn called the model on some ranks but not on others in one step; "
+                        "under torchrun every rank must take the same path through step_fn")
+    if n_grad == 0 and n_ddp == 0:  # no loss term applied anywhere: nothing to learn, no step
+        return None
+    run.optimizer.zero_grad(set_to_none=True)
+    # a rank with no loss term of its own still sends (zero) gradients: DDP waits for them
+    backward = loss if has_grad else zero_loss(run.step_model)
+    if backward is not None:
+        (run.scaler.scale(backward) if run.scaler is not None else backward).backward()
+    if run.ctx is not None:
+        sync_gradients(run.step_model, run.params, run.ctx, ddp_ran=n_ddp > 0)
+    if n_grad == 0:
+        return None
+    _optimizer_step(run)
+    return (loss, extras) if has_grad else None
+
+
+def _optimizer_step(run: _Run) -> None:
+    """``optimizer.step()`` after clipping the gradient norm to ``grad_clip``, through the GradScaler under --amp."""
+    if run.scaler is not None:
+        if run.grad_clip:
+            run.scaler.unscale_(run.optimizer)
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.grad_clip)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        if run.grad_clip:
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.grad_clip)
+        run.optimizer.step()
+
+
+def _train_epoch(run: _Run, epoch: int, label: str, progress: bool) -> _EpochSums:
+    """One pass over this process's batches of ``epoch`` (:func:`_train_step` each) behind a tqdm bar
+    named ``label``; returns this process's sums of the logged metrics."""
+    run.model.train()
+    sums = _EpochSums()
+    batches = run.batches_of(epoch)
+    try:
+        n_steps = (len(batches) if run.ctx is None or not isinstance(batches, Iterator)
+                   else len(run.loader) // run.world)
+    except TypeError:
+        n_steps = None
+    bar = tqdm(batches, total=n_steps, desc=label, leave=False, disable=not progress or not run.main,
+               dynamic_ncols=True)
+    for batch in bar:
+        step = _train_step(run, batch, epoch)
+        if step is not None:
+            sums.add(*step)
+            bar.set_postfix(loss=f"{sums.total / sums.count:.4g}")
+    bar.close()
+    return sums
+
+
+def _evaluate(model: torch.nn.Module, eval_fn: Callable[[torch.nn.Module], Mapping[str, float]] | None) -> dict:
+    """``eval_fn(model)`` in eval mode under ``torch.no_grad()``, as floats (``{}`` without one)."""
+    if eval_fn is None:
+        return {}
+    model.eval()
+    with torch.no_grad():
+        return {k: float(v) for k, v in eval_fn(model).items()}
+
+
+def _log_epoch(row: Mapping[str, Any], history: History, log_path: str | Path | None, label: str) -> None:
+    """Print the epoch's finite metrics under the progress bar and rewrite the CSV log (rank 0 only)."""
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)
+                      and math.isfinite(v))
+    tqdm.write(f"{label}: {shown}")
+    if log_path is not None:
+        write_log_csv(log_path, history)
+
+
+def _improves(row: Mapping[str, Any], best_key: str | None, best_mode: str, best_value: Any) -> bool:
+    """Whether ``row[best_key]`` beats ``best_value`` (``"max"``: larger is better, else smaller)."""
+    if best_key is None or best_key not in row:
+        return False
+    value = row[best_key]
+    return best_value is None or (value > best_value if best_mode == "max" else value < best_value)
+
+
+def _checkpoint_state(run: _Run, epoch: int, history: History, random_state: list, config: Mapping[str, Any] | None,
+                      fingerprint: Mapping[str, Any], best_value: Any) -> dict:
+    """Everything a ``--resume`` after ``epoch`` needs: model / optimizer / scheduler / GradScaler state,
+    the history and its times, every rank's random state (``rng``: rank 0's global generators, kept for
+    older readers), the settings and the fingerprint they are checked against."""
+    return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+            "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+            "epoch": epoch, "history": list(history), "rng": random_state[0]["rng"],
+            "random_state": random_state, "config": dict(config or {}), "fingerprint": fingerprint,
+            "best_value": best_value, "world_size": run.world, "backend": history.backend,
+            "train_seconds": history.train_seconds, "train_cpu_seconds": history.train_cpu_seconds}
+
+
+def _save_epoch(run: _Run, checkpoint_path: str | Path, improved: bool, **state_parts: Any) -> None:
+    """Gather every rank's random state; rank 0 saves the checkpoint (and ``<stem>_best.pt`` when ``improved``)."""
+    random_state = gather(_random_state(run.loader, run.generators), run.ctx)
+    if run.main:
+        state = _checkpoint_state(run, random_state=random_state, **state_parts)
+        save_checkpoint(checkpoint_path, state)
+        if improved:
+            p = Path(checkpoint_path)
+            save_checkpoint(p.with_name(f"{p.stem}_best{p.suffix}"), state)
+
+
+def _fingerprint(config: Mapping[str, Any] | None, data: Any, world: int, with_data: bool) -> dict:
+    """What a ``--resume`` must share with this run: settings, number of processes and (``with_data``) training data."""
+    return {"config": config_fingerprint(config), "world_size": world,
+            "data": data_fingerprint(data) if with_data else None}
 
 
 def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, step_fn: StepFn, epochs: int, *,
@@ -642,204 +755,41 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
             differs), a non-finite loss, or a batch iterable torchrun cannot split.
     """
     t_start, cpu_start = time.perf_counter(), time.process_time()
-    device = torch.device(device)
-    ctx = _init_distributed(device)
-    if ctx is not None:
-        device = ctx.device
-    main = ctx is None or ctx.rank == 0
-    world = ctx.world if ctx is not None else 1
-    model.to(device)
-    generators = _find_generators({"loader": train_loader, "model": model})
-    if isinstance(train_loader, torch.utils.data.DataLoader) and train_loader.persistent_workers:
-        warnings.warn("a DataLoader with persistent_workers keeps its workers' random state out of the checkpoint; "
-                      "a resumed run will not repeat the uninterrupted one exactly", stacklevel=2)
-    fingerprint = {"config": config_fingerprint(config), "world_size": world,
-                   "data": (data_fingerprint(train_loader if data is None else data)
-                            if main and checkpoint_path is not None else None)}
-
-    use_amp = bool(config.get("amp", False) if amp is None and config is not None else amp)
-    if use_amp and device.type != "cuda":
-        if main:
-            print(f"--amp applies to CUDA only; training in float32 on {device.type}")
-        use_amp = False
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if use_amp else contextlib.nullcontext
-
-    step_model: Any = model
-    batches_of: Callable[[int], Any] = lambda epoch: train_loader  # noqa: E731
-    if ctx is not None:
-        ddp = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
-        step_model = _StepModel(ddp)
-        sharded, mode = _shard(train_loader, ctx)
-        if ctx.rank > 0:  # augmentation streams of their own per rank; the batch order stays shared
-            for key, gen in generators.items():
-                if key.startswith("model.") or sharded is not None:
-                    _reseed(gen, ctx.rank)
-            if sharded is not None:
-                _reseed_global(ctx.rank)
-        if sharded is not None:
-            def batches_of(epoch: int, _loader=sharded):
-                _loader.sampler.set_epoch(epoch)
-                return _loader
-        else:
-            def batches_of(epoch: int):
-                return _round_robin(train_loader, ctx)
-        if main:
-            print(f"[{desc}] torchrun: {world} processes ({ctx.backend}), batches split by "
-                  f"{mode.replace('_', ' ')}; effective batch = {world} x the per-process batch")
-    params = [p for p in model.parameters() if p.requires_grad]
-
+    run = _set_up(model, optimizer, scheduler, train_loader, step_fn, device=device, config=config, amp=amp,
+                  grad_clip=grad_clip, move_batch=move_batch, desc=desc)
+    fingerprint = _fingerprint(config, train_loader if data is None else data, run.world,
+                               with_data=run.main and checkpoint_path is not None)
     history = History()
-    history.world_size, history.backend = world, (ctx.backend if ctx else None)
-    start_epoch = 1
-    best_value = None
-    prev_seconds, prev_cpu = 0.0, 0.0
+    history.world_size, history.backend = run.world, (run.ctx.backend if run.ctx else None)
+    history.train_seconds, history.train_cpu_seconds = 0.0, 0.0
+    start_epoch, best_value = 1, None
     if resume:
-        state = _load_for_resume(checkpoint_path, device, fingerprint, ctx)
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as err:  # missing/unexpected keys or other shapes: saved with other settings
-            raise UserError(f"{checkpoint_path} does not fit this model (saved with other settings? "
-                            f"{str(err).splitlines()[0]}); run without --resume or with the same flags") from None
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler") is not None:
-            scaler.load_state_dict(state["scaler"])
-        history.extend(state.get("history", []))
-        best_value = state.get("best_value")
-        start_epoch = int(state["epoch"]) + 1
-        prev_seconds = float(state.get("train_seconds", sum(r.get("epoch_seconds", 0.0) for r in history)))
-        prev_cpu = float(state.get("train_cpu_seconds", 0.0))
-        ranks = state.get("random_state")
-        if ranks:
-            _restore_random_state(ranks[ctx.rank if ctx else 0], train_loader, generators)
-        elif "rng" in state:  # written before the generators were saved
-            _set_rng_state(state["rng"])
-        if main:
-            print(f"resumed from {checkpoint_path} after epoch {state['epoch']}")
-            if start_epoch > epochs:
-                print(f"nothing to do: the checkpoint already has {state['epoch']} of {epochs} epochs")
-    history.train_seconds, history.train_cpu_seconds = prev_seconds, prev_cpu
+        start_epoch, best_value = _resume(run, checkpoint_path, fingerprint, history, epochs)
+    prev_seconds, prev_cpu = history.train_seconds, history.train_cpu_seconds
 
     for epoch in range(start_epoch, epochs + 1):
-        model.train()
         t0 = time.perf_counter()
-        total, count = 0.0, 0
-        extras_sum: dict[str, float] = {}
-        extras_n: dict[str, int] = {}  # an extra may be missing from some batches: average over those that have it
-        batches = batches_of(epoch)
-        try:
-            n_steps = len(batches) if ctx is None or not isinstance(batches, Iterator) else len(train_loader) // world
-        except TypeError:
-            n_steps = None
-        bar = tqdm(batches, total=n_steps, desc=f"{desc} epoch {epoch}/{epochs}", leave=False,
-                   disable=not progress or not main, dynamic_ncols=True)
-        for batch in bar:
-            if move_batch:
-                batch = to_device(batch, device)
-            calls = step_model.calls if ctx is not None else 0
-            with autocast():
-                out = step_fn(step_model, batch)
-            loss, extras = (out if isinstance(out, tuple) else (out, {}))
-            finite, has_grad = bool(torch.isfinite(loss)), bool(loss.requires_grad)
-            if ctx is not None:  # agree on what to do with this step, all ranks alike
-                flags = torch.tensor([int(has_grad), int(step_model.calls > calls), int(not finite)], device=device)
-                dist.all_reduce(flags)
-                n_grad, n_ddp, n_bad = (int(v) for v in flags.tolist())
-            else:
-                n_grad, n_ddp, n_bad = int(has_grad), 0, int(not finite)
-            if n_bad:
-                raise UserError(f"non-finite training loss ({loss.item() if not finite else 'on another rank'}) "
-                                f"at epoch {epoch}; lower the learning rate or check the data")
-            if ctx is not None and 0 < n_ddp < world:
-                raise UserError("step_fn called the model on some ranks but not on others in one step; "
-                                "under torchrun every rank must take the same path through step_fn")
-            if n_grad == 0 and n_ddp == 0:  # no loss term applied anywhere: nothing to learn, no step
-                continue
-            optimizer.zero_grad(set_to_none=True)
-            if has_grad:
-                backward = loss
-            else:  # this rank has no loss term but DDP waits for its gradients: send zeros
-                outs = [t for t in _tensors(step_model.last_output) if t.requires_grad]
-                backward = sum(t.float().sum() * 0.0 for t in outs) if outs else None
-            if backward is not None:
-                (scaler.scale(backward) if scaler is not None else backward).backward()
-            if ctx is not None:
-                step_model.last_output = None
-                if n_ddp == 0:  # the step bypassed DDP's forward: average the gradients ourselves
-                    _average_gradients(params, world)
-            if n_grad == 0:
-                continue
-            if scaler is not None:
-                if grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                if grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                optimizer.step()
-            if not has_grad:
-                continue
-            total += float(loss.detach())
-            count += 1
-            for k, v in extras.items():
-                extras_sum[k] = extras_sum.get(k, 0.0) + float(v)
-                extras_n[k] = extras_n.get(k, 0) + 1
-            bar.set_postfix(loss=f"{total / count:.4g}")
-        bar.close()
+        sums = _train_epoch(run, epoch, label=f"{desc} epoch {epoch}/{epochs}", progress=progress)
         if scheduler is not None:
             scheduler.step()
-        if ctx is not None:  # sums over ranks: every rank's steps count alike
-            parts = _gather((total, count, extras_sum, extras_n), ctx)
-            total, count = sum(p[0] for p in parts), sum(p[1] for p in parts)
-            extras_sum, extras_n = {}, {}
-            for _, _, sums, ns in parts:
-                for k in sums:
-                    extras_sum[k] = extras_sum.get(k, 0.0) + sums[k]
-                    extras_n[k] = extras_n.get(k, 0) + ns[k]
-        row: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(count, 1)}
-        row.update({k: v / extras_n[k] for k, v in extras_sum.items()})
-        if main:
-            if eval_fn is not None:
-                model.eval()
-                with torch.no_grad():
-                    row.update({k: float(v) for k, v in eval_fn(model).items()})
+        row = sums.reduce(run.ctx).row(epoch)
+        if run.main:
+            row.update(_evaluate(model, eval_fn))
             row["epoch_seconds"] = time.perf_counter() - t0
-        row = _broadcast(row, ctx)
+        row = broadcast(row, run.ctx)
         history.append(row)
-        cpu = _gather(time.process_time() - cpu_start, ctx)
-        history.train_seconds = prev_seconds + _broadcast(time.perf_counter() - t_start, ctx)
+        cpu = gather(time.process_time() - cpu_start, run.ctx)  # summed over ranks; wall time is rank 0's
+        history.train_seconds = prev_seconds + broadcast(time.perf_counter() - t_start, run.ctx)
         history.train_cpu_seconds = prev_cpu + sum(cpu)
-        if main:
-            shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items()
-                              if k != "epoch" and isinstance(v, float) and math.isfinite(v))
-            tqdm.write(f"[{desc}] epoch {epoch}/{epochs}: {shown}")
-        if log_path is not None and main:
-            write_log_csv(log_path, history)
-        improved = False
-        if best_key is not None and best_key in row:
-            value = row[best_key]
-            improved = best_value is None or (value > best_value if best_mode == "max" else value < best_value)
-            if improved:
-                best_value = value
+        if run.main:
+            _log_epoch(row, history, log_path, label=f"[{desc}] epoch {epoch}/{epochs}")
+        improved = _improves(row, best_key, best_mode, best_value)
+        if improved:
+            best_value = row[best_key]
         if checkpoint_path is not None:
-            random_state = _gather(_random_state(train_loader, generators), ctx)
-            if main:
-                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                         "scaler": scaler.state_dict() if scaler is not None else None,
-                         "epoch": epoch, "history": list(history), "rng": random_state[0]["rng"],
-                         "random_state": random_state, "config": dict(config or {}), "fingerprint": fingerprint,
-                         "best_value": best_value, "world_size": world, "backend": history.backend,
-                         "train_seconds": history.train_seconds, "train_cpu_seconds": history.train_cpu_seconds}
-                save_checkpoint(checkpoint_path, state)
-                if improved:
-                    p = Path(checkpoint_path)
-                    save_checkpoint(p.with_name(f"{p.stem}_best{p.suffix}"), state)
-    if ctx is not None:
+            _save_epoch(run, checkpoint_path, improved, epoch=epoch, history=history, config=config,
+                        fingerprint=fingerprint, best_value=best_value)
+
+    if run.ctx is not None:
         dist.barrier()  # every rank returns once rank 0's checkpoints are on disk
     return history
