@@ -48,8 +48,11 @@ def run_folds(dataset: str, folds: list[str], results_dir: Path, data_root: Path
               fold_flag: str = "--test-speakers") -> dict | int:
     """Run ``q2_multitask.py --dataset DATASET --test-speakers FOLD`` for each fold, ``jobs`` at a time,
     into ``results_dir/<fold>/`` (metrics.json, figures, ``run.log``). With ``reuse`` a fold whose
-    metrics.json exists is read instead of trained. Returns ``{fold: (metrics dict, wall seconds or nan)}``
-    in fold order, or the exit status of the first fold that failed (the others are stopped)."""
+    metrics.json exists is read instead of trained. Returns ``{fold: (metrics dict, wall seconds, CPU seconds)}``
+    in fold order (CPU = user + system time of the fold's process, measured with ``resource.getrusage`` when
+    ``jobs == 1``; nan otherwise and for reused folds), or the exit status of the first fold that failed
+    (the others are stopped)."""
+    import resource
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
@@ -60,7 +63,7 @@ def run_folds(dataset: str, folds: list[str], results_dir: Path, data_root: Path
         for fold in list(pending):
             out_dir = results_dir / fold
             if (out_dir / "metrics.json").is_file():
-                done[fold] = (json.loads((out_dir / "metrics.json").read_text()), float("nan"))
+                done[fold] = (json.loads((out_dir / "metrics.json").read_text()), float("nan"), float("nan"))
                 pending.remove(fold)
                 print(f"fold {fold}: reusing {out_dir / 'metrics.json'} (wall time not measured here)")
     while pending or running:
@@ -74,10 +77,11 @@ def run_folds(dataset: str, folds: list[str], results_dir: Path, data_root: Path
                 cmd.append("--ablation")
             print(">>>", " ".join(cmd), f"(log: {out_dir / 'run.log'})", flush=True)
             log = open(out_dir / "run.log", "w")
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
             running[fold] = (subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT),
-                             time.perf_counter(), out_dir, log)
+                             time.perf_counter(), out_dir, log, usage.ru_utime + usage.ru_stime)
         time.sleep(1.0)
-        for fold, (proc, t0, out_dir, log) in list(running.items()):
+        for fold, (proc, t0, out_dir, log, cpu0) in list(running.items()):
             if proc.poll() is None:
                 continue
             log.close()
@@ -89,7 +93,9 @@ def run_folds(dataset: str, folds: list[str], results_dir: Path, data_root: Path
                     other[0].terminate()
                 return proc.returncode
             wall = time.perf_counter() - t0
-            done[fold] = (json.loads((out_dir / "metrics.json").read_text()), wall)
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = usage.ru_utime + usage.ru_stime - cpu0 if jobs == 1 else float("nan")
+            done[fold] = (json.loads((out_dir / "metrics.json").read_text()), wall, cpu)
             print(f"fold {fold} done in {wall / 60:.1f} min: " + (open(out_dir / "run.log").read()
                                                                     .strip().splitlines() or [""])[-1], flush=True)
     return {fold: done[fold] for fold in folds}
@@ -141,7 +147,7 @@ def main(argv=None) -> int:
                      threads=args.threads, jobs=args.jobs, ablation=args.ablation, reuse=args.reuse)
     if isinstance(done, int):
         return done
-    done = {actor: fold_row(actor, metrics, wall) for actor, (metrics, wall) in done.items()}
+    done = {actor: fold_row(actor, metrics, wall) for actor, (metrics, wall, _cpu) in done.items()}
     rows = [done[a] for a in folds]
     total_min = (time.perf_counter() - t_all) / 60
     mean = mean_row(rows, "test_actor")
