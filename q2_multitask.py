@@ -20,7 +20,12 @@ TESS, EmoDB, IEMOCAP) or a CSV manifest (``audiolab/emotion_data.py``); without 
 an embedded SYNTHETIC corpus of emotional-prosody speech made with eSpeak NG. Split 80:20
 by speaker (test speakers unseen; ``--split random`` leaks speaker identity and says so),
 or name the test speakers (``--test-speakers f1``: leave-one-actor-out, as in
-``benchmarks/multitask_emovo.py``).
+``benchmarks/multitask_emovo.py``; ``--test-speakers speaker03`` on EmoDB, as in
+``benchmarks/multitask_emodb.py``). A clip whose transcript is not whole in its audio (not named
+in the corpus' ``complete.txt`` or ``--complete-list``, e.g. the EmoDB copy cut to 2 s; an empty
+manifest transcript; a clip cropped at ``--max-seconds``) trains and scores the emotion head
+only; every run prints and records how many clips each head saw (``n_ctc_train_utterances``,
+``n_cer_test_utterances``, ...) and the majority-class accuracy beside 1/classes.
 
 How (design choices):
 - Features: 80-bin log-mel (torchaudio ``MelSpectrogram``, 25 ms window, 10 ms hop),
