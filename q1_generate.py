@@ -36,30 +36,42 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
+from audiolab.cli_text import script_help
 from audiolab.io import save_audio
-from audiolab.runtime import (UserError, base_parser, main_guard, out_dir_for, positive_float, positive_int,
-                              write_metrics)
+from audiolab.runtime import (UserError, base_parser, float_range, main_guard, out_dir_for, positive_float,
+                              positive_int, write_metrics)
 
 PCM_SCALE = 32768.0  # 16-bit full scale: samples are k / 32768 for integer k
+MAX_GIB = 4  # refuse sizes whose signals alone would need more memory than this
 
 
 def build_parser():
-    p = base_parser(__doc__, epochs=None)
+    p = script_help(base_parser(__doc__, epochs=None))
     p.add_argument("--data-dir", type=Path, default=Path("data/q1"), help="output folder (default %(default)s)")
     p.add_argument("--n-examples", type=positive_int, default=100, help="number of examples (default %(default)s)")
     p.add_argument("--n-samples", type=positive_int, default=10000, help="samples per signal, T (default %(default)s)")
     p.add_argument("--sample-rate", type=positive_int, default=32000, help="sample rate in Hz (default %(default)s)")
     p.add_argument("--boundary-hz", type=positive_float, default=8000.0,
                    help="source1 below, source2 above this frequency (default %(default)s)")
-    p.add_argument("--guard-hz", type=float, default=500.0,
+    p.add_argument("--guard-hz", type=float_range(0), default=500.0,
                    help="no tone within this distance of the boundary or of Nyquist (default %(default)s)")
-    p.add_argument("--f1-min-hz", type=positive_float, default=100.0, help="lowest source1 frequency (default %(default)s)")
+    p.add_argument("--f1-min-hz", type=positive_float, default=100.0,
+                   help="lowest source1 frequency (default %(default)s)")
     p.add_argument("--f2-max-hz", type=positive_float, default=15000.0,
                    help="highest source2 frequency; must stay below Nyquist - guard (default %(default)s)")
     p.add_argument("--amp-min", type=positive_float, default=0.2, help="smallest amplitude (default %(default)s)")
     p.add_argument("--amp-max", type=positive_float, default=0.45, help="largest amplitude (default %(default)s)")
-    p.add_argument("--test-fraction", type=float, default=0.1, help="fraction held out for test (default %(default)s)")
+    p.add_argument("--test-fraction", type=float_range(0, 1, lo_open=True, hi_open=True), default=0.1,
+                   help="fraction held out for test (default %(default)s)")
     return p
+
+
+def apply_quick(args):
+    """``--quick`` (a smoke test): cap the sizes once, right after parsing; nothing later reads ``args.quick``."""
+    if args.quick:
+        args.n_examples = min(args.n_examples, 20)
+        args.n_samples = min(args.n_samples, 4000)
+    return args
 
 
 def check_settings(sample_rate: int, boundary_hz: float, guard_hz: float, f1_min_hz: float, f2_max_hz: float,
@@ -122,12 +134,14 @@ def make_examples(n_examples: int, n_samples: int, sample_rate: int, boundary_hz
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.quick:
-        args.n_examples = min(args.n_examples, 20)
-        args.n_samples = min(args.n_samples, 4000)
+    args = apply_quick(build_parser().parse_args(argv))
     check_settings(args.sample_rate, args.boundary_hz, args.guard_hz, args.f1_min_hz, args.f2_max_hz,
                    args.amp_min, args.amp_max, args.test_fraction, args.n_examples)
+    gib = args.n_examples * 3 * args.n_samples * 8 / 2**30
+    if gib > MAX_GIB:
+        raise UserError(f"--n-examples {args.n_examples} x --n-samples {args.n_samples} would need {gib:.1f} GiB "
+                        f"of memory (limit {MAX_GIB} GiB); ask for fewer or shorter examples")
+    out_dir = out_dir_for(args, "q1_generate")  # locked before anything is written
 
     params, signals = make_examples(args.n_examples, args.n_samples, args.sample_rate, args.boundary_hz,
                                     args.guard_hz, args.f1_min_hz, args.f2_max_hz, args.amp_min, args.amp_max,
@@ -155,7 +169,7 @@ def main(argv=None):
     tmp.rename(final)
 
     n_train, n_test = len(train_ids), len(test_ids)
-    write_metrics(out_dir_for(args, "q1_generate"),
+    write_metrics(out_dir,
                   {"n_train": n_train, "n_test": n_test, "sample_rate_hz": args.sample_rate,
                    "n_samples": args.n_samples, "f1_max_hz": float(params.f1_hz.max()),
                    "f2_min_hz": float(params.f2_hz.min()), "f2_max_hz": float(params.f2_hz.max()),

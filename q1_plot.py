@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audiolab.dsp import frequencies_hz, stft
+from audiolab.cli_text import script_help
+from audiolab.dsp import check_stft_fits, frequencies_hz, stft
 from audiolab.io import AudioReadError, load_audio
 from audiolab.plotting import spectrogram_figure
 from audiolab.runtime import UserError, base_parser, main_guard, out_dir_for, positive_int, write_metrics
@@ -29,7 +30,7 @@ NAMES = ("source1", "source2", "mixture")
 
 
 def build_parser():
-    p = base_parser(__doc__, epochs=None)
+    p = script_help(base_parser(__doc__, epochs=None))
     p.add_argument("--data-dir", type=Path, default=Path("data/q1"),
                    help="folder written by q1_generate.py (default %(default)s)")
     p.add_argument("--id", type=int, default=None, help="example id to plot (default: the first test example)")
@@ -45,8 +46,13 @@ def peak_frequency_hz(wav: np.ndarray, sample_rate: int, n_fft: int, hop_length:
     return float(frequencies_hz(n_fft, sample_rate)[int(np.argmax(mag))])
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def load_example(args) -> tuple[pd.Series, dict[str, np.ndarray], int]:
+    """The example to plot (``--id``, else the first test example): ``(info row, signals by name, sample_rate)``.
+
+    Raises:
+        UserError: no info.csv, no such id, or a file that is unreadable, silent, or whose rate
+            or length differs from info.csv (the file is named).
+    """
     info_path = args.data_dir / "info.csv"
     if not info_path.exists():
         raise UserError(f"{info_path} not found: run `python q1_generate.py` first (or point --data-dir at its output)")
@@ -59,13 +65,29 @@ def main(argv=None):
         if match.empty:
             raise UserError(f"no example with --id {args.id}; ids run from {info['id'].min()} to {info['id'].max()}")
         row = match.iloc[0]
-    ex = int(row["id"])
     signals = {}
     for name in NAMES:
+        path = args.data_dir / row[f"{name}_path"]
         try:
-            signals[name], sample_rate = load_audio(args.data_dir / row[f"{name}_path"])
+            signals[name], sample_rate = load_audio(path)
         except AudioReadError as err:
             raise UserError(f"{err}; re-run q1_generate.py") from None
+        if not np.any(signals[name]):
+            raise UserError(f"{path} is silent (all zeros): it has no spectral peak to check; re-run q1_generate.py")
+        expected = {"sample_rate": (sample_rate, "Hz"), "n_samples": (len(signals[name]), "samples")}
+        for column, (got, unit) in expected.items():
+            if column in row and int(row[column]) != got:
+                raise UserError(f"{path} has {got} {unit} but {info_path} says {int(row[column])} {unit} "
+                                f"(truncated or from another run?); re-run q1_generate.py")
+    return row, signals, sample_rate
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    row, signals, sample_rate = load_example(args)
+    ex = int(row["id"])
+    check_stft_fits(min(len(w) for w in signals.values()), args.n_fft, args.hop_length,
+                    what=f"example {ex:03d} in {args.data_dir}")
 
     out = out_dir_for(args, "q1_plot")
     title = (f"Example {ex:03d} ({row['split']}): f1 = {row['f1_hz']:.0f} Hz, f2 = {row['f2_hz']:.0f} Hz, "

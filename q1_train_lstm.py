@@ -20,8 +20,8 @@ generalise to frequencies never seen in training; without it the model cannot te
 the lower tone from the upper one and stays near 0 dB SI-SNR. (2) A mask on the
 mixture's STFT keeps the phase exact, so the reachable SI-SNR is limited by spectral
 leakage across the guard band, not by the network re-creating 10000 samples. (3) The
-per-frame sequences are short (257 steps) and batched over all frames, so 10 epochs
-train in well under a minute on a 2-core CPU. A time-domain LSTM over raw frames was
+per-frame sequences are short (257 steps) and batched over all frames, so training is
+fast on a CPU (timings: experiments/q1.md). A time-domain LSTM over raw frames was
 the alternative; it must re-learn a sharp low-pass filter sample by sample.
 
 Scoring: SI-SNR (Le Roux et al. 2019, zero-mean) in dB per source on the 10 test
@@ -47,12 +47,13 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from audiolab.dsp import amplitude_to_db, istft, stft
+from audiolab.cli_text import script_help
+from audiolab.dsp import amplitude_to_db, check_stft_fits, istft, stft
 from audiolab.io import AudioReadError, load_audio, save_audio
 from audiolab.metrics import si_snr
 from audiolab.plotting import plot_spectrogram_db, plot_training_curves, save_figure
-from audiolab.runtime import (UserError, base_parser, main_guard, out_dir_for, positive_float, positive_int,
-                              seed_everything, select_device, write_metrics)
+from audiolab.runtime import (UserError, base_parser, int_range, main_guard, out_dir_for, positive_float,
+                              positive_int, seed_everything, select_device, write_metrics)
 from audiolab.train import fit
 
 SOURCES = ("source1", "source2")
@@ -60,20 +61,28 @@ SOURCES = ("source1", "source2")
 
 # ----------------------------------------------------------------------------- settings
 def build_parser():
-    p = base_parser(__doc__, epochs=10)
+    p = script_help(base_parser(__doc__, epochs=10))
     p.add_argument("--data-dir", type=Path, default=Path("data/q1"),
                    help="folder written by q1_generate.py (default %(default)s)")
     p.add_argument("--n-fft", type=positive_int, default=512, help="STFT size in samples (default %(default)s)")
     p.add_argument("--hop-length", type=positive_int, default=256,
                    help="STFT hop in samples; 50 %% overlap halves the LSTM's work against 75 %% at the same "
                         "SI-SNR (default %(default)s)")
-    p.add_argument("--hidden", type=positive_int, default=16, help="LSTM units per direction (default %(default)s)")
+    p.add_argument("--hidden", type=int_range(1, 4096), default=16,
+                   help="LSTM units per direction (default %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=9, help="examples per batch (default %(default)s)")
     p.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate (default %(default)s)")
     p.add_argument("--boundary-hz", type=positive_float, default=8000.0,
                    help="frequency the model's position input is centred on (default %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from outputs/.../checkpoint.pt")
     return p
+
+
+def apply_quick(args):
+    """``--quick`` (a smoke test): at most 2 epochs, set once after parsing; nothing later reads ``args.quick``."""
+    if args.quick:
+        args.epochs = min(args.epochs, 2)
+    return args
 
 
 # --------------------------------------------------------------------------------- data
@@ -85,7 +94,9 @@ def load_split(data_dir: Path, split: str) -> tuple[torch.Tensor, pd.DataFrame, 
         mixture), ``info`` the split's rows of info.csv.
 
     Raises:
-        UserError: the dataset is missing (run q1_generate.py first) or a file is unreadable.
+        UserError: the dataset is missing (run q1_generate.py first), or a file is unreadable
+            (truncated, NaN/inf samples) or silent, or its sample rate or length differs from the
+            split's first file; the message names the file and the reason.
     """
     info_path = data_dir / "info.csv"
     if not info_path.exists():
@@ -97,12 +108,50 @@ def load_split(data_dir: Path, split: str) -> tuple[torch.Tensor, pd.DataFrame, 
         raise UserError(f"{info_path} has no '{split}' examples; re-run q1_generate.py")
     sample_rate = int(rows["sample_rate"].iloc[0])
     signals = []
+    length, first = None, None
     for _, row in rows.iterrows():
-        try:
-            signals.append([load_audio(data_dir / row[f"{name}_path"])[0] for name in (*SOURCES, "mixture")])
-        except AudioReadError as err:
-            raise UserError(f"{err}; re-run q1_generate.py") from None
+        example = []
+        for name in (*SOURCES, "mixture"):
+            path = data_dir / row[f"{name}_path"]
+            try:
+                wav, sr = load_audio(path)
+            except AudioReadError as err:
+                raise UserError(f"{err}; re-run q1_generate.py") from None
+            if not np.any(wav):
+                raise UserError(f"{path} is silent (all zeros): SI-SNR against it is undefined; "
+                                f"re-run q1_generate.py")
+            if sr != sample_rate:
+                raise UserError(f"{path} is at {sr} Hz but {info_path} says {sample_rate} Hz; all examples "
+                                f"must share one rate: re-run q1_generate.py")
+            if length is None:
+                length, first = len(wav), path
+            elif len(wav) != length:
+                raise UserError(f"{path} has {len(wav)} samples but {first} has {length} (truncated or from "
+                                f"another run?); all examples must have one length: re-run q1_generate.py")
+            example.append(wav)
+        signals.append(example)
     return torch.tensor(np.array(signals), dtype=torch.float32), rows, sample_rate
+
+
+def load_data(args) -> tuple[torch.Tensor, torch.Tensor, pd.DataFrame, int]:
+    """Both splits, checked against each other and the STFT settings: ``(train, test, test_info, sample_rate)``.
+
+    Raises:
+        UserError: as :func:`load_split`, or the splits differ in rate or length, or the STFT or
+            ``--boundary-hz`` does not fit the signals.
+    """
+    train, _, sample_rate = load_split(args.data_dir, "train")
+    test, test_info, test_rate = load_split(args.data_dir, "test")
+    if test_rate != sample_rate:
+        raise UserError(f"train and test sample rates differ ({sample_rate} vs {test_rate} Hz); re-run q1_generate.py")
+    if test.shape[-1] != train.shape[-1]:
+        raise UserError(f"train and test examples differ in length ({train.shape[-1]} vs {test.shape[-1]} samples); "
+                        f"re-run q1_generate.py")
+    check_stft_fits(train.shape[-1], args.n_fft, args.hop_length, what=f"the examples in {args.data_dir}")
+    if args.boundary_hz >= sample_rate / 2:
+        raise UserError(f"--boundary-hz {args.boundary_hz:g} is not below Nyquist ({sample_rate / 2:g} Hz)")
+    print(f"data: {len(train)} train / {len(test)} test examples, T={train.shape[-1]} samples at {sample_rate} Hz")
+    return train, test, test_info, sample_rate
 
 
 # -------------------------------------------------------------------------------- model
@@ -144,6 +193,33 @@ class FrequencyLSTMSeparator(nn.Module):
         return torch.stack([s1, mixture - s1], dim=1)
 
 
+# ----------------------------------------------------------------------------- training
+def train_model(model: nn.Module, train: torch.Tensor, test: torch.Tensor, args, out: Path, device):
+    """Adam on the L1 waveform loss, evaluated on both splits every epoch: ``(history, train_seconds)``.
+
+    Checkpoints to ``out/checkpoint.pt`` (``--resume`` continues from it) and logs ``out/log.csv``.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    loader = DataLoader(TensorDataset(train), batch_size=args.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(args.seed))
+
+    def step(model, batch):
+        (signals,) = batch
+        est = model(signals[:, 2])
+        return (est - signals[:, :2]).abs().mean()  # L1 on both sources' waveforms
+
+    def eval_fn(model):
+        tr, te = evaluate(model, train, device), evaluate(model, test, device)
+        return {"train_eval_loss": tr["loss"], "test_loss": te["loss"], "train_si_snr_db": tr["si_snr_db"],
+                "test_si_snr_db": te["si_snr_db"]}
+
+    history = fit(model, optimizer, loader, step, args.epochs, eval_fn=eval_fn, device=device,
+                  checkpoint_path=out / "checkpoint.pt", log_path=out / "log.csv", resume=args.resume,
+                  config=vars(args), desc="q1 lstm")
+    train_seconds = sum(row["epoch_seconds"] for row in history)  # all epochs, incl. per-epoch evaluation
+    return history, train_seconds
+
+
 # --------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def separate(model: nn.Module, mixtures: torch.Tensor, device, batch_size: int = 10) -> torch.Tensor:
@@ -181,52 +257,9 @@ def comparison_figure(est: np.ndarray, ref: np.ndarray, sample_rate: int, title:
     return save_figure(fig, path)
 
 
-# --------------------------------------------------------------------------------- main
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.quick:
-        args.epochs = min(args.epochs, 2)
-    seed_everything(args.seed)
-    device = select_device(args.device)
-    out = out_dir_for(args, "q1_train_lstm")
-
-    train, _, sample_rate = load_split(args.data_dir, "train")
-    test, test_info, test_rate = load_split(args.data_dir, "test")
-    if test_rate != sample_rate:
-        raise UserError(f"train and test sample rates differ ({sample_rate} vs {test_rate} Hz); re-run q1_generate.py")
-    if args.boundary_hz >= sample_rate / 2:
-        raise UserError(f"--boundary-hz {args.boundary_hz:g} is not below Nyquist ({sample_rate / 2:g} Hz)")
-    print(f"data: {len(train)} train / {len(test)} test examples, T={train.shape[-1]} samples at {sample_rate} Hz")
-
-    model = FrequencyLSTMSeparator(sample_rate, args.n_fft, args.hop_length, args.hidden, args.boundary_hz)
-    n_params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    loader = DataLoader(TensorDataset(train), batch_size=args.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(args.seed))
-
-    def step(model, batch):
-        (signals,) = batch
-        est = model(signals[:, 2])
-        return (est - signals[:, :2]).abs().mean()  # L1 on both sources' waveforms
-
-    def eval_fn(model):
-        tr, te = evaluate(model, train, device), evaluate(model, test, device)
-        return {"train_eval_loss": tr["loss"], "test_loss": te["loss"], "train_si_snr_db": tr["si_snr_db"],
-                "test_si_snr_db": te["si_snr_db"]}
-
-    history = fit(model, optimizer, loader, step, args.epochs, eval_fn=eval_fn, device=device,
-                  checkpoint_path=out / "checkpoint.pt", log_path=out / "log.csv", resume=args.resume,
-                  config=vars(args), desc="q1 lstm")
-    train_seconds = sum(row["epoch_seconds"] for row in history)  # all epochs, incl. per-epoch evaluation
-    plot_training_curves(history, out / "curves.png", {
-        "L1 loss": ["train_loss", "test_loss"], "SI-SNR (dB)": ["train_si_snr_db", "test_si_snr_db"]},
-        title="Q1 frequency-LSTM separator (synthetic sinusoids)")
-
-    # ---- final evaluation on the 10 test examples
-    est = separate(model, test[:, 2], device)
-    ref, mix = test[:, :2].double(), test[:, 2:3].expand(-1, 2, -1).double()
-    scores = si_snr(est.double(), ref)               # [n, 2]
-    mixture_scores = si_snr(mix, ref)                # the mixture as the estimate of each source
+def write_test_examples(out: Path, est: torch.Tensor, test: torch.Tensor, test_info: pd.DataFrame,
+                        scores: torch.Tensor, mixture_scores: torch.Tensor, sample_rate: int, boundary_hz: float):
+    """Per test example: a row of ``test_examples.csv``, the two estimates as WAVs and a spectrogram figure."""
     per_example = pd.DataFrame({"id": test_info["id"], "f1_hz": test_info["f1_hz"], "f2_hz": test_info["f2_hz"],
                                 "si_snr_db_source1": scores[:, 0].numpy(), "si_snr_db_source2": scores[:, 1].numpy(),
                                 "si_snri_db_source1": (scores - mixture_scores)[:, 0].numpy(),
@@ -238,8 +271,33 @@ def main(argv=None):
         comparison_figure(est[i].numpy(), test[i, :2].numpy(), sample_rate,
                           f"Test example {row['id']:03d} (f1 {row['f1_hz']:.0f} Hz, f2 {row['f2_hz']:.0f} Hz): "
                           f"SI-SNR {scores[i, 0]:.1f} / {scores[i, 1]:.1f} dB [synthetic]",
-                          out / "spectrograms" / f"{row['id']:03d}.png", boundary_hz=args.boundary_hz)
+                          out / "spectrograms" / f"{row['id']:03d}.png", boundary_hz=boundary_hz)
 
+
+# --------------------------------------------------------------------------------- main
+def main(argv=None):
+    args = apply_quick(build_parser().parse_args(argv))
+    seed_everything(args.seed)
+    device = select_device(args.device)
+    out = out_dir_for(args, "q1_train_lstm")
+
+    # ---- data, model, training
+    train, test, test_info, sample_rate = load_data(args)
+    model = FrequencyLSTMSeparator(sample_rate, args.n_fft, args.hop_length, args.hidden, args.boundary_hz)
+    n_params = sum(p.numel() for p in model.parameters())
+    history, train_seconds = train_model(model, train, test, args, out, device)
+    plot_training_curves(history, out / "curves.png", {
+        "L1 loss": ["train_loss", "test_loss"], "SI-SNR (dB)": ["train_si_snr_db", "test_si_snr_db"]},
+        title="Q1 frequency-LSTM separator (synthetic sinusoids)")
+
+    # ---- final evaluation on the 10 test examples
+    est = separate(model, test[:, 2], device)
+    ref, mix = test[:, :2].double(), test[:, 2:3].expand(-1, 2, -1).double()
+    scores = si_snr(est.double(), ref)               # [n, 2]
+    mixture_scores = si_snr(mix, ref)                # the mixture as the estimate of each source
+
+    # ---- outputs
+    write_test_examples(out, est, test, test_info, scores, mixture_scores, sample_rate, args.boundary_hz)
     metrics = {
         "test_si_snr_db": float(scores.mean()),
         "test_si_snr_db_source1": float(scores[:, 0].mean()),
@@ -257,7 +315,7 @@ def main(argv=None):
         "sample_rate_hz": sample_rate,
     }
     write_metrics(out, metrics, args=args, dataset="q1_sinusoids", data_source="synthetic", device=device,
-                  anchors=[{"metric": "test_si_snr_db", "anchor": 35.0, "source": "target (issue 2): >= 35 dB"},
+                  anchors=[{"metric": "test_si_snr_db", "anchor": 35.0, "source": "target: >= 35 dB"},
                            {"metric": "train_seconds", "anchor": 60.0, "source": "target: <= 60 s on 2 CPU cores"}])
     print(f"q1_train_lstm: test SI-SNR {metrics['test_si_snr_db']:.2f} dB (source1 "
           f"{metrics['test_si_snr_db_source1']:.2f}, source2 {metrics['test_si_snr_db_source2']:.2f}), "

@@ -16,9 +16,9 @@ Why: the published solution printed "Custom CTC Loss: 5.11" against "PyTorch CTC
 and called it a comparison; two correct implementations agree to rounding error, in value
 and in gradient. Columns ``*_grad_err_vs_f64`` give each float32 gradient's distance from
 the exact one (PyTorch's kernel in float64 on the same inputs): at reduction ``sum`` /
-``none`` PyTorch's own float32 gradient is about 2e-5 off (it exponentiates
-``log(alpha beta) + nll`` with nll ~ 100 in float32), ours about 3e-8 (float64 inside), so
-their difference is PyTorch's rounding, not ours. The figure shows one example's best (Viterbi) alignment over its
+``none`` PyTorch's own float32 gradient is the farther one (it exponentiates
+``log(alpha beta) + nll`` with a large nll in float32; ours is float64 inside), so
+their difference is PyTorch's rounding, not ours (experiments/ctc.md). The figure shows one example's best (Viterbi) alignment over its
 log_probs and its CTC posterior occupancy (what the gradient pushes towards).
 
 Outputs (outputs/q2_compare/): metrics.json (loss_ours, loss_torch, max_abs_loss_diff,
@@ -33,11 +33,28 @@ import time
 
 import torch
 
-from audiolab.runtime import (base_parser, write_csv, format_table, main_guard, out_dir_for, positive_int, seed_everything,
+from audiolab.cli_text import script_help
+from audiolab.runtime import (base_parser, write_csv, format_table, int_range, main_guard, out_dir_for, seed_everything,
                               write_metrics)
 from q2_ctc import ctc_loss, plot_alignment, viterbi_align
 
 REDUCTIONS = ("none", "sum", "mean")
+
+
+def build_parser():
+    parser = script_help(base_parser(__doc__, seed=0))
+    parser.add_argument("--repeats", type=int_range(1, 1000), default=21,
+                        help="timed repeats per row; medians are reported (default %(default)s)")
+    parser.add_argument("--example", type=int_range(0, 15), default=0,
+                        help="batch item shown in the alignment figure (0-15)")
+    return parser
+
+
+def apply_quick(args):
+    """``--quick`` (a smoke test): one timed repeat per row; nothing later reads ``args.quick``."""
+    if args.quick:
+        args.repeats = 1
+    return args
 
 
 def exam_data(seed: int):
@@ -92,39 +109,23 @@ def compare(data, dtype: torch.dtype, reduction: str, repeats: int) -> dict:
     }
 
 
-def main(argv=None) -> None:
-    parser = base_parser(__doc__, seed=0)
-    parser.add_argument("--repeats", type=positive_int, default=21,
-                        help="timed repeats per row; medians are reported (default %(default)s)")
-    parser.add_argument("--example", type=int, default=0, help="batch item shown in the alignment figure (0-15)")
-    args = parser.parse_args(argv)
-    if not 0 <= args.example < 16:
-        parser.error("--example must be in [0, 15]")
-    if args.quick:
-        args.repeats = 1
-    seed_everything(args.seed)
-    out = out_dir_for(args, "q2_compare")
-    data = exam_data(args.seed)
-    print(f"exam data (seed {args.seed}): log_probs {tuple(data[0].shape)}, targets {tuple(data[1].shape)}, "
-          f"target lengths {data[3].tolist()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
-
-    rows = [compare(data, dtype, red, args.repeats) for dtype in (torch.float32, torch.float64) for red in REDUCTIONS]
-    print(format_table(rows, floatfmt=".4g"))
-    write_csv(out / "comparison.csv", rows)
-
-    # alignment figure: Viterbi path over one example's log_probs, and the occupancy
+def alignment_figure(data, n: int, seed: int, path) -> float:
+    """Viterbi path over item ``n``'s log_probs and the CTC occupancy (PNG at ``path``); return the path's log-prob."""
     log_probs, targets, input_lengths, target_lengths = data
-    n = args.example
     paths, scores = viterbi_align(log_probs, targets, input_lengths, target_lengths)
     x = log_probs.detach().clone().requires_grad_()
     per_item = ctc_loss(x, targets, input_lengths, target_lengths, reduction="none")
     per_item.sum().backward()
     occupancy = log_probs.exp() - x.grad           # PyTorch's gradient convention: exp(lp) - gamma
     plot_alignment(log_probs[:, n], paths[n], targets[n, :target_lengths[n]].tolist(),
-                   title=f"exam data (SYNTHETIC random log_probs, seed {args.seed}), item {n}: best path "
+                   title=f"exam data (SYNTHETIC random log_probs, seed {seed}), item {n}: best path "
                          f"log-prob {float(scores[n]):.1f} nats, CTC loss -log p = {float(per_item[n].detach()):.1f} nats",
-                   out_path=out / "alignment.png", occupancy_tc=occupancy[:, n])
+                   out_path=path, occupancy_tc=occupancy[:, n])
+    return float(scores[n])
 
+
+def summary_metrics(rows: list[dict]) -> dict:
+    """The headline metrics of the comparison table: float32 mean-reduction losses and times, worst diffs."""
     f32 = [r for r in rows if r["dtype"] == "float32"]
     f64 = [r for r in rows if r["dtype"] == "float64"]
     mean32 = next(r for r in f32 if r["reduction"] == "mean")
@@ -142,16 +143,32 @@ def main(argv=None) -> None:
         "ours_bwd_ms": mean32["ours_bwd_ms"], "torch_bwd_ms": mean32["torch_bwd_ms"],
         "fwd_bwd_time_ratio": (mean32["ours_fwd_ms"] + mean32["ours_bwd_ms"])
                               / (mean32["torch_fwd_ms"] + mean32["torch_bwd_ms"]),
-        "viterbi_score_example": float(scores[n]),
-        "repeats": args.repeats,
     }
+    return metrics
+
+
+def main(argv=None) -> None:
+    args = apply_quick(build_parser().parse_args(argv))
+    seed_everything(args.seed)
+    out = out_dir_for(args, "q2_compare")
+    data = exam_data(args.seed)
+    print(f"exam data (seed {args.seed}): log_probs {tuple(data[0].shape)}, targets {tuple(data[1].shape)}, "
+          f"target lengths {data[3].tolist()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    rows = [compare(data, dtype, red, args.repeats) for dtype in (torch.float32, torch.float64) for red in REDUCTIONS]
+    print(format_table(rows, floatfmt=".4g"))
+    write_csv(out / "comparison.csv", rows)
+
+    viterbi_score = alignment_figure(data, args.example, args.seed, out / "alignment.png")
+    metrics = summary_metrics(rows)
+    metrics.update(viterbi_score_example=viterbi_score, repeats=args.repeats)
     anchors = [
         {"metric": "max_abs_loss_diff", "anchor": 6.35 - 5.11,
          "source": "published exam solution: 'Custom CTC Loss: 5.11' vs 'PyTorch CTC Loss: 6.35'"},
-        {"metric": "max_rel_loss_diff", "anchor": 1e-6, "source": "issue 3 target (float32)"},
-        {"metric": "max_abs_grad_diff", "anchor": 1e-5, "source": "issue 3 target (float32)"},
-        {"metric": "max_rel_loss_diff_float64", "anchor": 1e-10, "source": "issue 3 target (float64)"},
-        {"metric": "fwd_bwd_time_ratio", "anchor": 5.0, "source": "issue 3 target at the exam's shape (ours/torch)"},
+        {"metric": "max_rel_loss_diff", "anchor": 1e-6, "source": "target (float32)"},
+        {"metric": "max_abs_grad_diff", "anchor": 1e-5, "source": "target (float32)"},
+        {"metric": "max_rel_loss_diff_float64", "anchor": 1e-10, "source": "target (float64)"},
+        {"metric": "fwd_bwd_time_ratio", "anchor": 5.0, "source": "target at the exam's shape (ours/torch)"},
     ]
     write_metrics(out, metrics, args=args, dataset="exam_random_log_probs", data_source="synthetic", device="cpu",
                   anchors=anchors)

@@ -9,8 +9,8 @@ direction by default) feeds two heads:
   softmax weighting, then the weighted mean and standard deviation; Okabe et al.,
   Interspeech 2018) and a small classifier, trained with cross-entropy. By default it pools
   the convolutional features beside the BiLSTM outputs (``--emotion-input conv+lstm``):
-  the CTC-driven BiLSTM learns to ignore the voice, and the lower layer keeps it (EMOVO
-  leave-one-actor-out emotion accuracy 0.311 against 0.232 from the BiLSTM alone).
+  the CTC-driven BiLSTM learns to ignore the voice, and the lower layer keeps it
+  (experiments/multitask.md).
 Loss = CTC + lambda * CE (``--lambda-emotion``). ``--ablation`` trains the same encoder
 ASR-only (lambda = 0, no emotion head) and emotion-only (no CTC), so the numbers say
 whether sharing helped.
@@ -39,27 +39,20 @@ How (design choices):
 - Synthetic training voices (``--synthetic-voices``, default 8 for a corpus of known
   language): eSpeak NG says every training sentence in the corpus' language (Italian for
   EMOVO) with 8 voices x 2 emotions' prosody. With three training actors the CTC head
-  learns their voices; the new actor's voice causes most of its errors (m1 fold: training
-  CTC loss 0.05, test CER 0.31). The synthetic clips train the CTC term only: their emotion
+  learns their voices; the new actor's voice causes most of its errors (a low training CTC
+  loss beside a high test CER). The synthetic clips train the CTC term only: their emotion
   labels are eSpeak caricatures, not acted emotions. Test data stays real.
 - Subsampling: ``log2(--subsample)`` strided 1-D convolutions (kernel 5, stride 2,
   padding 2); the CTC input length is computed exactly, ``T' = floor((T - 1) / 2) + 1``
   per stage. An utterance whose transcript cannot fit (``T' < L + repeated neighbours``)
   would give an infinite CTC loss: such utterances are counted, reported and left out of
   the CTC term (they still train the emotion head and are still scored).
-- Size: one BiLSTM layer converged much faster than two under the CPU budget (on the EMOVO
-  f1 fold, CER 0.79 after 4 epochs against 0.80 after 16 epochs for two layers), so the
-  default is one layer trained 60 epochs with batch 8 (about 12 CPU-seconds per epoch on
-  EMOVO's 294 training utterances plus 224 synthetic ones).
+- Size: one BiLSTM layer converged much faster than two under the CPU budget, so the
+  default is one layer trained 60 epochs with batch 8 (experiments/multitask.md).
 - Task weight: lambda = 0.1 by default. With lambda = 1 the emotion task held the CTC
-  head back badly: on the EMOVO m2 fold after 40 epochs the joint model reached CER 0.43
-  while the same encoder trained ASR-only reached 0.09 (training CTC loss 1.32 vs 0.20: the
-  joint model underfits the transcripts); lambda = 0.3 gave 0.16 and lambda = 0.1 0.11,
-  close to ASR-only, with emotion accuracy 0.36 for both (emotion-only: 0.39). Adam scales
-  each parameter's step, so a small lambda mainly reduces how hard emotion pulls on the
-  shared encoder; the emotion head itself still learns. Over the four EMOVO folds the lower
-  lambda traded emotion accuracy (0.32 -> 0.24) for CER (0.40 -> 0.15); synthetic voices
-  and tempo then brought the CER to 0.13 (see the README).
+  head back badly (the joint model underfit the transcripts; ablation in
+  experiments/multitask.md). Adam scales each parameter's step, so a small lambda mainly
+  reduces how hard emotion pulls on the shared encoder; the emotion head itself still learns.
 - Optimiser: AdamW with a one-cycle learning rate (linear warm-up, cosine decay; Smith &
   Topin 2019), stepped per epoch by ``audiolab.train.fit``; gradient clipping at 5.
 - Evaluation: CER and WER with jiwer on normalised transcripts (lower-case, punctuation
@@ -94,21 +87,23 @@ import torch.nn.functional as F
 import torchaudio
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
+from audiolab.cli_text import script_help
 from audiolab import emotion_data as ed
 from audiolab.datasets import SYNTHETIC_NOTE, banner, choose_dataset, resolve_data_root
 from audiolab.io import save_audio
 from audiolab.plotting import plot_confusion_matrix, plot_training_curves, save_figure
 from audiolab.runtime import (UserError, add_data_args, base_parser, format_table, main_guard, out_dir_for,
                               positive_float, positive_int, seed_everything, select_device, write_metrics)
-from audiolab.train import fit
+from audiolab.train import fit, is_main_process
 from q2_ctc import ctc_loss, greedy_decode, viterbi_align
 
 SCRIPT = "q2_multitask"
+SYNTHETIC_DEMO_EPOCHS = 20  # default --epochs on the embedded synthetic corpus (real corpora: 60)
 
 
 # =============================================================================== settings
 def build_parser():
-    p = base_parser(__doc__, epochs=60)
+    p = script_help(base_parser(__doc__, epochs=60))
     add_data_args(p, [*ed.CORPORA, "csv", "synthetic"])
     g = p.add_argument_group("data")
     g.add_argument("--manifest", type=Path, default=None,
@@ -696,13 +691,12 @@ def train_model(heads, args, train, test, vocab, n_emotions, test_refs, device, 
         return row
 
     suffix = "" if tag == "joint" else f"_{tag}"
-    t0 = time.perf_counter()
     history = fit(model, optimizer, BucketBatches(train, args.batch_size, shuffle=True), step, epochs,
                   eval_fn=eval_fn, device=device, checkpoint_path=out_dir / f"checkpoint{suffix}.pt",
                   log_path=out_dir / f"log{suffix}.csv", resume=args.resume and tag == "joint",
                   scheduler=scheduler, grad_clip=5.0,
                   config={**vars(args), "vocab": vocab.chars, "heads": heads}, desc=tag)
-    return model, history, time.perf_counter() - t0
+    return model, history, history.train_seconds  # the whole run, --resume included
 
 
 # =============================================================================== figures
@@ -785,6 +779,10 @@ def main(argv=None):
     check_frame_sizes(examples, args)
     synthetic = source == "synthetic"
     tag = " [SYNTHETIC]" if synthetic else ""
+    from audiolab.runtime import option_given
+    if synthetic and not option_given("--epochs", argv):  # the demo's size: experiments/make_run.md
+        args.epochs = SYNTHETIC_DEMO_EPOCHS
+        print(f"synthetic demo: {args.epochs} epochs (--epochs N to change)")
     train_idx, test_idx = split_indices(args, examples)
     emotions = sorted({examples[i].emotion for i in [*train_idx, *test_idx]})
     emo_idx = [emotions.index(ex.emotion) if ex.emotion in emotions else IGNORE_EMOTION for ex in examples]
@@ -846,6 +844,8 @@ def main(argv=None):
                                               out_dir, name)
         res = evaluate(model, test, vocab, test_refs, device, lambda_emotion=args.lambda_emotion)
         results[name] = {"model": model, "history": history, "seconds": seconds, "res": res}
+    if not is_main_process():  # torchrun: the other ranks helped train; rank 0 writes the outputs
+        return
 
     # ---- outputs
     joint = results["joint"]
@@ -892,8 +892,8 @@ def main(argv=None):
                     metrics[f"{name}_test_{key}"] = r[key]
     metrics["total_seconds"] = time.perf_counter() - t_start
     anchors = [
-        {"metric": "test_emotion_accuracy", "anchor": 0.50, "source": "issue 4 target (EMOVO, leave-one-actor-out)"},
-        {"metric": "test_cer", "anchor": 0.15, "source": "issue 4 target (EMOVO, unseen actor; sentences repeat)"},
+        {"metric": "test_emotion_accuracy", "anchor": 0.50, "source": "target (EMOVO, leave-one-actor-out)"},
+        {"metric": "test_cer", "anchor": 0.15, "source": "target (EMOVO, unseen actor; sentences repeat)"},
         {"metric": "emotion_chance_accuracy", "anchor": 1.0 / len(emotions), "source": "chance: 1 / number of classes"},
         {"metric": "test_emotion_accuracy", "anchor": majority_chance,
          "source": f"majority class of training ({emotions[majority]}) predicted for every test clip"},

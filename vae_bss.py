@@ -90,53 +90,71 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from audiolab.cli_text import ShortUsageFormatter, script_help
 from audiolab import dsp
 from audiolab.datasets import RealDataset, choose_dataset, resolve_data_root
 from audiolab.image_data import (IMAGE_SETS, MixturePairs, download_idx, find_idx_folder, fixed_pairs,
                                  idx_folder_candidates, load_idx_split, synthetic_digits, synthetic_garments,
                                  to_float_images)
-from audiolab.io import AudioReadError, find_audio_files, load_audio, save_audio
+from audiolab.io import AudioReadError, find_audio_files, load_audio, save_audio, unique_name
 from audiolab.metrics import psnr
 from audiolab.music_data import (Song, find_irmas_voi, find_mir1k, find_musdb, load_musdb, load_songs_from_stereo,
                                  mir1k_files, synthetic_songs)
 from audiolab.plotting import plot_training_curves, save_figure, spectrogram_figure
-from audiolab.runtime import (UserError, write_csv, add_data_args, base_parser, format_table, main_guard, positive_float,
-                              positive_int, read_json, seed_everything, select_device, write_metrics)
+from audiolab.runtime import (UserError, write_csv, add_data_args, base_parser, float_range, format_table, int_range,
+                              main_guard, out_dir_for, positive_int, read_json, seed_everything, select_device,
+                              write_metrics)
 from audiolab.synth import mix_at_snr
-from audiolab.train import fit, load_checkpoint
+from audiolab.train import fit, is_main_process, load_checkpoint, world_size
 
 SCRIPT = "vae_bss"
 TEST_PAIR_SEED = 20_141_007  # the 1000 test pairs are the same whatever --seed is
 LOSSES = ("bce", "mse", "l1")
 STUDY_BETAS = (0.0, 0.1, 1.0)
+MAX_PAIRS = 10_000_000      # mixtures / patches drawn per epoch (indices only: memory stays small)
+MAX_TEST_PAIRS = 100_000    # fixed test mixtures are held in memory: 3 x 784 float32 each (~1 GB at the limit)
 
 IMAGE_ANCHORS = [
-    {"metric": "test_psnr_db_mean", "anchor": 22.0, "source": "target of issue 7 (mean per-source PSNR)"},
-    {"metric": "test_psnr_db_mnist", "anchor": 22.0, "source": "target of issue 7"},
-    {"metric": "test_psnr_db_fashion", "anchor": 22.0, "source": "target of issue 7"},
+    {"metric": "test_psnr_db_mean", "anchor": 22.0, "source": "target (mean per-source PSNR)"},
+    {"metric": "test_psnr_db_mnist", "anchor": 22.0, "source": "target"},
+    {"metric": "test_psnr_db_fashion", "anchor": 22.0, "source": "target"},
     {"metric": "test_psnr_db_mean", "anchor": 35.0,
-     "source": "supervised U-Net, MSE 3e-4 (scale given in issue 7)"},
+     "source": "supervised U-Net, MSE 3e-4"},
 ]
 MUSIC_ANCHORS = [
-    {"metric": "vocals_gnsdr_db", "anchor": 4.0, "source": "target of issue 7 (MIR-1K test clips)"},
+    {"metric": "vocals_gnsdr_db", "anchor": 4.0, "source": "target (MIR-1K test clips)"},
     {"metric": "vocals_gnsdr_db", "anchor": 7.45,
      "source": "Huang et al. ISMIR 2014, deep RNN + discriminative training, full MIR-1K protocol"},
-    {"metric": "train_seconds", "anchor": 1200, "source": "issue 7 budget: 20 min on 2 CPU cores"},
+    {"metric": "train_seconds", "anchor": 1200, "source": "budget: 20 min on 2 CPU cores"},
 ]
 
 
 # ============================================================================ settings
 def build_parser() -> argparse.ArgumentParser:
     """The CLI: ``vae_bss.py images ...`` and ``vae_bss.py music ...`` (each with the shared flags)."""
-    top = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = script_help(argparse.ArgumentParser(description=__doc__))
     sub = top.add_subparsers(dest="command", required=True, metavar="{images,music}")
 
     shared = base_parser("", epochs=10)
     add_data_args(shared, ["mnist_fashion", "synthetic"])
     img = sub.add_parser("images", parents=[shared], add_help=False, help="MNIST + Fashion-MNIST mixtures",
                          description="Separate (MNIST + Fashion-MNIST) / 2 mixtures with a VAE (see the module "
-                                     "docstring: python vae_bss.py --help).",
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     "docstring at the top of vae_bss.py).",
+                         formatter_class=ShortUsageFormatter)
+    add_image_args(img)
+
+    shared_m = base_parser("", epochs=20)
+    add_data_args(shared_m, ["mir1k", "musdb", "synthetic"])
+    mus = sub.add_parser("music", parents=[shared_m], add_help=False, help="singing voice vs accompaniment",
+                         description="Separate singing voice and accompaniment with a VAE predicting soft masks "
+                                     "(see the module docstring at the top of vae_bss.py).",
+                         formatter_class=ShortUsageFormatter)
+    add_music_args(mus)
+    return top
+
+
+def add_image_args(img: argparse.ArgumentParser) -> None:
+    """The flags of ``vae_bss.py images``."""
     img.add_argument("--model", choices=["vae", "ae", "unet"], default="vae",
                      help="vae (default), ae: the same network without sampling/KL, unet: small U-Net baseline")
     img.add_argument("--output", choices=["mask", "direct"], default="mask",
@@ -144,60 +162,101 @@ def build_parser() -> argparse.ArgumentParser:
                           "predicts the two images' pixels")
     img.add_argument("--loss", choices=LOSSES, default="mse",
                      help="reconstruction loss, summed over pixels (default %(default)s, chosen by the study)")
-    img.add_argument("--beta", type=float, default=0.1, help="KL weight after annealing (default %(default)s)")
-    img.add_argument("--kl-warmup-epochs", type=float, default=2.0,
+    img.add_argument("--beta", type=float_range(0, 1000), default=0.1,
+                     help="KL weight after annealing (default %(default)s)")
+    img.add_argument("--kl-warmup-epochs", type=float_range(0, 10_000), default=2.0,
                      help="epochs over which beta rises linearly from 0 (default %(default)s)")
-    img.add_argument("--latent-dim", type=positive_int, default=64, help="latent size (default %(default)s)")
+    img.add_argument("--latent-dim", type=int_range(1, 4096), default=64, help="latent size (default %(default)s)")
     img.add_argument("--batch-size", type=positive_int, default=128, help="default %(default)s")
-    img.add_argument("--lr", type=positive_float, default=2e-3, help="Adam learning rate (default %(default)s)")
-    img.add_argument("--train-pairs", type=positive_int, default=None,
+    img.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=2e-3,
+                     help="Adam learning rate (default %(default)s)")
+    img.add_argument("--train-pairs", type=int_range(1, MAX_PAIRS), default=None,
                      help="mixtures drawn per epoch (default: 60000 real, 12000 synthetic)")
-    img.add_argument("--test-pairs", type=positive_int, default=1000, help="fixed test mixtures (default %(default)s)")
+    img.add_argument("--test-pairs", type=int_range(1, MAX_TEST_PAIRS), default=1000,
+                     help="fixed test mixtures (default %(default)s)")
     img.add_argument("--grid-every", type=positive_int, default=2,
                      help="save a grid PNG every N epochs (default %(default)s)")
     img.add_argument("--study", action="store_true",
                      help="also run the loss study: {bce,mse,l1} x beta {0,0.1,1} + AE + U-Net baselines")
     img.add_argument("--study-epochs", type=positive_int, default=2, help="epochs per study run (default %(default)s)")
-    img.add_argument("--study-train-pairs", type=positive_int, default=10000,
+    img.add_argument("--study-train-pairs", type=int_range(1, MAX_PAIRS), default=10000,
                      help="mixtures per epoch in each study run (default %(default)s)")
     img.add_argument("--resume", action="store_true", help="continue from <out>/images/checkpoint.pt")
+    # a size without a flag (apply_quick sets it for --quick): the synthetic sets' images (train, test);
+    # None: 12000 and max(--test-pairs, 200)
+    img.set_defaults(synthetic_images=None)
 
-    shared_m = base_parser("", epochs=20)
-    add_data_args(shared_m, ["mir1k", "musdb", "synthetic"])
-    mus = sub.add_parser("music", parents=[shared_m], add_help=False, help="singing voice vs accompaniment",
-                         description="Separate singing voice and accompaniment with a VAE predicting soft masks "
-                                     "(see the module docstring: python vae_bss.py --help).",
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    mus.add_argument("--sample-rate", type=positive_int, default=16000, help="Hz (default %(default)s)")
-    mus.add_argument("--n-fft", type=positive_int, default=1024, help="STFT size (default %(default)s)")
+
+def add_music_args(mus: argparse.ArgumentParser) -> None:
+    """The flags of ``vae_bss.py music``."""
+    mus.add_argument("--sample-rate", type=int_range(1000, 384000), default=16000, help="Hz (default %(default)s)")
+    mus.add_argument("--n-fft", type=int_range(16, 65536), default=1024, help="STFT size (default %(default)s)")
     mus.add_argument("--hop-length", type=positive_int, default=256, help="STFT hop (default %(default)s)")
-    mus.add_argument("--patch-frames", type=positive_int, default=8,
+    mus.add_argument("--patch-frames", type=int_range(1, 1024), default=8,
                      help="STFT frames per VAE input patch (default %(default)s)")
-    mus.add_argument("--hidden", type=positive_int, default=512, help="MLP width (default %(default)s)")
-    mus.add_argument("--latent-dim", type=positive_int, default=128, help="latent size (default %(default)s)")
-    mus.add_argument("--beta", type=float, default=0.01,
+    mus.add_argument("--hidden", type=int_range(1, 16384), default=512, help="MLP width (default %(default)s)")
+    mus.add_argument("--latent-dim", type=int_range(1, 4096), default=128, help="latent size (default %(default)s)")
+    mus.add_argument("--beta", type=float_range(0, 1000), default=0.01,
                      help="KL weight after annealing over the first 20%% of training (default %(default)s)")
     mus.add_argument("--batch-size", type=positive_int, default=64, help="default %(default)s")
-    mus.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default %(default)s)")
-    mus.add_argument("--patches-per-epoch", type=positive_int, default=4096, help="default %(default)s")
-    mus.add_argument("--remix-prob", type=float, default=0.5,
+    mus.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-3,
+                     help="Adam learning rate (default %(default)s)")
+    mus.add_argument("--patches-per-epoch", type=int_range(1, MAX_PAIRS), default=4096, help="default %(default)s")
+    mus.add_argument("--remix-prob", type=float_range(0, 1), default=0.5,
                      help="share of training patches that pair vocals and accompaniment of different clips")
-    mus.add_argument("--mix-snr-db", type=float, default=0.0,
+    mus.add_argument("--mix-snr-db", type=float_range(-60, 60), default=0.0,
                      help="voice-to-accompaniment ratio of the test mixtures (default %(default)s, MIR-1K convention)")
     mus.add_argument("--max-train-clips", type=positive_int, default=None, help="use at most N training clips")
     mus.add_argument("--max-test-clips", type=positive_int, default=None, help="evaluate at most N test clips")
     mus.add_argument("--val-clips", type=positive_int, default=8,
                      help="training clips held out for per-epoch validation / best checkpoint (default %(default)s)")
-    mus.add_argument("--save-audio", type=int, default=3, help="test clips whose WAVs and figures are saved")
+    mus.add_argument("--save-audio", type=int_range(0), default=3, help="test clips whose WAVs and figures are saved")
     mus.add_argument("--irmas-dir", type=Path, default=None,
                      help="IRMAS voi folder to separate for listening (default: looked for under the data root)")
-    mus.add_argument("--irmas-max", type=int, default=3, help="IRMAS excerpts to separate (default %(default)s)")
+    mus.add_argument("--irmas-max", type=int_range(0), default=3,
+                     help="IRMAS excerpts to separate (default %(default)s)")
     mus.add_argument("--resume", action="store_true", help="continue from <out>/music/checkpoint.pt")
-    return top
+    # sizes without a flag (apply_quick shrinks them for --quick): the synthetic songs (train, test,
+    # seconds each) and the MUSDB18 tracks (train, test; None: --max-train-clips / --max-test-clips or 20 / 10)
+    mus.set_defaults(synthetic_songs=(48, 12, 6.0), musdb_tracks=None)
+
+
+def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
+    """``--quick`` (a smoke test) as explicit sizes, set once right after parsing; nothing later reads it.
+
+    images: 1 epoch of 1024 mixtures (unless ``--train-pairs``), 100 test mixtures, 1024 / 100
+    synthetic images per set, study runs of 1 epoch x at most 256 mixtures. music: 2 epochs of
+    256 patches, a VAE of at most 128 hidden units and 32 latents, 6 / 2 synthetic songs of
+    3 s, at most 6 / 2 MIR-1K clips, 2 / 1 MUSDB18 tracks.
+    """
+    if not args.quick:
+        return args
+    if args.command == "images":
+        args.epochs, args.test_pairs = 1, 100
+        args.train_pairs = args.train_pairs or 1024
+        args.study_epochs, args.study_train_pairs = 1, min(args.study_train_pairs, 256)
+        args.synthetic_images = (1024, 100)
+    else:
+        args.epochs, args.patches_per_epoch = 2, 256
+        args.hidden, args.latent_dim = min(args.hidden, 128), min(args.latent_dim, 32)
+        args.synthetic_songs, args.musdb_tracks = (6, 2, 3.0), (2, 1)
+        args.max_train_clips = min(args.max_train_clips or 6, 6)  # MIR-1K
+        args.max_test_clips = min(args.max_test_clips or 2, 2)
+    return args
 
 
 def out_root(args) -> Path:
     return Path(args.out_dir) if args.out_dir else Path("outputs") / SCRIPT
+
+
+def locked_out_dir(args, part: str) -> Path:
+    """``<out>/<part>``, created, with ``<out>`` locked for this run (:func:`audiolab.runtime.out_dir_for`)."""
+    out_dir = out_dir_for(args, SCRIPT) / part
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the output folder {out_dir}: {err.strerror or err}") from None
+    return out_dir
 
 
 def update_combined_metrics(args, part: str, metrics: dict, dataset: str, data_source: str, device) -> Path:
@@ -250,8 +309,7 @@ def load_image_data(args) -> dict:
     choice = choose_dataset(args.dataset, root, [both], "synthetic",
                             "sklearn 8x8 digits upsampled + drawn garments", download=args.download)
     if choice.synthetic:
-        n_train = 1024 if args.quick else 12000
-        n_test = 100 if args.quick else max(args.test_pairs, 200)
+        n_train, n_test = args.synthetic_images or (12000, max(args.test_pairs, 200))
         data = {"a_train": synthetic_digits(n_train, args.seed, "train"),
                 "b_train": synthetic_garments(n_train, args.seed, "train"),
                 "a_test": synthetic_digits(n_test, 0, "test"), "b_test": synthetic_garments(n_test, 0, "test")}
@@ -514,8 +572,7 @@ def run_study(args, data: dict, test: tuple, device, out_dir: Path) -> list[dict
     runs = [("vae", loss, beta, "mask") for loss in LOSSES for beta in STUDY_BETAS]
     runs += [("vae", args.loss, args.beta, "direct"), ("ae", args.loss, 0.0, "mask"), ("unet", args.loss, 0.0, "mask")]
     rows = []
-    epochs = 1 if args.quick else args.study_epochs
-    pairs = min(args.study_train_pairs, 256) if args.quick else args.study_train_pairs
+    epochs, pairs = args.study_epochs, args.study_train_pairs
     print(f"loss study: {len(runs)} runs x {epochs} epochs x {pairs} mixtures")
     for kind, loss, beta, output in runs:
         t0 = time.perf_counter()
@@ -553,23 +610,20 @@ def run_study(args, data: dict, test: tuple, device, out_dir: Path) -> list[dict
 def run_images(args) -> dict:
     device = select_device(args.device)
     seed_everything(args.seed)
-    out_dir = out_root(args) / "images"
     data = load_image_data(args)  # before creating folders: bad input leaves nothing behind
-    out_dir.mkdir(parents=True, exist_ok=True)
-    n_test = 100 if args.quick else args.test_pairs
+    out_dir = locked_out_dir(args, "images")
+    n_test = args.test_pairs
     ia, ib = fixed_pairs(len(data["a_test"]), len(data["b_test"]), n_test, TEST_PAIR_SEED)
     a_t, b_t = data["a_test"][ia], data["b_test"][ib]
     test = ((a_t + b_t) / 2, a_t, b_t)
-    epochs = 1 if args.quick else args.epochs
-    train_pairs = args.train_pairs or (1024 if args.quick else (12000 if data["data_source"] == "synthetic"
-                                                                else 60000))
+    epochs = args.epochs
+    train_pairs = args.train_pairs or (12000 if data["data_source"] == "synthetic" else 60000)
     print(f"images: {args.model} ({args.loss}, beta={args.beta:g}), {epochs} epochs x {train_pairs} mixtures, "
           f"{n_test} fixed test mixtures, device {device}")
-    t0 = time.perf_counter()
     model, history = train_image_model(args.model, args.loss, args.beta, args.output, data, test, args, device,
                                        epochs=epochs,
                                        train_pairs=train_pairs, out_dir=out_dir, resume=args.resume)
-    train_seconds = time.perf_counter() - t0
+    train_seconds = history.train_seconds  # the whole run, --resume included
     scores = evaluate_images(model, *test, device)
     metrics = summarize_scores(scores)
     metrics.update(images_train_seconds=train_seconds, images_params=count_parameters(model),
@@ -597,42 +651,6 @@ def run_images(args) -> dict:
           f"{metrics['test_psnr_db_fashion']:.2f} dB, mixture {metrics['test_psnr_db_mixture']:.2f} dB, SSIM "
           f"{metrics['test_ssim_mnist']:.3f}/{metrics['test_ssim_fashion']:.3f} ({train_seconds:.0f} s) -> {out_dir}")
     return metrics
-
-
-# ======================================================================= music: model
-class MusicVAE(nn.Module):
-    """MLP VAE on mixture spectrogram patches that predicts a soft mask per source.
-
-    Input: log-magnitude patch ``[B, n_freq, patch_frames]``, standardised per bin with the
-    training set's statistics (stored as buffers, so the checkpoint carries them).
-    Output: masks ``[B, 2, n_freq, patch_frames]`` (index 0 vocals, 1 accompaniment),
-    softmax over the sources, plus ``mu``, ``logvar`` ``[B, latent_dim]``.
-    """
-
-    def __init__(self, n_freq: int, patch_frames: int, hidden: int = 1024, latent_dim: int = 128):
-        super().__init__()
-        d = n_freq * patch_frames
-        self.n_freq, self.patch_frames = n_freq, patch_frames
-        self.register_buffer("feat_mean", torch.zeros(n_freq, 1))
-        self.register_buffer("feat_std", torch.ones(n_freq, 1))
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(d, hidden), nn.ReLU(), nn.Dropout(0.1),
-                                     nn.Linear(hidden, hidden // 2), nn.ReLU())
-        self.to_mu = nn.Linear(hidden // 2, latent_dim)
-        self.to_logvar = nn.Linear(hidden // 2, latent_dim)
-        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden // 2), nn.ReLU(),
-                                     nn.Linear(hidden // 2, hidden), nn.ReLU(), nn.Linear(hidden, 2 * d))
-
-    def features(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """``log1p(|X|)`` standardised per bin; ``[..., n_freq, n_frames]`` in and out."""
-        return (torch.log1p(magnitude) - self.feat_mean) / self.feat_std
-
-    def forward(self, magnitude: torch.Tensor) -> dict:
-        """``magnitude [B, n_freq, patch_frames]`` -> ``{"masks" [B, 2, F, T], "mu", "logvar"}``."""
-        h = self.encoder(self.features(magnitude))
-        mu, logvar = self.to_mu(h), self.to_logvar(h).clamp(-10, 10)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        logits = self.decoder(z).view(-1, 2, self.n_freq, self.patch_frames)
-        return {"masks": torch.softmax(logits, dim=1), "mu": mu, "logvar": logvar}
 
 
 # ======================================================================== music: data
@@ -680,21 +698,19 @@ def load_music_data(args) -> dict:
                             download=args.download)
     skipped: list = []
     if choice.synthetic:
-        n_train, n_test, secs = (6, 2, 3.0) if args.quick else (48, 12, 6.0)
+        n_train, n_test, secs = args.synthetic_songs
         train = synthetic_songs(n_train, secs, sr, seed=args.seed, prefix="synth_train")
         test = synthetic_songs(n_test, secs, sr, seed=10_000 + args.seed, prefix="synth_test")
         dataset = "synthetic_songs"
     elif choice.name == "mir1k":
         train_files, test_files = mir1k_files(choice.path, "train"), mir1k_files(choice.path, "test")
-        if args.quick:
-            train_files, test_files = train_files[:6], test_files[:2]
         train_files = train_files[:args.max_train_clips] if args.max_train_clips else train_files
         test_files = test_files[:args.max_test_clips] if args.max_test_clips else test_files
         train = load_songs_from_stereo(train_files, sr, skipped)
         test = load_songs_from_stereo(test_files, sr, skipped)
         dataset = "mir1k"
     else:
-        n_tr, n_te = (2, 1) if args.quick else (args.max_train_clips or 20, args.max_test_clips or 10)
+        n_tr, n_te = args.musdb_tracks or (args.max_train_clips or 20, args.max_test_clips or 10)
         train = load_musdb(choice.path, "train", sr, max_tracks=n_tr)
         test = load_musdb(choice.path, "test", sr, max_tracks=n_te)
         dataset = "musdb18"
@@ -749,6 +765,42 @@ class PatchSampler:
                 voc.append(v)
                 acc.append(a * 10 ** (self.rng.uniform(-3, 3) / 20))
             yield torch.from_numpy(np.stack(voc)), torch.from_numpy(np.stack(acc).astype(np.float32))
+
+
+# ======================================================================= music: model
+class MusicVAE(nn.Module):
+    """MLP VAE on mixture spectrogram patches that predicts a soft mask per source.
+
+    Input: log-magnitude patch ``[B, n_freq, patch_frames]``, standardised per bin with the
+    training set's statistics (stored as buffers, so the checkpoint carries them).
+    Output: masks ``[B, 2, n_freq, patch_frames]`` (index 0 vocals, 1 accompaniment),
+    softmax over the sources, plus ``mu``, ``logvar`` ``[B, latent_dim]``.
+    """
+
+    def __init__(self, n_freq: int, patch_frames: int, hidden: int = 1024, latent_dim: int = 128):
+        super().__init__()
+        d = n_freq * patch_frames
+        self.n_freq, self.patch_frames = n_freq, patch_frames
+        self.register_buffer("feat_mean", torch.zeros(n_freq, 1))
+        self.register_buffer("feat_std", torch.ones(n_freq, 1))
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(d, hidden), nn.ReLU(), nn.Dropout(0.1),
+                                     nn.Linear(hidden, hidden // 2), nn.ReLU())
+        self.to_mu = nn.Linear(hidden // 2, latent_dim)
+        self.to_logvar = nn.Linear(hidden // 2, latent_dim)
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden // 2), nn.ReLU(),
+                                     nn.Linear(hidden // 2, hidden), nn.ReLU(), nn.Linear(hidden, 2 * d))
+
+    def features(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """``log1p(|X|)`` standardised per bin; ``[..., n_freq, n_frames]`` in and out."""
+        return (torch.log1p(magnitude) - self.feat_mean) / self.feat_std
+
+    def forward(self, magnitude: torch.Tensor) -> dict:
+        """``magnitude [B, n_freq, patch_frames]`` -> ``{"masks" [B, 2, F, T], "mu", "logvar"}``."""
+        h = self.encoder(self.features(magnitude))
+        mu, logvar = self.to_mu(h), self.to_logvar(h).clamp(-10, 10)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        logits = self.decoder(z).view(-1, 2, self.n_freq, self.patch_frames)
+        return {"masks": torch.softmax(logits, dim=1), "mu": mu, "logvar": logvar}
 
 
 # ================================================================== music: separation
@@ -815,17 +867,50 @@ def length_weighted(rows: list[dict], key: str) -> float:
     return float((vals[ok] * w[ok]).sum() / w[ok].sum()) if ok.any() else float("nan")
 
 
-def evaluate_songs(model, songs: list[Song], args, device, progress: bool = False) -> list[dict]:
-    """Separate every song's mixture and score it; one row per clip."""
+def evaluate_songs(model, songs: list[Song], args, device, progress: bool = False,
+                   skipped: list | None = None) -> list[dict]:
+    """Separate every song's mixture and score it; one row per clip.
+
+    A clip that cannot be scored (a silent reference stem, where BSS Eval's projection is
+    singular; a clip shorter than one STFT frame; non-finite scores) is reported by name
+    (``skipped: ...``), appended to ``skipped`` as ``(name, reason)`` and left out, so one
+    bad clip never loses the evaluation of the others.
+    """
     from tqdm.auto import tqdm
 
     rows = []
     for s in tqdm(songs, desc="separating", leave=False, disable=not progress):
-        mixture = s.vocals + s.accompaniment
-        est_v, est_a = separate(model, mixture, args, device)
-        rows.append({"clip": s.name, "n_samples": s.n_samples, "seconds": s.n_samples / s.sample_rate,
-                     **bss_scores(s.vocals, s.accompaniment, est_v, est_a)})
+        reason = clip_problem(s, args)
+        if reason is None:
+            mixture = s.vocals + s.accompaniment
+            try:
+                est_v, est_a = separate(model, mixture, args, device)
+                scores = bss_scores(s.vocals, s.accompaniment, est_v, est_a)
+            except (ValueError, RuntimeError, UserError) as err:  # torch.linalg errors are RuntimeErrors
+                reason = f"BSS Eval failed: {err}"
+            else:
+                if not all(math.isfinite(v) for v in scores.values()):
+                    reason = "BSS Eval gave non-finite scores"
+        if reason is not None:
+            print(f"skipped: clip {s.name}: {reason}")
+            if skipped is not None:
+                skipped.append((s.name, reason))
+            continue
+        rows.append({"clip": s.name, "n_samples": s.n_samples, "seconds": s.n_samples / s.sample_rate, **scores})
     return rows
+
+
+def clip_problem(song: Song, args) -> str | None:
+    """Why ``song`` cannot be scored (silent stem, too short, non-finite samples), or ``None``."""
+    if song.n_samples < args.n_fft:
+        return f"{song.n_samples} samples, shorter than one STFT frame (--n-fft {args.n_fft})"
+    for stem in ("vocals", "accompaniment"):
+        wav = getattr(song, stem)
+        if not np.isfinite(wav).all():
+            return f"the {stem} stem holds NaN or inf samples"
+        if not np.any(wav):
+            return f"the {stem} reference stem is silent (all zeros): SDR/SIR/SAR are undefined"
+    return None
 
 
 # ==================================================================== music: training
@@ -848,24 +933,18 @@ def feature_stats(songs: list[Song], args) -> tuple[torch.Tensor, torch.Tensor]:
     return allf.mean(-1, keepdim=True), allf.std(-1, keepdim=True).clamp_min(1e-3)
 
 
-def run_music(args) -> dict:
-    device = select_device(args.device)
-    seed_everything(args.seed)
-    out_dir = out_root(args) / "music"
-    data = load_music_data(args)  # before creating folders: bad input leaves nothing behind
-    out_dir.mkdir(parents=True, exist_ok=True)
-    synthetic = data["data_source"] == "synthetic"
-    label = " [SYNTHETIC]" if synthetic else ""
-    train, val, test = data["train"], data["val"], data["test"]
-    epochs = 2 if args.quick else args.epochs
-    n_patches = 256 if args.quick else args.patches_per_epoch
-    print(f"music: {len(train)} training, {len(val)} validation, {len(test)} test clips; {epochs} epochs x "
-          f"{n_patches} patches of {args.patch_frames} frames; device {device}")
-    n_freq = args.n_fft // 2 + 1
-    hidden, latent = (min(args.hidden, 128), min(args.latent_dim, 32)) if args.quick else (args.hidden, args.latent_dim)
-    model = MusicVAE(n_freq, args.patch_frames, hidden, latent)
-    model.feat_mean.copy_(feature_stats(train, args)[0])
-    model.feat_std.copy_(feature_stats(train, args)[1])
+def train_music(model: MusicVAE, train: list[Song], val: list[Song], args, device, out_dir: Path):
+    """Train ``model`` on random patches of ``train`` (validation NSDR on ``val`` every epoch).
+
+    The loss is the squared error of both masked magnitudes against the true stems' (divided
+    by the training mixtures' fixed :func:`magnitude_scale`) plus the KL term, its weight
+    rising linearly to ``--beta`` over the first 20 % of the steps. Checkpoints to
+    ``out_dir/checkpoint.pt`` (``--resume``) and keeps the best by validation vocals NSDR.
+
+    Returns:
+        ``(history, train_seconds)``.
+    """
+    epochs, n_patches = args.epochs, args.patches_per_epoch
     scale = magnitude_scale(train, args)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     loader = PatchSampler(train, patch_samples(args), n_patches, args.batch_size, args.remix_prob, args.seed)
@@ -885,7 +964,7 @@ def run_music(args) -> dict:
         rec_v, rec_a = (err_v ** 2).flatten(1).sum(1), (err_a ** 2).flatten(1).sum(1)
         kl = kl_divergence(out["mu"], out["logvar"])
         beta_t = args.beta * min(1.0, state["step"] / warmup_steps)
-        state["step"] += 1
+        state["step"] += world_size()  # one global step per batch of every process (torchrun), as on resume
         loss = (rec_v + rec_a + beta_t * kl).mean()
         terms = {"recon_vocals": rec_v.mean(), "recon_accompaniment": rec_a.mean(), "kl": kl.mean()}
         return loss, {**{k: float(v.detach()) for k, v in terms.items()}, "beta": beta_t}
@@ -897,33 +976,30 @@ def run_music(args) -> dict:
         return {"val_vocals_nsdr_db": length_weighted(rows, "vocals_nsdr_db"),
                 "val_accompaniment_nsdr_db": length_weighted(rows, "accompaniment_nsdr_db")}
 
-    t0 = time.perf_counter()
     history = fit(model, optimizer, loader, step_fn, epochs, eval_fn=eval_fn, device=device,
                   checkpoint_path=out_dir / "checkpoint.pt", log_path=out_dir / "log.csv", resume=args.resume,
                   best_key="val_vocals_nsdr_db" if val else None, best_mode="max", config=vars(args),
                   desc="music", grad_clip=5.0)
-    train_seconds = time.perf_counter() - t0
-    best = out_dir / "checkpoint_best.pt"
-    if best.exists():
-        model.load_state_dict(load_checkpoint(best, map_location=device)["model"])
-    model.to(device)
+    train_seconds = history.train_seconds  # the whole run, --resume included
+    return history, train_seconds
 
-    print(f"evaluating on {len(test)} test clips ...")
-    rows = evaluate_songs(model, test, args, device, progress=True)
-    write_csv(out_dir / "test_clips.csv", rows)
+
+def music_metrics(rows: list[dict]) -> dict:
+    """Length-weighted GNSDR / GSDR / GSIR / GSAR and the mean SDR of both stems over the scored clips."""
     metrics = {"vocals_gnsdr_db": length_weighted(rows, "vocals_nsdr_db"),
                "accompaniment_gnsdr_db": length_weighted(rows, "accompaniment_nsdr_db")}
     for stem in ("vocals", "accompaniment"):
         for m in ("sdr", "sir", "sar"):
             metrics[f"{stem}_g{m}_db"] = length_weighted(rows, f"{stem}_{m}_db")
-        metrics[f"{stem}_mean_sdr_db"] = float(np.mean([r[f"{stem}_sdr_db"] for r in rows]))
-    metrics.update(music_train_seconds=train_seconds, music_params=count_parameters(model),
-                   music_epochs=len(history), music_test_clips=len(rows), music_train_clips=len(train),
-                   music_test_seconds_total=float(sum(r["seconds"] for r in rows)))
+        metrics[f"{stem}_mean_sdr_db"] = float(np.mean([r[f"{stem}_sdr_db"] for r in rows])) if rows else None
+    return metrics
 
-    # outputs: audio, spectrograms, curves
+
+def write_music_examples(model, test: list[Song], rows: list[dict], args, device, out_dir: Path, label: str) -> None:
+    """WAVs (mixture, true and estimated stems) and a spectrogram figure of the first ``--save-audio`` scored clips."""
     sr = args.sample_rate
-    for s in test[:max(0, args.save_audio)]:
+    scored = {r["clip"]: r for r in rows}
+    for s in [s for s in test if s.name in scored][:args.save_audio]:
         mixture = s.vocals + s.accompaniment
         est_v, est_a = separate(model, mixture, args, device)
         folder = out_dir / "audio" / s.name
@@ -931,13 +1007,58 @@ def run_music(args) -> dict:
         for name, wav in (("mixture", mixture), ("vocals_true", s.vocals), ("vocals_estimate", est_v),
                           ("accompaniment_true", s.accompaniment), ("accompaniment_estimate", est_a)):
             save_audio(folder / f"{name}.wav", wav / peak, sr)
-        row = next(r for r in rows if r["clip"] == s.name)
+        row = scored[s.name]
         spectrogram_figure({"mixture": mixture, "true vocals": s.vocals,
                             f"estimated vocals (SDR {row['vocals_sdr_db']:.1f} dB)": est_v,
                             "true accompaniment": s.accompaniment,
                             f"estimated accompaniment (SDR {row['accompaniment_sdr_db']:.1f} dB)": est_a},
                            sr, out_dir / f"spectrograms_{s.name}.png", n_fft=1024, ncols=5,
                            suptitle=f"{s.name}: VAE mask separation{label}")
+
+
+def run_music(args) -> dict:
+    """``vae_bss.py music``: data, model, training, evaluation on the test clips, outputs; returns the metrics."""
+    device = select_device(args.device)
+    seed_everything(args.seed)
+    if args.hop_length > args.n_fft:
+        raise UserError(f"--hop-length {args.hop_length} is larger than --n-fft {args.n_fft}: samples between "
+                        f"frames would be skipped; use --hop-length <= {args.n_fft}")
+    data = load_music_data(args)  # before creating folders: bad input leaves nothing behind
+    out_dir = locked_out_dir(args, "music")
+    synthetic = data["data_source"] == "synthetic"
+    label = " [SYNTHETIC]" if synthetic else ""
+    train, val, test = data["train"], data["val"], data["test"]
+    print(f"music: {len(train)} training, {len(val)} validation, {len(test)} test clips; {args.epochs} epochs x "
+          f"{args.patches_per_epoch} patches of {args.patch_frames} frames; device {device}")
+
+    # model, with the input statistics of the training mixtures; training
+    n_freq = args.n_fft // 2 + 1
+    model = MusicVAE(n_freq, args.patch_frames, args.hidden, args.latent_dim)
+    model.feat_mean.copy_(feature_stats(train, args)[0])
+    model.feat_std.copy_(feature_stats(train, args)[1])
+    history, train_seconds = train_music(model, train, val, args, device, out_dir)
+    if not is_main_process():  # torchrun: the other ranks helped train; rank 0 evaluates and writes
+        return {}
+    best = out_dir / "checkpoint_best.pt"
+    if best.exists():
+        model.load_state_dict(load_checkpoint(best, map_location=device)["model"])
+    model.to(device)
+
+    print(f"evaluating on {len(test)} test clips ...")
+    eval_skipped: list = []
+    rows = evaluate_songs(model, test, args, device, progress=True, skipped=eval_skipped)
+    if rows:
+        write_csv(out_dir / "test_clips.csv", rows)
+    metrics = music_metrics(rows)
+    metrics.update(music_train_seconds=train_seconds, music_params=count_parameters(model),
+                   music_epochs=len(history), music_test_clips=len(rows), music_train_clips=len(train),
+                   music_test_seconds_total=float(sum(r["seconds"] for r in rows)),
+                   music_test_clips_skipped=len(eval_skipped))
+    if eval_skipped:
+        metrics["music_test_skipped_note"] = "; ".join(f"{name}: {why}" for name, why in eval_skipped)
+
+    # outputs: audio, spectrograms, curves
+    write_music_examples(model, test, rows, args, device, out_dir, label)
     if data["irmas"] is not None:
         separate_irmas(model, Path(data["irmas"]), args, device, out_dir)
     if history:
@@ -949,6 +1070,10 @@ def run_music(args) -> dict:
     write_metrics(out_dir, metrics, args=args, dataset=data["dataset"], data_source=data["data_source"],
                   device=device, anchors=MUSIC_ANCHORS)
     update_combined_metrics(args, "music", metrics, data["dataset"], data["data_source"], device)
+    if not rows:
+        print(f"vae_bss music{label}: no test clip could be scored ({len(eval_skipped)} skipped); metrics.json "
+              f"records training only -> {out_dir}")
+        return metrics
     print(f"vae_bss music{label} ({data['dataset']}, {len(rows)} test clips): vocals GNSDR "
           f"{metrics['vocals_gnsdr_db']:.2f} dB (GSIR {metrics['vocals_gsir_db']:.2f}, GSAR "
           f"{metrics['vocals_gsar_db']:.2f}), accompaniment GNSDR {metrics['accompaniment_gnsdr_db']:.2f} dB; "
@@ -960,6 +1085,7 @@ def separate_irmas(model, folder: Path, args, device, out_dir: Path) -> None:
     """Separate a few IRMAS ``voi`` excerpts (no stems: WAVs and spectrograms for listening only)."""
     files = find_audio_files(folder)[:max(0, args.irmas_max)]
     print(f"IRMAS voi: separating {len(files)} excerpt(s) from {folder} (qualitative: no stems, no scores)")
+    used: set[str] = set()
     for path in files:
         try:
             mixture, _ = load_audio(path, sample_rate=args.sample_rate, mono=True)
@@ -970,18 +1096,19 @@ def separate_irmas(model, folder: Path, args, device, out_dir: Path) -> None:
             print(f"skipped: {path} is shorter than one patch")
             continue
         est_v, est_a = separate(model, mixture, args, device)
-        dest = out_dir / "irmas" / path.stem
+        stem = unique_name(path.stem, used)
+        dest = out_dir / "irmas" / stem
         peak = max(1.0, float(np.abs(mixture).max()))
         for name, wav in (("mixture", mixture), ("vocals_estimate", est_v), ("accompaniment_estimate", est_a)):
             save_audio(dest / f"{name}.wav", wav / peak, args.sample_rate)
         spectrogram_figure({"IRMAS mixture": mixture, "estimated vocals": est_v, "estimated accompaniment": est_a},
-                           args.sample_rate, out_dir / f"irmas_{path.stem}.png", n_fft=1024,
+                           args.sample_rate, out_dir / f"irmas_{stem}.png", n_fft=1024,
                            suptitle=f"IRMAS {path.name}: qualitative separation (no reference stems)")
 
 
 # ============================================================================== main
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
+    args = apply_quick(build_parser().parse_args(argv))
     if args.command == "images":
         run_images(args)
     else:

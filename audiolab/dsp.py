@@ -95,3 +95,33 @@ def frequencies_hz(n_fft: int, sample_rate: int) -> np.ndarray:
 def frame_times_s(n_frames: int, hop_length: int, sample_rate: int) -> np.ndarray:
     """Time in seconds of each frame centre (``center=True`` STFT)."""
     return np.arange(n_frames) * hop_length / sample_rate
+
+
+def check_stft_fits(n_samples: int, n_fft: int, hop_length: int | None = None, *, what: str = "the signal",
+                    n_fft_flag: str = "--n-fft", hop_flag: str = "--hop-length") -> None:
+    """Refuse STFT settings that do not fit a signal of ``n_samples`` samples.
+
+    A centred STFT (:func:`stft`) needs at least ``n_fft`` samples for one frame that holds
+    signal across its whole window (``torch.stft`` itself fails below ``n_fft // 2 + 1``
+    with an unhelpful message), and a hop longer than the signal gives one frame only.
+
+    Args:
+        n_samples: length of the (shortest) signal in samples.
+        n_fft, hop_length: STFT size and hop in samples.
+        what: how the message names the signal, e.g. ``"the clips in data/q1"``.
+        n_fft_flag, hop_flag: the command-line flags the message names.
+
+    Raises:
+        UserError: ``n_fft`` or ``hop_length`` exceeds ``n_samples``, or ``hop_length > n_fft``.
+    """
+    from .runtime import UserError  # local import: dsp stays importable on its own
+    hop_length = hop_length or n_fft // 4
+    if n_fft > n_samples:
+        raise UserError(f"{n_fft_flag} {n_fft} is longer than {what} ({n_samples} samples); "
+                        f"use {n_fft_flag} <= {n_samples}")
+    if hop_length > n_samples:
+        raise UserError(f"{hop_flag} {hop_length} is longer than {what} ({n_samples} samples); "
+                        f"use {hop_flag} <= {n_samples}")
+    if hop_length > n_fft:
+        raise UserError(f"{hop_flag} {hop_length} is larger than {n_fft_flag} {n_fft}: samples between "
+                        f"frames would be skipped; use {hop_flag} <= {n_fft}")

@@ -18,6 +18,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from .runtime import is_main_process, match_umask
+
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3"}
 
 
@@ -40,7 +42,10 @@ def load_audio(path: str | Path, sample_rate: int | None = None, mono: bool = Tr
         ``[n_channels, n_samples]``, floats in [-1, 1].
 
     Raises:
-        AudioReadError: the file is missing, unreadable or holds no samples.
+        AudioReadError: the file is missing, unreadable, holds no samples, or holds NaN
+            or inf samples (possible in float WAV/FLAC; they would poison every metric and
+            normalisation statistic downstream, so such a file is reported like an
+            unreadable one).
     """
     path = Path(path)
     try:
@@ -49,6 +54,9 @@ def load_audio(path: str | Path, sample_rate: int | None = None, mono: bool = Tr
         raise AudioReadError(f"cannot read audio file {path}: {err}") from None
     if data.shape[0] == 0:
         raise AudioReadError(f"audio file {path} holds no samples")
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).any(axis=1).sum())
+        raise AudioReadError(f"audio file {path} holds NaN or inf samples ({bad} of {data.shape[0]} frames)")
     wav = data.T  # [channels, samples]
     if mono:
         wav = wav.mean(axis=0)
@@ -86,6 +94,8 @@ def save_audio(path: str | Path, wav: np.ndarray | torch.Tensor, sample_rate: in
         ValueError: the signal holds NaN or inf samples.
     """
     path = Path(path)
+    if not is_main_process():  # torchrun: rank 0 writes
+        return path
     if isinstance(wav, torch.Tensor):
         wav = wav.detach().cpu().numpy()
     wav = np.asarray(wav, dtype=np.float32)
@@ -101,6 +111,7 @@ def save_audio(path: str | Path, wav: np.ndarray | torch.Tensor, sample_rate: in
     os.close(fd)
     try:
         sf.write(tmp, data, int(sample_rate), subtype="PCM_16", format="WAV")
+        match_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -131,6 +142,20 @@ def iter_readable(paths: Iterable[Path], sample_rate: int | None = None, mono: b
                 skipped.append((Path(path), str(err)))
             continue
         yield Path(path), wav, sr
+
+
+def unique_name(name: str, used: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``, ... if already in ``used``; the result is added to ``used``.
+
+    For output files named after input files: two inputs with the same base name
+    (``a/x.wav``, ``b/x.wav``) must not overwrite each other's outputs.
+    """
+    candidate, k = name, 1
+    while candidate in used:
+        k += 1
+        candidate = f"{name}_{k}"
+    used.add(candidate)
+    return candidate
 
 
 def fit_length(wav: np.ndarray, n_samples: int, offset: int = 0) -> np.ndarray:

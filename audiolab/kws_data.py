@@ -34,6 +34,7 @@ time shift, speed perturbation, background noise at a random SNR), :class:`PadCo
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import struct
@@ -80,6 +81,8 @@ class Clip:
         path: source file, or a description for synthetic / cut clips.
         orig_sample_rate: the file's own rate in Hz (before resampling).
         orig_channels: the file's channel count (before down-mixing).
+        sha1: SHA-1 of the file's bytes (set by the canonical test-set loader, to find
+            byte-identical duplicates; empty otherwise).
     """
 
     wav: np.ndarray
@@ -89,6 +92,7 @@ class Clip:
     path: str
     orig_sample_rate: int
     orig_channels: int = 1
+    sha1: str = ""
 
 
 @dataclass
@@ -171,7 +175,7 @@ def read_clip(path: str | Path, sample_rate: int, issues: list | None = None) ->
 
     Returns:
         ``(wav [n_samples], orig_sample_rate, orig_channels)``, or ``None`` when the file is
-        missing or unreadable (printed as ``skipped: ...``).
+        missing, unreadable or holds NaN/inf samples (printed as ``skipped: ...``).
     """
     issues = issues if issues is not None else []
     path = Path(path)
@@ -182,6 +186,11 @@ def read_clip(path: str | Path, sample_rate: int, issues: list | None = None) ->
         msg = str(err) if isinstance(err, AudioReadError) else f"cannot read audio file {path}: {err}"
         print(f"skipped: {msg}")
         issues.append((str(path), f"unreadable, skipped ({msg})"))
+        return None
+    if not np.all(np.isfinite(wav)):
+        bad = int(np.sum(~np.isfinite(wav)))
+        print(f"skipped: {path}: {bad} NaN/inf samples")
+        issues.append((str(path), f"{bad} NaN/inf samples, skipped"))
         return None
     if info.samplerate != sample_rate:
         issues.append((str(path), f"sample rate {info.samplerate} Hz, resampled to {sample_rate} Hz"))
@@ -214,16 +223,29 @@ def which_set(filename: str, validation_percentage: float = 10.0, testing_percen
 
 
 def find_speech_commands(root: Path) -> Path | None:
-    """The Speech Commands folder (the one holding ``<word>/*_nohash_*.wav``) under ``root``, or None.
+    """The Speech Commands folder under ``root``, or None.
 
-    Looks at ``root`` itself, ``SpeechCommands/speech_commands_v0.02`` (torchaudio's download
-    layout), ``SpeechCommands/speech_commands_v0.01``, ``speech_commands_v0.02`` and ``speech_commands``.
+    The full release (``<word>/*_nohash_*.wav``) is looked for first: ``root`` itself,
+    ``SpeechCommands/speech_commands_v0.02`` (torchaudio's download layout),
+    ``SpeechCommands/speech_commands_v0.01``, ``speech_commands_v0.02``, ``speech_commands``; then
+    the canonical test-set layout (:func:`is_test_set_layout`, any audio format):
+    ``speech_commands_test_v0.02``, ``speech_commands_test_set_v0.02``, ``speech_commands_test``.
     """
     root = Path(root)
-    if next(root.glob("*/*_nohash_*.wav"), None) is not None:
+    if next(root.glob("*/*_nohash_*.wav"), None) is not None or is_test_set_layout(root):
         return root
-    return first_existing(root, ["SpeechCommands/speech_commands_v0.02", "SpeechCommands/speech_commands_v0.01",
-                                 "speech_commands_v0.02", "speech_commands"], must_contain="*_nohash_*.wav")
+    found = first_existing(root, ["SpeechCommands/speech_commands_v0.02", "SpeechCommands/speech_commands_v0.01",
+                                  "speech_commands_v0.02", "speech_commands"], must_contain="*_nohash_*.wav")
+    if found is not None:
+        return found
+    for cand in TEST_SET_FOLDERS:
+        if is_test_set_layout(root / cand):
+            return root / cand
+    return None
+
+
+#: folder names under the data root searched for the canonical test-set layout
+TEST_SET_FOLDERS = ("speech_commands_test_v0.02", "speech_commands_test_set_v0.02", "speech_commands_test")
 
 
 def download_speech_commands(root: Path) -> Path:
@@ -246,7 +268,8 @@ def download_speech_commands(root: Path) -> Path:
 
 SPEECH_COMMANDS = RealDataset(
     name="speech_commands", find=find_speech_commands, download=download_speech_commands,
-    looked_for="<word>/*_nohash_*.wav in the data root, SpeechCommands/speech_commands_v0.02 or speech_commands",
+    looked_for="<word>/*_nohash_*.wav in the data root, SpeechCommands/speech_commands_v0.02 or speech_commands, "
+               "or the canonical test-set layout in speech_commands_test_v0.02 / speech_commands_test",
     how_to_get="run with --dataset speech_commands --download (torchaudio fetches v0.02, 2.3 GB), or extract "
                "speech_commands_v0.02.tar.gz into <data root>/SpeechCommands/speech_commands_v0.02.")
 
@@ -385,6 +408,184 @@ def silence_clips(noises: Sequence[np.ndarray], n_per_split: dict[str, int], sam
             out.append(Clip((seg * gain).astype(np.float32), SILENCE, f"noise{k}", split,
                             f"_background_noise_ #{k} cut {i}", sample_rate))
     return out
+
+
+# ----------------------------------------------------------------------------- canonical test-set layout
+#: ``_unknown_/<word>_<speaker>_nohash_<n>``: the speaker is the field after the word
+_UNKNOWN_NAME = re.compile(r"^(?P<word>[^_]+)_(?P<speaker>[^_]+)_nohash_(?P<n>\d+)$")
+_WORD_NAME = re.compile(r"^(?P<speaker>[^_]+)_nohash_(?P<n>\d+)$")
+#: fewest clips a split may hold, as a fraction of all clips (see :func:`check_splits`)
+MIN_SPLIT_FRACTION = 0.02
+
+
+def is_test_set_layout(folder: Path) -> bool:
+    """True when ``folder`` looks like the canonical Speech Commands test set: ``_unknown_/`` or
+    ``_silence_/`` beside ``<word>/*_nohash_*`` clips, and no ``validation_list.txt``."""
+    folder = Path(folder)
+    if not folder.is_dir() or (folder / "validation_list.txt").is_file():
+        return False
+    has_special = (folder / UNKNOWN).is_dir() or (folder / SILENCE).is_dir()
+    return has_special and any(p.is_dir() and any(p.glob("*_nohash_*.*")) for p in folder.iterdir())
+
+
+def class_order(names: Sequence[str]) -> list[str]:
+    """Class names in the task's order: the ten keywords as in ``KEYWORDS``, other words sorted,
+    then ``_unknown_`` and ``_silence_``."""
+    names = set(names)
+    words = [w for w in KEYWORDS if w in names] + sorted(n for n in names if n not in KEYWORDS
+                                                          and n not in (UNKNOWN, SILENCE))
+    return words + [n for n in (UNKNOWN, SILENCE) if n in names]
+
+
+def load_test_set_layout(folder: Path, sample_rate: int = SC_SAMPLE_RATE, *, split: str = "test",
+                         progress: bool = True) -> KwsData:
+    """Every clip of a folder in the canonical Speech Commands test-set layout, as given.
+
+    The layout of ``speech_commands_test_set_v0.02.tar.gz`` (Warden 2018): ``<word>/<speaker>_nohash_<n>.*``
+    for the core words, ``_unknown_/<word>_<speaker>_nohash_<n>.*`` (the speaker is the field after
+    the word) and ``_silence_/*.*`` (1 s background-noise clips, one class). Any audio format
+    soundfile reads; other rates are resampled, stereo down-mixed. Each class is a subfolder;
+    clips are tagged ``split`` (a speaker split is :func:`speaker_split`'s job). ``_silence_`` clips
+    get the speaker ``_silence_/<file stem>`` (no speaker; each clip its own group).
+
+    Reported by path and skipped (``KwsData.issues``): a clip whose speaker cannot be parsed from
+    its name, unreadable files, NaN/inf samples. An empty class folder is reported and is not a class.
+    Reported and kept: clips not 1 s long (more than 1 % off), other sample rates, stereo.
+    Each clip's ``sha1`` (file bytes) is set so that byte-identical duplicates can be grouped
+    (:func:`duplicate_groups`).
+
+    Raises:
+        UserError: ``folder`` holds no readable clips.
+    """
+    folder = Path(folder)
+    issues: list[tuple[str, str]] = []
+    jobs: list[tuple[Path, str, str]] = []
+    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and p.name != "_background_noise_"
+                        and not p.name.startswith("."))
+    for d in class_dirs:
+        files = find_audio_files(d)
+        if not files:
+            print(f"skipped: {d}: class folder holds no audio clips")
+            issues.append((str(d), "class folder holds no audio clips, not a class"))
+            continue
+        for path in files:
+            stem = path.stem
+            if d.name == SILENCE:
+                speaker = f"{SILENCE}/{stem}"
+            else:
+                m = (_UNKNOWN_NAME if d.name == UNKNOWN else _WORD_NAME).match(stem)
+                if m is None:
+                    want = "<word>_<speaker>_nohash_<n>" if d.name == UNKNOWN else "<speaker>_nohash_<n>"
+                    print(f"skipped: {path}: speaker cannot be parsed (name is not {want})")
+                    issues.append((str(path), f"speaker cannot be parsed (name is not {want}), skipped"))
+                    continue
+                speaker = m.group("speaker")
+            jobs.append((path, d.name, speaker))
+    clips = []
+    for path, label, speaker in tqdm(jobs, desc=f"reading {folder.name}", disable=not progress, leave=False):
+        got = read_clip(path, sample_rate, issues)
+        if got is None:
+            continue
+        wav, sr, ch = got
+        if abs(len(wav) - sample_rate) > sample_rate // 100:  # the layout's clips are 1.0 s
+            msg = f"{len(wav) / sample_rate:.2f} s long, not 1 s: kept (padded / cropped to the clip window)"
+            print(f"note: {path}: {msg}")
+            issues.append((str(path), msg))
+        digest = hashlib.sha1(path.read_bytes()).hexdigest()
+        clips.append(Clip(wav, label, speaker, split, str(path), sr, ch, digest))
+    if not clips:
+        raise UserError(f"{folder} holds no readable clips in the Speech Commands test-set layout "
+                        "(<word>/<speaker>_nohash_<n>.wav, _unknown_/<word>_<speaker>_nohash_<n>.wav, _silence_/*.wav)")
+    labels = class_order({c.label for c in clips})
+    notes = [f"canonical test-set layout: {len(clips)} clips as given ({folder})"]
+    return KwsData("speech_commands", "real", sample_rate, labels, clips, issues, notes)
+
+
+def duplicate_groups(clips: Sequence[Clip]) -> list[list[Clip]]:
+    """Groups of clips with byte-identical files (same ``sha1``), largest first; singletons left out."""
+    by_hash: dict[str, list[Clip]] = {}
+    for c in clips:
+        if c.sha1:
+            by_hash.setdefault(c.sha1, []).append(c)
+    return sorted((g for g in by_hash.values() if len(g) > 1), key=lambda g: (-len(g), g[0].path))
+
+
+def speaker_split(data: KwsData, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1) -> KwsData:
+    """Seeded speaker-disjoint train/val/test split (in place), 80/10/10 of the speakers by default.
+
+    Speakers are drawn with scikit-learn's ``GroupShuffleSplit`` (the test speakers, then the
+    validation speakers from the rest), so every clip of a speaker lands in one split. Clips
+    without a speaker (``_silence_``, speaker ``_silence_/...``) are split the same way, each
+    clip its own group. Byte-identical duplicate files (:func:`duplicate_groups`) are kept in one
+    split: in Speech Commands they are the same speaker's, so grouping by speaker already does it;
+    any group that would still straddle is moved whole to its first clip's split (noted).
+
+    Raises:
+        UserError: fewer than three speakers, or fractions outside (0, 1).
+    """
+    from sklearn.model_selection import GroupShuffleSplit
+
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise UserError(f"split fractions must be in (0, 1) and sum below 1; got val {val_fraction}, "
+                        f"test {test_fraction}")
+
+    def assign(members: list[Clip], kind: str, salt: int) -> None:
+        groups = np.array([c.speaker for c in members])
+        n_groups = len(set(groups.tolist()))
+        if n_groups < 3:
+            raise UserError(f"a speaker-disjoint train/val/test split needs at least 3 {kind}, found {n_groups}")
+        idx = np.arange(len(members))
+        rest, test = next(GroupShuffleSplit(1, test_size=test_fraction, random_state=seed + salt)
+                          .split(idx, groups=groups))
+        train, val = next(GroupShuffleSplit(1, test_size=val_fraction / (1 - test_fraction),
+                                            random_state=seed + salt + 1).split(rest, groups=groups[rest]))
+        for i in test:
+            members[i].split = "test"
+        for i in rest[val]:
+            members[i].split = "val"
+        for i in rest[train]:
+            members[i].split = "train"
+
+    silence = [c for c in data.clips if c.speaker.startswith(f"{SILENCE}/")]
+    speech = [c for c in data.clips if not c.speaker.startswith(f"{SILENCE}/")]
+    if speech:
+        assign(speech, "speakers", 0)
+    if silence:
+        assign(silence, "_silence_ clips", 100)
+    moved = 0
+    for group in duplicate_groups(data.clips):
+        for c in group[1:]:
+            if c.split != group[0].split:
+                c.split = group[0].split
+                moved += 1
+    n_spk = {s: len({c.speaker for c in speech if c.split == s}) for s in SPLITS}
+    data.notes.append(f"seeded speaker-disjoint split (GroupShuffleSplit, seed {seed}): speakers train "
+                      f"{n_spk['train']} / val {n_spk['val']} / test {n_spk['test']}"
+                      + (f"; {moved} duplicate clips moved to their group's split" if moved else ""))
+    return data
+
+
+def check_splits(data: KwsData, min_fraction: float = MIN_SPLIT_FRACTION) -> None:
+    """Refuse a split that leaves train, val or test empty or nearly empty.
+
+    Each split must hold at least ``max(n_classes, min_fraction x all clips)`` clips. Classes
+    missing from a split are printed as a warning (the run goes on).
+
+    Raises:
+        UserError: a split below that minimum (names the split, its count and the minimum).
+    """
+    total = len(data.clips)
+    need = max(len(data.labels), int(math.ceil(min_fraction * total)))
+    counts = data.counts()
+    for s in SPLITS:
+        n = sum(counts[s].values())
+        if n < need:
+            raise UserError(f"the {s} split of {data.name} holds {n} of {total} clips (at least {need} needed: "
+                            f"one per class and {min_fraction:.0%} of the clips); "
+                            f"{'; '.join(data.notes) or 'check the data'}")
+        missing = [lab for lab in data.labels if counts[s][lab] == 0]
+        if missing:
+            print(f"warning: the {s} split holds no clips of {missing}")
 
 
 # ----------------------------------------------------------------------------- FSDD

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import AudioReadError, find_audio_files, load_audio, resample
+from .io import AudioReadError, find_audio_files, load_audio, resample, unique_name
 from .runtime import UserError
 
 MIR1K_TRAIN_SINGERS = ("abjones", "amy")
@@ -91,10 +91,14 @@ def mir1k_files(folder: str | Path, split: str) -> list[Path]:
 def load_songs_from_stereo(paths: list[Path], sample_rate: int, skipped: list | None = None) -> list[Song]:
     """Load stereo stem files (MIR-1K layout); unreadable or mono files are reported by path and skipped.
 
+    Unreadable includes NaN/inf samples (:func:`audiolab.io.load_audio`). Song names are the
+    file stems, made unique (``x``, ``x_2``) so outputs named after them never collide.
+
     Raises:
         StemError: none of the files is a readable stereo file.
     """
     songs = []
+    used: set[str] = set()
     for path in paths:
         try:
             vocals, accompaniment = load_stereo_stems(path, sample_rate)
@@ -103,7 +107,7 @@ def load_songs_from_stereo(paths: list[Path], sample_rate: int, skipped: list | 
             if skipped is not None:
                 skipped.append((Path(path), str(err)))
             continue
-        songs.append(Song(Path(path).stem, vocals, accompaniment, sample_rate))
+        songs.append(Song(unique_name(Path(path).stem, used), vocals, accompaniment, sample_rate))
     if not songs:
         where = Path(paths[0]).parent if paths else "the given folder"
         raise StemError(f"no usable stereo stem file in {where} ({len(paths)} file(s) looked at); MIR-1K clips "
@@ -143,7 +147,8 @@ def load_musdb(folder: str | Path, subset: str, sample_rate: int, max_tracks: in
         max_seconds: crop each track to this many seconds from its middle (``None``: whole track).
 
     Raises:
-        UserError: ``musdb`` is not installed or no track was found.
+        UserError: ``musdb`` is not installed or no track was found. A track whose stems
+            hold NaN/inf samples is reported and skipped.
     """
     try:
         import musdb
@@ -160,6 +165,9 @@ def load_musdb(folder: str | Path, subset: str, sample_rate: int, max_tracks: in
         rate = int(track.rate)
         vocals = track.targets["vocals"].audio.mean(axis=1).astype(np.float32)
         accompaniment = track.targets["accompaniment"].audio.mean(axis=1).astype(np.float32)
+        if not (np.isfinite(vocals).all() and np.isfinite(accompaniment).all()):
+            print(f"skipped: musdb track {track.name}: its stems hold NaN or inf samples")
+            continue
         if max_seconds:
             n = int(max_seconds * rate)
             start = max(0, (len(vocals) - n) // 2)

@@ -16,11 +16,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .dsp import frame_times_s, frequencies_hz, spectrogram_db  # noqa: E402
+from .runtime import is_main_process  # noqa: E402
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     """Save ``fig`` as PNG (creating folders) and close it."""
     path = Path(path)
+    if not is_main_process():  # torchrun: rank 0 writes
+        plt.close(fig)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import json
 import math
 import os
@@ -46,10 +47,17 @@ def main_guard(main, argv=None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in _OUTPUT_ERRNOS:
+            raise
+        print(f"error: {_describe_os_error(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted: checkpoints written so far are kept; rerun with --resume "
               "where the script supports it.", file=sys.stderr)
         return 130
+    finally:
+        release_out_dir_locks()
     return 0
 
 
@@ -64,18 +72,89 @@ def base_parser(description: str, *, epochs: int | None = None, seed: int = 0) -
         seed: default random seed.
     """
     parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+        conflict_handler="resolve")  # a script may redefine a shared flag (e.g. denoise's --threads)
     parser.add_argument("--seed", type=int, default=seed, help="random seed (default %(default)s)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="compute device; auto picks cuda, then mps, then cpu (default %(default)s)")
     if epochs is not None:
         parser.add_argument("--epochs", type=positive_int, default=epochs,
                             help="training epochs (default %(default)s)")
+        parser.add_argument("--amp", action="store_true",
+                            help="mixed precision (float16 autocast + GradScaler) on CUDA; ignored on the CPU")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes for a smoke test (seconds, not meaningful numbers)")
     parser.add_argument("--out-dir", type=Path, default=None,
                         help="where outputs go (default outputs/<script name>)")
+    add_threads_arg(parser)
     return parser
+
+
+# ------------------------------------------------------------------- CPU threads
+def default_threads(n_cpus: int | None = None) -> int:
+    """The intra-op thread count every script starts with: half the usable CPUs, 1 to 4.
+
+    ``n_cpus`` defaults to the CPUs this process may run on (``os.sched_getaffinity``,
+    which honours ``taskset`` and container CPU sets), else ``os.cpu_count()``. Half of
+    them, because the models here are small: a second OpenMP thread gains little on an
+    idle machine, while a thread that has to share its core with another process stalls
+    every parallel region at OpenMP's barrier (its partner spin-waits), several times
+    slower in wall and CPU time (measurements: experiments/make_run.md). With 2 CPUs that
+    is 1 thread, and ``make run`` fills the second core with a second script.
+    """
+    if n_cpus is None:
+        try:
+            n_cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # macOS / Windows have no sched_getaffinity
+            n_cpus = os.cpu_count() or 1
+    return max(1, min(4, n_cpus // 2))
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set PyTorch's intra-op CPU threads and return the number in force.
+
+    ``n`` >= 1 is used as given (``--threads``). ``None`` or 0 keeps ``$OMP_NUM_THREADS``
+    when the user set it (PyTorch read it at start-up), else :func:`default_threads`.
+    Called once when this module is imported, so every script starts with the policy.
+    """
+    if n and n > 0:
+        torch.set_num_threads(n)
+    elif not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(default_threads())
+    return torch.get_num_threads()
+
+
+class _ThreadsAction(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        set_threads(values)
+
+
+def add_threads_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--threads N``: PyTorch CPU threads for this run, applied as the flag is parsed."""
+    parser.add_argument("--threads", type=positive_int, default=None, action=_ThreadsAction,
+                        help="PyTorch CPU threads (default: $OMP_NUM_THREADS, else half the usable CPUs, "
+                             "1 to 4; more threads only pay off on an otherwise idle machine)")
+
+
+set_threads()  # the policy above, in force for every script that imports this module
+
+
+def option_given(option: str, argv: list[str] | None = None) -> bool:
+    """True when ``option`` (e.g. ``"--epochs"``) is on the command line ``argv`` (default ``sys.argv[1:]``).
+
+    Accepts ``--epochs 5``, ``--epochs=5`` and argparse's unambiguous prefixes (``--ep 5``);
+    stops at ``--``. Scripts use it to give a synthetic demo smaller sizes than real data
+    unless the user chose the size.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    for token in argv:
+        if token == "--":
+            break
+        name = token.split("=", 1)[0]
+        if name.startswith("--") and len(name) > 2 and option.startswith(name):
+            return True
+    return False
 
 
 def add_data_args(parser: argparse.ArgumentParser, datasets: Iterable[str]) -> None:
@@ -106,11 +185,158 @@ def positive_float(text: str) -> float:
     return value
 
 
+def float_range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+                hi_open: bool = False):
+    """argparse type factory: a finite float in ``[lo, hi]`` (``lo_open``/``hi_open`` exclude the end).
+
+    ``None`` leaves that side unbounded. The message names the allowed range, e.g.
+    ``must be in [0, 1], got 2``; argparse prefixes the flag name.
+    """
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        ok = math.isfinite(value)
+        if lo is not None:
+            ok = ok and (value > lo if lo_open else value >= lo)
+        if hi is not None:
+            ok = ok and (value < hi if hi_open else value <= hi)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be in {_range_text(lo, hi, lo_open, hi_open)}, got {text}")
+        return value
+    parse.__name__ = "float_range"
+    return parse
+
+
+def int_range(lo: int | None = None, hi: int | None = None):
+    """argparse type factory: an integer in ``[lo, hi]`` (``None`` leaves that side unbounded)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"must be in {_range_text(lo, hi, False, False)}, got {value}")
+        return value
+    parse.__name__ = "int_range"
+    return parse
+
+
+def _range_text(lo, hi, lo_open: bool, hi_open: bool) -> str:
+    left = "(-inf" if lo is None else f"{'(' if lo_open else '['}{lo:g}"
+    right = "inf)" if hi is None else f"{hi:g}{')' if hi_open else ']'}"
+    return f"{left}, {right}"
+
+
 def out_dir_for(args: argparse.Namespace, script: str) -> Path:
-    """The output folder ``args.out_dir`` or ``outputs/<script>``, created."""
+    """The output folder ``args.out_dir`` or ``outputs/<script>``, created and locked for this run.
+
+    Every script calls this before it writes anything, so it is also where the checks that
+    apply to every run live:
+
+    - ``--device`` must name a device this machine has (:func:`select_device`), so
+      ``--device cuda`` without CUDA is the same clear error in every script;
+    - the folder is created (a read-only parent is a clear error, not a traceback);
+    - the folder is locked (:func:`lock_out_dir`): a second run into the same folder
+      while this one holds it stops with a clear error instead of mixing its outputs in.
+
+    Raises:
+        UserError: the device is unavailable, the folder cannot be created or written,
+            or another live run holds it.
+    """
+    if getattr(args, "device", None) is not None:
+        select_device(args.device)
     path = Path(args.out_dir) if getattr(args, "out_dir", None) else Path("outputs") / script
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the output folder {path}: {_describe_os_error(err)}") from None
+    if not path.is_dir():
+        raise UserError(f"the output folder {path} is not a folder")
+    lock_out_dir(path)
     return path
+
+
+# ------------------------------------------------------------------ output-folder lock
+LOCK_NAME = ".audiolab.lock"
+_OUTPUT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT}
+_HELD_LOCKS: dict[Path, int] = {}
+
+
+def _describe_os_error(err: OSError) -> str:
+    """``"<path>: <reason>"`` for an ``OSError`` from writing output, e.g. a read-only folder."""
+    where = err.filename or ""
+    reason = err.strerror or str(err)
+    hint = {errno.EACCES: " (no write permission)", errno.EPERM: " (no write permission)",
+            errno.EROFS: " (read-only file system)", errno.ENOSPC: " (disk full)",
+            errno.ENOENT: " (it does not exist, or the folder vanished during the run)"}.get(err.errno, "")
+    return f"{where}: {reason}{hint}" if where else f"{reason}{hint}"
+
+
+def lock_out_dir(path: str | Path) -> Path:
+    """Hold an exclusive lock on output folder ``path`` for the rest of this run.
+
+    The lock is ``fcntl.flock`` on ``<path>/.audiolab.lock``: the kernel drops it when the
+    process ends however it ends (crash, ``kill -9``), so a killed run never leaves the
+    folder stuck; the lock file records the holder's pid for the error message only.
+    Locking a folder this process already holds is a no-op (a script may call
+    :func:`out_dir_for` twice, and tests call ``main`` repeatedly in one process).
+    On platforms without ``fcntl`` (Windows) no lock is taken. Under ``torchrun`` only
+    rank 0 (``$RANK``) takes the lock: the ranks of one job share their folder by design.
+
+    Returns:
+        the lock file's path.
+
+    Raises:
+        UserError: another live process holds the folder, or the folder is not writable.
+    """
+    path = Path(path)
+    lock_path = path / LOCK_NAME
+    key = path.resolve()
+    if key in _HELD_LOCKS or os.environ.get("RANK", "0") not in ("", "0"):
+        return lock_path
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return lock_path
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise UserError(f"cannot write to the output folder {path}: {_describe_os_error(err)}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        os.close(fd)
+        raise UserError(f"another run (pid {holder}) is writing into {path}; wait for it to finish "
+                        f"or choose another --out-dir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD_LOCKS[key] = fd
+    return lock_path
+
+
+def release_out_dir_locks() -> None:
+    """Release every output-folder lock this process holds (``main_guard`` calls it on exit)."""
+    while _HELD_LOCKS:
+        _, fd = _HELD_LOCKS.popitem()
+        try:
+            os.close(fd)  # closing the descriptor drops the flock
+        except OSError:
+            pass
+
+
+def is_main_process() -> bool:
+    """False in the non-zero ranks of a ``torchrun`` launch (``RANK`` set by torchrun), else True.
+
+    Only the main process writes outputs: the write helpers here, ``io.save_audio`` and
+    ``plotting.save_figure`` do nothing elsewhere (see ``audiolab.train`` for torchrun).
+    """
+    return os.environ.get("RANK", "0") == "0"
 
 
 # ----------------------------------------------------------------- reproducibility
@@ -135,6 +361,13 @@ def select_device(name: str = "auto") -> torch.device:
         UserError: the named device is not available on this machine.
     """
     name = (name or "auto").lower()
+    if name in {"auto", "cuda"} and "LOCAL_RANK" in os.environ and torch.cuda.is_available():
+        local = int(os.environ["LOCAL_RANK"])  # torchrun: one GPU per process
+        if local >= torch.cuda.device_count():
+            raise UserError(f"torchrun started more processes on this machine than it has GPUs "
+                            f"({torch.cuda.device_count()}); lower --nproc_per_node")
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -162,6 +395,21 @@ def git_commit() -> str:
 
 
 # ------------------------------------------------------------------ atomic output
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def match_umask(path: str | Path, mode: int = 0o666) -> None:
+    """``chmod`` a temp file from ``tempfile.mkstemp`` (always 0600) to ``mode`` less the umask.
+
+    Call it before the final ``os.replace`` of an atomic write, so outputs get the same
+    permissions as the user's other files (normally 0644), not 0600.
+    """
+    os.chmod(path, mode & ~_current_umask())
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -188,12 +436,15 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
     Non-finite floats are written as ``null``; tensors, arrays and paths are converted.
     """
     path = Path(path)
+    if not is_main_process():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(_jsonable(obj), fh, indent=2, sort_keys=False)
             fh.write("\n")
+        match_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -208,6 +459,8 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     for row in rows:
         columns += [k for k in row if k not in columns]
     path = Path(path)
+    if not is_main_process():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
     try:
@@ -215,6 +468,7 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
+        match_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -253,6 +507,8 @@ def write_metrics(out_dir: str | Path, metrics: Mapping[str, Any], *, args: argp
         "git_commit": git_commit(),
         "device": str(device) if device is not None else "cpu",
         "torch_version": torch.__version__,
+        "world_size": torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1,
+        "distributed_backend": str(torch.distributed.get_backend()) if torch.distributed.is_initialized() else None,
     })
     out_dir = Path(out_dir)
     path = write_json_atomic(out_dir / "metrics.json", record)

@@ -1,4 +1,4 @@
-"""One training loop for every script: tqdm bar, per-epoch CSV log, checkpoints, resume.
+"""One training loop for every script: tqdm bar, per-epoch CSV log, checkpoints, exact resume, torchrun.
 
 Usage::
 
@@ -14,25 +14,72 @@ row (``epoch``, ``train_loss``, the step extras averaged, the eval metrics,
 ``epoch_seconds``) is appended to the history, the CSV is rewritten and the checkpoint
 is saved atomically, so an interrupted run loses at most the epoch in flight and
 ``resume=True`` continues after the last finished epoch.
+
+Exact resume: the checkpoint holds, besides model / optimizer / scheduler / GradScaler
+state, every random state the next epoch draws from -- Python's, NumPy's and PyTorch's
+global generators and every ``torch.Generator`` / ``numpy.random.Generator`` /
+``RandomState`` / ``random.Random`` found as an attribute of the training loader, its
+sampler, dataset and collate function and of the model's modules (e.g. a DataLoader's
+shuffling generator, a dataset's augmentation generator), plus ``train_loader.state_dict()``
+when the loader is a custom iterable that has one. A run interrupted after epoch k and
+resumed therefore trains epochs k+1... on the same batches with the same augmentation as
+an uninterrupted run. Where it cannot hold: DataLoaders with ``persistent_workers`` (the
+workers' random state lives in other processes; a warning says so), and step functions
+that keep state of their own in closures (the caller restores that, as ``vae_bss.py`` does
+for its warm-up counter). The checkpoint also stores a fingerprint of the settings
+(``config``) and of the training data; ``--resume`` with other settings or other data
+stops with a :class:`UserError` naming what differs.
+
+Distributed (``torchrun``): when the process was started by ``torchrun``
+(``torch.distributed.is_torchelastic_launched()``), ``fit`` initialises the process group
+itself (``nccl`` on CUDA, ``gloo`` on the CPU), wraps the model in
+``DistributedDataParallel``, gives a ``DataLoader`` a ``DistributedSampler`` (``set_epoch``
+every epoch) and splits any other batch iterable round-robin (rank r takes batches r, r+W,
+...), sums the logged training metrics over ranks, evaluates on rank 0 and lets only rank 0
+write the checkpoint and the log. Each process keeps its own batch size, so the effective
+batch is ``world_size x`` the per-process one. Without ``torchrun`` nothing of this happens.
+The machinery is in :mod:`audiolab.distributed`; see ``experiments/ddp.md``.
+
+Reading order: :func:`fit` (at the end) is the algorithm -- set up (:func:`_set_up`), maybe
+resume (:func:`_resume`), then per epoch train (:func:`_train_epoch`, :func:`_train_step`),
+reduce over ranks, evaluate, log and checkpoint (:func:`_save_epoch`); the helpers above it
+keep the random state, the resume fingerprints and the history.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import math
 import os
 import random
+import re
 import tempfile
 import time
+import types
+import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .runtime import UserError, write_csv
+from .distributed import (DistContext, broadcast, count_ranks, distribute, gather, init_distributed, sync_gradients,
+                          world_size, zero_loss)
+from .runtime import UserError, is_main_process, match_umask, write_csv
 
 StepFn = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, Mapping[str, float]]"]
+
+#: config keys that may change between a run and its ``--resume`` (where it runs, how long, what it prints)
+RESUME_FREE_KEYS = frozenset({"resume", "epochs", "device", "out_dir", "threads", "num_workers", "workers", "amp",
+                              "data_root", "download", "progress", "quiet", "verbose", "max_wavs", "save_audio",
+                              "command", "func"})
+
+__all__ = ["fit", "History", "save_checkpoint", "load_checkpoint", "data_fingerprint", "config_fingerprint",
+           "is_main_process", "world_size", "write_log_csv", "to_device"]
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
@@ -43,6 +90,7 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
     os.close(fd)
     try:
         torch.save(dict(state), tmp)
+        match_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -65,6 +113,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise UserError(f"checkpoint {path} cannot be read ({err}); delete it and train again") from None
 
 
+# ------------------------------------------------------------------------------- random state
+_GENERATOR_TYPES = (torch.Generator, np.random.Generator, np.random.RandomState, random.Random)
+
+
 def _rng_state() -> dict:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -78,6 +130,269 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _find_generators(roots: Mapping[str, Any], depth: int = 3) -> dict[str, Any]:
+    """Random generators held as attributes of ``roots`` (and of their attributes, ``depth`` levels down).
+
+    Lists, dicts, tensors and arrays are not searched (datasets keep their examples there);
+    of a ``torch.nn.Module`` every submodule's attributes are searched. Returns
+    ``{"loader.sampler.generator": gen, ...}`` in a deterministic order, each generator once.
+    """
+    found: dict[str, Any] = {}
+    seen: set[int] = set()
+
+    def visit(obj: Any, path: str, level: int) -> None:
+        if id(obj) in seen:
+            return
+        if isinstance(obj, _GENERATOR_TYPES):
+            seen.add(id(obj))
+            found[path] = obj
+            return
+        if level == 0 or obj is None or isinstance(obj, (str, bytes, int, float, bool, Path, torch.Tensor, np.ndarray,
+                                                         list, tuple, dict, set, frozenset, type, types.ModuleType,
+                                                         types.FunctionType, types.MethodType)):
+            return
+        seen.add(id(obj))
+        if isinstance(obj, torch.nn.Module):
+            for name, module in obj.named_modules():
+                seen.add(id(module))
+                for key, value in vars(module).items():
+                    if not isinstance(value, torch.nn.Module):
+                        visit(value, f"{path}.{name}.{key}" if name else f"{path}.{key}", 1)
+            return
+        attrs = getattr(obj, "__dict__", None)
+        if attrs is None:
+            return
+        for key, value in list(attrs.items()):
+            if key != "_iterator":  # a DataLoader's live iterator
+                visit(value, f"{path}.{key}", level - 1)
+
+    for name, root in roots.items():
+        visit(root, name, depth)
+    return found
+
+
+def _generator_state(gen: Any) -> Any:
+    if isinstance(gen, torch.Generator):
+        return gen.get_state()
+    if isinstance(gen, np.random.Generator):
+        return gen.bit_generator.state
+    if isinstance(gen, np.random.RandomState):
+        return gen.get_state()
+    return gen.getstate()
+
+
+def _set_generator_state(gen: Any, state: Any) -> None:
+    if isinstance(gen, torch.Generator):
+        gen.set_state(state)
+    elif isinstance(gen, np.random.Generator):
+        gen.bit_generator.state = state
+    elif isinstance(gen, np.random.RandomState):
+        gen.set_state(state)
+    else:
+        gen.setstate(state)
+
+
+def _has_state_protocol(loader: Any) -> bool:
+    return (not isinstance(loader, torch.utils.data.DataLoader) and callable(getattr(loader, "state_dict", None))
+            and callable(getattr(loader, "load_state_dict", None)))
+
+
+def _random_state(loader: Any, generators: Mapping[str, Any]) -> dict:
+    """Everything random the next epoch depends on, for this process."""
+    return {"rng": _rng_state(), "generators": {k: _generator_state(g) for k, g in generators.items()},
+            "loader": loader.state_dict() if _has_state_protocol(loader) else None}
+
+
+def _restore_random_state(entry: Mapping[str, Any], loader: Any, generators: Mapping[str, Any]) -> None:
+    if entry.get("rng") is not None:
+        _set_rng_state(entry["rng"])
+    missing = []
+    for key, value in (entry.get("generators") or {}).items():
+        if key in generators:
+            _set_generator_state(generators[key], value)
+        else:
+            missing.append(key)
+    if missing:
+        warnings.warn(f"the checkpoint holds random state for {', '.join(missing)}, which this run does not have; "
+                      "the resumed epochs may differ from an uninterrupted run", stacklevel=4)
+    if entry.get("loader") is not None and _has_state_protocol(loader):
+        loader.load_state_dict(entry["loader"])
+
+
+# ------------------------------------------------------------------------------- fingerprints
+def _digest_update(h: "hashlib._Hash", obj: Any, depth: int, stack: set[int], max_bytes: int) -> None:
+    """Feed a canonical description of ``obj`` into ``h`` (content of arrays, not their addresses)."""
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+        return
+    if isinstance(obj, Path):
+        h.update(f"path:{obj};".encode())
+        return
+    if isinstance(obj, torch.Tensor):
+        obj = obj.detach().cpu()
+        if obj.dtype == torch.bfloat16:
+            obj = obj.view(torch.int16)
+        obj = obj.contiguous().numpy()
+    if isinstance(obj, np.ndarray):
+        h.update(f"array:{obj.dtype}:{obj.shape};".encode())
+        flat = np.ascontiguousarray(obj).reshape(-1).view(np.uint8) if obj.dtype != object else None
+        if flat is None:
+            for item in obj.reshape(-1).tolist():
+                _digest_update(h, item, depth - 1, stack, max_bytes)
+        elif flat.size <= max_bytes:
+            h.update(flat.tobytes())
+        else:  # large arrays: head, tail and an even sample (content changes of real data show up in all three)
+            q = max_bytes // 4
+            h.update(flat[:q].tobytes())
+            h.update(flat[-q:].tobytes())
+            h.update(flat[:: max(1, flat.size // (2 * q))][:2 * q].tobytes())
+        return
+    if isinstance(obj, _GENERATOR_TYPES) or isinstance(obj, (torch.nn.Module, type, types.ModuleType,
+                                                             types.FunctionType, types.MethodType,
+                                                             types.BuiltinFunctionType)):
+        h.update(f"{type(obj).__name__};".encode())  # state that changes while training, or code
+        return
+    if depth <= 0 or id(obj) in stack:
+        h.update(f"{type(obj).__name__}:...;".encode())
+        return
+    stack.add(id(obj))
+    try:
+        if isinstance(obj, (list, tuple)):
+            h.update(f"{type(obj).__name__}[{len(obj)}];".encode())
+            for item in obj:
+                _digest_update(h, item, depth - 1, stack, max_bytes)
+        elif isinstance(obj, Mapping):
+            h.update(f"map[{len(obj)}];".encode())
+            for key in sorted(obj, key=repr):
+                h.update(f"{key!r}=".encode())
+                _digest_update(h, obj[key], depth - 1, stack, max_bytes)
+        elif isinstance(obj, (set, frozenset)):
+            h.update(f"set:{sorted(map(repr, obj))!r};".encode())
+        elif hasattr(obj, "__dict__"):
+            h.update(f"{type(obj).__qualname__}{{".encode())
+            _digest_update(h, {k: v for k, v in vars(obj).items() if k != "_iterator"}, depth - 1, stack, max_bytes)
+            h.update(b"}")
+        else:
+            h.update(f"{type(obj).__qualname__};".encode())
+    finally:
+        stack.discard(id(obj))
+
+
+def data_fingerprint(data: Any, *, max_array_bytes: int = 16 << 20) -> dict:
+    """A content fingerprint of training data, to tell on ``--resume`` whether the data are the same.
+
+    Args:
+        data: a ``DataLoader`` (its dataset is used), a dataset, a tensor / array, or any
+            object whose attributes hold the data (lists of clips, tensors, paths, labels).
+            Random generators, modules and functions are left out (they change while
+            training or are code); arrays are hashed by content (those over
+            ``max_array_bytes`` by a head, tail and even sample of their bytes).
+
+    Returns:
+        ``{"sha256": hex, "parts": {attribute: sha256 hex}, "items": len(data) or None}``;
+        ``parts`` lets a mismatch name which attribute (e.g. ``clips``) differs.
+    """
+    if isinstance(data, torch.utils.data.DataLoader):
+        data = data.dataset
+    if isinstance(data, torch.utils.data.TensorDataset):
+        parts_src = {f"tensors[{i}]": t for i, t in enumerate(data.tensors)}
+    elif hasattr(data, "__dict__") and not isinstance(data, (torch.Tensor, np.ndarray)):
+        parts_src = {k: v for k, v in vars(data).items() if k != "_iterator"}
+    else:
+        parts_src = {"data": data}
+    parts = {}
+    for key, value in parts_src.items():
+        h = hashlib.sha256()
+        _digest_update(h, value, 8, set(), max_array_bytes)
+        parts[key] = h.hexdigest()
+    total = hashlib.sha256(repr(sorted(parts.items())).encode()).hexdigest()
+    try:
+        items = len(data)
+    except TypeError:
+        items = None
+    return {"sha256": total, "parts": parts, "items": items}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-like, address-free form of a config value (for comparing two runs' settings)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", str(value))
+
+
+def config_fingerprint(config: Mapping[str, Any] | None) -> dict:
+    """The settings a resumed run must share with the run that wrote the checkpoint.
+
+    Every key of ``config`` except :data:`RESUME_FREE_KEYS` (where and how long it runs,
+    what it prints) and folders (``*_dir``, ``*_root``: the data are compared by content,
+    :func:`data_fingerprint`), in a plain, comparable form.
+    """
+    return {str(k): _plain(v) for k, v in (config or {}).items()
+            if k not in RESUME_FREE_KEYS and not str(k).endswith(("_dir", "_root"))}
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _fingerprint_mismatch(saved: Mapping[str, Any] | None, current: Mapping[str, Any]) -> list[str]:
+    """Human-readable differences between a checkpoint's fingerprint and this run's (empty when they agree)."""
+    if not saved:
+        return []
+    problems = []
+    old_cfg, new_cfg = saved.get("config"), current["config"]
+    if old_cfg is not None:
+        keys = sorted(set(old_cfg) | set(new_cfg))
+        diffs = [f"{k} {_short(old_cfg.get(k, '(unset)'))} -> {_short(new_cfg.get(k, '(unset)'))}"
+                 for k in keys if old_cfg.get(k, "(unset)") != new_cfg.get(k, "(unset)")]
+        if diffs:
+            problems.append("settings differ: " + "; ".join(diffs))
+    old_data, new_data = saved.get("data"), current.get("data")
+    if old_data and new_data and old_data.get("sha256") != new_data.get("sha256"):
+        parts = [k for k in sorted(set(old_data.get("parts", {})) | set(new_data.get("parts", {})))
+                 if old_data.get("parts", {}).get(k) != new_data.get("parts", {}).get(k)]
+        items = ""
+        if old_data.get("items") is not None or new_data.get("items") is not None:
+            items = f", {old_data.get('items')} items then, {new_data.get('items')} now"
+        problems.append(f"the training data differ (in {', '.join(parts) or 'content'}{items})")
+    old_world, new_world = saved.get("world_size", 1), current.get("world_size", 1)
+    if old_world != new_world:
+        problems.append(f"world_size {old_world} -> {new_world} (torchrun processes; the effective batch size "
+                        "would change)")
+    return problems
+
+
+# ------------------------------------------------------------------------------- history
+class History(list):
+    """``fit``'s per-epoch rows (a list of dicts) plus totals over the whole run, resumes included.
+
+    Attributes:
+        train_seconds: wall-clock seconds of training and per-epoch evaluation, all segments of
+            the run (an interrupted run and its ``--resume``) together; on rank 0 under torchrun.
+        train_cpu_seconds: process CPU seconds of the same, summed over all ranks.
+        world_size: processes that trained together (1 without torchrun).
+        backend: ``"gloo"`` / ``"nccl"`` under torchrun, else ``None``.
+    """
+
+    train_seconds: float = 0.0
+    train_cpu_seconds: float = 0.0
+    world_size: int = 1
+    backend: str | None = None
 
 
 def write_log_csv(path: str | Path, history: list[Mapping[str, Any]]) -> Path:
@@ -96,119 +411,385 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+# ------------------------------------------------------------------------------- the loop's parts
+@dataclasses.dataclass
+class _Run:
+    """What every epoch of one :func:`fit` call works with, fixed by :func:`_set_up`."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None  # mixed precision on CUDA, else None
+    loader: Any  # the caller's train_loader (its random state goes into the checkpoint)
+    step_fn: StepFn
+    step_model: Any  # what step_fn gets: the model, or a StepModel over DistributedDataParallel under torchrun
+    batches_of: Callable[[int], Any]  # epoch -> this process's batches of that epoch
+    generators: dict[str, Any]  # random generators found on the loader and the model (see _find_generators)
+    params: list[torch.nn.Parameter]
+    device: torch.device
+    ctx: DistContext | None  # None without torchrun
+    grad_clip: float | None
+    move_batch: bool
+
+    @property
+    def main(self) -> bool:
+        """This process evaluates, prints and writes (always without torchrun; rank 0 under it)."""
+        return self.ctx is None or self.ctx.rank == 0
+
+    @property
+    def world(self) -> int:
+        """Processes training together (1 without torchrun)."""
+        return self.ctx.world if self.ctx is not None else 1
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """``torch.autocast`` (CUDA, float16) under --amp, else a context that does nothing."""
+        return torch.autocast("cuda", dtype=torch.float16) if self.scaler is not None else contextlib.nullcontext()
+
+
+def _set_up(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, train_loader: Any,
+            step_fn: StepFn, *, device: torch.device | str, config: Mapping[str, Any] | None, amp: bool | None,
+            grad_clip: float | None, move_batch: bool, desc: str) -> _Run:
+    """Join the process group under torchrun, move the model to its device, find the random generators
+    the checkpoint carries, switch mixed precision on or off, and under torchrun wrap the model and split
+    the batches (:func:`audiolab.distributed.distribute`)."""
+    ctx = init_distributed(torch.device(device))
+    device = ctx.device if ctx is not None else torch.device(device)
+    model.to(device)
+    generators = _find_generators({"loader": train_loader, "model": model})
+    if isinstance(train_loader, torch.utils.data.DataLoader) and train_loader.persistent_workers:
+        warnings.warn("a DataLoader with persistent_workers keeps its workers' random state out of the checkpoint; "
+                      "a resumed run will not repeat the uninterrupted one exactly", stacklevel=3)
+    use_amp = bool(config.get("amp", False) if amp is None and config is not None else amp)
+    if use_amp and device.type != "cuda":
+        if ctx is None or ctx.rank == 0:
+            print(f"--amp applies to CUDA only; training in float32 on {device.type}")
+        use_amp = False
+    if ctx is None:
+        step_model, batches_of = model, (lambda epoch: train_loader)
+    else:
+        step_model, batches_of = distribute(model, train_loader, generators, ctx, desc)
+    return _Run(model=model, optimizer=optimizer, scheduler=scheduler,
+                scaler=torch.amp.GradScaler("cuda") if use_amp else None, loader=train_loader, step_fn=step_fn,
+                step_model=step_model, batches_of=batches_of, generators=generators,
+                params=[p for p in model.parameters() if p.requires_grad], device=device, ctx=ctx,
+                grad_clip=grad_clip, move_batch=move_batch)
+
+
+def _load_for_resume(checkpoint_path: str | Path | None, fingerprint: Mapping[str, Any],
+                     ctx: DistContext | None) -> dict:
+    """Rank 0 reads and checks the checkpoint and hands it to every rank; a problem stops all ranks alike."""
+    result: tuple[str, Any]
+    if ctx is None or ctx.rank == 0:
+        try:
+            if checkpoint_path is None:
+                raise UserError("--resume needs a checkpoint path")
+            state = load_checkpoint(checkpoint_path, map_location="cpu")
+            problems = _fingerprint_mismatch(state.get("fingerprint"), fingerprint)
+            if problems:
+                raise UserError(f"cannot --resume from {checkpoint_path}: it was written by a run with other "
+                                f"settings or data -- {'; '.join(problems)}. Rerun with the checkpoint's settings, "
+                                "or without --resume to start over")
+            result = ("ok", state)
+        except UserError as err:
+            result = ("error", str(err))
+    else:
+        result = ("", None)
+    kind, payload = broadcast(result, ctx)
+    if kind == "error":
+        raise UserError(payload)
+    return payload
+
+
+def _resume(run: _Run, checkpoint_path: str | Path | None, fingerprint: Mapping[str, Any], history: History,
+            epochs: int) -> tuple[int, Any]:
+    """Continue from ``checkpoint_path``: check it was written by a run with this fingerprint, then load
+    the model, optimizer, scheduler and GradScaler state, the history and its times, and this rank's
+    random state (:func:`_restore_random_state`).
+
+    Returns:
+        ``(first epoch to train, best value of best_key so far or None)``.
+
+    Raises:
+        UserError: no readable checkpoint, other settings / data / number of processes, or a
+            checkpoint saved for another model shape.
+    """
+    state = _load_for_resume(checkpoint_path, fingerprint, run.ctx)
+    try:
+        run.model.load_state_dict(state["model"])
+    except RuntimeError as err:  # missing/unexpected keys or other shapes: saved with other settings
+        raise UserError(f"{checkpoint_path} does not fit this model (saved with other settings? "
+                        f"{str(err).splitlines()[0]}); run without --resume or with the same flags") from None
+    run.optimizer.load_state_dict(state["optimizer"])
+    if run.scheduler is not None and state.get("scheduler") is not None:
+        run.scheduler.load_state_dict(state["scheduler"])
+    if run.scaler is not None and state.get("scaler") is not None:
+        run.scaler.load_state_dict(state["scaler"])
+    history.extend(state.get("history", []))
+    history.train_seconds = float(state.get("train_seconds", sum(r.get("epoch_seconds", 0.0) for r in history)))
+    history.train_cpu_seconds = float(state.get("train_cpu_seconds", 0.0))
+    ranks = state.get("random_state")
+    if ranks:
+        _restore_random_state(ranks[run.ctx.rank if run.ctx else 0], run.loader, run.generators)
+    elif "rng" in state:  # written before the generators were saved
+        _set_rng_state(state["rng"])
+    start_epoch = int(state["epoch"]) + 1
+    if run.main:
+        print(f"resumed from {checkpoint_path} after epoch {state['epoch']}")
+        if start_epoch > epochs:
+            print(f"nothing to do: the checkpoint already has {state['epoch']} of {epochs} epochs")
+    return start_epoch, state.get("best_value")
+
+
+@dataclasses.dataclass
+class _EpochSums:
+    """Running sums of one epoch's logged training metrics: the loss and each extra of ``step_fn``
+    (an extra may be missing from some batches: it is averaged over those that have it)."""
+
+    total: float = 0.0
+    count: int = 0
+    extras_sum: dict[str, float] = dataclasses.field(default_factory=dict)
+    extras_n: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def add(self, loss: torch.Tensor, extras: Mapping[str, float]) -> None:
+        self.total += float(loss.detach())
+        self.count += 1
+        for k, v in extras.items():
+            self.extras_sum[k] = self.extras_sum.get(k, 0.0) + float(v)
+            self.extras_n[k] = self.extras_n.get(k, 0) + 1
+
+    def reduce(self, ctx: DistContext | None) -> _EpochSums:
+        """The sums over all ranks (every rank's steps count alike); ``self`` without torchrun."""
+        if ctx is None:
+            return self
+        parts = gather((self.total, self.count, self.extras_sum, self.extras_n), ctx)
+        out = _EpochSums(total=sum(p[0] for p in parts), count=sum(p[1] for p in parts))
+        for _, _, sums, ns in parts:
+            for k in sums:
+                out.extras_sum[k] = out.extras_sum.get(k, 0.0) + sums[k]
+                out.extras_n[k] = out.extras_n.get(k, 0) + ns[k]
+        return out
+
+    def row(self, epoch: int) -> dict[str, Any]:
+        """The epoch's log row so far: ``epoch``, ``train_loss`` and the extras, averaged."""
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": self.total / max(self.count, 1)}
+        row.update({k: v / self.extras_n[k] for k, v in self.extras_sum.items()})
+        return row
+
+
+def _train_step(run: _Run, batch: Any, epoch: int) -> tuple[torch.Tensor, Mapping[str, float]] | None:
+    """One mini-batch: ``step_fn``, then ``zero_grad / backward / (clip) / step``.
+
+    Under torchrun all ranks first agree (:func:`audiolab.distributed.count_ranks`) whether the
+    step is taken, so that DDP's collectives stay in step. Returns ``(loss, extras)`` to log, or
+    ``None`` when this process's batch does not count (its loss needs no gradient: no loss term
+    applied to it).
+
+    Raises:
+        UserError: a non-finite loss (on any rank), or ranks that took different paths through ``step_fn``.
+    """
+    if run.move_batch:
+        batch = to_device(batch, run.device)
+    calls = run.step_model.calls if run.ctx is not None else 0
+    with run.autocast():
+        out = run.step_fn(run.step_model, batch)
+    loss, extras = (out if isinstance(out, tuple) else (out, {}))
+    finite, has_grad = bool(torch.isfinite(loss)), bool(loss.requires_grad)
+    if run.ctx is not None:  # agree on what to do with this step, all ranks alike
+        n_grad, n_ddp, n_bad = count_ranks([has_grad, run.step_model.calls > calls, not finite], run.ctx)
+    else:
+        n_grad, n_ddp, n_bad = int(has_grad), 0, int(not finite)
+    if n_bad:
+        raise UserError(f"non-finite training loss ({loss.item() if not finite else 'on another rank'}) "
+                        f"at epoch {epoch}; lower the learning rate or check the data")
+    if run.ctx is not None and 0 < n_ddp < run.world:
+        raise UserError("step_fn called the model on some ranks but not on others in one step; "
+                        "under torchrun every rank must take the same path through step_fn")
+    if n_grad == 0 and n_ddp == 0:  # no loss term applied anywhere: nothing to learn, no step
+        return None
+    run.optimizer.zero_grad(set_to_none=True)
+    # a rank with no loss term of its own still sends (zero) gradients: DDP waits for them
+    backward = loss if has_grad else zero_loss(run.step_model)
+    if backward is not None:
+        (run.scaler.scale(backward) if run.scaler is not None else backward).backward()
+    if run.ctx is not None:
+        sync_gradients(run.step_model, run.params, run.ctx, ddp_ran=n_ddp > 0)
+    if n_grad == 0:
+        return None
+    _optimizer_step(run)
+    return (loss, extras) if has_grad else None
+
+
+def _optimizer_step(run: _Run) -> None:
+    """``optimizer.step()`` after clipping the gradient norm to ``grad_clip``, through the GradScaler under --amp."""
+    if run.scaler is not None:
+        if run.grad_clip:
+            run.scaler.unscale_(run.optimizer)
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.grad_clip)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        if run.grad_clip:
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.grad_clip)
+        run.optimizer.step()
+
+
+def _train_epoch(run: _Run, epoch: int, label: str, progress: bool) -> _EpochSums:
+    """One pass over this process's batches of ``epoch`` (:func:`_train_step` each) behind a tqdm bar
+    named ``label``; returns this process's sums of the logged metrics."""
+    run.model.train()
+    sums = _EpochSums()
+    batches = run.batches_of(epoch)
+    try:
+        n_steps = (len(batches) if run.ctx is None or not isinstance(batches, Iterator)
+                   else len(run.loader) // run.world)
+    except TypeError:
+        n_steps = None
+    bar = tqdm(batches, total=n_steps, desc=label, leave=False, disable=not progress or not run.main,
+               dynamic_ncols=True)
+    for batch in bar:
+        step = _train_step(run, batch, epoch)
+        if step is not None:
+            sums.add(*step)
+            bar.set_postfix(loss=f"{sums.total / sums.count:.4g}")
+    bar.close()
+    return sums
+
+
+def _evaluate(model: torch.nn.Module, eval_fn: Callable[[torch.nn.Module], Mapping[str, float]] | None) -> dict:
+    """``eval_fn(model)`` in eval mode under ``torch.no_grad()``, as floats (``{}`` without one)."""
+    if eval_fn is None:
+        return {}
+    model.eval()
+    with torch.no_grad():
+        return {k: float(v) for k, v in eval_fn(model).items()}
+
+
+def _log_epoch(row: Mapping[str, Any], history: History, log_path: str | Path | None, label: str) -> None:
+    """Print the epoch's finite metrics under the progress bar and rewrite the CSV log (rank 0 only)."""
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)
+                      and math.isfinite(v))
+    tqdm.write(f"{label}: {shown}")
+    if log_path is not None:
+        write_log_csv(log_path, history)
+
+
+def _improves(row: Mapping[str, Any], best_key: str | None, best_mode: str, best_value: Any) -> bool:
+    """Whether ``row[best_key]`` beats ``best_value`` (``"max"``: larger is better, else smaller)."""
+    if best_key is None or best_key not in row:
+        return False
+    value = row[best_key]
+    return best_value is None or (value > best_value if best_mode == "max" else value < best_value)
+
+
+def _checkpoint_state(run: _Run, epoch: int, history: History, random_state: list, config: Mapping[str, Any] | None,
+                      fingerprint: Mapping[str, Any], best_value: Any) -> dict:
+    """Everything a ``--resume`` after ``epoch`` needs: model / optimizer / scheduler / GradScaler state,
+    the history and its times, every rank's random state (``rng``: rank 0's global generators, kept for
+    older readers), the settings and the fingerprint they are checked against."""
+    return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+            "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+            "epoch": epoch, "history": list(history), "rng": random_state[0]["rng"],
+            "random_state": random_state, "config": dict(config or {}), "fingerprint": fingerprint,
+            "best_value": best_value, "world_size": run.world, "backend": history.backend,
+            "train_seconds": history.train_seconds, "train_cpu_seconds": history.train_cpu_seconds}
+
+
+def _save_epoch(run: _Run, checkpoint_path: str | Path, improved: bool, **state_parts: Any) -> None:
+    """Gather every rank's random state; rank 0 saves the checkpoint (and ``<stem>_best.pt`` when ``improved``)."""
+    random_state = gather(_random_state(run.loader, run.generators), run.ctx)
+    if run.main:
+        state = _checkpoint_state(run, random_state=random_state, **state_parts)
+        save_checkpoint(checkpoint_path, state)
+        if improved:
+            p = Path(checkpoint_path)
+            save_checkpoint(p.with_name(f"{p.stem}_best{p.suffix}"), state)
+
+
+def _fingerprint(config: Mapping[str, Any] | None, data: Any, world: int, with_data: bool) -> dict:
+    """What a ``--resume`` must share with this run: settings, number of processes and (``with_data``) training data."""
+    return {"config": config_fingerprint(config), "world_size": world,
+            "data": data_fingerprint(data) if with_data else None}
+
+
 def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, step_fn: StepFn, epochs: int, *,
         eval_fn: Callable[[torch.nn.Module], Mapping[str, float]] | None = None,
         device: torch.device | str = "cpu", checkpoint_path: str | Path | None = None,
         log_path: str | Path | None = None, resume: bool = False, scheduler=None,
         grad_clip: float | None = None, best_key: str | None = None, best_mode: str = "max",
         config: Mapping[str, Any] | None = None, desc: str = "train", progress: bool = True,
-        move_batch: bool = True) -> list[dict]:
-    """Train ``model`` for ``epochs`` epochs; return the per-epoch history (list of dicts).
+        move_batch: bool = True, data: Any = None, amp: bool | None = None) -> History:
+    """Train ``model`` for ``epochs`` epochs; return the per-epoch history (a :class:`History` list of dicts).
 
     Args:
         model, optimizer: what to train (the model is moved to ``device``).
-        train_loader: an iterable of batches (re-iterated each epoch).
+        train_loader: an iterable of batches (re-iterated each epoch): a ``DataLoader`` or any
+            iterable with ``len()``; optionally with ``state_dict()`` / ``load_state_dict()`` for
+            random state the checkpoint should carry.
         step_fn: ``step_fn(model, batch)`` -> loss or ``(loss, extras)``; batches are moved to
             ``device`` first unless ``move_batch`` is False. A loss that does not require grad
-            (no term applied to the batch) skips the batch: no update, not counted.
+            (no term applied to the batch) skips the batch: no update, not counted. Under
+            torchrun ``model`` is a stand-in whose call runs ``DistributedDataParallel``.
         epochs: total number of epochs (a resumed run trains the remaining ones).
-        eval_fn: per-epoch evaluation, called under ``torch.no_grad()`` in eval mode.
-        checkpoint_path: where ``{model, optimizer, scheduler, epoch, history, rng, config}``
-            is saved after every epoch; ``best_key`` also keeps ``<stem>_best.pt``.
+        eval_fn: per-epoch evaluation, called under ``torch.no_grad()`` in eval mode (on rank 0
+            only under torchrun; its metrics are sent to the other ranks).
+        checkpoint_path: where ``{model, optimizer, scheduler, scaler, epoch, history, random
+            state, config, fingerprint, train_seconds}`` is saved after every epoch; ``best_key``
+            also keeps ``<stem>_best.pt``.
         log_path: per-epoch CSV.
         resume: continue from ``checkpoint_path``.
         scheduler: stepped once per epoch.
         grad_clip: max gradient norm (``None`` for none).
         best_key, best_mode: keep the checkpoint with the best ``history[best_key]``
             (``"max"`` or ``"min"``).
+        config: the run's settings (``vars(args)``); stored, and compared on ``--resume``
+            (:func:`config_fingerprint`). ``config["amp"]`` switches mixed precision on.
+        data: what identifies the training data for the resume check (:func:`data_fingerprint`);
+            default ``train_loader``.
+        amp: mixed precision (``torch.autocast`` float16 + ``GradScaler``) on CUDA; ignored
+            (float32) on other devices. Default: ``config["amp"]``.
 
     Raises:
-        UserError: ``resume`` without a readable checkpoint or with one saved for another model
-            shape, or a non-finite loss.
+        UserError: ``resume`` without a readable checkpoint, with one saved for another model
+            shape, with other settings / data / number of processes (the message names what
+            differs), a non-finite loss, or a batch iterable torchrun cannot split.
     """
-    device = torch.device(device)
-    model.to(device)
-    history: list[dict] = []
-    start_epoch = 1
-    best_value = None
+    t_start, cpu_start = time.perf_counter(), time.process_time()
+    run = _set_up(model, optimizer, scheduler, train_loader, step_fn, device=device, config=config, amp=amp,
+                  grad_clip=grad_clip, move_batch=move_batch, desc=desc)
+    fingerprint = _fingerprint(config, train_loader if data is None else data, run.world,
+                               with_data=run.main and checkpoint_path is not None)
+    history = History()
+    history.world_size, history.backend = run.world, (run.ctx.backend if run.ctx else None)
+    history.train_seconds, history.train_cpu_seconds = 0.0, 0.0
+    start_epoch, best_value = 1, None
     if resume:
-        if checkpoint_path is None:
-            raise UserError("--resume needs a checkpoint path")
-        state = load_checkpoint(checkpoint_path, map_location=device)
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as err:  # missing/unexpected keys or other shapes: saved with other settings
-            raise UserError(f"{checkpoint_path} does not fit this model (saved with other settings? "
-                            f"{str(err).splitlines()[0]}); run without --resume or with the same flags") from None
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        history = list(state.get("history", []))
-        best_value = state.get("best_value")
-        start_epoch = int(state["epoch"]) + 1
-        if "rng" in state:
-            _set_rng_state(state["rng"])
-        print(f"resumed from {checkpoint_path} after epoch {state['epoch']}")
-        if start_epoch > epochs:
-            print(f"nothing to do: the checkpoint already has {state['epoch']} of {epochs} epochs")
+        start_epoch, best_value = _resume(run, checkpoint_path, fingerprint, history, epochs)
+    prev_seconds, prev_cpu = history.train_seconds, history.train_cpu_seconds
+
     for epoch in range(start_epoch, epochs + 1):
-        model.train()
         t0 = time.perf_counter()
-        total, count = 0.0, 0
-        extras_sum: dict[str, float] = {}
-        extras_n: dict[str, int] = {}  # an extra may be missing from some batches: average over those that have it
-        bar = tqdm(train_loader, desc=f"{desc} epoch {epoch}/{epochs}", leave=False, disable=not progress,
-                   dynamic_ncols=True)
-        for batch in bar:
-            if move_batch:
-                batch = to_device(batch, device)
-            out = step_fn(model, batch)
-            loss, extras = (out if isinstance(out, tuple) else (out, {}))
-            if not torch.isfinite(loss):
-                raise UserError(f"non-finite training loss ({loss.item()}) at epoch {epoch}; "
-                                "lower the learning rate or check the data")
-            if not loss.requires_grad:  # no loss term applied to this batch: nothing to learn, no step
-                continue
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            total += float(loss.detach())
-            count += 1
-            for k, v in extras.items():
-                extras_sum[k] = extras_sum.get(k, 0.0) + float(v)
-                extras_n[k] = extras_n.get(k, 0) + 1
-            bar.set_postfix(loss=f"{total / count:.4g}")
-        bar.close()
+        sums = _train_epoch(run, epoch, label=f"{desc} epoch {epoch}/{epochs}", progress=progress)
         if scheduler is not None:
             scheduler.step()
-        row: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(count, 1)}
-        row.update({k: v / extras_n[k] for k, v in extras_sum.items()})
-        if eval_fn is not None:
-            model.eval()
-            with torch.no_grad():
-                row.update({k: float(v) for k, v in eval_fn(model).items()})
-        row["epoch_seconds"] = time.perf_counter() - t0
+        row = sums.reduce(run.ctx).row(epoch)
+        if run.main:
+            row.update(_evaluate(model, eval_fn))
+            row["epoch_seconds"] = time.perf_counter() - t0
+        row = broadcast(row, run.ctx)
         history.append(row)
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items()
-                          if k != "epoch" and isinstance(v, float) and math.isfinite(v))
-        tqdm.write(f"[{desc}] epoch {epoch}/{epochs}: {shown}")
-        if log_path is not None:
-            write_log_csv(log_path, history)
+        cpu = gather(time.process_time() - cpu_start, run.ctx)  # summed over ranks; wall time is rank 0's
+        history.train_seconds = prev_seconds + broadcast(time.perf_counter() - t_start, run.ctx)
+        history.train_cpu_seconds = prev_cpu + sum(cpu)
+        if run.main:
+            _log_epoch(row, history, log_path, label=f"[{desc}] epoch {epoch}/{epochs}")
+        improved = _improves(row, best_key, best_mode, best_value)
+        if improved:
+            best_value = row[best_key]
         if checkpoint_path is not None:
-            improved = False
-            if best_key is not None and best_key in row:
-                value = row[best_key]
-                improved = best_value is None or (value > best_value if best_mode == "max" else value < best_value)
-                if improved:
-                    best_value = value
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                     "epoch": epoch, "history": history, "rng": _rng_state(), "config": dict(config or {}),
-                     "best_value": best_value}
-            save_checkpoint(checkpoint_path, state)
-            if improved:
-                p = Path(checkpoint_path)
-                save_checkpoint(p.with_name(f"{p.stem}_best{p.suffix}"), state)
+            _save_epoch(run, checkpoint_path, improved, epoch=epoch, history=history, config=config,
+                        fingerprint=fingerprint, best_value=best_value)
+
+    if run.ctx is not None:
+        dist.barrier()  # every rank returns once rank 0's checkpoints are on disk
     return history

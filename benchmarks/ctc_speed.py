@@ -4,7 +4,7 @@ For each shape (T, N, C, S) it times, interleaved so that both see the same mach
 forward only (inference: log_probs without grad) and forward + backward (training), for
 ours and for ``torch.nn.functional.ctc_loss`` on the same tensors; it reports medians over
 ``--repeats`` and the ratio ours / torch (below 1 = ours faster). It also checks that both
-losses agree. Issue 3 targets: forward+backward ratio <= 1.0 at (256, 128, 32, 60) and
+losses agree. Targets: forward+backward ratio <= 1.0 at (256, 128, 32, 60) and
 <= 5.0 at the exam's shape (50, 16, 20, 30).
 
 Data: ``log_probs = randn(T, N, C).log_softmax(2)``, ``targets = randint(1, C, (N, S))``,

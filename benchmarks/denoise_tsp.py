@@ -1,4 +1,4 @@
-"""Benchmark of issue 6: the 1-D and 2-D denoising CNNs on real speech (TSP) and real noise.
+"""Benchmark: the 1-D and 2-D denoising CNNs on real speech (TSP) and real noise.
 
 Protocol: train on TSP speaker FA, test on speaker MC (speaker-disjoint); noise from
 Speech Commands' _background_noise_ recordings, each cut into a training part (first
@@ -7,7 +7,7 @@ heard in training. Test mixtures: every MC utterance at -5, 0, 5 and 10 dB SNR.
 Held-out noise types (no target): the recordings in noise/recorded except white_*
 (air conditioner, forest, music, rain, water, wind), never used in training.
 
-Targets (issue 6): both CNNs improve SNR by >= 6 dB at 0 dB input; both beat spectral
+Targets: both CNNs improve SNR by >= 6 dB at 0 dB input; both beat spectral
 gating (noisereduce) in SNR and PESQ on the test set; the 2-D model is at least as good
 as the 1-D (test SNR); each trains in <= 10 minutes on 2 CPU cores.
 

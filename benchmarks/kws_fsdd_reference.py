@@ -1,4 +1,4 @@
-"""Reference anchor for issue 5: a classic MFCC + SVM digit classifier, FSDD leave-one-speaker-out.
+"""Reference anchor for the FSDD keyword targets: a classic MFCC + SVM digit classifier, FSDD leave-one-speaker-out.
 
 The issue's published anchors are for Speech Commands, which is not available offline, so
 this gives the FSDD numbers of ``benchmarks/kws_fsdd.py`` a yardstick on exactly the same

@@ -1,4 +1,4 @@
-"""Benchmark: q2_multitask.py leave-one-speaker-out on the EmoDB copy (issue 19 targets).
+"""Benchmark: q2_multitask.py leave-one-speaker-out on the EmoDB copy. 
 
 Trains the multi-task model (CTC characters + emotion) on 7 of the 8 speakers of
 ``../shared/data/emodb_2s`` and tests on the eighth, for every speaker, by running the script
@@ -16,7 +16,7 @@ Anchor on exactly these folds: ``benchmarks/emovo_egemaps_reference.py --dataset
 printed beside ours. Published EmoDB speaker-independent results use the full-length
 recordings of all 10 speakers and are NOT comparable with this cut-to-2-s, 8-speaker copy.
 
-Targets (issue 19): mean emotion accuracy of the joint model >= 0.75 and >= the eGeMAPS +
+Targets: mean emotion accuracy of the joint model >= 0.75 and >= the eGeMAPS +
 SVM reference on the same folds; one fold within 10 minutes on 2 CPU cores (``wall_s``
 per fold; on a shared machine read ``cpu_s``, the fold's CPU seconds, measured with ``--jobs 1``).
 

@@ -1,4 +1,4 @@
-"""Benchmark: q2_multitask.py leave-one-actor-out on real EMOVO (issue 4 targets).
+"""Benchmark: q2_multitask.py leave-one-actor-out on real EMOVO (against the targets).
 
 Trains the multi-task model (CTC characters + emotion) on three EMOVO actors and tests on
 the fourth, for each of f1, f2, m1, m2, by running the script itself (so the numbers are
@@ -6,7 +6,7 @@ exactly what a user gets), then prints a table and writes
 ``benchmarks/results/multitask_emovo.csv``. Per-fold outputs (metrics.json, figures,
 predictions) go to ``benchmarks/results/multitask_emovo/<actor>/``.
 
-Targets (issue 4): mean emotion accuracy >= 0.50 (7 classes, chance 0.143) and mean CER
+Targets: mean emotion accuracy >= 0.50 (7 classes, chance 0.143) and mean CER
 <= 0.15 on the unseen actor; a full default run of the script (one train/test split, i.e.
 one fold here) within 15 minutes on 2 CPU cores. With ``--jobs 2 --threads 1`` each fold
 has one core to itself at most, so a fold's ``wall_s`` under 15 minutes is a conservative

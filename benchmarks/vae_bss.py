@@ -1,11 +1,11 @@
-"""Benchmark for vae_bss.py against the targets of issue 7.
+"""Benchmark for vae_bss.py against its targets.
 
 Runs ``vae_bss.py images --study`` (MNIST + Fashion-MNIST) and ``vae_bss.py music`` (MIR-1K)
 on the real data, then prints a table of each headline metric beside its target and
 writes it to ``benchmarks/results/vae_bss.csv`` (plus the loss-study table to
 ``benchmarks/results/vae_bss_study.csv``).
 
-Targets (issue 7):
+Targets:
 - images: mean per-source PSNR >= 22 dB on 1000 fixed test mixtures;
 - music: vocals GNSDR >= 4 dB on the MIR-1K test clips, training <= 20 min on 2 CPU cores.
 

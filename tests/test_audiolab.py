@@ -259,7 +259,8 @@ def test_report_collects_metrics_figures_audio(tmp_path):
     io.save_audio(out / "q1_train_lstm" / "audio" / "000.wav", np.zeros(100), 8000)
     (out / "zz_other").mkdir()
     page = report.build_report(out).read_text()
-    assert "41.25" in page and "35 (target)" in page and "Synthetic demo data" in page
+    assert "41.25" in page and "35 (target)" in page
+    assert "Synthetic demo data" not in page  # Q1's sinusoids are the task's own data (banner: test_report.py)
     assert "src='q1_train_lstm/curves.png'" in page and "src='q1_train_lstm/audio/000.wav'" in page
     assert page.index("q1_train_lstm") < page.index("zz_other")
     with pytest.raises(FileNotFoundError):

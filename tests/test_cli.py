@@ -1,5 +1,6 @@
 """Every top-level script explains itself with --help and takes the common flags (DESIGN "Running")."""
 
+import ast
 import subprocess
 import sys
 
@@ -25,3 +26,11 @@ def test_help_lists_the_common_flags(script):
     assert len(text.splitlines()) > 10                     # a docstring, not just a usage line
     missing = [flag for flag in COMMON if flag not in text]
     assert not missing, f"{script} --help lacks {missing}"
+    # usage on one line, then the docstring's first paragraph (not the whole docstring), then the flags
+    lines = text.splitlines()
+    assert lines[0].startswith(f"usage: {script}") and lines[1] == "", lines[:2]
+    first = ast.get_docstring(ast.parse((REPO / script).read_text())).split("\n\n")[0]
+    if script not in SUBCOMMAND:                           # a subcommand's help has its own one-line description
+        assert "\n".join(lines[2:2 + len(first.splitlines())]) == first
+    heads = [i for i, line in enumerate(lines) if line in ("options:", "positional arguments:")]
+    assert heads and heads[0] <= 7, "the flags should start within the first eight lines"

@@ -253,3 +253,144 @@ def test_quick_run_on_real_fsdd(shared_data, tmp_path, monkeypatch, capsys):
     assert "fsdd" in (out / "report_gru.txt").read_text()
     anchors = json.loads((out / "anchors.json").read_text())
     assert {a["metric"] for a in anchors} == {"test_accuracy_cnn_lstm", "test_accuracy_lstm"}
+
+
+# ----------------------------------------------------------------------------- canonical test-set layout
+from test_kws_data import SPEAKER_IDS, make_test_set_layout  # noqa: E402
+
+
+def _sc_root(tmp_path: Path, **kw) -> Path:
+    """A data root holding a tiny test-set layout and an FSDD folder (Speech Commands must win)."""
+    root = tmp_path / "data"
+    make_test_set_layout(root / "speech_commands_test_v0.02", **kw)
+    (root / "fsdd" / "recordings").mkdir(parents=True)
+    for d in range(2):
+        sf.write(root / "fsdd" / "recordings" / f"{d}_george_0.wav", np.zeros(4000, np.float32), 8000)
+    return root
+
+
+def test_auto_finds_the_test_set_layout_and_splits_it_by_speaker(tmp_path, monkeypatch, capsys):
+    root = _sc_root(tmp_path)
+    other = make_test_set_layout(tmp_path / "other_speakers", n_speakers=32)
+    for k in range(20):  # keep only the 12 speakers the training folder does not have
+        for p in other.rglob(f"*{SPEAKER_IDS[k]}*"):
+            p.unlink()
+    monkeypatch.chdir(tmp_path)
+    kws.main(["--quick", "--data-root", str(root), "--models", "rnn", "--test-set", str(other)])
+    out = tmp_path / "outputs" / "speechcommands_rnn"
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["dataset"] == "speech_commands" and m["n_classes"] == 4  # yes, no, _unknown_, _silence_
+    assert m["n_speakers_in_two_splits"] == 0 and m["n_duplicate_groups_across_splits"] == 0
+    assert (m["n_speakers_train"], m["n_speakers_val"], m["n_speakers_test"]) == (16, 2, 2)
+    spk = list(csv.DictReader(open(out / "speakers.csv")))
+    assert len({r["speaker"] for r in spk if not r["speaker"].startswith("_silence_")}) == 20
+    assert m["test_set_n_clips"] == 12 * 3 + 20 and m["test_set_missing_classes"] == []
+    assert 0.0 <= m["test_set_accuracy_rnn"] <= 1.0 and 0.0 <= m["test_set_macro_f1_rnn"] <= 1.0
+    # the reported test-set accuracy is the checkpoint's accuracy on every clip of the folder
+    args = kws.parse_args(["--quick", "--data-root", str(root), "--models", "rnn"])
+    data = kws.load_data(args)
+    ts = kd.load_test_set_layout(other, progress=False)
+    features = kws.make_features(args, data, 16000)
+    model = kws.KwsModel(features, kws.model_from_args("rnn", args, features.n_features, len(data.labels)))
+    model.load_state_dict(load_checkpoint(out / "checkpoints" / "rnn_best.pt")["model"])
+    res = kws.score_test_set({"model": model, "name": "rnn"}, ts, data, 16000, "cpu")
+    assert res["test_set_accuracy_rnn"] == pytest.approx(m["test_set_accuracy_rnn"], abs=1e-9)
+    assert "test set rnn=" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change, message", [
+    ("extra_class", "classes the model does not know: ['left']"),
+    ("same_folder", "is the folder the model trains on"),
+    ("not_layout", "not a folder in the Speech Commands test-set layout"),
+])
+def test_test_set_mismatch_is_a_clear_error(change, message, tmp_path, monkeypatch, capsys):
+    root = _sc_root(tmp_path, n_speakers=20)
+    other = make_test_set_layout(tmp_path / "other", n_speakers=2, words=("yes", "no", "left"))
+    for p in other.rglob("*"):  # new speakers
+        if p.is_file() and not p.parent.name == "_silence_":
+            p.rename(p.with_name(p.name.replace("1a2b", "9f9f")))
+    test_set = {"extra_class": other, "same_folder": root / "speech_commands_test_v0.02", "not_layout": tmp_path}
+    monkeypatch.chdir(tmp_path)
+    argv = ["--quick", "--data-root", str(root), "--models", "rnn", "--test-set", str(test_set[change])]
+    assert main_guard(kws.main, argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "outputs" / "speechcommands_rnn" / "checkpoints").exists()  # refused before training
+
+
+def test_too_few_speakers_or_near_empty_split_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "data"
+    make_test_set_layout(root / "speech_commands_test", n_speakers=2, n_silence=4)
+    assert main_guard(kws.main, ["train", "--quick", "--data-root", str(root)]) == 2
+    assert "needs at least 3 speakers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--n-fft", "32000"], "--n-fft 32000 is larger than the 1 s clip window"),
+    (["--hop-length", "20000"], "--hop-length 20000 is larger than"),
+    (["--hop-length", "8000"], "--hop-length 8000 leaves 3 frames"),
+])
+def test_stft_larger_than_the_clip_is_a_clear_error(argv, message, tmp_path, monkeypatch, capsys):
+    root = _sc_root(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main_guard(kws.main, ["train", "--quick", "--data-root", str(root), "--models", "cnn_lstm", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_long_clip_is_reported_and_cropped(tmp_path, capsys):
+    root = _sc_root(tmp_path)
+    long = root / "speech_commands_test_v0.02" / "yes" / "abcdef01_nohash_0.flac"
+    sf.write(long, _tone_16k(60.0), 16000, subtype="PCM_16")
+    args = kws.parse_args(["train", "--quick", "--data-root", str(root), "--max-per-class", "100"])
+    data = kws.load_data(args)
+    clip = next(c for c in data.clips if c.path == str(long))
+    assert len(clip.wav) <= 4 * 16000
+    assert f"cropped: {long}: 60.0 s long" in capsys.readouterr().out
+    assert any(p == str(long) and "centre-cropped" in why for p, why in data.issues)
+
+
+def _tone_16k(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * 16000)) / 16000
+    return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def test_multi_model_run_killed_in_its_second_model_resumes(tmp_path, monkeypatch):
+    root = _sc_root(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--quick", "--data-root", str(root), "--models", "rnn,gru,lstm", "--epochs", "2"]
+    real_fit = kws.fit
+
+    def killed_in_gru(model, optimizer, loader, step, epochs, **kw):
+        if kw["desc"] == "gru":  # one epoch of gru, then Ctrl-C
+            real_fit(model, optimizer, loader, step, 1, **kw)
+            raise KeyboardInterrupt
+        return real_fit(model, optimizer, loader, step, epochs, **kw)
+
+    monkeypatch.setattr(kws, "fit", killed_in_gru)
+    assert main_guard(kws.main, argv) == 130
+    ckpt = tmp_path / "outputs" / "speechcommands_rnn" / "checkpoints"
+    rnn_before = load_checkpoint(ckpt / "rnn.pt")
+    assert load_checkpoint(ckpt / "gru.pt")["epoch"] == 1 and not (ckpt / "lstm.pt").exists()
+    monkeypatch.setattr(kws, "fit", real_fit)
+    # another data split or other settings are refused
+    assert main_guard(kws.main, [*argv, "--resume", "--seed", "5"]) == 2
+    kws.main([*argv, "--resume"])
+    rnn_after = load_checkpoint(ckpt / "rnn.pt")
+    assert rnn_after["epoch"] == 2 and all(torch.equal(rnn_before["model"][k], v)
+                                           for k, v in rnn_after["model"].items())  # finished: kept, not retrained
+    assert load_checkpoint(ckpt / "gru.pt")["epoch"] == 2 and load_checkpoint(ckpt / "lstm.pt")["epoch"] == 2
+    gru_log = list(csv.DictReader(open(ckpt.parent / "log_gru.csv")))
+    assert [int(r["epoch"]) for r in gru_log] == [1, 2]
+    m = json.loads((ckpt.parent / "metrics.json").read_text())
+    assert {f"test_accuracy_{n}" for n in ("rnn", "gru", "lstm")} <= set(m)
+
+
+@pytest.mark.realdata
+def test_quick_run_on_real_speech_commands_test_set(shared_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kws.main(["--quick", "--data-root", str(shared_data), "--models", "lstm"])
+    m = json.loads((tmp_path / "outputs" / "speechcommands_rnn" / "metrics.json").read_text())
+    assert m["dataset"] == "speech_commands" and m["data_source"] == "real" and m["n_classes"] == 12
+    assert m["n_speakers_in_two_splits"] == 0 and m["n_duplicate_groups_across_splits"] == 0
+    assert m["n_duplicate_groups"] >= 0 and min(m["n_speakers_val"], m["n_speakers_test"]) >= 1
+    assert m["n_speakers_train"] + m["n_speakers_val"] + m["n_speakers_test"] <= 180  # --quick: 20 clips a class

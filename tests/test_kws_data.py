@@ -287,3 +287,141 @@ def test_spec_augment_masks_and_stretch_keep_shape():
     assert out.shape == spec.shape and out.is_complex()
     # a 0.8x rate makes the clip longer: the centre crop differs from the input
     assert not torch.allclose(out.abs(), spec.abs())
+
+
+# ----------------------------------------------------------------------------- canonical test-set layout
+SPEAKER_IDS = [f"{k:08x}" for k in range(0x1a2b0000, 0x1a2b0000 + 40)]
+
+
+def make_test_set_layout(folder: Path, n_speakers: int = 20, words=("yes", "no"), n_silence: int = 20,
+                         ext: str = "flac", sr: int = 16000) -> Path:
+    """A tiny folder in the canonical Speech Commands test-set layout: a tone per class (its pitch moved a
+    little per speaker), ``_unknown_/<word>_<speaker>_nohash_0``, ``_silence_/<n>`` (white noise)."""
+    rng = np.random.default_rng(len(words) + n_speakers)
+    base = {w: 300.0 * (i + 1) for i, w in enumerate(words)}
+    for k, spk in enumerate(SPEAKER_IDS[:n_speakers]):
+        shift = 1.0 + 0.01 * k
+        for w in words:
+            (folder / w).mkdir(parents=True, exist_ok=True)
+            sf.write(folder / w / f"{spk}_nohash_0.{ext}", _tone(sr=sr, f=base[w] * shift), sr, subtype="PCM_16")
+        (folder / kd.UNKNOWN).mkdir(parents=True, exist_ok=True)
+        sf.write(folder / kd.UNKNOWN / f"cat_{spk}_nohash_0.{ext}", _tone(sr=sr, f=2500.0 * shift), sr,
+                 subtype="PCM_16")
+    (folder / kd.SILENCE).mkdir(parents=True, exist_ok=True)
+    for n in range(n_silence):
+        sf.write(folder / kd.SILENCE / f"{n}.{ext}", (0.05 * rng.standard_normal(sr)).astype(np.float32), sr,
+                 subtype="PCM_16")
+    return folder
+
+
+def test_test_set_layout_loader_speakers_and_bad_files(tmp_path, capsys):
+    folder = make_test_set_layout(tmp_path / "speech_commands_test_v0.02", n_speakers=4)
+    assert kd.is_test_set_layout(folder) and kd.find_speech_commands(tmp_path) == folder
+    (folder / "left").mkdir()  # an empty class folder
+    sf.write(folder / kd.UNKNOWN / "catnohash.flac", _tone(), 16000)  # speaker cannot be parsed
+    sf.write(folder / "yes" / "ffff0000_nohash_0.wav", _tone(sr=8000, channels=2), 8000)  # other rate, stereo, WAV
+    nan = _tone()
+    nan[100] = np.nan
+    sf.write(folder / "no" / "eeee0000_nohash_0.wav", nan, 16000, subtype="FLOAT")
+    (folder / "no" / "dddd0000_nohash_0.flac").write_bytes(b"not audio")
+    sf.write(folder / "no" / "cccc0000_nohash_0.flac", _tone(seconds=0.5), 16000)  # another length
+    dup = folder / "yes" / f"{SPEAKER_IDS[0]}_nohash_1.flac"
+    dup.write_bytes((folder / "yes" / f"{SPEAKER_IDS[0]}_nohash_0.flac").read_bytes())
+    data = kd.load_test_set_layout(folder, progress=False)
+    assert data.labels == ["yes", "no", kd.UNKNOWN, kd.SILENCE]  # the empty "left" is not a class
+    problems = {}
+    for p, why in data.issues:
+        problems[Path(p).name] = problems.get(Path(p).name, "") + why + "; "
+    assert "no audio clips" in problems["left"]
+    assert "speaker cannot be parsed" in problems["catnohash.flac"]
+    assert "NaN" in problems["eeee0000_nohash_0.wav"]  # found by io.load_audio or by read_clip
+    assert "unreadable" in problems["dddd0000_nohash_0.flac"]
+    assert "8000 Hz, resampled" in problems["ffff0000_nohash_0.wav"]
+    assert "0.50 s long, not 1 s: kept" in problems["cccc0000_nohash_0.flac"]
+    assert all(c.wav.dtype == np.float32 and np.all(np.isfinite(c.wav)) for c in data.clips)
+    unknown = [c for c in data.clips if c.label == kd.UNKNOWN]
+    assert sorted(c.speaker for c in unknown) == SPEAKER_IDS[:4]  # the field after the word
+    assert len(data.clips) == 4 * 3 + 20 + 3  # + the resampled clip, the short one and the duplicate
+    groups = kd.duplicate_groups(data.clips)
+    assert [sorted(Path(c.path).name for c in g) for g in groups] == [[f"{SPEAKER_IDS[0]}_nohash_0.flac",
+                                                                         dup.name]]
+    assert "skipped" in capsys.readouterr().out
+
+
+def test_find_prefers_the_full_release_over_the_test_set(tmp_path):
+    make_test_set_layout(tmp_path / "speech_commands_test", n_speakers=3)
+    release = _fake_speech_commands(tmp_path)
+    assert kd.find_speech_commands(tmp_path) == release
+    assert not kd.is_test_set_layout(release)  # it has validation_list.txt
+
+
+def _clips(n_speakers: int, per_speaker: int = 3, n_silence: int = 30) -> list:
+    wav = np.zeros(10, np.float32)
+    clips = [kd.Clip(wav, "yes", f"s{k:03d}", "test", f"yes/s{k:03d}_nohash_{i}", 16000, sha1=f"{k}-{i}")
+             for k in range(n_speakers) for i in range(per_speaker)]
+    clips += [kd.Clip(wav, kd.SILENCE, f"{kd.SILENCE}/{i}", "test", f"{kd.SILENCE}/{i}", 16000, sha1=f"sil{i}")
+              for i in range(n_silence)]
+    return clips
+
+
+def test_speaker_split_is_disjoint_seeded_and_80_10_10():
+    data = kd.KwsData("speech_commands", "real", 16000, ["yes", kd.SILENCE], _clips(100))
+    data.clips[1].sha1 = data.clips[0].sha1  # a byte-identical pair of one speaker
+    kd.speaker_split(data, seed=3)
+    splits_of = {}
+    for c in data.clips:
+        splits_of.setdefault(c.speaker, set()).add(c.split)
+    assert all(len(v) == 1 for v in splits_of.values())  # no speaker in two splits
+    n = {s: sum(1 for k, v in splits_of.items() if s in v and not k.startswith(kd.SILENCE)) for s in kd.SPLITS}
+    assert n == {"train": 80, "val": 10, "test": 10}
+    sil = [c.split for c in data.clips if c.label == kd.SILENCE]
+    assert (sil.count("train"), sil.count("val"), sil.count("test")) == (24, 3, 3)
+    again = kd.KwsData("speech_commands", "real", 16000, ["yes", kd.SILENCE], _clips(100))
+    kd.speaker_split(again, seed=3)
+    assert [c.split for c in again.clips] == [c.split for c in data.clips]
+    other = kd.KwsData("speech_commands", "real", 16000, ["yes", kd.SILENCE], _clips(100))
+    kd.speaker_split(other, seed=4)
+    assert [c.split for c in other.clips] != [c.split for c in data.clips]
+    with pytest.raises(UserError, match="at least 3 speakers"):
+        kd.speaker_split(kd.KwsData("x", "real", 16000, ["yes"], _clips(2, n_silence=0)))
+
+
+def test_duplicates_across_speakers_are_kept_in_one_split():
+    data = kd.KwsData("speech_commands", "real", 16000, ["yes", kd.SILENCE], _clips(40, n_silence=0))
+    for c in data.clips:
+        c.sha1 = "same" if c.path.endswith("_nohash_0") else c.sha1  # one file under every speaker's name
+    kd.speaker_split(data, seed=0)
+    assert len({c.split for c in data.clips if c.sha1 == "same"}) == 1
+    assert "moved" in data.notes[-1]
+
+
+@pytest.mark.parametrize("train, val, test, ok", [(80, 10, 10, True), (1, 50, 49, False), (50, 50, 0, False),
+                                                  (97, 1, 2, False)])
+def test_check_splits_refuses_empty_or_nearly_empty(train, val, test, ok):
+    wav = np.zeros(10, np.float32)
+    clips = [kd.Clip(wav, "yes", "s", s, "p", 16000) for s, n in (("train", train), ("val", val), ("test", test))
+             for _ in range(n)]
+    data = kd.KwsData("speech_commands", "real", 16000, ["yes", "no"], clips)
+    if ok:
+        kd.check_splits(data)
+    else:
+        with pytest.raises(UserError, match="split of speech_commands holds"):
+            kd.check_splits(data)
+
+
+@pytest.mark.realdata
+def test_real_speech_commands_test_set(shared_data):
+    folder = kd.find_speech_commands(shared_data)
+    assert folder is not None and kd.is_test_set_layout(folder)
+    data = kd.load_test_set_layout(folder, progress=False)
+    assert len(data.clips) == 3671 and not data.issues and len(data.labels) == 12
+    assert len({c.speaker for c in data.clips if c.label != kd.SILENCE}) == 180
+    groups = kd.duplicate_groups(data.clips)
+    assert groups and all(len({(c.speaker, c.label) for c in g}) == 1 for g in groups)
+    kd.speaker_split(data, seed=0)
+    assert all(len({c.split for c in g}) == 1 for g in groups)
+    spk = {}
+    for c in data.clips:
+        spk.setdefault(c.speaker, set()).add(c.split)
+    assert all(len(v) == 1 for v in spk.values())
+    kd.check_splits(data)

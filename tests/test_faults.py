@@ -1,0 +1,614 @@
+"""Faults and bad input (issue 22): a table of faults x scripts, each asserting the promised behaviour.
+
+Promised behaviours (DESIGN "Tests"):
+- ``exit2``: exit status 2, one ``error:`` line naming the flag or file, no traceback,
+  and no half-written output (no ``metrics.json``);
+- ``skip``: the bad file is named in the output (``skipped: ...``), the run goes on and
+  its results are complete (``metrics.json`` written).
+
+Most faults are caught while loading, so every case runs the script's ``main`` in-process
+through ``main_guard`` on a tiny input (seconds). The lock tests need a second process.
+This file covers q1_*, q2_ctc, q2_compare, hw_cnn1d/2d, vae_bss and the shared code they use
+(audiolab.io, audiolab.runtime, audiolab.denoise, audiolab.music_data); speechcommands_rnn
+and q2_multitask have their own fault tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiolab import denoise
+from audiolab.io import AudioReadError, iter_readable, load_audio, save_audio, unique_name
+from audiolab.music_data import Song, load_songs_from_stereo
+from audiolab.runtime import (LOCK_NAME, UserError, float_range, int_range, lock_out_dir, main_guard, out_dir_for,
+                              release_out_dir_locks, select_device, write_csv, write_json_atomic)
+
+REPO = Path(__file__).resolve().parent.parent
+SR = 16000
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"faults_{name}", REPO / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SCRIPTS = {name: load_script(name) for name in
+           ("q1_generate", "q1_plot", "q1_train_lstm", "q2_ctc", "q2_compare", "hw_cnn1d", "hw_cnn2d", "vae_bss")}
+
+
+def run_main(name: str, argv: list[str], capsys) -> tuple[int, str, str]:
+    """``(exit status, stdout, stderr)`` of ``main_guard(script.main, argv)``; argparse exits count too."""
+    try:
+        rc = main_guard(SCRIPTS[name].main, [str(a) for a in argv])
+    except SystemExit as exc:  # argparse: usage + "error:" line, status 2
+        rc = exc.code
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def assert_exit2(rc: int, err: str, *needles: str, out_dir: Path | None = None) -> None:
+    """Status 2, exactly one ``error:`` line holding every needle, no traceback, no metrics.json."""
+    error_lines = [line for line in err.splitlines() if "error:" in line]
+    assert rc == 2, f"exit status {rc}\n{err}"
+    assert len(error_lines) == 1, err
+    for needle in needles:
+        assert needle in error_lines[0], f"{needle!r} not in {error_lines[0]!r}"
+    assert "Traceback" not in err
+    if out_dir is not None:
+        assert not (out_dir / "metrics.json").exists()
+
+
+def float_wav(path: Path, wav: np.ndarray, sample_rate: int = SR) -> Path:
+    """Write a 32-bit float WAV (the format that can hold NaN/inf samples)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, wav, sample_rate, subtype="FLOAT")
+    return path
+
+
+def tone(seconds: float, f0: float, seed: int = 0, sample_rate: int = SR) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    wav = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6)) / k for k in range(1, 6))
+    return (0.1 * wav * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+# ============================================================== shared code: audio loading
+def test_nan_or_inf_audio_is_reported_by_path_at_load_time(tmp_path, capsys):
+    good = float_wav(tmp_path / "good.wav", tone(0.1, 200))
+    bad = tone(0.1, 200)
+    bad[100] = np.nan
+    nan_path = float_wav(tmp_path / "nan.wav", bad)
+    bad[100] = np.inf
+    inf_path = float_wav(tmp_path / "inf.wav", bad)
+    for path in (nan_path, inf_path):
+        with pytest.raises(AudioReadError, match="NaN or inf") as info:
+            load_audio(path)
+        assert str(path) in str(info.value)
+    skipped: list = []
+    kept = [p for p, _, _ in iter_readable([nan_path, good, inf_path], skipped=skipped)]
+    assert kept == [good]
+    assert [p for p, _ in skipped] == [nan_path, inf_path]
+    out = capsys.readouterr().out
+    assert f"skipped: audio file {nan_path}" in out and str(inf_path) in out
+    assert np.isfinite(load_audio(good)[0]).all()
+
+
+def test_nan_stereo_stems_are_skipped_by_the_music_loader(tmp_path, capsys):
+    ok = np.stack([tone(0.5, 110), tone(0.5, 220, 1)], axis=1)
+    bad = ok.copy()
+    bad[10, 1] = np.nan
+    paths = [float_wav(tmp_path / "a" / "clip.wav", ok), float_wav(tmp_path / "b" / "clip.wav", ok),
+             float_wav(tmp_path / "c" / "nan.wav", bad)]
+    songs = load_songs_from_stereo(paths, SR)
+    assert [s.name for s in songs] == ["clip", "clip_2"]  # same base name: two distinct output names
+    assert str(paths[2]) in capsys.readouterr().out
+
+
+def test_unique_name_never_repeats():
+    used: set[str] = set()
+    names = [unique_name(n, used) for n in ("x", "x", "y", "x", "x_2")]
+    assert names == ["x", "x_2", "y", "x_3", "x_2_2"]
+    assert len(set(names)) == len(names)
+
+
+# ============================================================ shared code: output plumbing
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_atomic_outputs_get_the_users_permissions(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        paths = [write_json_atomic(tmp_path / "m.json", {"a": 1}), write_csv(tmp_path / "t.csv", [{"a": 1}]),
+                 save_audio(tmp_path / "a.wav", np.zeros(160, dtype=np.float32), SR)]
+        reference = tmp_path / "plain.txt"
+        reference.write_text("x")  # what open() gives any other file of the user's
+    finally:
+        os.umask(old)
+    want = stat.S_IMODE(reference.stat().st_mode)
+    assert want == 0o666 & ~umask
+    for path in paths:
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_range_validators():
+    prob = float_range(0, 1)
+    assert prob("0") == 0.0 and prob("1") == 1.0 and prob("0.25") == 0.25
+    for bad in ("2", "-0.1", "nan", "inf", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            prob(bad)
+    open_unit = float_range(0, 1, lo_open=True, hi_open=True)
+    for bad in ("0", "1"):
+        with pytest.raises(argparse.ArgumentTypeError, match=r"\(0, 1\)"):
+            open_unit(bad)
+    beta = float_range(0)
+    assert beta("1e6") == 1e6
+    with pytest.raises(argparse.ArgumentTypeError, match=r"must be in \[0, inf\), got -1"):
+        beta("-1")
+    count = int_range(1, 100)
+    assert count("1") == 1 and count("100") == 100
+    for bad in ("0", "101", "2.5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            count(bad)
+
+
+def test_device_cuda_without_cuda_is_a_user_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="--device cuda"):
+        select_device("cuda")
+    with pytest.raises(UserError, match="--device cuda"):  # every script reaches it through out_dir_for
+        out_dir_for(argparse.Namespace(device="cuda", out_dir=None), "x")
+    assert select_device("cpu") == torch.device("cpu")
+
+
+def test_output_folder_that_cannot_be_created_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(UserError, match="cannot create the output folder"):
+        out_dir_for(argparse.Namespace(device="cpu", out_dir=tmp_path / "file" / "out"), "x")
+    if os.geteuid() != 0:  # root ignores permission bits
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        try:
+            with pytest.raises(UserError, match="cannot create the output folder"):
+                out_dir_for(argparse.Namespace(device="cpu", out_dir=ro / "out"), "x")
+            with pytest.raises(UserError, match="cannot write to the output folder"):  # exists, read-only
+                out_dir_for(argparse.Namespace(device="cpu", out_dir=ro), "x")
+        finally:
+            ro.chmod(0o755)
+
+
+def test_main_guard_turns_a_vanished_or_read_only_output_into_exit_2(tmp_path, capsys):
+    def main(argv):
+        out = tmp_path / "gone"
+        raise PermissionError(13, "Permission denied", str(out / "metrics.json"))
+
+    assert main_guard(main, []) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "metrics.json" in err and "no write permission" in err
+
+
+# ================================================================ shared code: out-dir lock
+HOLDER = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    from audiolab.runtime import lock_out_dir
+    lock_out_dir({out!r})
+    print("locked", flush=True)
+    time.sleep(120)
+""")
+# The same protocol without importing torch (fast): flock on the lock file, pid written into it.
+RAW_HOLDER = textwrap.dedent("""
+    import fcntl, os, time
+    fd = os.open(os.path.join({out!r}, {name!r}), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    print("locked", flush=True)
+    time.sleep(120)
+""")
+
+
+def _hold_lock(out: Path, raw: bool = True) -> subprocess.Popen:
+    """A second process holding ``out``'s lock; ``raw=False`` takes it through ``lock_out_dir`` itself."""
+    code = (RAW_HOLDER if raw else HOLDER).format(repo=str(REPO), out=str(out), name=LOCK_NAME)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_second_run_into_a_held_folder_refuses_and_a_killed_holder_does_not_block(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = _hold_lock(out, raw=False)
+    try:
+        rc, _, err = run_main("q1_generate", ["--quick", "--data-dir", tmp_path / "q1", "--out-dir", out], capsys)
+        assert_exit2(rc, err, "another run", f"pid {holder.pid}", str(out), out_dir=out)
+        assert not (tmp_path / "q1").exists()  # refused before writing anything
+    finally:
+        holder.send_signal(signal.SIGKILL)  # a killed run: the kernel drops its flock
+        holder.wait()
+    assert (out / LOCK_NAME).exists()  # the stale lock file is still there ...
+    rc, stdout, err = run_main("q1_generate", ["--quick", "--data-dir", tmp_path / "q1", "--out-dir", out], capsys)
+    assert rc == 0, err  # ... and does not block
+    assert json.loads((out / "metrics.json").read_text())["n_train"] > 0
+
+
+def test_a_script_process_refuses_a_folder_another_run_holds(tmp_path):
+    """The script itself, as a process, refuses a folder another process holds (exit 2, one error line, no
+    output written). The holder stands in for a first run that is still going, which makes the race
+    deterministic; that the folder is usable again once the holder dies is tested above."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(REPO / "q2_compare.py"), "--quick", "--out-dir", str(out)]
+    env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
+    out.mkdir()
+    holder = _hold_lock(out)
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    holder.kill()
+    holder.wait()
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    assert [line for line in second.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: another run (pid {holder.pid}) is writing into {out}; wait for it to finish or choose another "
+        f"--out-dir"]
+    assert not (out / "metrics.json").exists() and not (out / "comparison.csv").exists()
+
+
+def test_lock_is_reentrant_in_one_process_and_released_by_main_guard(tmp_path):
+    import fcntl
+
+    out = tmp_path / "o"
+    out.mkdir()
+
+    def can_take() -> bool:  # a new open file description conflicts with a held flock, even in this process
+        fd = os.open(out / LOCK_NAME, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+    lock_out_dir(out)
+    lock_out_dir(out)  # the same process may lock its folder twice
+    assert not can_take()
+    assert (out / LOCK_NAME).read_text().strip() == str(os.getpid())
+    release_out_dir_locks()
+    assert can_take()
+    assert main_guard(lambda argv: lock_out_dir(out), []) == 0
+    assert can_take()  # main_guard released it
+
+
+def test_only_rank_0_of_a_torchrun_job_locks(tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    out.mkdir()
+    holder = _hold_lock(out)  # rank 0 of the job
+    try:
+        monkeypatch.setenv("RANK", "1")
+        lock_out_dir(out)  # rank 1 of the same job shares the folder
+        monkeypatch.setenv("RANK", "0")
+        with pytest.raises(UserError, match="another run"):
+            lock_out_dir(out)
+    finally:
+        holder.kill()
+        holder.wait()
+        release_out_dir_locks()
+
+
+# ======================================================================== Q1 scripts
+@pytest.fixture(scope="module")
+def q1_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("q1")
+    rc = main_guard(SCRIPTS["q1_generate"].main, ["--quick", "--n-examples", "10", "--n-samples", "2000",
+                                                  "--data-dir", str(root / "q1"), "--out-dir", str(root / "gen")])
+    assert rc == 0
+    return root / "q1"
+
+
+def _q1_copy(q1_data: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "q1"
+    shutil.copytree(q1_data, dest)
+    return dest
+
+
+def _first(data: Path, split: str, name: str) -> Path:
+    return sorted((data / split).glob(f"*_{name}.wav"))[0]
+
+
+def _corrupt_rate(data: Path) -> Path:
+    path = _first(data, "train", "source2")
+    wav, _ = sf.read(path)
+    sf.write(path, wav, 16000)
+    return path
+
+
+def _corrupt_length(data: Path) -> Path:
+    path = _first(data, "test", "mixture")
+    wav, sr = sf.read(path)
+    sf.write(path, wav[:1500], sr)
+    return path
+
+
+def _corrupt_bytes(data: Path) -> Path:
+    path = _first(data, "train", "mixture")
+    path.write_bytes(path.read_bytes()[:30])  # cut inside the header: unreadable
+    return path
+
+
+def _corrupt_nan(data: Path) -> Path:
+    path = _first(data, "train", "source1")
+    wav, sr = sf.read(path)
+    wav[5] = np.nan
+    float_wav(path, wav, sr)
+    return path
+
+
+def _corrupt_silent(data: Path) -> Path:
+    path = _first(data, "test", "source2")
+    wav, sr = sf.read(path)
+    sf.write(path, np.zeros_like(wav), sr)
+    return path
+
+
+Q1_DATA_FAULTS = {"other_rate": (_corrupt_rate, "16000 Hz"), "truncated_length": (_corrupt_length, "1500 samples"),
+                  "truncated_bytes": (_corrupt_bytes, "cannot read"), "nan_samples": (_corrupt_nan, "NaN"),
+                  "silent_source": (_corrupt_silent, "silent")}
+
+
+@pytest.mark.parametrize("fault", list(Q1_DATA_FAULTS))
+@pytest.mark.parametrize("script", ["q1_train_lstm", "q1_plot"])
+def test_q1_bad_data_file_is_named(script, fault, q1_data, tmp_path, capsys):
+    data = _q1_copy(q1_data, tmp_path)
+    corrupt, needle = Q1_DATA_FAULTS[fault]
+    path = corrupt(data)
+    argv = ["--data-dir", data, "--out-dir", tmp_path / "out", "--epochs", "1"]
+    if script == "q1_plot":
+        # plot the example the fault is in
+        argv = ["--data-dir", data, "--out-dir", tmp_path / "out", "--id", str(int(path.name[:3]))]
+    rc, _, err = run_main(script, argv, capsys)
+    assert_exit2(rc, err, str(path), needle, out_dir=tmp_path / "out")
+
+
+@pytest.mark.parametrize("flag,value,needle", [("--n-fft", "4096", "2000 samples"),
+                                               ("--hop-length", "2500", "2000 samples"),
+                                               ("--hop-length", "1024", "larger than --n-fft")])
+@pytest.mark.parametrize("script", ["q1_train_lstm", "q1_plot"])
+def test_q1_stft_larger_than_the_clips_names_the_flag_and_limit(script, flag, value, needle, q1_data, tmp_path,
+                                                                 capsys):
+    argv = ["--data-dir", q1_data, "--out-dir", tmp_path / "out", flag, value]
+    if script == "q1_train_lstm":
+        argv += ["--epochs", "1"]
+    rc, _, err = run_main(script, argv, capsys)
+    assert_exit2(rc, err, f"{flag} {value}", needle, out_dir=tmp_path / "out")
+
+
+# ================================================================== flag ranges (argparse)
+RANGE_FAULTS = [
+    ("q1_generate", ["--test-fraction", "1.5"], "--test-fraction"),
+    ("q1_generate", ["--guard-hz", "-1"], "--guard-hz"),
+    ("q1_generate", ["--n-examples", "100000", "--n-samples", "10000000"], "GiB"),
+    ("q2_ctc", ["--n-test", "20000000"], "--n-test"),
+    ("q2_ctc", ["--lr", "0"], "--lr"),
+    ("q2_compare", ["--example", "16"], "--example"),
+    ("q2_compare", ["--repeats", "0"], "--repeats"),
+    ("hw_cnn1d", ["--test-snrs", "0", "1000"], "--test-snrs"),
+    ("hw_cnn2d", ["--speed-perturb", "3"], "--speed-perturb"),
+    ("hw_cnn2d", ["--val-fraction", "0.95"], "--val-fraction"),
+    ("hw_cnn1d", ["--channels", "16", "0", "32"], "--channels"),
+    ("hw_cnn1d", ["--pesq-max", "-3"], "--pesq-max"),
+    ("vae_bss", ["images", "--beta", "-1"], "--beta"),
+    ("vae_bss", ["images", "--test-pairs", "20000000"], "--test-pairs"),
+    ("vae_bss", ["music", "--remix-prob", "2"], "--remix-prob"),
+    ("vae_bss", ["music", "--beta", "-1"], "--beta"),
+    ("vae_bss", ["music", "--save-audio", "-1"], "--save-audio"),
+    ("vae_bss", ["music", "--hop-length", "2048"], "--hop-length 2048"),
+    ("vae_bss", ["music", "--hidden", "100000000"], "--hidden"),
+    ("vae_bss", ["images", "--latent-dim", "100000000"], "--latent-dim"),
+    ("q1_train_lstm", ["--hidden", "100000000"], "--hidden"),
+]
+
+
+@pytest.mark.parametrize("script,argv,needle", RANGE_FAULTS, ids=[f"{s}{a[0] if s != 'vae_bss' else a[1]}"
+                                                                  for s, a, _ in RANGE_FAULTS])
+def test_meaningless_flag_values_are_refused(script, argv, needle, tmp_path, capsys):
+    out = tmp_path / "out"
+    if script == "vae_bss":
+        argv = argv[:1] + ["--quick", "--out-dir", out, "--data-root", tmp_path / "none"] + argv[1:]
+    elif script == "q1_generate":  # not --quick: it would cap the sizes the memory check is about
+        argv = ["--out-dir", out, "--data-dir", tmp_path / "q1"] + argv
+    else:
+        argv = ["--quick", "--out-dir", out] + argv
+    rc, _, err = run_main(script, argv, capsys)
+    assert_exit2(rc, err, needle, out_dir=out)
+    assert not (tmp_path / "q1").exists()
+
+
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_device_cuda_without_cuda_is_the_same_error_everywhere(script, q1_data, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    argv = ["--device", "cuda", "--quick", "--out-dir", tmp_path / "out"]
+    if script.startswith("q1"):
+        argv += ["--data-dir", q1_data if script != "q1_generate" else tmp_path / "q1"]
+    if script == "vae_bss":
+        argv = ["music"] + argv
+    rc, _, err = run_main(script, argv, capsys)
+    assert_exit2(rc, err, "--device cuda", "CUDA is not available", out_dir=tmp_path / "out")
+    assert not (tmp_path / "q1").exists()
+
+
+# ========================================================================= denoising
+def test_denoise_folder_loader_skips_short_and_nan_clips_by_path(tmp_path, capsys):
+    good = float_wav(tmp_path / "spk" / "good.wav", tone(0.5, 150))
+    short = float_wav(tmp_path / "spk" / "short.wav", tone(0.02, 150))  # 320 samples < --n-fft 1024
+    bad = tone(0.5, 150)
+    bad[7] = np.inf
+    nan = float_wav(tmp_path / "spk" / "nan.wav", bad)
+    other = float_wav(tmp_path / "spk2" / "good.wav", tone(0.5, 180))  # same base name, other speaker
+    utts = denoise._load_folder(tmp_path, min_samples=1024)
+    assert [(s, n) for s, n, _ in utts] == [("spk", "good"), ("spk2", "good_2")]
+    out = capsys.readouterr().out
+    assert f"skipped: {short}" in out and "--n-fft 1024" in out and str(nan) in out
+    assert str(good) not in out and str(other) not in out
+
+
+def test_denoise_unlabeled_test_files_same_base_name_short_and_nan(tmp_path, capsys):
+    a = float_wav(tmp_path / "a" / "x.wav", tone(0.3, 150))
+    b = float_wav(tmp_path / "b" / "x.wav", tone(0.3, 170))
+    short = float_wav(tmp_path / "short.wav", tone(0.01, 150))
+    bad = tone(0.3, 150)
+    bad[0] = np.nan
+    nan = float_wav(tmp_path / "nan.wav", bad)
+    mixtures = denoise.load_unlabeled([a, short, b, nan], min_samples=1024)
+    assert [m.name for m in mixtures] == ["x", "x_2"]
+    out = capsys.readouterr().out
+    assert f"skipped: {short}" in out and str(nan) in out
+
+
+def test_denoise_evaluation_skips_a_signal_whose_estimate_is_not_finite(tmp_path, capsys):
+    clean = tone(0.3, 150)
+    mixes = [denoise.Mixture(name, clean + 0.01, clean, 10.0, "white", "test") for name in ("ok", "bad")]
+
+    def method(x):
+        return np.full_like(x, np.nan) if x is mixes[1].noisy else x * 0.9
+
+    rows = denoise.evaluate_set(mixes, {"m": method}, perceptual=False, wav_dir=tmp_path / "w", wav_method="m",
+                                desc="test")
+    assert [r["signal"] for r in rows] == ["ok"]
+    assert "skipped: test signal bad" in capsys.readouterr().out
+    assert (tmp_path / "w" / "ok.wav").exists() and not (tmp_path / "w" / "bad.wav").exists()
+
+
+def test_hw_cnn_end_to_end_with_bad_and_clashing_test_files(tmp_path, capsys):
+    """A trained run whose --test files include a NaN one, a too-short one and two with one base name."""
+    clean = tone(1.0, 140, 1)
+    noisy = clean + 0.02 * np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
+    sf.write(tmp_path / "clean.wav", clean, SR)
+    sf.write(tmp_path / "noisy.wav", noisy, SR)
+    x1 = float_wav(tmp_path / "a" / "x.wav", noisy[:8000])
+    x2 = float_wav(tmp_path / "b" / "x.wav", noisy[6000:])
+    short = float_wav(tmp_path / "short.wav", noisy[:300])
+    bad = noisy[:8000].copy()
+    bad[3] = np.nan
+    nan = float_wav(tmp_path / "nan.wav", bad)
+    out = tmp_path / "out"
+    rc, stdout, err = run_main("hw_cnn1d", ["--quick", "--threads", "1", "--clean", tmp_path / "clean.wav",
+                                            "--noisy", tmp_path / "noisy.wav", "--test", x1, short, x2, nan,
+                                            "--out-dir", out], capsys)
+    assert rc == 0, err
+    assert f"skipped: {short}" in stdout and str(nan) in stdout
+    denoised = sorted(p.name for p in (out / "unlabeled_denoised").glob("*.wav"))
+    assert denoised == ["x.wav", "x_2.wav"]
+    a, _ = sf.read(out / "unlabeled_denoised" / "x.wav")
+    b, _ = sf.read(out / "unlabeled_denoised" / "x_2.wav")
+    assert len(a) == 8000 and len(b) == len(noisy) - 6000  # each output belongs to its own input
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["test"] and metrics["dataset"].startswith("files:")
+
+
+# ========================================================================= vae_bss music
+def _music_args(**kw) -> argparse.Namespace:
+    base = dict(n_fft=256, hop_length=64, patch_frames=4, sample_rate=SR)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_music_evaluation_skips_silent_short_and_nan_clips(capsys):
+    vae = SCRIPTS["vae_bss"]
+    args = _music_args()
+    torch.manual_seed(0)
+    model = vae.MusicVAE(args.n_fft // 2 + 1, args.patch_frames, hidden=16, latent_dim=4)
+    v, a = tone(0.4, 220, 1), tone(0.4, 110, 2)
+    nan_v = v.copy()
+    nan_v[3] = np.nan
+    songs = [Song("good", v, a, SR), Song("silent_vocals", np.zeros_like(v), a, SR),
+             Song("short", v[:100], a[:100], SR), Song("nan", nan_v, a, SR)]
+    skipped: list = []
+    rows = vae.evaluate_songs(model, songs, args, "cpu", skipped=skipped)
+    assert [r["clip"] for r in rows] == ["good"]
+    assert all(np.isfinite(v) for k, v in rows[0].items() if k.endswith("_db"))
+    assert [name for name, _ in skipped] == ["silent_vocals", "short", "nan"]
+    out = capsys.readouterr().out
+    assert "skipped: clip silent_vocals: the vocals reference stem is silent" in out
+    assert "--n-fft 256" in out and "NaN" in out
+
+
+def _mir1k(root: Path, test_clips: dict[str, np.ndarray]) -> Path:
+    data = root / "data"
+    for i in range(3):
+        float_wav(data / "mir1k" / "train" / f"abjones_{i}_01.wav",
+                  np.stack([tone(1.0, 110 + 10 * i, i), tone(1.0, 300 + 20 * i, i + 7)], axis=1))
+    for name, wav in test_clips.items():
+        float_wav(data / "mir1k" / "test" / f"{name}.wav", wav)
+    return data
+
+
+def test_music_run_with_a_silent_test_stem_still_writes_metrics(tmp_path, capsys):
+    good = np.stack([tone(1.0, 120, 3), tone(1.0, 330, 4)], axis=1)
+    silent = good.copy()
+    silent[:, 1] = 0.0  # silent vocals: BSS Eval is singular for this clip
+    data = _mir1k(tmp_path, {"singer_1_01": good, "singer_1_02": silent})
+    out = tmp_path / "out"
+    rc, stdout, err = run_main("vae_bss", ["music", "--quick", "--data-root", data, "--out-dir", out,
+                                           "--n-fft", "256", "--hop-length", "128", "--patch-frames", "4",
+                                           "--save-audio", "2", "--patches-per-epoch", "64"], capsys)
+    assert rc == 0, err
+    assert "skipped: clip singer_1_02" in stdout and "silent" in stdout
+    metrics = json.loads((out / "music" / "metrics.json").read_text())
+    assert metrics["music_test_clips"] == 1 and metrics["music_test_clips_skipped"] == 1
+    assert metrics["vocals_gnsdr_db"] is not None and "singer_1_02" in metrics["music_test_skipped_note"]
+    assert (out / "music" / "audio" / "singer_1_01" / "vocals_estimate.wav").exists()
+    assert not (out / "music" / "audio" / "singer_1_02").exists()
+    assert (out / "metrics.json").exists()
+
+
+def _speech_folders(root: Path) -> tuple[Path, Path, dict]:
+    """clean/<speaker>/*.wav (two speakers) and noise/*.wav, plus a short, a NaN and a short-noise file."""
+    clean, noise = root / "clean", root / "noise"
+    for s, spk in enumerate(("FA", "MC")):
+        for k in range(2):
+            float_wav(clean / spk / f"u{k}.wav", tone(1.0, 120 + 40 * s + 10 * k, 10 * s + k))
+    rng = np.random.default_rng(0)
+    float_wav(noise / "white.wav", (0.05 * rng.standard_normal(3 * SR)).astype(np.float32))
+    bad = tone(1.0, 150, 5)
+    bad[9] = np.nan
+    faults = {"short": float_wav(clean / "FA" / "short.wav", tone(0.03, 150)),
+              "nan": float_wav(clean / "MC" / "nan.wav", bad),
+              "short_noise": float_wav(noise / "click.wav", (0.05 * rng.standard_normal(600)).astype(np.float32))}
+    return clean, noise, faults
+
+
+def test_hw_cnn2d_clean_dir_with_short_nan_and_short_noise_files(tmp_path, capsys):
+    clean, noise, faults = _speech_folders(tmp_path)
+    out = tmp_path / "out"
+    rc, stdout, err = run_main("hw_cnn2d", ["--quick", "--threads", "1", "--clean-dir", clean, "--noise-dir", noise,
+                                            "--test-snrs", "0", "--pesq-max", "1", "--out-dir", out], capsys)
+    assert rc == 0, err
+    for path in faults.values():
+        assert f"skipped: {path}" in stdout or f"skipped: audio file {path}" in stdout, path
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_test_utterances"] == 2 and metrics["train_noises"] == ["white"]
+
+
+@pytest.mark.parametrize("script", ["hw_cnn1d", "hw_cnn2d"])
+def test_hw_cnn_n_fft_longer_than_every_clip_names_the_flag(script, tmp_path, capsys):
+    clean, noise, _ = _speech_folders(tmp_path)
+    out = tmp_path / "out"
+    rc, _, err = run_main(script, ["--quick", "--clean-dir", clean, "--noise-dir", noise, "--n-fft", "32768",
+                                   "--hop-length", "8192", "--out-dir", out], capsys)
+    assert_exit2(rc, err, "--n-fft 32768", "16000 samples", out_dir=out)
