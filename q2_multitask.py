@@ -20,7 +20,12 @@ TESS, EmoDB, IEMOCAP) or a CSV manifest (``audiolab/emotion_data.py``); without 
 an embedded SYNTHETIC corpus of emotional-prosody speech made with eSpeak NG. Split 80:20
 by speaker (test speakers unseen; ``--split random`` leaks speaker identity and says so),
 or name the test speakers (``--test-speakers f1``: leave-one-actor-out, as in
-``benchmarks/multitask_emovo.py``).
+``benchmarks/multitask_emovo.py``; ``--test-speakers speaker03`` on EmoDB, as in
+``benchmarks/multitask_emodb.py``). A clip whose transcript is not whole in its audio (not named
+in the corpus' ``complete.txt`` or ``--complete-list``, e.g. the EmoDB copy cut to 2 s; an empty
+manifest transcript; a clip cropped at ``--max-seconds``) trains and scores the emotion head
+only; every run prints and records how many clips each head saw (``n_ctc_train_utterances``,
+``n_cer_test_utterances``, ...) and the majority-class accuracy beside 1/classes.
 
 How (design choices):
 - Features: 80-bin log-mel (torchaudio ``MelSpectrogram``, 25 ms window, 10 ms hop),
@@ -109,6 +114,16 @@ def build_parser():
     g.add_argument("--test-fraction", type=float, default=0.2, help="test share of the utterances (default 0.2)")
     g.add_argument("--test-speakers", default=None,
                    help="comma-separated speakers to hold out (overrides --split), e.g. f1")
+    g.add_argument("--exclude-speakers", default=None,
+                   help="comma-separated speakers to leave out entirely (e.g. a fold's test speaker while "
+                        "choosing settings on a validation speaker among the training speakers)")
+    g.add_argument("--complete-list", type=Path, default=None,
+                   help="file naming the clips whose whole transcript is in the audio (one name a line); only "
+                        "they feed the CTC term and the CER, every clip feeds the emotion term (default: "
+                        "complete.txt in the corpus folder or beside its wav/, if there; else all are whole)")
+    g.add_argument("--max-seconds", type=positive_float, default=30.0,
+                   help="clips longer than this are reported and cropped to it (emotion head only; default "
+                        "%(default)s s)")
     g.add_argument("--max-files", type=positive_int, default=None,
                    help="use at most this many (evenly spaced) corpus files")
     g.add_argument("--strip-accents", action="store_true",
@@ -171,7 +186,8 @@ def load_data(args):
         if args.manifest is None:
             raise UserError("--dataset csv needs --manifest PATH (a CSV with columns path,transcript,emotion,speaker)")
         banner([f"dataset: csv manifest {args.manifest} (real)"])
-        examples, report = ed.load_corpus("csv", args.manifest, args.sample_rate, limit=args.max_files)
+        examples, report = ed.load_corpus("csv", args.manifest, args.sample_rate, limit=args.max_files,
+                                          complete_list=args.complete_list, max_seconds=args.max_seconds)
         return examples, "csv", "real", report
     choice = choose_dataset(args.dataset, data_root, ed.real_datasets(), "synthetic",
                             "emotional-prosody speech synthesised with eSpeak NG", download=args.download)
@@ -183,25 +199,92 @@ def load_data(args):
             per_sentence=1 if quick else args.synth_per_sentence, sample_rate=args.sample_rate, seed=args.seed)
         return examples, "synthetic_emotional_speech", "synthetic", {}
     limit = args.max_files or (48 if args.quick else None)
-    examples, report = ed.load_corpus(choice.name, choice.path, args.sample_rate, limit=limit)
+    examples, report = ed.load_corpus(choice.name, choice.path, args.sample_rate, limit=limit,
+                                      complete_list=args.complete_list, max_seconds=args.max_seconds)
     return examples, choice.name, "real", report
 
 
+def _speaker_list(text: str | None) -> list[str]:
+    return [s.strip() for s in (text or "").split(",") if s.strip()]
+
+
 def split_indices(args, examples):
-    """Train/test indices by the chosen split; prints which speakers went where."""
+    """Train/test indices by the chosen split; prints which speakers went where.
+
+    ``--exclude-speakers`` drops those speakers' utterances first (neither train nor test).
+
+    Raises:
+        UserError: an excluded speaker is not in the data, or a part of the split is (nearly) empty.
+    """
     speakers = [ex.speaker for ex in examples]
+    excluded = _speaker_list(args.exclude_speakers)
+    unknown = sorted(set(excluded) - set(speakers))
+    if unknown:
+        raise UserError(f"--exclude-speakers: speaker(s) {unknown} not in the data; speakers are {sorted(set(speakers))}")
+    kept = [i for i, s in enumerate(speakers) if s not in set(excluded)]
+    kept_speakers = [speakers[i] for i in kept]
     if args.test_speakers:
-        train, test = ed.leave_speakers_out(speakers, [s.strip() for s in args.test_speakers.split(",") if s.strip()])
+        train, test = ed.leave_speakers_out(kept_speakers, _speaker_list(args.test_speakers))
     elif args.split == "random":
         print("WARNING: --split random puts every speaker in both parts: emotion accuracy and CER then measure "
               "known voices and are optimistic for new speakers.")
-        train, test = ed.random_split(len(examples), args.test_fraction, args.seed)
+        train, test = ed.random_split(len(kept), args.test_fraction, args.seed)
     else:
-        train, test = ed.speaker_split(speakers, args.test_fraction, args.seed)
+        train, test = ed.speaker_split(kept_speakers, args.test_fraction, args.seed)
+    train, test = [kept[i] for i in train], [kept[i] for i in test]
+    check_split(train, test, [ex.emotion for ex in examples])
     tr_spk, te_spk = sorted({speakers[i] for i in train}), sorted({speakers[i] for i in test})
     print(f"split: {len(train)} train utterances ({len(tr_spk)} speakers: {', '.join(tr_spk)}), "
-          f"{len(test)} test ({len(te_spk)} speakers: {', '.join(te_spk)})")
+          f"{len(test)} test ({len(te_spk)} speakers: {', '.join(te_spk)})"
+          + (f"; left out: {', '.join(excluded)}" if excluded else ""))
     return train, test
+
+
+#: a split part smaller than this is an error (a score on one clip is no measurement)
+MIN_SPLIT_UTTERANCES = 2
+#: a class with fewer training utterances than this gets a warning
+FEW_EXAMPLES = 5
+
+
+def check_split(train, test, emotions) -> list[str]:
+    """Refuse a (nearly) empty train or test part; warn about classes that the test part holds but the
+    training part lacks, or that have fewer than ``FEW_EXAMPLES`` training utterances. Returns the warnings.
+
+    Raises:
+        UserError: train or test holds fewer than ``MIN_SPLIT_UTTERANCES`` utterances.
+    """
+    for name, part in (("training", train), ("test", test)):
+        if len(part) < MIN_SPLIT_UTTERANCES:
+            raise UserError(f"the {name} split holds {len(part)} utterance(s) (at least {MIN_SPLIT_UTTERANCES} "
+                            "needed): check --test-speakers, --exclude-speakers, --test-fraction and the data")
+    tr, te = Counter(emotions[i] for i in train), Counter(emotions[i] for i in test)
+    warnings = [f"emotion {e!r} is in the test split ({te[e]} utterance(s)) but not in training: the model "
+                "cannot predict it" for e in sorted(set(te) - set(tr))]
+    warnings += [f"emotion {e!r} has only {tr[e]} training utterance(s)" for e in sorted(tr) if tr[e] < FEW_EXAMPLES]
+    for w in warnings:
+        print(f"WARNING: {w}")
+    return warnings
+
+
+def check_frame_sizes(examples, args) -> None:
+    """``--n-fft`` and ``--hop-length`` must fit the clips: clips shorter than ``n_fft`` samples are
+    reported and dropped (in place); flags larger than every clip are an error naming the flag and limit.
+
+    Raises:
+        UserError: ``--hop-length`` > ``--n-fft``, or ``--n-fft`` longer than the longest clip.
+    """
+    if args.hop_length > args.n_fft:
+        raise UserError(f"--hop-length {args.hop_length} exceeds --n-fft {args.n_fft}: frames would skip samples; "
+                        f"choose --hop-length <= {args.n_fft}")
+    longest = max(len(ex.waveform) for ex in examples)
+    if args.n_fft > longest:
+        raise UserError(f"--n-fft {args.n_fft} is longer than every clip (the longest has {longest} samples = "
+                        f"{longest / args.sample_rate:.3f} s at {args.sample_rate} Hz); choose --n-fft <= {longest}")
+    short = [ex for ex in examples if len(ex.waveform) < args.n_fft]
+    for ex in short:
+        print(f"skipped: audio file {ex.path} has {len(ex.waveform)} samples, fewer than one --n-fft frame "
+              f"({args.n_fft})")
+    examples[:] = [ex for ex in examples if len(ex.waveform) >= args.n_fft]
 
 
 def add_synthetic_voices(args, examples, train_idx, dataset: str, synthetic: bool):
@@ -511,9 +594,13 @@ def task_losses(model, batch, lambda_emotion: float):
 def evaluate(model, data: Utterances, vocab, refs, device, batch_size=32, lambda_emotion=1.0):
     """Losses, greedy transcripts and emotion predictions for a split.
 
+    ``refs``: normalised reference transcripts, ``None`` (or empty) for clips whose transcript is not
+    whole in the audio: they are decoded but left out of CER/WER.
+
     Returns a dict: ``ctc_loss``, ``emotion_ce`` (means over batches, ``nan`` for a missing
-    head), ``hyps`` (strings), ``emotion_pred`` (ints), ``cer``, ``wer`` (jiwer, corpus level),
-    ``emotion_accuracy``, ``emotion_macro_f1``.
+    head), ``hyps`` (strings), ``emotion_pred`` (ints), ``cer``, ``wer`` (jiwer, corpus level over the
+    clips with a reference; ``nan`` if none), ``n_scored_transcripts``, ``emotion_accuracy``,
+    ``emotion_macro_f1``.
     """
     model.eval()
     order = torch.argsort(data.lengths).tolist()
@@ -537,8 +624,10 @@ def evaluate(model, data: Utterances, vocab, refs, device, batch_size=32, lambda
     res = {"ctc_loss": ctc_sum / n_ctc if n_ctc else float("nan"),
            "emotion_ce": ce_sum / n_ce if n_ce else float("nan"), "hyps": hyps, "emotion_pred": preds}
     if hyps[0] is not None:
-        res["cer"] = float(jiwer.cer(refs, hyps))
-        res["wer"] = float(jiwer.wer(refs, hyps))
+        scored = [k for k, r in enumerate(refs) if r]      # clips whose whole transcript is in the audio
+        res["n_scored_transcripts"] = len(scored)
+        res["cer"] = float(jiwer.cer([refs[k] for k in scored], [hyps[k] for k in scored])) if scored else float("nan")
+        res["wer"] = float(jiwer.wer([refs[k] for k in scored], [hyps[k] for k in scored])) if scored else float("nan")
     if preds[0] is not None:
         true = data.emotions.tolist()
         res["emotion_accuracy"] = float(accuracy_score(true, preds))
@@ -660,11 +749,12 @@ def alignment_figure(model, data: Utterances, index, vocab, ref, args, path, tit
 def write_predictions(path, examples, test_idx, refs, res, emotions):
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["path", "speaker", "reference", "hypothesis", "cer", "true_emotion", "predicted_emotion"])
+        w.writerow(["path", "speaker", "transcript_complete", "reference", "hypothesis", "cer", "true_emotion",
+                    "predicted_emotion"])
         for k, i in enumerate(test_idx):
             hyp = res["hyps"][k]
             cer = jiwer.cer(refs[k], hyp) if refs[k] else float("nan")
-            w.writerow([examples[i].path, examples[i].speaker, refs[k], hyp, f"{cer:.4f}",
+            w.writerow([examples[i].path, examples[i].speaker, int(bool(refs[k])), refs[k] or "", hyp, f"{cer:.4f}",
                         examples[i].emotion, emotions[res["emotion_pred"][k]]])
 
 
@@ -686,6 +776,7 @@ def main(argv=None):
 
     # ---- data
     examples, dataset, source, load_report = load_data(args)
+    check_frame_sizes(examples, args)
     synthetic = source == "synthetic"
     tag = " [SYNTHETIC]" if synthetic else ""
     from audiolab.runtime import option_given
@@ -693,12 +784,17 @@ def main(argv=None):
         args.epochs = SYNTHETIC_DEMO_EPOCHS
         print(f"synthetic demo: {args.epochs} epochs (--epochs N to change)")
     train_idx, test_idx = split_indices(args, examples)
-    emotions = sorted({ex.emotion for ex in examples})
-    emo_idx = [emotions.index(ex.emotion) for ex in examples]
+    emotions = sorted({examples[i].emotion for i in [*train_idx, *test_idx]})
+    emo_idx = [emotions.index(ex.emotion) if ex.emotion in emotions else IGNORE_EMOTION for ex in examples]
     n_real = len(examples)
     train_idx, synthetic_language = add_synthetic_voices(args, examples, train_idx, dataset, synthetic)
     emo_idx += [IGNORE_EMOTION] * (len(examples) - n_real)
-    texts = [ed.normalize_transcript(ex.transcript, args.strip_accents) for ex in examples]
+    # only whole transcripts feed the CTC term and the CER; the others get no target (emotion only)
+    texts = [ed.normalize_transcript(ex.transcript, args.strip_accents) if ex.transcript_complete else ""
+             for ex in examples]
+    if not any(texts[i] for i in train_idx):
+        raise UserError("no training utterance has a whole, non-empty transcript: the CTC head has nothing to "
+                        "learn from (check the transcripts and --complete-list)")
     vocab = ed.CharVocab.from_texts([texts[i] for i in train_idx])
     oov = Counter()
     targets = [vocab.encode(t) for t in texts]
@@ -717,13 +813,26 @@ def main(argv=None):
                        [emo_idx[i] for i in train_idx], args.subsample)
     test = Utterances([feats[i] for i in test_idx], [targets[i] for i in test_idx],
                       [emo_idx[i] for i in test_idx], args.subsample)
-    test_refs = [texts[i] for i in test_idx]
-    n_infeasible_train = int((~train.feasible).sum())
-    n_infeasible_test = int((~test.feasible).sum())
+    test_refs = [texts[i] or None for i in test_idx]
+    no_text_train = sum(1 for i in train_idx if not targets[i])
+    no_text_test = sum(1 for i in test_idx if not targets[i])
+    n_infeasible_train = int((~train.feasible).sum()) - no_text_train
+    n_infeasible_test = int((~test.feasible).sum()) - no_text_test
+    if no_text_train or no_text_test:
+        print(f"CTC: {no_text_train} training and {no_text_test} test utterance(s) have no whole transcript (cut "
+              "short, empty or cropped); they train and score the emotion head only")
     if n_infeasible_train or n_infeasible_test:
         print(f"CTC: {n_infeasible_train} training and {n_infeasible_test} test utterance(s) have a transcript "
               f"longer than their {args.subsample}x-subsampled frames allow; they are left out of the CTC loss "
               "(use --subsample 2 to keep them)")
+    heads_saw = {"n_ctc_train_utterances": int(train.feasible.sum()),
+                 "n_emotion_train_utterances": int((train.emotions >= 0).sum()),
+                 "n_cer_test_utterances": sum(1 for r in test_refs if r), "n_emotion_test_utterances": len(test)}
+    print("clips per head: CTC trained on {n_ctc_train_utterances}, emotion on {n_emotion_train_utterances}; "
+          "CER scored on {n_cer_test_utterances} test clips, emotion on {n_emotion_test_utterances}".format(**heads_saw))
+    train_counts = Counter(emo_idx[i] for i in train_idx if emo_idx[i] >= 0)
+    majority = max(train_counts, key=train_counts.get)
+    majority_chance = float((test.emotions == majority).float().mean())
 
     # ---- training: the joint model, then the ablations
     runs = [("joint", "both")] + ([("asr_only", "asr"), ("emotion_only", "emotion")] if args.ablation else [])
@@ -753,7 +862,8 @@ def main(argv=None):
     write_predictions(out_dir / "test_predictions.csv", examples, test_idx, test_refs, res, emotions)
     feasible_idx = [k for k in range(len(test)) if bool(test.feasible[k])] or [0]
     k_show = min(feasible_idx, key=lambda k: abs(int(test.lengths[k]) - float(test.lengths.float().median())))
-    alignment_figure(model, test, k_show, vocab, test_refs[k_show], args, out_dir / "alignment.png", tag)
+    alignment_figure(model, test, k_show, vocab, test_refs[k_show] or "(transcript not whole in this clip)", args,
+                     out_dir / "alignment.png", tag)
     save_audio(out_dir / f"alignment_utterance{'_synthetic' if synthetic else ''}.wav",
                examples[test_idx[k_show]].waveform, args.sample_rate)
 
@@ -761,6 +871,7 @@ def main(argv=None):
         "test_cer": res["cer"], "test_wer": res["wer"], "test_emotion_accuracy": res["emotion_accuracy"],
         "test_emotion_macro_f1": res["emotion_macro_f1"], "test_ctc_loss": res["ctc_loss"],
         "test_emotion_ce": res["emotion_ce"], "emotion_chance_accuracy": 1.0 / len(emotions),
+        "emotion_majority_class": emotions[majority], "emotion_majority_accuracy": majority_chance, **heads_saw,
         "n_train_utterances": len(train), "n_test_utterances": len(test),
         "n_synthetic_train_utterances": len(examples) - n_real, "synthetic_language": synthetic_language,
         "n_train_speakers": len({speakers[i] for i in train_idx if i < n_real}),
@@ -784,6 +895,8 @@ def main(argv=None):
         {"metric": "test_emotion_accuracy", "anchor": 0.50, "source": "target (EMOVO, leave-one-actor-out)"},
         {"metric": "test_cer", "anchor": 0.15, "source": "target (EMOVO, unseen actor; sentences repeat)"},
         {"metric": "emotion_chance_accuracy", "anchor": 1.0 / len(emotions), "source": "chance: 1 / number of classes"},
+        {"metric": "test_emotion_accuracy", "anchor": majority_chance,
+         "source": f"majority class of training ({emotions[majority]}) predicted for every test clip"},
     ]
     write_metrics(out_dir, metrics, args=args, dataset=dataset, data_source=source, device=device, anchors=anchors)
 
@@ -801,7 +914,7 @@ def main(argv=None):
         print(SYNTHETIC_NOTE)
     print(f"{SCRIPT} [{dataset}, {source}]: test_cer={res['cer']:.3f} test_wer={res['wer']:.3f} "
           f"test_emotion_accuracy={res['emotion_accuracy']:.3f} test_emotion_macro_f1={res['emotion_macro_f1']:.3f} "
-          f"(chance {1 / len(emotions):.3f}) -> {out_dir}")
+          f"(chance {1 / len(emotions):.3f}, majority class {majority_chance:.3f}) -> {out_dir}")
 
 
 if __name__ == "__main__":

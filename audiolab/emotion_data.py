@@ -45,7 +45,7 @@ import csv
 import re
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -99,7 +99,10 @@ RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happiness", "04": "sad
 TESS_EMOTIONS = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness",
                  "neutral": "neutral", "ps": "surprise", "sad": "sadness"}
 
-#: Berlin EmoDB text codes and emotion letters (emodb.bilderbar.info documentation)
+#: Berlin EmoDB text codes -> sentences and emotion letters (German emotion words: Wut, Langeweile, Ekel,
+#: Angst, Freude, Trauer, Neutral), from the corpus documentation, http://emodb.bilderbar.info/docu/
+#: ("Code of texts", "Code of emotions"); Burkhardt et al., "A Database of German Emotional Speech",
+#: Interspeech 2005.
 EMODB_SENTENCES = {
     "a01": "Der Lappen liegt auf dem Eisschrank.",
     "a02": "Das will sie am Mittwoch abgeben.",
@@ -122,12 +125,17 @@ IEMOCAP_EMOTIONS = {"neu": "neutral", "hap": "happiness", "exc": "happiness", "a
 # ----------------------------------------------------------------------------- data records
 @dataclass(frozen=True)
 class UtteranceInfo:
-    """One corpus entry before its audio is read: file, transcript, emotion and speaker labels."""
+    """One corpus entry before its audio is read: file, transcript, emotion and speaker labels.
+
+    ``transcript_complete`` is False when the audio holds only part of the transcript (e.g. a
+    clip cut short) or the transcript is empty: such clips train and score the emotion head only.
+    """
 
     path: Path
     transcript: str
     emotion: str
     speaker: str
+    transcript_complete: bool = True
 
 
 @dataclass
@@ -140,6 +148,7 @@ class Example:
     emotion: str
     speaker: str
     path: str = ""
+    transcript_complete: bool = True
 
     def as_tuple(self) -> tuple[torch.Tensor, int, str, str, str]:
         """``(waveform [1, n_samples] tensor, sample_rate, transcript, emotion, speaker)``."""
@@ -149,11 +158,13 @@ class Example:
 
 @dataclass
 class Listing:
-    """What a corpus lister found: ``items``, files it did not recognise, and excluded entries by reason."""
+    """What a corpus lister found: ``items``, files it did not recognise, excluded entries by reason, and
+    ``problems``: one line per entry that needs the user's attention (printed in full, never dropped silently)."""
 
     items: list[UtteranceInfo] = field(default_factory=list)
     unrecognised: list[Path] = field(default_factory=list)
     excluded: Counter = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
 
 
 class EmotionSpeechDataset(torch.utils.data.Dataset):
@@ -238,18 +249,75 @@ def list_tess(root: Path) -> Listing:
     return out
 
 
+#: the file beside a corpus' ``wav/`` that names the clips whose whole transcript is in the audio
+#: (the processed EmoDB copy cut to 2 s has one); without it every transcript counts as whole
+COMPLETE_FILE = "complete.txt"
+
+
+def read_clip_list(path: Path) -> list[str]:
+    """Clip names from a text file, one a line (``03a01Fa``, ``03a01Fa.wav`` or ``wav/03a01Fa.flac``: the
+    file-name stem counts); blank lines and ``#`` comments ignored. Raises ``UserError`` if unreadable."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read the clip list {path}: {err}") from None
+    return [Path(line.strip()).stem for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
 def list_emodb(root: Path) -> Listing:
-    """EmoDB: ``wav/<speaker 2 digits><text code><emotion letter><version>.<ext>``, e.g. ``03a01Fa.wav``."""
+    """EmoDB: ``wav/<speaker 2 digits><text code><emotion letter><version>.<ext>``, e.g. ``03a01Fa.wav``.
+
+    Text codes and emotion letters come from ``EMODB_SENTENCES`` / ``EMODB_EMOTIONS``. A name of
+    this shape with an unknown emotion letter or text code is reported by name (``problems``) and
+    left out. Which transcripts are whole comes from ``complete.txt`` (:func:`apply_complete_list`).
+    """
     out = Listing()
-    pattern = re.compile(r"^(\d\d)([ab]\d\d)([WLEAFTN])([a-z])$")
+    pattern = re.compile(r"^(\d\d)([ab]\d\d)([A-Za-z])([a-z])$")
     for path in _audio_files(root):
         m = pattern.match(path.stem)
-        if not m or m.group(2) not in EMODB_SENTENCES:
+        if not m:
             out.unrecognised.append(path)
             continue
         spk, text, emo, _version = m.groups()
+        if emo not in EMODB_EMOTIONS or text not in EMODB_SENTENCES:
+            what = f"emotion letter {emo!r}" if emo not in EMODB_EMOTIONS else f"text code {text!r}"
+            out.problems.append(f"{path}: unknown EmoDB {what} (letters {''.join(EMODB_EMOTIONS)}, texts "
+                                f"{', '.join(EMODB_SENTENCES)}); left out")
+            out.excluded["unknown EmoDB emotion letter or text code (named above)"] += 1
+            continue
         out.items.append(UtteranceInfo(path, EMODB_SENTENCES[text], EMODB_EMOTIONS[emo], f"speaker{spk}"))
     return out
+
+
+def find_complete_list(root: Path) -> Path | None:
+    """``complete.txt`` in a corpus folder (or beside its ``wav/`` when ``root`` is that folder), if present."""
+    root = Path(root)
+    for cand in (root / COMPLETE_FILE, root.parent / COMPLETE_FILE if root.name == "wav" else None):
+        if cand is not None and cand.is_file():
+            return cand
+    return None
+
+
+def apply_complete_list(listing: Listing, complete_list: Path) -> Listing:
+    """Mark the clips whose whole transcript is in the audio: those named in ``complete_list`` (one clip
+    name a line, :func:`read_clip_list`) keep ``transcript_complete``; every other clip gets
+    ``transcript_complete=False`` (it trains and scores the emotion head only). Names in the list that
+    match no listed clip are reported by name in ``listing.problems``. Returns ``listing`` (changed in place).
+
+    Raises:
+        UserError: the list does not exist or cannot be read.
+    """
+    if not Path(complete_list).is_file():
+        raise UserError(f"the complete-transcript list {complete_list} does not exist")
+    names = read_clip_list(complete_list)
+    wanted = set(names)
+    listing.items = [it if it.path.stem in wanted else replace(it, transcript_complete=False)
+                     for it in listing.items]
+    found = {it.path.stem for it in listing.items}
+    for name in sorted(wanted - found):
+        listing.problems.append(f"{complete_list}: names clip {name!r}, which is not among the listed files; "
+                                "ignored")
+    return listing
 
 
 def _iemocap_base(root: Path) -> Path:
@@ -305,31 +373,96 @@ def list_iemocap(root: Path) -> Listing:
     return out
 
 
+#: the emotion names the corpus loaders produce; manifest labels are mapped onto them (``normalize_emotion``)
+CANONICAL_EMOTIONS = ("anger", "boredom", "calm", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
+#: other spellings of the canonical names (English adjectives, the corpora's own codes)
+EMOTION_ALIASES = {
+    "angry": "anger", "ang": "anger", "bored": "boredom", "disgusted": "disgust", "dis": "disgust",
+    "fearful": "fear", "afraid": "fear", "scared": "fear", "fea": "fear", "happy": "happiness", "joy": "happiness",
+    "hap": "happiness", "sad": "sadness", "neu": "neutral", "surprised": "surprise", "ps": "surprise",
+    "pleasant surprise": "surprise", "sur": "surprise",
+}
+
+
+def normalize_emotion(label: str) -> tuple[str, bool]:
+    """Map an emotion label onto one class name: case folded, whitespace/underscores/hyphens collapsed to
+    one space, known spellings mapped (``ANGER``, ``Angry`` -> ``anger``; ``EMOTION_ALIASES``).
+
+    Returns ``(name, known)``: ``known`` is False for a label outside ``CANONICAL_EMOTIONS`` and the
+    aliases (e.g. a typo such as ``neutrale``); the caller reports it and keeps it as its own class.
+    """
+    name = re.sub(r"[\s_-]+", " ", unicodedata.normalize("NFC", label).casefold()).strip()
+    name = EMOTION_ALIASES.get(name, name)
+    return name, name in CANONICAL_EMOTIONS
+
+
 def list_manifest(manifest: Path) -> Listing:
     """A CSV manifest with a header ``path,transcript,emotion,speaker`` (paths relative to its folder).
 
+    Read as UTF-8 with or without a byte-order mark (spreadsheets write one). Emotion labels are
+    normalised (:func:`normalize_emotion`); labels outside the known names are reported in
+    ``problems`` and kept as their own class. A row with an empty transcript trains the emotion head
+    only (``transcript_complete=False``). A path listed twice with identical labels is kept once and
+    reported; twice with different labels is an error.
+
     Raises:
-        UserError: the file is missing or lacks one of the columns.
+        UserError: the file is missing or unreadable, lacks one of the columns, or lists one audio path
+            with different labels (the message names the path and the rows).
     """
     manifest = Path(manifest)
     if not manifest.is_file():
         raise UserError(f"manifest {manifest} does not exist; expected a CSV with columns "
                         "path,transcript,emotion,speaker")
     out = Listing()
-    with open(manifest, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"path", "transcript", "emotion", "speaker"} - set(reader.fieldnames or [])
-        if missing:
-            raise UserError(f"manifest {manifest} lacks the column(s) {sorted(missing)}; expected a header "
-                            "path,transcript,emotion,speaker")
-        for row in reader:
-            if not (row["path"] or "").strip() or not (row["emotion"] or "").strip():
-                out.excluded["row without path or emotion"] += 1
-                continue
-            path = Path(row["path"].strip())
-            path = path if path.is_absolute() else manifest.parent / path
-            out.items.append(UtteranceInfo(path, (row["transcript"] or "").strip(), row["emotion"].strip(),
-                                           (row["speaker"] or "").strip() or "unknown"))
+    rows_of: dict[Path, tuple[int, UtteranceInfo]] = {}
+    unknown: dict[str, list[str]] = {}
+    empty: list[int] = []
+    try:
+        fh = open(manifest, newline="", encoding="utf-8-sig")
+        with fh:
+            reader = csv.DictReader(fh)
+            fields = [f.strip() for f in (reader.fieldnames or [])]
+            missing = {"path", "transcript", "emotion", "speaker"} - set(fields)
+            if missing:
+                raise UserError(f"manifest {manifest} lacks the column(s) {sorted(missing)}; expected a header "
+                                "path,transcript,emotion,speaker")
+            reader.fieldnames = fields
+            for line_no, row in enumerate(reader, start=2):
+                if not (row["path"] or "").strip() or not (row["emotion"] or "").strip():
+                    out.excluded["row without path or emotion"] += 1
+                    continue
+                path = Path(row["path"].strip())
+                path = path if path.is_absolute() else manifest.parent / path
+                emotion, known = normalize_emotion(row["emotion"])
+                if not known:
+                    unknown.setdefault(row["emotion"].strip(), []).append(str(line_no))
+                transcript = (row["transcript"] or "").strip()
+                if not transcript:
+                    empty.append(line_no)
+                info = UtteranceInfo(path, transcript, emotion, (row["speaker"] or "").strip() or "unknown",
+                                     bool(transcript))
+                key = path.resolve()
+                if key in rows_of:
+                    first_line, first = rows_of[key]
+                    if (first.transcript, first.emotion, first.speaker) != (info.transcript, info.emotion,
+                                                                            info.speaker):
+                        raise UserError(f"manifest {manifest} lists {path} twice with different labels (rows "
+                                        f"{first_line} and {line_no}); keep one row per audio file")
+                    out.problems.append(f"{manifest}: row {line_no} repeats row {first_line} ({path}); counted once")
+                    out.excluded["exact duplicate row (named above)"] += 1
+                    continue
+                rows_of[key] = (line_no, info)
+                out.items.append(info)
+    except UnicodeDecodeError as err:
+        raise UserError(f"manifest {manifest} is not UTF-8 text: {err}") from None
+    for label, lines in unknown.items():
+        out.problems.append(f"{manifest}: emotion label {label!r} (rows {', '.join(lines[:5])}"
+                            f"{', ...' if len(lines) > 5 else ''}) is not a known emotion name "
+                            f"({', '.join(CANONICAL_EMOTIONS)}); kept as its own class -- check its spelling")
+    if empty:
+        out.problems.append(f"{manifest}: {len(empty)} row(s) with an empty transcript (rows "
+                            f"{', '.join(map(str, empty[:5]))}{', ...' if len(empty) > 5 else ''}); they train "
+                            "and score the emotion head only")
     return out
 
 
@@ -360,7 +493,7 @@ CORPORA: dict[str, CorpusLayout] = {c.name: c for c in [
     CorpusLayout("tess", list_tess, ("tess", "TESS"),
                  "<OAF|YAF>_<emotion>/<OAF|YAF>_<word>_<emotion>.wav, e.g. OAF_angry/OAF_back_angry.wav",
                  "TESS: borealisdata.ca (University of Toronto, CC BY-NC-ND 4.0); unzip into <data-root>/tess/."),
-    CorpusLayout("emodb", list_emodb, ("emodb", "EmoDB", "emo-db"),
+    CorpusLayout("emodb", list_emodb, ("emodb", "EmoDB", "emo-db", "emodb_2s"),
                  "wav/<speaker><text><emotion><version>.wav, e.g. wav/03a01Fa.wav",
                  "Berlin EmoDB: emodb.bilderbar.info (download.zip); unzip into <data-root>/emodb/."),
     CorpusLayout("iemocap", list_iemocap, ("IEMOCAP", "iemocap", "IEMOCAP_full_release"),
@@ -403,8 +536,11 @@ def _drop_duplicates(listing: Listing) -> Listing:
     return listing
 
 
-def list_corpus(name: str, root: Path) -> Listing:
+def list_corpus(name: str, root: Path, complete_list: Path | None = None) -> Listing:
     """List corpus ``name`` (a key of ``CORPORA``, or ``"csv"`` with ``root`` the manifest file).
+
+    ``complete_list``: a file naming the clips whose transcript is whole (default: ``complete.txt``
+    in the corpus folder or beside its ``wav/``, if present; :func:`apply_complete_list`).
 
     Raises:
         UserError: unknown corpus, missing folder, or no recognised file (the message names
@@ -415,7 +551,7 @@ def list_corpus(name: str, root: Path) -> Listing:
         listing = list_manifest(root)
         if not listing.items:
             raise UserError(f"manifest {root} lists no usable rows (columns path,transcript,emotion,speaker)")
-        return listing
+        return apply_complete_list(listing, complete_list) if complete_list is not None else listing
     if name not in CORPORA:
         raise UserError(f"unknown corpus {name!r}; choose one of {sorted(CORPORA)} or csv")
     layout = CORPORA[name]
@@ -427,15 +563,20 @@ def list_corpus(name: str, root: Path) -> Listing:
         seen = len(listing.unrecognised)
         raise UserError(f"no recognised {name} files in {root} ({seen} audio file(s) with other names, "
                         f"{sum(listing.excluded.values())} excluded); expected the layout {layout.layout}")
-    return listing
+    complete_list = complete_list if complete_list is not None else find_complete_list(root)
+    return apply_complete_list(listing, complete_list) if complete_list is not None else listing
 
 
 def load_examples(listing: Listing, sample_rate: int = 16000, limit: int | None = None,
-                  skipped: list | None = None) -> list[Example]:
-    """Read the audio of a :class:`Listing` (resampled to ``sample_rate``, down-mixed to mono).
+                  skipped: list | None = None, max_seconds: float | None = None) -> list[Example]:
+    """Read the audio of a :class:`Listing` (resampled to ``sample_rate`` Hz, down-mixed to mono).
 
-    Unreadable and empty files are reported by path and skipped (``iter_readable``);
-    all-zero (silent) files too. ``skipped`` (a list) collects ``(path, reason)``.
+    Unreadable and empty files are reported by path and skipped (``iter_readable``); so are
+    all-zero (silent) files and files holding NaN or infinite samples (they would spoil the
+    features and a whole speaker's normalisation statistics). A clip longer than
+    ``max_seconds`` is reported by path and cropped to its first ``max_seconds`` (one long
+    recording would otherwise slow every epoch; its transcript then no longer matches, so it
+    counts as incomplete). ``skipped`` (a list) collects ``(path, reason)``.
     ``limit`` keeps ``limit`` evenly spaced items (for smoke tests).
     """
     skipped = [] if skipped is None else skipped
@@ -446,26 +587,40 @@ def load_examples(listing: Listing, sample_rate: int = 16000, limit: int | None 
     examples = []
     for path, wav, sr in iter_readable([it.path for it in items], sample_rate=sample_rate, mono=True,
                                        skipped=skipped):
+        if not np.all(np.isfinite(wav)):
+            bad = int(np.sum(~np.isfinite(wav)))
+            print(f"skipped: audio file {path} holds {bad} NaN or infinite sample(s)")
+            skipped.append((path, "NaN or infinite samples"))
+            continue
         if not np.any(wav):
             print(f"skipped: audio file {path} is silent (all samples zero)")
             skipped.append((path, "silent"))
             continue
         it = by_path[path]
-        examples.append(Example(wav.astype(np.float32), sr, it.transcript, it.emotion, it.speaker, str(path)))
+        complete = it.transcript_complete
+        if max_seconds is not None and len(wav) > max_seconds * sr:
+            print(f"cropped: audio file {path} lasts {len(wav) / sr:.1f} s, longer than the {max_seconds:g} s "
+                  "limit (--max-seconds); its first part is used, for the emotion head only")
+            wav, complete = wav[:int(max_seconds * sr)], False
+        examples.append(Example(wav.astype(np.float32), sr, it.transcript, it.emotion, it.speaker, str(path),
+                                complete and bool(it.transcript.strip())))
     return examples
 
 
 def load_corpus(name: str, root: Path, sample_rate: int = 16000, limit: int | None = None,
-                verbose: bool = True) -> tuple[list[Example], dict]:
+                verbose: bool = True, complete_list: Path | None = None,
+                max_seconds: float | None = None) -> tuple[list[Example], dict]:
     """List and read a corpus; return ``(examples, report)``.
 
+    ``complete_list`` and ``max_seconds``: see :func:`list_corpus` and :func:`load_examples`.
     ``report`` holds counts: ``files_recognised``, ``files_unrecognised``, ``files_excluded``,
-    ``files_skipped_unreadable`` and the first unrecognised paths.
+    ``files_skipped_unreadable``, ``files_transcript_complete``, the first unrecognised paths,
+    the skipped files and every reported problem (``problems``).
 
     Raises:
         UserError: as :func:`list_corpus`, or when no file could be read.
     """
-    listing = list_corpus(name, root)
+    listing = list_corpus(name, root, complete_list=complete_list)
     if verbose:
         extra = f", {len(listing.unrecognised)} file(s) with unrecognised names" if listing.unrecognised else ""
         print(f"{name}: {len(listing.items)} recognised file(s) in {root}{extra}")
@@ -473,14 +628,21 @@ def load_corpus(name: str, root: Path, sample_rate: int = 16000, limit: int | No
             print(f"  not recognised (ignored): {path}")
         for reason, count in listing.excluded.items():
             print(f"  excluded: {count} x {reason}")
+    for line in listing.problems:          # always printed: each names a file or row the user must check
+        print(f"  warning: {line}")
     skipped: list = []
-    examples = load_examples(listing, sample_rate=sample_rate, limit=limit, skipped=skipped)
+    examples = load_examples(listing, sample_rate=sample_rate, limit=limit, skipped=skipped, max_seconds=max_seconds)
     if not examples:
         raise UserError(f"none of the {len(listing.items)} {name} file(s) in {root} could be read")
+    n_complete = sum(ex.transcript_complete for ex in examples)
+    if verbose and n_complete < len(examples):
+        print(f"  transcripts: {n_complete} of {len(examples)} clips have their whole transcript in the audio "
+              "(CTC term and CER); the others train and score the emotion head only")
     report = {"files_recognised": len(listing.items), "files_unrecognised": len(listing.unrecognised),
               "files_excluded": int(sum(listing.excluded.values())), "files_skipped_unreadable": len(skipped),
+              "files_transcript_complete": n_complete,
               "unrecognised_examples": [str(p) for p in listing.unrecognised[:5]],
-              "skipped": [f"{p}: {r}" for p, r in skipped]}
+              "skipped": [f"{p}: {r}" for p, r in skipped], "problems": list(listing.problems)}
     return examples, report
 
 

@@ -1,4 +1,4 @@
-"""Reference anchor for the EMOVO emotion target: eGeMAPS functionals + SVM, EMOVO leave-one-actor-out.
+"""Reference anchor: eGeMAPS functionals + SVM, leave one speaker out (EMOVO, EmoDB or any emotion corpus).
 
 The standard non-neural baseline of speech emotion recognition: the 88 eGeMAPS v02
 utterance-level functionals (Eyben et al., "The Geneva Minimalistic Acoustic Parameter
@@ -11,13 +11,17 @@ kernel and C are chosen by an inner leave-one-actor-out over the three training 
 only, so the test actor never selects a hyper-parameter.
 
 It answers one question for the README: what does a well-known method reach on exactly
-the folds of ``benchmarks/multitask_emovo.py`` (train on three of f1, f2, m1, m2, test
-on the fourth; 7 emotions, chance 0.143)? Prints a table and writes
-``benchmarks/results/emovo_egemaps_reference.csv``.
+the folds of ``benchmarks/multitask_emovo.py`` (``--dataset emovo``: train on three of
+f1, f2, m1, m2, test on the fourth; 7 emotions, chance 0.143) or of
+``benchmarks/multitask_emodb.py`` (``--dataset emodb``: the 8 speakers of the EmoDB copy,
+one held out at a time)? Any corpus ``audiolab.emotion_data`` reads works (``--dataset``).
+Prints a table (per fold and mean; accuracy, macro-F1 and the majority-class accuracy) and
+writes ``benchmarks/results/<dataset>_egemaps_reference.csv``.
 
 Needs the optional benchmark extras (openSMILE is not used by the scripts):
     pip install -r benchmarks/requirements.txt
-    python benchmarks/emovo_egemaps_reference.py
+    python benchmarks/emovo_egemaps_reference.py                   # EMOVO
+    python benchmarks/emovo_egemaps_reference.py --dataset emodb   # EmoDB (8 folds)
 """
 
 from __future__ import annotations
@@ -58,7 +62,8 @@ def leave_one_actor_out(features, labels, speakers, mode: str):
     """Accuracy per held-out actor, with (kernel, C) picked by leave-one-actor-out inside the other actors
     (scikit-learn ``GridSearchCV`` over ``LeaveOneGroupOut``). ``mode``: ``speaker`` (per-speaker z-norm
     first) or ``global`` (a ``StandardScaler`` fitted on the training rows of each fit).
-    Returns ``[(actor, accuracy, macro_f1, kernel, C)]``."""
+    Returns ``[(actor, accuracy, macro_f1, majority_accuracy, kernel, C)]``; ``majority_accuracy`` is what
+    predicting the training folds' most frequent class for every test utterance scores."""
     from sklearn.metrics import f1_score
     from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut
     from sklearn.pipeline import Pipeline
@@ -73,27 +78,36 @@ def leave_one_actor_out(features, labels, speakers, mode: str):
         search.fit(x[train], labels[train], groups=speakers[train])
         pred = search.predict(x[test])
         best = search.best_params_
+        classes, counts = np.unique(labels[train], return_counts=True)
+        majority = float((labels[test] == classes[counts.argmax()]).mean())
         rows.append((speakers[test][0], float((pred == labels[test]).mean()),
-                     float(f1_score(labels[test], pred, average="macro")), best["svc__kernel"], best["svc__C"]))
+                     float(f1_score(labels[test], pred, average="macro")), majority, best["svc__kernel"],
+                     best["svc__C"]))
     return rows
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=default_data_root(),
-                   help="folder holding emovo/ (default $AUDIOLAB_DATA, else ../shared/data)")
-    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "emovo_egemaps_reference.csv")
+                   help="folder holding the corpus (default $AUDIOLAB_DATA, else ../shared/data)")
+    p.add_argument("--dataset", default="emovo", choices=sorted(ed.CORPORA),
+                   help="corpus, found under --data-root by its usual folder names (default %(default)s)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="CSV (default benchmarks/results/<dataset>_egemaps_reference.csv)")
     args = p.parse_args(argv)
+    out = args.out or REPO / "benchmarks" / "results" / f"{args.dataset}_egemaps_reference.csv"
     try:
         import opensmile
     except ImportError:
         print("error: this reference needs openSMILE: pip install -r benchmarks/requirements.txt", file=sys.stderr)
         return 2
-    if not (args.data_root / "emovo").is_dir():
-        print(f"error: {args.data_root / 'emovo'} not found; set --data-root or AUDIOLAB_DATA", file=sys.stderr)
+    root = ed.find_corpus(args.dataset, args.data_root)
+    if root is None:
+        print(f"error: no {args.dataset} folder ({' or '.join(ed.CORPORA[args.dataset].folders)}) under "
+              f"{args.data_root}; set --data-root or AUDIOLAB_DATA", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    examples, _ = ed.load_corpus("emovo", ed.find_corpus("emovo", args.data_root), 16000)
+    examples, _ = ed.load_corpus(args.dataset, root, 16000)
     smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
                             feature_level=opensmile.FeatureLevel.Functionals)
     features = np.nan_to_num(np.array([smile.process_signal(ex.waveform, 16000).values[0] for ex in examples]))
@@ -103,17 +117,20 @@ def main(argv=None) -> int:
           f"({time.perf_counter() - t0:.0f} s)")
     table = []
     for mode in ("speaker", "global"):
-        for actor, acc, f1, kernel, c in leave_one_actor_out(features, labels, speakers, mode):
-            table.append({"normalisation": mode, "test_actor": actor, "emotion_accuracy": acc,
-                          "emotion_macro_f1": f1, "svm": f"{kernel} C={c:g} (inner LOAO)"})
+        for actor, acc, f1, majority, kernel, c in leave_one_actor_out(features, labels, speakers, mode):
+            table.append({"normalisation": mode, "test_speaker": actor, "emotion_accuracy": acc,
+                          "emotion_macro_f1": f1, "majority_class_accuracy": majority,
+                          "svm": f"{kernel} C={c:g} (inner leave-one-speaker-out)"})
         fold_rows = [r for r in table if r["normalisation"] == mode]
-        table.append({"normalisation": mode, "test_actor": "mean",
-                      "emotion_accuracy": float(np.mean([r["emotion_accuracy"] for r in fold_rows])),
-                      "emotion_macro_f1": float(np.mean([r["emotion_macro_f1"] for r in fold_rows])), "svm": ""})
+        table.append({"normalisation": mode, "test_speaker": "mean", **{
+            k: float(np.mean([r[k] for r in fold_rows]))
+            for k in ("emotion_accuracy", "emotion_macro_f1", "majority_class_accuracy")}, "svm": ""})
     print(format_table(table))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(args.out, table)
-    print(f"chance 1/7 = 0.143; target 0.50; wrote {args.out} ({time.perf_counter() - t0:.0f} s)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(out, table)
+    n_classes = len(set(labels))
+    print(f"{args.dataset}: {n_classes} classes, chance 1/{n_classes} = {1 / n_classes:.3f}; wrote {out} "
+          f"({time.perf_counter() - t0:.0f} s)")
     return 0
 
 

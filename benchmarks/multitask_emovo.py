@@ -43,6 +43,84 @@ def default_data_root() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
+def run_folds(dataset: str, folds: list[str], results_dir: Path, data_root: Path, extra: list[str], *,
+              threads: int | None = None, jobs: int = 1, ablation: bool = False, reuse: bool = False,
+              fold_flag: str = "--test-speakers") -> dict | int:
+    """Run ``q2_multitask.py --dataset DATASET --test-speakers FOLD`` for each fold, ``jobs`` at a time,
+    into ``results_dir/<fold>/`` (metrics.json, figures, ``run.log``). With ``reuse`` a fold whose
+    metrics.json exists is read instead of trained. Returns ``{fold: (metrics dict, wall seconds, CPU seconds)}``
+    in fold order (CPU = user + system time of the fold's process, measured with ``resource.getrusage`` when
+    ``jobs == 1``; nan otherwise and for reused folds), or the exit status of the first fold that failed
+    (the others are stopped)."""
+    import resource
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    running: dict[str, tuple] = {}
+    done: dict[str, tuple] = {}
+    pending = list(folds)
+    if reuse:
+        for fold in list(pending):
+            out_dir = results_dir / fold
+            if (out_dir / "metrics.json").is_file():
+                done[fold] = (json.loads((out_dir / "metrics.json").read_text()), float("nan"), float("nan"))
+                pending.remove(fold)
+                print(f"fold {fold}: reusing {out_dir / 'metrics.json'} (wall time not measured here)")
+    while pending or running:
+        while pending and len(running) < jobs:              # start folds, at most --jobs at a time
+            fold = pending.pop(0)
+            out_dir = results_dir / fold
+            out_dir.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, str(REPO / "q2_multitask.py"), "--dataset", dataset, "--data-root",
+                   str(data_root), fold_flag, fold, "--out-dir", str(out_dir), *extra]
+            if ablation:
+                cmd.append("--ablation")
+            print(">>>", " ".join(cmd), f"(log: {out_dir / 'run.log'})", flush=True)
+            log = open(out_dir / "run.log", "w")
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            running[fold] = (subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT),
+                             time.perf_counter(), out_dir, log, usage.ru_utime + usage.ru_stime)
+        time.sleep(1.0)
+        for fold, (proc, t0, out_dir, log, cpu0) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[fold]
+            if proc.returncode != 0:
+                print(f"fold {fold} failed with exit status {proc.returncode}; see {out_dir / 'run.log'}",
+                      file=sys.stderr)
+                for other in running.values():
+                    other[0].terminate()
+                return proc.returncode
+            wall = time.perf_counter() - t0
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = usage.ru_utime + usage.ru_stime - cpu0 if jobs == 1 else float("nan")
+            done[fold] = (json.loads((out_dir / "metrics.json").read_text()), wall, cpu)
+            print(f"fold {fold} done in {wall / 60:.1f} min: " + (open(out_dir / "run.log").read()
+                                                                    .strip().splitlines() or [""])[-1], flush=True)
+    return {fold: done[fold] for fold in folds}
+
+
+def mean_row(rows: list[dict], key: str) -> dict:
+    """A ``{key: "mean", column: mean over rows}`` row (NaN values, e.g. reused folds' wall time, skipped)."""
+    mean = {key: "mean"}
+    for k in rows[0]:
+        if k != key:
+            values = [r[k] for r in rows if isinstance(r.get(k), (int, float)) and r[k] == r[k]]
+            mean[k] = sum(values) / len(values) if values else float("nan")
+    return mean
+
+
+def fold_row(actor: str, m: dict, wall: float) -> dict:
+    row = {"test_actor": actor, "test_cer": m["test_cer"], "test_wer": m["test_wer"],
+           "emotion_accuracy": m["test_emotion_accuracy"], "emotion_macro_f1": m["test_emotion_macro_f1"],
+           "epochs": m["epochs"], "train_s": m["train_seconds"], "wall_s": wall}
+    for k in ("asr_only_test_cer", "emotion_only_test_emotion_accuracy"):
+        if k in m:
+            row[k] = m[k]
+    return row
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=default_data_root(),
@@ -62,69 +140,17 @@ def main(argv=None) -> int:
     if not (args.data_root / "emovo").is_dir():
         print(f"error: {args.data_root / 'emovo'} not found; set --data-root or AUDIOLAB_DATA", file=sys.stderr)
         return 2
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if args.threads:
-        env["OMP_NUM_THREADS"] = str(args.threads)
     folds = [f.strip() for f in args.folds.split(",") if f.strip()]
     t_all = time.perf_counter()
-    running: dict[str, tuple] = {}
-    done: dict[str, dict] = {}
-    pending = list(folds)
-    def fold_row(actor: str, out_dir: Path, wall: float) -> dict:
-        m = json.loads((out_dir / "metrics.json").read_text())
-        row = {"test_actor": actor, "test_cer": m["test_cer"], "test_wer": m["test_wer"],
-               "emotion_accuracy": m["test_emotion_accuracy"], "emotion_macro_f1": m["test_emotion_macro_f1"],
-               "epochs": m["epochs"], "train_s": m["train_seconds"], "wall_s": wall}
-        for k in ("asr_only_test_cer", "emotion_only_test_emotion_accuracy"):
-            if k in m:
-                row[k] = m[k]
-        return row
-
-    if args.reuse:
-        for actor in list(pending):
-            out_dir = args.out.parent / "multitask_emovo" / actor
-            if (out_dir / "metrics.json").is_file():
-                done[actor] = fold_row(actor, out_dir, float("nan"))
-                pending.remove(actor)
-                print(f"fold {actor}: reusing {out_dir / 'metrics.json'} (wall time not measured here)")
-    while pending or running:
-        while pending and len(running) < args.jobs:         # start folds, at most --jobs at a time
-            actor = pending.pop(0)
-            out_dir = args.out.parent / "multitask_emovo" / actor
-            out_dir.mkdir(parents=True, exist_ok=True)
-            cmd = [sys.executable, str(REPO / "q2_multitask.py"), "--dataset", "emovo", "--data-root",
-                   str(args.data_root), "--test-speakers", actor, "--out-dir", str(out_dir), *args.extra]
-            if args.epochs:
-                cmd += ["--epochs", str(args.epochs)]
-            if args.ablation:
-                cmd.append("--ablation")
-            print(">>>", " ".join(cmd), f"(log: {out_dir / 'run.log'})", flush=True)
-            log = open(out_dir / "run.log", "w")
-            running[actor] = (subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT),
-                              time.perf_counter(), out_dir, log)
-        time.sleep(1.0)
-        for actor, (proc, t0, out_dir, log) in list(running.items()):
-            if proc.poll() is None:
-                continue
-            log.close()
-            del running[actor]
-            if proc.returncode != 0:
-                print(f"fold {actor} failed with exit status {proc.returncode}; see {out_dir / 'run.log'}",
-                      file=sys.stderr)
-                for other in running.values():
-                    other[0].terminate()
-                return proc.returncode
-            wall = time.perf_counter() - t0
-            done[actor] = fold_row(actor, out_dir, wall)
-            print(f"fold {actor} done in {wall / 60:.1f} min: " + (open(out_dir / "run.log").read()
-                                                                     .strip().splitlines() or [""])[-1], flush=True)
+    extra = [*args.extra, *(["--epochs", str(args.epochs)] if args.epochs else [])]
+    done = run_folds("emovo", folds, args.out.parent / "multitask_emovo", args.data_root, extra,
+                     threads=args.threads, jobs=args.jobs, ablation=args.ablation, reuse=args.reuse)
+    if isinstance(done, int):
+        return done
+    done = {actor: fold_row(actor, metrics, wall) for actor, (metrics, wall, _cpu) in done.items()}
     rows = [done[a] for a in folds]
     total_min = (time.perf_counter() - t_all) / 60
-    mean = {"test_actor": "mean"}
-    for k in rows[0]:
-        if k != "test_actor":
-            values = [r[k] for r in rows if k in r and r[k] == r[k]]  # skip NaN (reused folds' wall time)
-            mean[k] = sum(values) / len(values) if values else float("nan")
+    mean = mean_row(rows, "test_actor")
     rows.append(mean)
     columns = list(rows[0].keys())
     print(format_table(rows, columns))

@@ -107,8 +107,8 @@ def test_csv_manifest(tmp_path):
     (tmp_path / "m.csv").write_text("path,transcript,emotion,speaker\na.flac,hello there,happy,s1\n"
                                     "sub/b.wav,good bye,sad,s2\n")
     examples, report = ed.load_corpus("csv", tmp_path / "m.csv", sample_rate=16000, verbose=False)
-    assert [(e.transcript, e.emotion, e.speaker) for e in examples] == [("hello there", "happy", "s1"),
-                                                                         ("good bye", "sad", "s2")]
+    assert [(e.transcript, e.emotion, e.speaker) for e in examples] == [("hello there", "happiness", "s1"),
+                                                                         ("good bye", "sadness", "s2")]
     assert abs(len(examples[1].waveform) - 4000) <= 2                # 8 kHz stereo -> 16 kHz mono
     (tmp_path / "bad.csv").write_text("file,text\nx.wav,hi\n")
     with pytest.raises(UserError, match="path,transcript,emotion,speaker"):
@@ -201,3 +201,89 @@ def test_real_emovo_original_wav_matches_reencoded_flac(shared_data):
     n = min(len(orig), len(flac))
     assert sr == 16000 and abs(len(orig) - len(flac)) <= 16
     assert np.corrcoef(orig[:n], flac[:n])[0, 1] > 0.95
+
+
+# ----------------------------------------------------------------------------- EmoDB and transcripts that are not whole
+def test_emodb_complete_list_unknown_letter_and_missing_names(tmp_path, capsys):
+    root = tmp_path / "emodb_2s"
+    for name in ("03a01Fa", "03a02Nc", "16b10Tb", "08a04Wa"):
+        tone(root / "wav" / f"{name}.flac", sample_rate=22050)
+    tone(root / "wav" / "09a05Xa.flac", sample_rate=22050)         # X is no EmoDB emotion letter
+    (root / "complete.txt").write_text("03a01Fa\n16b10Tb.wav\n# comment\n\n12a01Ta\n")
+    assert ed.find_corpus("emodb", tmp_path) == root               # the processed copy's folder name is found
+    examples, report = ed.load_corpus("emodb", root, sample_rate=16000)
+    out = capsys.readouterr().out
+    whole = {Path(e.path).stem: e.transcript_complete for e in examples}
+    assert whole == {"03a01Fa": True, "16b10Tb": True, "03a02Nc": False, "08a04Wa": False}
+    assert report["files_transcript_complete"] == 2 and report["files_excluded"] == 1
+    assert "09a05Xa.flac" in out and "emotion letter 'X'" in out    # reported by name, not silently dropped
+    assert "'12a01Ta'" in out and "not among the listed files" in out
+    assert {e.emotion for e in examples} == {"happiness", "neutral", "sadness", "anger"}
+    assert [e.transcript for e in examples if Path(e.path).stem == "08a04Wa"] == [ed.EMODB_SENTENCES["a04"]]
+    # without complete.txt (the original release) every transcript is whole; a named list that is missing is an error
+    (root / "complete.txt").unlink()
+    assert all(it.transcript_complete for it in ed.list_corpus("emodb", root).items)
+    with pytest.raises(UserError, match="does not exist"):
+        ed.list_corpus("emodb", root, complete_list=tmp_path / "nope.txt")
+
+
+def test_emodb_codes_follow_the_corpus_documentation():
+    assert len(ed.EMODB_SENTENCES) == 10 and sorted(ed.EMODB_EMOTIONS) == sorted("WLEAFTN")
+    assert ed.EMODB_EMOTIONS["W"] == "anger" and ed.EMODB_EMOTIONS["L"] == "boredom" and ed.EMODB_EMOTIONS["E"] == "disgust"
+    assert ed.EMODB_EMOTIONS["A"] == "fear" and ed.EMODB_EMOTIONS["F"] == "happiness" and ed.EMODB_EMOTIONS["T"] == "sadness"
+    assert set(ed.EMODB_EMOTIONS.values()) <= set(ed.CANONICAL_EMOTIONS)
+
+
+# ----------------------------------------------------------------------------- manifest faults
+def test_manifest_duplicates_bom_labels_and_empty_transcripts(tmp_path, capsys):
+    for name in ("a", "b", "c", "d"):
+        tone(tmp_path / f"{name}.wav")
+    text = ("path,transcript,emotion,speaker\n"
+            "a.wav,hello there,anger,s1\n"
+            "b.wav,good bye, ANGER ,s1\n"
+            "c.wav,,Angry,s2\n"                                   # empty transcript: emotion only
+            "d.wav,fine,neutrale,s2\n"                            # an unknown spelling: reported, kept
+            "a.wav,hello there,anger,s1\n")                       # exact duplicate: counted once
+    (tmp_path / "m.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())   # saved by a spreadsheet: UTF-8 BOM
+    examples, report = ed.load_corpus("csv", tmp_path / "m.csv", sample_rate=16000)
+    out = capsys.readouterr().out
+    assert [Path(e.path).name for e in examples] == ["a.wav", "b.wav", "c.wav", "d.wav"]
+    assert [e.emotion for e in examples] == ["anger", "anger", "anger", "neutrale"]
+    assert [e.transcript_complete for e in examples] == [True, True, False, True]
+    assert "row 6 repeats row 2" in out and "'neutrale'" in out and "empty transcript" in out
+    assert report["files_excluded"] == 1
+    (tmp_path / "clash.csv").write_text("path,transcript,emotion,speaker\na.wav,hi,anger,s1\nb.wav,x,sad,s1\n"
+                                        "./a.wav,hi,sadness,s1\n")
+    with pytest.raises(UserError, match=r"a\.wav twice with different labels \(rows 2 and 4\)"):
+        ed.list_corpus("csv", tmp_path / "clash.csv")
+
+
+def test_normalize_emotion_folds_case_space_and_aliases():
+    assert {ed.normalize_emotion(x)[0] for x in ("anger", "ANGER", " Anger ", "angry")} == {"anger"}
+    assert ed.normalize_emotion("Pleasant_Surprise") == ("surprise", True)
+    assert ed.normalize_emotion("neutrale") == ("neutrale", False)
+
+
+def test_nan_clip_is_skipped_and_long_clip_cropped(tmp_path, capsys):
+    tone(tmp_path / "ok.wav")
+    bad = 0.1 * np.ones(1600, dtype=np.float32)
+    bad[100] = np.nan
+    sf.write(tmp_path / "nan.wav", bad, 16000, subtype="FLOAT")
+    tone(tmp_path / "long.wav", seconds=3.0)
+    (tmp_path / "m.csv").write_text("path,transcript,emotion,speaker\nok.wav,a,anger,s1\nnan.wav,b,anger,s1\n"
+                                    "long.wav,c,sadness,s2\n")
+    examples, report = ed.load_corpus("csv", tmp_path / "m.csv", sample_rate=16000, max_seconds=1.0)
+    out = capsys.readouterr().out
+    assert [Path(e.path).name for e in examples] == ["ok.wav", "long.wav"]
+    assert "nan.wav" in out and "NaN" in out and report["files_skipped_unreadable"] == 1
+    long = examples[1]
+    assert len(long.waveform) == 16000 and not long.transcript_complete and "long.wav" in out and "cropped" in out
+    assert np.all(np.isfinite(np.concatenate([e.waveform for e in examples])))
+
+
+@pytest.mark.realdata
+def test_real_emodb_copy(shared_data):
+    listing = ed.list_corpus("emodb", ed.find_corpus("emodb", shared_data))
+    assert len(listing.items) == 419 and not listing.problems
+    assert sum(it.transcript_complete for it in listing.items) == 125
+    assert len({it.speaker for it in listing.items}) == 8 and len({it.emotion for it in listing.items}) == 7

@@ -263,3 +263,103 @@ def test_tempo_perturb_resamples_time_and_lengths_together():
     assert T_new != 50 and 0.8 <= rate <= 1.2
     assert torch.allclose(out[0, :, 0], torch.linspace(0, 49, T_new), atol=1e-4)   # linear resampling
     assert new_len[0] == T_new and abs(int(new_len[1]) - 30 * rate) <= 1
+
+
+# ----------------------------------------------------------------------------- faults and clips without a whole transcript
+def _tiny_manifest(tmp_path, rows, name="m.csv"):
+    """Write one tone per distinct path (pitch by emotion) and a manifest with ``rows`` (path, text, emotion, spk)."""
+    pitch = {"anger": 330.0, "sadness": 150.0}
+    for path, _, emotion, _ in rows:
+        if not (tmp_path / path).exists():
+            t = np.arange(8000) / 16000
+            sf.write(tmp_path / path, (0.3 * np.sin(2 * np.pi * pitch.get(emotion.strip().lower(), 220.0) * t))
+                     .astype(np.float32), 16000)
+    (tmp_path / name).write_text("path,transcript,emotion,speaker\n" + "".join(",".join(r) + "\n" for r in rows))
+    return tmp_path / name
+
+
+def test_heads_see_the_right_clips_and_faults_are_reported(tmp_path, monkeypatch, capsys):
+    """Empty transcripts train/score emotion only and are called empty; a NaN clip is skipped by path; an exact
+    duplicate row is counted once; ANGER and anger are one class; the majority-class level is recorded."""
+    monkeypatch.chdir(tmp_path)
+    rows = []
+    for spk in ("s1", "s2", "s3"):
+        for k in range(4):
+            emo = "anger" if k % 2 == 0 else "sadness"
+            rows.append((f"{spk}_{k}.wav", "" if k == 3 else "ab ba", emo.upper() if k == 0 else emo, spk))
+    rows.append(rows[0])                                                    # exact duplicate row
+    t = np.arange(8000) / 16000
+    bad = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    bad[10] = np.inf
+    sf.write(tmp_path / "s3_inf.wav", bad, 16000, subtype="FLOAT")
+    rows.append(("s3_inf.wav", "ab", "anger", "s3"))
+    manifest = _tiny_manifest(tmp_path, rows)
+    mt.main(["--quick", "--manifest", str(manifest), "--test-speakers", "s3", "--out-dir", "out"])
+    out = capsys.readouterr().out
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["n_emotions"] == 2 and m["emotions"] == ["anger", "sadness"]
+    assert m["n_test_utterances"] == m["n_emotion_test_utterances"] == 4      # the inf clip is not among them
+    assert m["n_cer_test_utterances"] == 3                                    # s3_3 has an empty transcript
+    assert m["n_emotion_train_utterances"] == 8 and m["n_ctc_train_utterances"] == 6
+    assert m["ctc_infeasible_train"] == 0 and m["data_files_skipped_unreadable"] == 1
+    assert m["emotion_majority_accuracy"] == 0.5 and "s3_inf.wav" in out and "row 14 repeats row 2" in out
+    assert "no whole transcript" in out and "too long" not in out
+    rows_out = list(csv.DictReader(open(tmp_path / "out" / "test_predictions.csv")))
+    assert sorted(r["transcript_complete"] for r in rows_out) == ["0", "1", "1", "1"]
+
+
+def test_evaluate_scores_cer_on_whole_transcripts_only():
+    torch.manual_seed(0)
+    feats = [torch.randn(40, 8) for _ in range(3)]
+    data = mt.Utterances(feats, [[1, 2], [], [2, 1]], [0, 1, 0], subsample=4)
+    vocab = mt.ed.CharVocab(["a", "b"])
+    model = mt.MultiTaskModel(8, len(vocab), 2, conv_channels=8, hidden=8, layers=1, subsample=4)
+    res = mt.evaluate(model, data, vocab, ["ab", None, "ba"], torch.device("cpu"))
+    import jiwer
+    assert res["n_scored_transcripts"] == 2
+    assert res["cer"] == pytest.approx(jiwer.cer(["ab", "ba"], [res["hyps"][0], res["hyps"][2]]))
+    none = mt.evaluate(model, data, vocab, [None, None, None], torch.device("cpu"))
+    assert none["n_scored_transcripts"] == 0 and math.isnan(none["cer"])
+
+
+def test_split_and_frame_size_faults_exit_2(tmp_path, monkeypatch, capsys):
+    from audiolab.runtime import main_guard
+
+    monkeypatch.chdir(tmp_path)
+    rows = [(f"{s}_{k}.wav", "ab", "anger" if k % 2 else "sadness", s) for s in ("s1", "s2") for k in range(3)]
+    rows.append(("s3_0.wav", "ab", "anger", "s3"))
+    manifest = _tiny_manifest(tmp_path, rows)
+    assert main_guard(mt.main, ["--quick", "--manifest", str(manifest), "--test-speakers", "s3"]) == 2
+    assert "test split holds 1 utterance(s)" in capsys.readouterr().err
+    assert main_guard(mt.main, ["--quick", "--manifest", str(manifest), "--test-speakers", "s1",
+                                "--exclude-speakers", "s2,s3"]) == 2
+    assert "no training speaker left" in capsys.readouterr().err
+    assert main_guard(mt.main, ["--quick", "--manifest", str(manifest), "--n-fft", "20000", "--hop-length", "160"]) == 2
+    err = capsys.readouterr().err
+    assert "--n-fft 20000" in err and "choose --n-fft <= 8000" in err
+    assert main_guard(mt.main, ["--quick", "--manifest", str(manifest), "--hop-length", "800"]) == 2
+    assert "--hop-length 800 exceeds --n-fft 400" in capsys.readouterr().err
+    clash = _tiny_manifest(tmp_path, rows + [("s1_0.wav", "ab", "anger", "s1")], name="clash.csv")
+    assert main_guard(mt.main, ["--quick", "--manifest", str(clash)]) == 2
+    assert "s1_0.wav twice with different labels" in capsys.readouterr().err
+
+
+def test_check_split_warns_about_rare_and_test_only_classes(capsys):
+    emotions = ["anger"] * 6 + ["fear"] + ["anger", "boredom"]
+    warnings = mt.check_split(list(range(7)), [7, 8], emotions)
+    assert any("'boredom' is in the test split" in w for w in warnings)
+    assert any("'fear' has only 1 training" in w for w in warnings)
+    assert "WARNING" in capsys.readouterr().out
+    with pytest.raises(mt.UserError, match="training split holds 1"):
+        mt.check_split([0], [7, 8], emotions)
+
+
+@pytest.mark.realdata
+def test_quick_run_on_real_emodb_counts_each_head(shared_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    mt.main(["--quick", "--dataset", "emodb", "--data-root", str(shared_data), "--test-speakers", "speaker03",
+             "--synthetic-voices", "0", "--out-dir", "out"])
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["dataset"] == "emodb" and m["data_files_transcript_complete"] < m["data_files_recognised"]
+    assert m["n_cer_test_utterances"] < m["n_emotion_test_utterances"] == m["n_test_utterances"]
+    assert m["n_ctc_train_utterances"] < m["n_emotion_train_utterances"]

@@ -1,0 +1,126 @@
+"""Benchmark: q2_multitask.py leave-one-speaker-out on the EmoDB copy. 
+
+Trains the multi-task model (CTC characters + emotion) on 7 of the 8 speakers of
+``../shared/data/emodb_2s`` and tests on the eighth, for every speaker, by running the script
+itself (so the numbers are exactly what a user gets). Per fold and as the mean over folds:
+emotion accuracy and macro-F1 (7 classes), the majority-class accuracy (the training folds'
+most frequent class predicted for every test clip: the chance level to beat), and CER/WER on
+the test speaker's clips whose whole sentence is in the 2 s audio (``complete.txt``; the
+other clips train and score the emotion head only). ``--ablation`` adds the same encoder
+trained emotion-only and ASR-only. Prints a table and writes
+``benchmarks/results/multitask_emodb.csv``; per-fold outputs go to
+``benchmarks/results/multitask_emodb/<speaker>/``.
+
+Anchor on exactly these folds: ``benchmarks/emovo_egemaps_reference.py --dataset emodb``
+(eGeMAPS + SVM, optional extra); when its CSV is in ``benchmarks/results/`` its mean is
+printed beside ours. Published EmoDB speaker-independent results use the full-length
+recordings of all 10 speakers and are NOT comparable with this cut-to-2-s, 8-speaker copy.
+
+Targets: mean emotion accuracy of the joint model >= 0.75 and >= the eGeMAPS +
+SVM reference on the same folds; one fold within 10 minutes on 2 CPU cores (``wall_s``
+per fold; on a shared machine read ``cpu_s``, the fold's CPU seconds, measured with ``--jobs 1``).
+
+Usage:
+    python benchmarks/multitask_emodb.py                          # 8 folds, script defaults
+    python benchmarks/multitask_emodb.py --folds speaker03,speaker08 --threads 1
+    python benchmarks/multitask_emodb.py --ablation
+    python benchmarks/multitask_emodb.py --reuse -- --epochs 30   # extra script flags after --
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from audiolab import emotion_data as ed  # noqa: E402
+from audiolab.runtime import format_table, write_csv  # noqa: E402
+from multitask_emovo import default_data_root, mean_row, run_folds  # noqa: E402
+
+TARGET_ACCURACY, TARGET_MINUTES = 0.75, 10.0
+SPEAKERS = ["speaker03", "speaker08", "speaker09", "speaker10", "speaker12", "speaker14", "speaker15", "speaker16"]
+
+
+def fold_row(speaker: str, m: dict, wall: float, cpu: float = float("nan")) -> dict:
+    """One table row from a fold's metrics.json."""
+    row = {"test_speaker": speaker, "emotion_accuracy": m["test_emotion_accuracy"],
+           "emotion_macro_f1": m["test_emotion_macro_f1"], "majority_accuracy": m.get("emotion_majority_accuracy"),
+           "test_cer": m["test_cer"], "test_wer": m["test_wer"], "n_cer_clips": m.get("n_cer_test_utterances"),
+           "n_test_clips": m["n_test_utterances"], "epochs": m["epochs"], "train_s": m["train_seconds"],
+           "wall_s": wall, "cpu_s": cpu}
+    for k in ("emotion_only_test_emotion_accuracy", "emotion_only_test_emotion_macro_f1", "asr_only_test_cer",
+              "asr_only_test_wer"):
+        if k in m:
+            row[k.replace("_test_", "_")] = m[k]
+    return row
+
+
+def egemaps_reference(path: Path) -> dict | None:
+    """Per-speaker-normalised eGeMAPS + SVM rows from ``emovo_egemaps_reference.py --dataset emodb`` (or None)."""
+    if not path.is_file():
+        return None
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["normalisation"] == "speaker"]
+    return {r["test_speaker"]: float(r["emotion_accuracy"]) for r in rows}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", type=Path, default=default_data_root(),
+                   help="folder holding emodb_2s/ (or emodb/) (default $AUDIOLAB_DATA, else ../shared/data)")
+    p.add_argument("--folds", default=",".join(SPEAKERS), help="test speakers, comma-separated (default: all 8)")
+    p.add_argument("--threads", type=int, default=None, help="OMP/torch threads for each run (default: torch's)")
+    p.add_argument("--jobs", type=int, default=1, help="folds run at the same time (default 1)")
+    p.add_argument("--ablation", action="store_true", help="also train emotion-only and ASR-only per fold")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep folds whose metrics.json is already in the results folder instead of training again")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "multitask_emodb.csv")
+    p.add_argument("extra", nargs="*", help="extra q2_multitask.py flags (after --)")
+    args = p.parse_args(argv)
+    if ed.find_corpus("emodb", args.data_root) is None:
+        print(f"error: no EmoDB folder ({' or '.join(ed.CORPORA['emodb'].folders)}) under {args.data_root}; set "
+              "--data-root or AUDIOLAB_DATA", file=sys.stderr)
+        return 2
+    folds = [f.strip() for f in args.folds.split(",") if f.strip()]
+    t_all = time.perf_counter()
+    done = run_folds("emodb", folds, args.out.parent / "multitask_emodb", args.data_root, list(args.extra),
+                     threads=args.threads, jobs=args.jobs, ablation=args.ablation, reuse=args.reuse)
+    if isinstance(done, int):
+        return done
+    rows = [fold_row(s, m, wall, cpu) for s, (m, wall, cpu) in done.items()]
+    reference = egemaps_reference(args.out.parent / "emodb_egemaps_reference.csv")
+    if reference:
+        for r in rows:
+            r["egemaps_svm_accuracy"] = reference.get(r["test_speaker"], float("nan"))
+    mean = mean_row(rows, "test_speaker")
+    rows.append(mean)
+    print(format_table(rows, list(rows[0].keys())))
+    write_csv(args.out, rows)
+    walls = [r["wall_s"] for r in rows[:-1] if r["wall_s"] == r["wall_s"]]
+    slowest = max(walls) / 60 if walls else float("nan")
+    cpus = [r["cpu_s"] for r in rows[:-1] if r["cpu_s"] == r["cpu_s"]]
+    slowest_cpu = max(cpus) / 60 if cpus else float("nan")
+    acc = mean["emotion_accuracy"]
+    ref = mean.get("egemaps_svm_accuracy")
+    ref_text = (f"eGeMAPS + SVM on the same folds {ref:.3f} ({'met' if acc >= ref else 'MISSED'})" if ref is not None
+                else "eGeMAPS + SVM reference not run (benchmarks/emovo_egemaps_reference.py --dataset emodb)")
+    n = len(rows) - 1
+    print(f"targets: mean emotion accuracy {acc:.3f} (>= {TARGET_ACCURACY}: "
+          f"{'met' if acc >= TARGET_ACCURACY else 'MISSED'}; majority class {mean['majority_accuracy']:.3f}, "
+          f"chance 1/7 = 0.143); {ref_text}; slowest timed fold {slowest:.1f} min wall, {slowest_cpu:.1f} "
+          f"CPU-min (target <= {TARGET_MINUTES:g} min on 2 CPU cores); mean CER {mean['test_cer']:.3f} on the complete clips; {n} fold(s) in "
+          f"{(time.perf_counter() - t_all) / 60:.1f} min{'' if n == len(SPEAKERS) else ' (reduced run)'}")
+    print("context only, not comparable (full-length clips, all 10 speakers): published speaker-independent EmoDB "
+          "results, e.g. Schuller et al., ASRU 2009 (feature brute-forcing + SVM); see experiments/multitask_emodb.md")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
