@@ -1,4 +1,4 @@
-"""Benchmark: q2_multitask.py leave-one-speaker-out on the EmoDB copy. 
+"""Benchmark: q2_multitask.py leave-one-speaker-out on the EmoDB copy.
 
 Trains the multi-task model (CTC characters + emotion) on 7 of the 8 speakers of
 ``../shared/data/emodb_2s`` and tests on the eighth, for every speaker, by running the script
