@@ -7,8 +7,6 @@ atomically (temp file + rename).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -18,7 +16,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from .runtime import is_main_process, match_umask
+from .runtime import atomic_write, is_main_process
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3"}
 
@@ -106,16 +104,8 @@ def save_audio(path: str | Path, wav: np.ndarray | torch.Tensor, sample_rate: in
         warnings.warn(f"{path.name}: peak {peak:.3f} > 1, scaled down to avoid clipping", stacklevel=2)
         wav = wav / peak
     data = wav.T if wav.ndim == 2 else wav
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".wav", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_write(path, suffix=".wav") as tmp:
         sf.write(tmp, data, int(sample_rate), subtype="PCM_16", format="WAV")
-        match_umask(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

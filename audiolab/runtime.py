@@ -20,8 +20,9 @@ import random
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -430,6 +431,28 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+@contextmanager
+def atomic_write(path: str | Path, suffix: str = ".tmp") -> Iterator[str]:
+    """Yield a temp file's name beside ``path``; on success it replaces ``path``, on error it is removed.
+
+    The pattern behind every output this project writes (JSON, CSV, WAV, checkpoints): write
+    to ``tempfile.mkstemp`` in the same folder, give it the user's usual permissions
+    (:func:`match_umask`; mkstemp makes 0600), then ``os.replace``, which is atomic on POSIX,
+    so a crash or ``kill`` never leaves half a file under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        match_umask(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as pretty JSON via a temp file + rename, so a crash never leaves half a file.
 
@@ -438,17 +461,9 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
     path = Path(path)
     if not is_main_process():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_jsonable(obj), fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        match_umask(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp, open(tmp, "w") as fh:
+        json.dump(_jsonable(obj), fh, indent=2, sort_keys=False)
+        fh.write("\n")
     return path
 
 
@@ -461,18 +476,10 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     path = Path(path)
     if not is_main_process():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        match_umask(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
     return path
 
 

@@ -52,10 +52,8 @@ import contextlib
 import dataclasses
 import hashlib
 import math
-import os
 import random
 import re
-import tempfile
 import time
 import types
 import warnings
@@ -69,7 +67,7 @@ from tqdm.auto import tqdm
 
 from .distributed import (DistContext, broadcast, count_ranks, distribute, gather, init_distributed, sync_gradients,
                           world_size, zero_loss)
-from .runtime import UserError, is_main_process, match_umask, write_csv
+from .runtime import UserError, atomic_write, is_main_process, write_csv
 
 StepFn = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, Mapping[str, float]]"]
 
@@ -85,16 +83,8 @@ __all__ = ["fit", "History", "save_checkpoint", "load_checkpoint", "data_fingerp
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
     """``torch.save`` to a temp file, then rename (never a half-written checkpoint)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_write(path) as tmp:
         torch.save(dict(state), tmp)
-        match_umask(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
