@@ -165,9 +165,9 @@ def test_bad_inputs_are_clear_errors(tmp_path, monkeypatch, capsys):
     assert main_guard(mt.main, ["--quick", "--test-speakers", "nobody"]) == 2
     assert "not in the data" in capsys.readouterr().err
     assert main_guard(mt.main, ["--quick", "--tempo", "0.7"]) == 2
-    assert "--tempo must be in [0, 0.5)" in capsys.readouterr().err
+    assert "--tempo: must be in [0, 0.5)" in capsys.readouterr().err
     assert main_guard(mt.main, ["--quick", "--synthetic-voices", "-1"]) == 2
-    assert "--synthetic-voices must be >= 0" in capsys.readouterr().err
+    assert "--synthetic-voices: must be in [0, inf)" in capsys.readouterr().err
 
 
 @pytest.mark.realdata
