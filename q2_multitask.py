@@ -125,7 +125,8 @@ def add_data_flags(g) -> None:
     g.add_argument("--split", choices=["speaker", "random"], default="speaker",
                    help="speaker: test speakers unseen in training (default); random: utterance-level split, "
                         "which leaks speaker identity into the test set")
-    g.add_argument("--test-fraction", type=float_range(0, 1, lo_open=True, hi_open=True), default=0.2, help="test share of the utterances (default 0.2)")
+    g.add_argument("--test-fraction", type=float_range(0, 1, lo_open=True, hi_open=True), default=0.2,
+                   help="test share of the utterances (default 0.2)")
     g.add_argument("--test-speakers", default=None,
                    help="comma-separated speakers to hold out (overrides --split), e.g. f1")
     g.add_argument("--exclude-speakers", default=None,
@@ -640,8 +641,8 @@ def prepare_splits(args, corpus: Corpus) -> Splits:
     heads_saw = {"n_ctc_train_utterances": int(train.feasible.sum()),
                  "n_emotion_train_utterances": int((train.emotions >= 0).sum()),
                  "n_cer_test_utterances": sum(1 for r in test_refs if r), "n_emotion_test_utterances": len(test)}
-    print("clips per head: CTC trained on {n_ctc_train_utterances}, emotion on {n_emotion_train_utterances}; "
-          "CER scored on {n_cer_test_utterances} test clips, emotion on {n_emotion_test_utterances}".format(**heads_saw))
+    print("clips per head: CTC trained on {n_ctc_train_utterances}, emotion on {n_emotion_train_utterances}; CER "
+          "scored on {n_cer_test_utterances} test clips, emotion on {n_emotion_test_utterances}".format(**heads_saw))
     train_counts = Counter(e for e in train.emotions.tolist() if e >= 0)
     majority = max(train_counts, key=train_counts.get)
     majority_accuracy = float((test.emotions == majority).float().mean())
@@ -967,7 +968,8 @@ def collect_metrics(args, corpus: Corpus, data: Splits, results: dict, t_start: 
         "n_emotions": len(emotions), "vocab_size": len(data.vocab), "oov_characters": dict(oov),
         "n_oov_characters": int(sum(oov.values())), "ctc_infeasible_train": data.ctc_infeasible[0],
         "ctc_infeasible_test": data.ctc_infeasible[1], "train_seconds": joint["seconds"],
-        "epochs": len(joint["history"]), "split": "speakers " + args.test_speakers if args.test_speakers else args.split,
+        "epochs": len(joint["history"]),
+        "split": "speakers " + args.test_speakers if args.test_speakers else args.split,
         "n_parameters": sum(p.numel() for p in joint["model"].parameters()),
         **{f"data_{k}": v for k, v in corpus.load_report.items()},
     }
