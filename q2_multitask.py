@@ -77,6 +77,7 @@ import csv
 import math
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import jiwer
@@ -92,8 +93,9 @@ from audiolab import emotion_data as ed
 from audiolab.datasets import SYNTHETIC_NOTE, banner, choose_dataset, resolve_data_root
 from audiolab.io import save_audio
 from audiolab.plotting import plot_confusion_matrix, plot_training_curves, save_figure
-from audiolab.runtime import (UserError, add_data_args, base_parser, format_table, main_guard, out_dir_for,
-                              positive_float, positive_int, seed_everything, select_device, write_metrics)
+from audiolab.runtime import (UserError, add_data_args, base_parser, float_range, format_table, int_range, main_guard,
+                              option_given, out_dir_for, positive_float, positive_int, seed_everything, select_device,
+                              write_metrics)
 from audiolab.train import fit, is_main_process
 from q2_ctc import ctc_loss, greedy_decode, viterbi_align
 
@@ -103,15 +105,28 @@ SYNTHETIC_DEMO_EPOCHS = 20  # default --epochs on the embedded synthetic corpus 
 
 # =============================================================================== settings
 def build_parser():
+    """The command line: the shared flags, then the data, feature and model/training groups."""
     p = script_help(base_parser(__doc__, epochs=60))
     add_data_args(p, [*ed.CORPORA, "csv", "synthetic"])
-    g = p.add_argument_group("data")
+    add_data_flags(p.add_argument_group("data"))
+    add_feature_flags(p.add_argument_group("features"))
+    add_model_flags(p.add_argument_group("model and training"))
+    # sizes without a flag of their own (apply_quick shrinks them for --quick): the synthetic corpus'
+    # sentences (None: all), the real corpora's file limit (None: --max-files; a CSV manifest always
+    # uses --max-files) and the --synthetic-voices default for a corpus of known language
+    p.set_defaults(synth_sentences=None, corpus_max_files=None, synthetic_voices_default=8)
+    return p
+
+
+def add_data_flags(g) -> None:
+    """The data flags: manifest, split, clip selection and the synthetic corpus / training voices."""
     g.add_argument("--manifest", type=Path, default=None,
                    help="CSV with columns path,transcript,emotion,speaker (implies --dataset csv)")
     g.add_argument("--split", choices=["speaker", "random"], default="speaker",
                    help="speaker: test speakers unseen in training (default); random: utterance-level split, "
                         "which leaks speaker identity into the test set")
-    g.add_argument("--test-fraction", type=float, default=0.2, help="test share of the utterances (default 0.2)")
+    g.add_argument("--test-fraction", type=float_range(0, 1, lo_open=True, hi_open=True), default=0.2,
+                   help="test share of the utterances (default 0.2)")
     g.add_argument("--test-speakers", default=None,
                    help="comma-separated speakers to hold out (overrides --split), e.g. f1")
     g.add_argument("--exclude-speakers", default=None,
@@ -132,14 +147,17 @@ def build_parser():
                    help="speakers in the synthetic corpus (default %(default)s)")
     g.add_argument("--synth-per-sentence", type=positive_int, default=2,
                    help="emotions each synthetic speaker renders per sentence (default %(default)s)")
-    g.add_argument("--synthetic-voices", type=int, default=None, metavar="N",
+    g.add_argument("--synthetic-voices", type=int_range(0), default=None, metavar="N",
                    help="real corpora: add N eSpeak NG voices saying every training sentence twice (two "
                         "emotions' prosody) to the training split, for the CTC term only (their emotion labels "
                         "are caricatures and are not used); test data stays real. Default 8 for corpora of a "
                         "known language (2 with --quick), 0 for a CSV manifest unless --synthetic-language is given")
     g.add_argument("--synthetic-language", default=None,
                    help="eSpeak NG language for --synthetic-voices (default: the corpus' own, e.g. it for EMOVO)")
-    f = p.add_argument_group("features")
+
+
+def add_feature_flags(f) -> None:
+    """The log-mel feature, normalisation and augmentation flags."""
     f.add_argument("--sample-rate", type=positive_int, default=16000, help="Hz (default %(default)s)")
     f.add_argument("--n-fft", type=positive_int, default=400, help="FFT size, samples (default 400 = 25 ms)")
     f.add_argument("--hop-length", type=positive_int, default=160, help="hop, samples (default 160 = 10 ms)")
@@ -152,12 +170,15 @@ def build_parser():
     f.add_argument("--mel-warp", type=float, default=0.1,
                    help="random mel-axis stretch of training batches, +- this fraction (vocal-tract-length "
                         "perturbation; 0 disables; default %(default)s)")
-    f.add_argument("--tempo", type=float, default=0.1,
+    f.add_argument("--tempo", type=float_range(0, 0.5, hi_open=True), default=0.1,
                    help="random speaking-rate change of training batches, +- this fraction (time-axis "
                         "resampling of the features; 0 disables; default %(default)s)")
     f.add_argument("--no-spec-augment", dest="spec_augment", action="store_false",
                    help="disable SpecAugment-style masking of training batches")
-    m = p.add_argument_group("model and training")
+
+
+def add_model_flags(m) -> None:
+    """The model size, loss weighting, optimiser and run flags."""
     m.add_argument("--subsample", type=int, choices=[1, 2, 4], default=4,
                    help="time subsampling by strided convolutions (default %(default)s)")
     m.add_argument("--conv-channels", type=positive_int, default=128, help="(default %(default)s)")
@@ -167,7 +188,7 @@ def build_parser():
     m.add_argument("--emotion-input", choices=["lstm", "conv+lstm"], default="conv+lstm",
                    help="what the emotion head pools: the BiLSTM outputs, or the convolutional features beside "
                         "them (default %(default)s)")
-    m.add_argument("--lambda-emotion", type=float, default=0.1,
+    m.add_argument("--lambda-emotion", type=float_range(0), default=0.1,
                    help="weight of the emotion cross-entropy in CTC + lambda * CE (default %(default)s)")
     m.add_argument("--lr", type=positive_float, default=5e-3, help="peak learning rate (default %(default)s)")
     m.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default %(default)s)")
@@ -175,7 +196,26 @@ def build_parser():
     m.add_argument("--ablation", action="store_true",
                    help="also train the same encoder ASR-only and emotion-only and report them beside the joint model")
     m.add_argument("--resume", action="store_true", help="continue the joint model from its checkpoint")
-    return p
+
+
+def apply_quick(args):
+    """``--quick`` (a smoke test) as explicit sizes, set once right after parsing; nothing later reads it.
+
+    2 epochs of a 32-channel, 32-unit, 1-layer model; a synthetic corpus of 3 speakers x 6 sentences
+    x 1 rendering; at most 48 files of a real corpus (unless ``--max-files``); 2 synthetic training
+    voices by default.
+    """
+    if args.quick:
+        args.epochs, args.conv_channels, args.hidden, args.layers = 2, 32, 32, 1
+        args.synth_speakers, args.synth_sentences, args.synth_per_sentence = 3, 6, 1
+        args.corpus_max_files = args.max_files or 48
+        args.synthetic_voices_default = 2
+    return args
+
+
+def parse_args(argv=None):
+    """The parsed command line with ``--quick`` resolved (flag ranges are checked by their argparse types)."""
+    return apply_quick(build_parser().parse_args(argv))
 
 
 # =============================================================================== data
@@ -192,14 +232,12 @@ def load_data(args):
     choice = choose_dataset(args.dataset, data_root, ed.real_datasets(), "synthetic",
                             "emotional-prosody speech synthesised with eSpeak NG", download=args.download)
     if choice.synthetic:
-        quick = args.quick
         examples = ed.synthesize_emotional_speech(
-            n_speakers=3 if quick else args.synth_speakers,
-            sentences=ed.SYNTH_SENTENCES[:6] if quick else ed.SYNTH_SENTENCES,
-            per_sentence=1 if quick else args.synth_per_sentence, sample_rate=args.sample_rate, seed=args.seed)
+            n_speakers=args.synth_speakers, sentences=ed.SYNTH_SENTENCES[:args.synth_sentences],
+            per_sentence=args.synth_per_sentence, sample_rate=args.sample_rate, seed=args.seed)
         return examples, "synthetic_emotional_speech", "synthetic", {}
-    limit = args.max_files or (48 if args.quick else None)
-    examples, report = ed.load_corpus(choice.name, choice.path, args.sample_rate, limit=limit,
+    examples, report = ed.load_corpus(choice.name, choice.path, args.sample_rate,
+                                      limit=args.corpus_max_files or args.max_files,
                                       complete_list=args.complete_list, max_seconds=args.max_seconds)
     return examples, choice.name, "real", report
 
@@ -295,7 +333,7 @@ def add_synthetic_voices(args, examples, train_idx, dataset: str, synthetic: boo
     language = args.synthetic_language or ed.CORPUS_LANGUAGE.get(dataset)
     n_voices = args.synthetic_voices
     if n_voices is None:
-        n_voices = 0 if language is None else (2 if args.quick else 8)
+        n_voices = 0 if language is None else args.synthetic_voices_default
     if n_voices <= 0:
         return list(train_idx), None
     if language is None:
@@ -492,6 +530,125 @@ def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, n_freq=2, freq_widt
     return feats
 
 
+@dataclass
+class Corpus:
+    """The clips and their split: ``examples`` holds the real clips, then the synthetic training voices."""
+    examples: list
+    dataset: str
+    source: str                       # "real" or "synthetic"
+    load_report: dict
+    train_idx: list[int]
+    test_idx: list[int]
+    n_real: int                       # examples[n_real:] are synthetic training voices (CTC term only)
+    synthetic_language: str | None
+    emotions: list[str]               # the class names, sorted; emo_idx holds each clip's index into them
+    emo_idx: list[int]                # IGNORE_EMOTION for clips without an emotion label
+
+    @property
+    def synthetic(self) -> bool:
+        return self.source == "synthetic"
+
+    @property
+    def tag(self) -> str:
+        """Appended to titles and progress lines of a synthetic run."""
+        return " [SYNTHETIC]" if self.synthetic else ""
+
+    @property
+    def speakers(self) -> list[str]:
+        return [ex.speaker for ex in self.examples]
+
+
+@dataclass
+class Splits:
+    """Model-ready training and test sets, with what the outputs report about them."""
+    train: Utterances
+    test: Utterances
+    test_refs: list                   # normalised test transcripts; None where not whole in the clip
+    vocab: ed.CharVocab
+    oov: Counter                      # test-transcript characters outside the training vocabulary
+    ctc_infeasible: tuple[int, int]   # (train, test) transcripts too long for their subsampled frames
+    heads_saw: dict                   # how many clips trained / scored each head
+    majority: int                     # the most common training emotion (index into Corpus.emotions)
+    majority_accuracy: float          # test accuracy of always predicting it
+
+
+def load_corpus_split(args, argv) -> Corpus:
+    """Load the clips, split them into train and test, and add the synthetic training voices."""
+    examples, dataset, source, load_report = load_data(args)
+    check_frame_sizes(examples, args)
+    synthetic = source == "synthetic"
+    if synthetic and not option_given("--epochs", argv) and args.epochs > SYNTHETIC_DEMO_EPOCHS:
+        args.epochs = SYNTHETIC_DEMO_EPOCHS  # the demo's size: experiments/make_run.md
+        print(f"synthetic demo: {args.epochs} epochs (--epochs N to change)")
+    train_idx, test_idx = split_indices(args, examples)
+    emotions = sorted({examples[i].emotion for i in [*train_idx, *test_idx]})
+    emo_idx = [emotions.index(ex.emotion) if ex.emotion in emotions else IGNORE_EMOTION for ex in examples]
+    n_real = len(examples)
+    train_idx, synthetic_language = add_synthetic_voices(args, examples, train_idx, dataset, synthetic)
+    emo_idx += [IGNORE_EMOTION] * (len(examples) - n_real)
+    return Corpus(examples, dataset, source, load_report, train_idx, test_idx, n_real, synthetic_language,
+                  emotions, emo_idx)
+
+
+def encode_transcripts(args, corpus: Corpus):
+    """Normalised transcripts, the training characters' vocabulary and target ids: ``(texts, vocab, targets, oov)``."""
+    # only whole transcripts feed the CTC term and the CER; the others get no target (emotion only)
+    texts = [ed.normalize_transcript(ex.transcript, args.strip_accents) if ex.transcript_complete else ""
+             for ex in corpus.examples]
+    if not any(texts[i] for i in corpus.train_idx):
+        raise UserError("no training utterance has a whole, non-empty transcript: the CTC head has nothing to "
+                        "learn from (check the transcripts and --complete-list)")
+    vocab = ed.CharVocab.from_texts([texts[i] for i in corpus.train_idx])
+    oov = Counter()
+    targets = [vocab.encode(t) for t in texts]
+    for i in corpus.test_idx:
+        vocab.encode(texts[i], oov)
+    if oov:
+        print(f"characters of test transcripts outside the training vocabulary (dropped from targets, "
+              f"still in the CER reference): {dict(oov)}")
+    print(f"vocabulary: {len(vocab) - 1} characters + blank: {''.join(vocab.chars[1:])!r}; "
+          f"emotions ({len(corpus.emotions)}): {', '.join(corpus.emotions)}")
+    return texts, vocab, targets, oov
+
+
+def report_ctc_coverage(args, train: Utterances, test: Utterances) -> tuple[int, int]:
+    """Print the clips without a whole transcript and those too long for CTC; return the latter ``(train, test)``."""
+    no_text = [sum(1 for t in part.targets if not t) for part in (train, test)]
+    infeasible = [int((~part.feasible).sum()) - n for part, n in zip((train, test), no_text)]
+    if any(no_text):
+        print(f"CTC: {no_text[0]} training and {no_text[1]} test utterance(s) have no whole transcript (cut "
+              "short, empty or cropped); they train and score the emotion head only")
+    if any(infeasible):
+        print(f"CTC: {infeasible[0]} training and {infeasible[1]} test utterance(s) have a transcript "
+              f"longer than their {args.subsample}x-subsampled frames allow; they are left out of the CTC loss "
+              "(use --subsample 2 to keep them)")
+    return infeasible[0], infeasible[1]
+
+
+def prepare_splits(args, corpus: Corpus) -> Splits:
+    """Log-mel features, CTC targets and emotion labels of the training and test clips, and their counts."""
+    texts, vocab, targets, oov = encode_transcripts(args, corpus)
+    feats = log_mel_features(corpus.examples, args)
+    normalise_features(feats, corpus.speakers, corpus.train_idx, args.norm)
+
+    def part(idx):
+        return Utterances([feats[i] for i in idx], [targets[i] for i in idx], [corpus.emo_idx[i] for i in idx],
+                          args.subsample)
+
+    train, test = part(corpus.train_idx), part(corpus.test_idx)
+    test_refs = [texts[i] or None for i in corpus.test_idx]
+    ctc_infeasible = report_ctc_coverage(args, train, test)
+    heads_saw = {"n_ctc_train_utterances": int(train.feasible.sum()),
+                 "n_emotion_train_utterances": int((train.emotions >= 0).sum()),
+                 "n_cer_test_utterances": sum(1 for r in test_refs if r), "n_emotion_test_utterances": len(test)}
+    print("clips per head: CTC trained on {n_ctc_train_utterances}, emotion on {n_emotion_train_utterances}; CER "
+          "scored on {n_cer_test_utterances} test clips, emotion on {n_emotion_test_utterances}".format(**heads_saw))
+    train_counts = Counter(e for e in train.emotions.tolist() if e >= 0)
+    majority = max(train_counts, key=train_counts.get)
+    majority_accuracy = float((test.emotions == majority).float().mean())
+    return Splits(train, test, test_refs, vocab, oov, ctc_infeasible, heads_saw, majority, majority_accuracy)
+
+
 # =============================================================================== model
 class AttentiveStatsPooling(nn.Module):
     """Attentive statistics pooling (Okabe et al. 2018): ``[B, T, D]`` + lengths -> ``[B, 2D]``.
@@ -589,6 +746,82 @@ def task_losses(model, batch, lambda_emotion: float):
     return total, ctc, ce, out
 
 
+# =============================================================================== training
+def one_cycle(epochs: int, warmup_fraction: float = 0.1, final_factor: float = 0.02):
+    """Per-epoch learning-rate factor: linear warm-up over ``warmup_fraction`` of the epochs to the
+    peak, then cosine annealing to ``final_factor`` of it (the one-cycle shape of Smith & Topin 2019,
+    at epoch granularity because ``audiolab.train.fit`` steps schedulers once per epoch)."""
+    warm = max(1, round(warmup_fraction * epochs))
+
+    def factor(epoch: int) -> float:
+        if epoch < warm:
+            return (epoch + 1) / warm
+        progress = min((epoch - warm) / max(epochs - warm, 1), 1.0)
+        return final_factor + (1 - final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def train_model(heads, args, train, test, vocab, n_emotions, test_refs, device, out_dir, tag):
+    """Build and train one model (``heads``: both / asr / emotion); return ``(model, history, seconds)``."""
+    seed_everything(args.seed)
+    model = MultiTaskModel(args.n_mels, len(vocab), n_emotions, conv_channels=args.conv_channels,
+                           hidden=args.hidden, layers=args.layers, dropout=args.dropout,
+                           subsample=args.subsample, heads=heads, emotion_input=args.emotion_input)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    epochs = args.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(epochs))
+    lam = args.lambda_emotion
+
+    def step(model, batch):
+        feats, lengths, tgt, tl, emo, feasible = batch
+        feats = mel_warp(feats, args.mel_warp)
+        if args.tempo > 0:
+            feats, lengths = tempo_perturb(feats, lengths, args.tempo)
+            min_frames = torch.tensor([ctc_min_frames(tgt[i, :int(tl[i])].tolist()) for i in range(len(tl))])
+            feasible = feasible & (subsampled_length(lengths.cpu(), args.subsample) >= min_frames).to(feasible.device)
+        if args.spec_augment:
+            feats = spec_augment(feats, lengths)
+        total, ctc, ce, _ = task_losses(model, (feats, lengths, tgt, tl, emo, feasible), lam)
+        extras = {}
+        if ctc is not None:
+            extras["train_ctc_loss"] = float(ctc.detach())
+        if ce is not None:
+            extras["train_emotion_ce"] = float(ce.detach())
+        return total, extras
+
+    def eval_fn(model):
+        r = evaluate(model, test, vocab, test_refs, device, lambda_emotion=lam)
+        row = {}
+        if heads != "emotion":
+            row.update(test_ctc_loss=r["ctc_loss"], test_cer=r["cer"], test_wer=r["wer"])
+        if heads != "asr":
+            row.update(test_emotion_ce=r["emotion_ce"], test_emotion_accuracy=r["emotion_accuracy"])
+        return row
+
+    suffix = "" if tag == "joint" else f"_{tag}"
+    history = fit(model, optimizer, BucketBatches(train, args.batch_size, shuffle=True), step, epochs,
+                  eval_fn=eval_fn, device=device, checkpoint_path=out_dir / f"checkpoint{suffix}.pt",
+                  log_path=out_dir / f"log{suffix}.csv", resume=args.resume and tag == "joint",
+                  scheduler=scheduler, grad_clip=5.0,
+                  config={**vars(args), "vocab": vocab.chars, "heads": heads}, desc=tag)
+    return model, history, history.train_seconds  # the whole run, --resume included
+
+
+def train_all(args, corpus: Corpus, data: Splits, device, out_dir) -> dict:
+    """Train and test the joint model, then (``--ablation``) the ASR-only and emotion-only ones."""
+    runs = [("joint", "both")] + ([("asr_only", "asr"), ("emotion_only", "emotion")] if args.ablation else [])
+    results = {}
+    for name, heads in runs:
+        print(f"--- training {name} ({heads} head{'s' if heads == 'both' else ''}){corpus.tag}")
+        train_set = data.train.labelled() if heads == "emotion" else data.train  # synthetic voices have no emotion
+        model, history, seconds = train_model(heads, args, train_set, data.test, data.vocab, len(corpus.emotions),
+                                              data.test_refs, device, out_dir, name)
+        res = evaluate(model, data.test, data.vocab, data.test_refs, device, lambda_emotion=args.lambda_emotion)
+        results[name] = {"model": model, "history": history, "seconds": seconds, "res": res}
+    return results
+
+
 # =============================================================================== evaluation
 @torch.no_grad()
 def evaluate(model, data: Utterances, vocab, refs, device, batch_size=32, lambda_emotion=1.0):
@@ -636,70 +869,7 @@ def evaluate(model, data: Utterances, vocab, refs, device, batch_size=32, lambda
     return res
 
 
-# =============================================================================== training
-def one_cycle(epochs: int, warmup_fraction: float = 0.1, final_factor: float = 0.02):
-    """Per-epoch learning-rate factor: linear warm-up over ``warmup_fraction`` of the epochs to the
-    peak, then cosine annealing to ``final_factor`` of it (the one-cycle shape of Smith & Topin 2019,
-    at epoch granularity because ``audiolab.train.fit`` steps schedulers once per epoch)."""
-    warm = max(1, round(warmup_fraction * epochs))
-
-    def factor(epoch: int) -> float:
-        if epoch < warm:
-            return (epoch + 1) / warm
-        progress = min((epoch - warm) / max(epochs - warm, 1), 1.0)
-        return final_factor + (1 - final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
-
-
-def train_model(heads, args, train, test, vocab, n_emotions, test_refs, device, out_dir, tag):
-    """Build and train one model (``heads``: both / asr / emotion); return ``(model, history, seconds)``."""
-    seed_everything(args.seed)
-    q = args.quick
-    model = MultiTaskModel(args.n_mels, len(vocab), n_emotions, conv_channels=32 if q else args.conv_channels,
-                           hidden=32 if q else args.hidden, layers=1 if q else args.layers, dropout=args.dropout,
-                           subsample=args.subsample, heads=heads, emotion_input=args.emotion_input)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    epochs = 2 if q else args.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(epochs))
-    lam = args.lambda_emotion
-
-    def step(model, batch):
-        feats, lengths, tgt, tl, emo, feasible = batch
-        feats = mel_warp(feats, args.mel_warp)
-        if args.tempo > 0:
-            feats, lengths = tempo_perturb(feats, lengths, args.tempo)
-            min_frames = torch.tensor([ctc_min_frames(tgt[i, :int(tl[i])].tolist()) for i in range(len(tl))])
-            feasible = feasible & (subsampled_length(lengths.cpu(), args.subsample) >= min_frames).to(feasible.device)
-        if args.spec_augment:
-            feats = spec_augment(feats, lengths)
-        total, ctc, ce, _ = task_losses(model, (feats, lengths, tgt, tl, emo, feasible), lam)
-        extras = {}
-        if ctc is not None:
-            extras["train_ctc_loss"] = float(ctc.detach())
-        if ce is not None:
-            extras["train_emotion_ce"] = float(ce.detach())
-        return total, extras
-
-    def eval_fn(model):
-        r = evaluate(model, test, vocab, test_refs, device, lambda_emotion=lam)
-        row = {}
-        if heads != "emotion":
-            row.update(test_ctc_loss=r["ctc_loss"], test_cer=r["cer"], test_wer=r["wer"])
-        if heads != "asr":
-            row.update(test_emotion_ce=r["emotion_ce"], test_emotion_accuracy=r["emotion_accuracy"])
-        return row
-
-    suffix = "" if tag == "joint" else f"_{tag}"
-    history = fit(model, optimizer, BucketBatches(train, args.batch_size, shuffle=True), step, epochs,
-                  eval_fn=eval_fn, device=device, checkpoint_path=out_dir / f"checkpoint{suffix}.pt",
-                  log_path=out_dir / f"log{suffix}.csv", resume=args.resume and tag == "joint",
-                  scheduler=scheduler, grad_clip=5.0,
-                  config={**vars(args), "vocab": vocab.chars, "heads": heads}, desc=tag)
-    return model, history, history.train_seconds  # the whole run, --resume included
-
-
-# =============================================================================== figures
+# =============================================================================== outputs
 def alignment_figure(model, data: Utterances, index, vocab, ref, args, path, title_suffix):
     """Log-mel of one test utterance above its CTC posteriors with the Viterbi forced alignment."""
     import matplotlib.pyplot as plt
@@ -747,6 +917,7 @@ def alignment_figure(model, data: Utterances, index, vocab, ref, args, path, tit
 
 
 def write_predictions(path, examples, test_idx, refs, res, emotions):
+    """test_predictions.csv: one row per test clip with its reference, hypothesis, CER and both emotions."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "speaker", "transcript_complete", "reference", "hypothesis", "cer", "true_emotion",
@@ -758,130 +929,49 @@ def write_predictions(path, examples, test_idx, refs, res, emotions):
                         examples[i].emotion, emotions[res["emotion_pred"][k]]])
 
 
-# =============================================================================== main
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if not 0 < args.test_fraction < 1:
-        raise UserError(f"--test-fraction must be in (0, 1), got {args.test_fraction}")
-    if args.lambda_emotion < 0:
-        raise UserError(f"--lambda-emotion must be >= 0, got {args.lambda_emotion}")
-    if not 0 <= args.tempo < 0.5:
-        raise UserError(f"--tempo must be in [0, 0.5) (a fraction of the speaking rate), got {args.tempo}")
-    if args.synthetic_voices is not None and args.synthetic_voices < 0:
-        raise UserError(f"--synthetic-voices must be >= 0, got {args.synthetic_voices}")
-    seed_everything(args.seed)
-    device = select_device(args.device)
-    out_dir = out_dir_for(args, SCRIPT)
-    t_start = time.perf_counter()
-
-    # ---- data
-    examples, dataset, source, load_report = load_data(args)
-    check_frame_sizes(examples, args)
-    synthetic = source == "synthetic"
-    tag = " [SYNTHETIC]" if synthetic else ""
-    from audiolab.runtime import option_given
-    if synthetic and not option_given("--epochs", argv):  # the demo's size: experiments/make_run.md
-        args.epochs = SYNTHETIC_DEMO_EPOCHS
-        print(f"synthetic demo: {args.epochs} epochs (--epochs N to change)")
-    train_idx, test_idx = split_indices(args, examples)
-    emotions = sorted({examples[i].emotion for i in [*train_idx, *test_idx]})
-    emo_idx = [emotions.index(ex.emotion) if ex.emotion in emotions else IGNORE_EMOTION for ex in examples]
-    n_real = len(examples)
-    train_idx, synthetic_language = add_synthetic_voices(args, examples, train_idx, dataset, synthetic)
-    emo_idx += [IGNORE_EMOTION] * (len(examples) - n_real)
-    # only whole transcripts feed the CTC term and the CER; the others get no target (emotion only)
-    texts = [ed.normalize_transcript(ex.transcript, args.strip_accents) if ex.transcript_complete else ""
-             for ex in examples]
-    if not any(texts[i] for i in train_idx):
-        raise UserError("no training utterance has a whole, non-empty transcript: the CTC head has nothing to "
-                        "learn from (check the transcripts and --complete-list)")
-    vocab = ed.CharVocab.from_texts([texts[i] for i in train_idx])
-    oov = Counter()
-    targets = [vocab.encode(t) for t in texts]
-    for i in test_idx:
-        vocab.encode(texts[i], oov)
-    if oov:
-        print(f"characters of test transcripts outside the training vocabulary (dropped from targets, "
-              f"still in the CER reference): {dict(oov)}")
-    print(f"vocabulary: {len(vocab) - 1} characters + blank: {''.join(vocab.chars[1:])!r}; "
-          f"emotions ({len(emotions)}): {', '.join(emotions)}")
-
-    feats = log_mel_features(examples, args)
-    speakers = [ex.speaker for ex in examples]
-    normalise_features(feats, speakers, train_idx, args.norm)
-    train = Utterances([feats[i] for i in train_idx], [targets[i] for i in train_idx],
-                       [emo_idx[i] for i in train_idx], args.subsample)
-    test = Utterances([feats[i] for i in test_idx], [targets[i] for i in test_idx],
-                      [emo_idx[i] for i in test_idx], args.subsample)
-    test_refs = [texts[i] or None for i in test_idx]
-    no_text_train = sum(1 for i in train_idx if not targets[i])
-    no_text_test = sum(1 for i in test_idx if not targets[i])
-    n_infeasible_train = int((~train.feasible).sum()) - no_text_train
-    n_infeasible_test = int((~test.feasible).sum()) - no_text_test
-    if no_text_train or no_text_test:
-        print(f"CTC: {no_text_train} training and {no_text_test} test utterance(s) have no whole transcript (cut "
-              "short, empty or cropped); they train and score the emotion head only")
-    if n_infeasible_train or n_infeasible_test:
-        print(f"CTC: {n_infeasible_train} training and {n_infeasible_test} test utterance(s) have a transcript "
-              f"longer than their {args.subsample}x-subsampled frames allow; they are left out of the CTC loss "
-              "(use --subsample 2 to keep them)")
-    heads_saw = {"n_ctc_train_utterances": int(train.feasible.sum()),
-                 "n_emotion_train_utterances": int((train.emotions >= 0).sum()),
-                 "n_cer_test_utterances": sum(1 for r in test_refs if r), "n_emotion_test_utterances": len(test)}
-    print("clips per head: CTC trained on {n_ctc_train_utterances}, emotion on {n_emotion_train_utterances}; "
-          "CER scored on {n_cer_test_utterances} test clips, emotion on {n_emotion_test_utterances}".format(**heads_saw))
-    train_counts = Counter(emo_idx[i] for i in train_idx if emo_idx[i] >= 0)
-    majority = max(train_counts, key=train_counts.get)
-    majority_chance = float((test.emotions == majority).float().mean())
-
-    # ---- training: the joint model, then the ablations
-    runs = [("joint", "both")] + ([("asr_only", "asr"), ("emotion_only", "emotion")] if args.ablation else [])
-    results = {}
-    for name, heads in runs:
-        print(f"--- training {name} ({heads} head{'s' if heads == 'both' else ''}){tag}")
-        train_set = train.labelled() if heads == "emotion" else train   # synthetic voices have no emotion
-        model, history, seconds = train_model(heads, args, train_set, test, vocab, len(emotions), test_refs, device,
-                                              out_dir, name)
-        res = evaluate(model, test, vocab, test_refs, device, lambda_emotion=args.lambda_emotion)
-        results[name] = {"model": model, "history": history, "seconds": seconds, "res": res}
-    if not is_main_process():  # torchrun: the other ranks helped train; rank 0 writes the outputs
-        return
-
-    # ---- outputs
-    joint = results["joint"]
-    res, model = joint["res"], joint["model"].cpu()
-    true = test.emotions.tolist()
-    cm = confusion_matrix(true, res["emotion_pred"], labels=list(range(len(emotions))))
-    plot_confusion_matrix(cm, emotions, out_dir / "confusion_matrix.png",
-                          title=f"Emotion confusion, {dataset} test speakers{tag}")
+def save_figures(args, corpus: Corpus, data: Splits, joint: dict, out_dir) -> None:
+    """The joint model's confusion matrix, training curves, test predictions and one clip's alignment (+ WAV)."""
+    res, model, test, tag = joint["res"], joint["model"].cpu(), data.test, corpus.tag
+    cm = confusion_matrix(test.emotions.tolist(), res["emotion_pred"], labels=list(range(len(corpus.emotions))))
+    plot_confusion_matrix(cm, corpus.emotions, out_dir / "confusion_matrix.png",
+                          title=f"Emotion confusion, {corpus.dataset} test speakers{tag}")
     plot_training_curves(joint["history"], out_dir / "training_curves.png", groups={
         "loss (nats)": ["train_ctc_loss", "test_ctc_loss", "train_emotion_ce", "test_emotion_ce"],
         "error rate (fraction)": ["test_cer", "test_wer"],
         "emotion accuracy (fraction)": ["test_emotion_accuracy"]},
-        title=f"Multi-task training on {dataset}{tag}")
-    write_predictions(out_dir / "test_predictions.csv", examples, test_idx, test_refs, res, emotions)
+        title=f"Multi-task training on {corpus.dataset}{tag}")
+    write_predictions(out_dir / "test_predictions.csv", corpus.examples, corpus.test_idx, data.test_refs, res,
+                      corpus.emotions)
     feasible_idx = [k for k in range(len(test)) if bool(test.feasible[k])] or [0]
     k_show = min(feasible_idx, key=lambda k: abs(int(test.lengths[k]) - float(test.lengths.float().median())))
-    alignment_figure(model, test, k_show, vocab, test_refs[k_show] or "(transcript not whole in this clip)", args,
-                     out_dir / "alignment.png", tag)
-    save_audio(out_dir / f"alignment_utterance{'_synthetic' if synthetic else ''}.wav",
-               examples[test_idx[k_show]].waveform, args.sample_rate)
+    alignment_figure(model, test, k_show, data.vocab, data.test_refs[k_show] or "(transcript not whole in this clip)",
+                     args, out_dir / "alignment.png", tag)
+    save_audio(out_dir / f"alignment_utterance{'_synthetic' if corpus.synthetic else ''}.wav",
+               corpus.examples[corpus.test_idx[k_show]].waveform, args.sample_rate)
 
+
+def collect_metrics(args, corpus: Corpus, data: Splits, results: dict, t_start: float) -> dict:
+    """metrics.json's numbers: the joint model's test scores, the data counts, the baselines and any ablations."""
+    joint, emotions, speakers = results["joint"], corpus.emotions, corpus.speakers
+    res, oov = joint["res"], data.oov
     metrics = {
         "test_cer": res["cer"], "test_wer": res["wer"], "test_emotion_accuracy": res["emotion_accuracy"],
         "test_emotion_macro_f1": res["emotion_macro_f1"], "test_ctc_loss": res["ctc_loss"],
         "test_emotion_ce": res["emotion_ce"], "emotion_chance_accuracy": 1.0 / len(emotions),
-        "emotion_majority_class": emotions[majority], "emotion_majority_accuracy": majority_chance, **heads_saw,
-        "n_train_utterances": len(train), "n_test_utterances": len(test),
-        "n_synthetic_train_utterances": len(examples) - n_real, "synthetic_language": synthetic_language,
-        "n_train_speakers": len({speakers[i] for i in train_idx if i < n_real}),
-        "n_test_speakers": len({speakers[i] for i in test_idx}),
-        "test_speakers": sorted({speakers[i] for i in test_idx}), "emotions": emotions,
-        "n_emotions": len(emotions), "vocab_size": len(vocab), "oov_characters": dict(oov),
-        "n_oov_characters": int(sum(oov.values())), "ctc_infeasible_train": n_infeasible_train,
-        "ctc_infeasible_test": n_infeasible_test, "train_seconds": joint["seconds"],
-        "epochs": len(joint["history"]), "split": "speakers " + args.test_speakers if args.test_speakers else args.split,
-        "n_parameters": sum(p.numel() for p in model.parameters()), **{f"data_{k}": v for k, v in load_report.items()},
+        "emotion_majority_class": emotions[data.majority], "emotion_majority_accuracy": data.majority_accuracy,
+        **data.heads_saw, "n_train_utterances": len(data.train), "n_test_utterances": len(data.test),
+        "n_synthetic_train_utterances": len(corpus.examples) - corpus.n_real,
+        "synthetic_language": corpus.synthetic_language,
+        "n_train_speakers": len({speakers[i] for i in corpus.train_idx if i < corpus.n_real}),
+        "n_test_speakers": len({speakers[i] for i in corpus.test_idx}),
+        "test_speakers": sorted({speakers[i] for i in corpus.test_idx}), "emotions": emotions,
+        "n_emotions": len(emotions), "vocab_size": len(data.vocab), "oov_characters": dict(oov),
+        "n_oov_characters": int(sum(oov.values())), "ctc_infeasible_train": data.ctc_infeasible[0],
+        "ctc_infeasible_test": data.ctc_infeasible[1], "train_seconds": joint["seconds"],
+        "epochs": len(joint["history"]),
+        "split": "speakers " + args.test_speakers if args.test_speakers else args.split,
+        "n_parameters": sum(p.numel() for p in joint["model"].parameters()),
+        **{f"data_{k}": v for k, v in corpus.load_report.items()},
     }
     for name in ("asr_only", "emotion_only"):
         if name in results:
@@ -891,18 +981,27 @@ def main(argv=None):
                 if key in r:
                     metrics[f"{name}_test_{key}"] = r[key]
     metrics["total_seconds"] = time.perf_counter() - t_start
-    anchors = [
+    return metrics
+
+
+def metric_anchors(corpus: Corpus, data: Splits) -> list[dict]:
+    """anchors.json: the targets, chance and the majority-class baseline beside the measured metrics."""
+    n_emotions = len(corpus.emotions)
+    return [
         {"metric": "test_emotion_accuracy", "anchor": 0.50, "source": "target (EMOVO, leave-one-actor-out)"},
         {"metric": "test_cer", "anchor": 0.15, "source": "target (EMOVO, unseen actor; sentences repeat)"},
-        {"metric": "emotion_chance_accuracy", "anchor": 1.0 / len(emotions), "source": "chance: 1 / number of classes"},
-        {"metric": "test_emotion_accuracy", "anchor": majority_chance,
-         "source": f"majority class of training ({emotions[majority]}) predicted for every test clip"},
+        {"metric": "emotion_chance_accuracy", "anchor": 1.0 / n_emotions, "source": "chance: 1 / number of classes"},
+        {"metric": "test_emotion_accuracy", "anchor": data.majority_accuracy,
+         "source": f"majority class of training ({corpus.emotions[data.majority]}) predicted for every test clip"},
     ]
-    write_metrics(out_dir, metrics, args=args, dataset=dataset, data_source=source, device=device, anchors=anchors)
 
+
+def print_summary(corpus: Corpus, data: Splits, results: dict, out_dir) -> None:
+    """Print the table of every trained model's test scores and the joint model's one-line summary."""
+    res, n_emotions = results["joint"]["res"], len(corpus.emotions)
     rows = [{"model": "joint (CTC + λ·CE)", "test_cer": res["cer"], "test_wer": res["wer"],
              "emotion_acc": res["emotion_accuracy"], "emotion_macro_f1": res["emotion_macro_f1"],
-             "train_s": joint["seconds"]}]
+             "train_s": results["joint"]["seconds"]}]
     for name in ("asr_only", "emotion_only"):
         if name in results:
             r = results[name]["res"]
@@ -910,11 +1009,31 @@ def main(argv=None):
                          "emotion_acc": r.get("emotion_accuracy"), "emotion_macro_f1": r.get("emotion_macro_f1"),
                          "train_s": results[name]["seconds"]})
     print(format_table(rows))
-    if synthetic:
+    if corpus.synthetic:
         print(SYNTHETIC_NOTE)
-    print(f"{SCRIPT} [{dataset}, {source}]: test_cer={res['cer']:.3f} test_wer={res['wer']:.3f} "
+    print(f"{SCRIPT} [{corpus.dataset}, {corpus.source}]: test_cer={res['cer']:.3f} test_wer={res['wer']:.3f} "
           f"test_emotion_accuracy={res['emotion_accuracy']:.3f} test_emotion_macro_f1={res['emotion_macro_f1']:.3f} "
-          f"(chance {1 / len(emotions):.3f}, majority class {majority_chance:.3f}) -> {out_dir}")
+          f"(chance {1 / n_emotions:.3f}, majority class {data.majority_accuracy:.3f}) -> {out_dir}")
+
+
+# =============================================================================== main
+def main(argv=None):
+    """Settings, data, training, evaluation, outputs: the run ``python q2_multitask.py`` makes."""
+    args = parse_args(argv)
+    seed_everything(args.seed)
+    device = select_device(args.device)
+    out_dir = out_dir_for(args, SCRIPT)
+    t_start = time.perf_counter()
+    corpus = load_corpus_split(args, argv)
+    data = prepare_splits(args, corpus)
+    results = train_all(args, corpus, data, device, out_dir)   # the joint model, then the ablations
+    if not is_main_process():  # torchrun: the other ranks helped train; rank 0 writes the outputs
+        return
+    save_figures(args, corpus, data, results["joint"], out_dir)
+    metrics = collect_metrics(args, corpus, data, results, t_start)
+    write_metrics(out_dir, metrics, args=args, dataset=corpus.dataset, data_source=corpus.source, device=device,
+                  anchors=metric_anchors(corpus, data))
+    print_summary(corpus, data, results, out_dir)
 
 
 if __name__ == "__main__":

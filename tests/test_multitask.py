@@ -164,10 +164,13 @@ def test_bad_inputs_are_clear_errors(tmp_path, monkeypatch, capsys):
     assert "<actor>/<emo>-<actor>-<sentence>.wav" in capsys.readouterr().err
     assert main_guard(mt.main, ["--quick", "--test-speakers", "nobody"]) == 2
     assert "not in the data" in capsys.readouterr().err
-    assert main_guard(mt.main, ["--quick", "--tempo", "0.7"]) == 2
-    assert "--tempo must be in [0, 0.5)" in capsys.readouterr().err
-    assert main_guard(mt.main, ["--quick", "--synthetic-voices", "-1"]) == 2
-    assert "--synthetic-voices must be >= 0" in capsys.readouterr().err
+    for flag, value, needle in [("--tempo", "0.7", "--tempo: must be in [0, 0.5)"),
+                                ("--synthetic-voices", "-1", "--synthetic-voices: must be in [0, inf)"),
+                                ("--test-fraction", "1", "--test-fraction: must be in (0, 1)"),
+                                ("--lambda-emotion", "-0.1", "--lambda-emotion: must be in [0, inf)")]:
+        with pytest.raises(SystemExit) as exc:  # argparse rejects the value at parse time
+            mt.main(["--quick", flag, value])
+        assert exc.value.code == 2 and needle in capsys.readouterr().err
 
 
 @pytest.mark.realdata
