@@ -15,7 +15,7 @@ this checkout's ``.venv`` into it, and runs ``make run JOBS=N`` there, once per 
 - ``compete``: one CPU-bound ``nice -n 19 python -c "while True: pass"`` runs throughout.
 
 Per script it reads the wall and CPU time ``make run`` recorded (``outputs/.times``);
-the total is the wall clock of the whole ``make run``. Targets (issue 20): total <= 15 min
+the total is the wall clock of the whole ``make run``. Targets: total <= 15 min
 idle, <= 1.5x that with the competing process, no script's default over 3 min idle.
 
 ``--threads-experiment`` times a fixed number of Adam steps of two small models like the

@@ -1,4 +1,4 @@
-"""Faults and bad input (issue 22): a table of faults x scripts, each asserting the promised behaviour.
+"""Faults and bad input: a table of faults x scripts, each asserting the promised behaviour.
 
 Promised behaviours (DESIGN "Tests"):
 - ``exit2``: exit status 2, one ``error:`` line naming the flag or file, no traceback,

@@ -1,4 +1,4 @@
-"""Exact resume and the resume fingerprint of audiolab.train.fit (issue 22).
+"""Exact resume and the resume fingerprint of audiolab.train.fit.
 
 A run interrupted after epoch k and resumed must end where the uninterrupted run ends
 (same weights bit for bit, same per-epoch rows): data order, augmentation draws and dropout
