@@ -67,6 +67,7 @@ def run_child(argv: list[str], log_path: Path, env: dict) -> tuple[int, float, f
     The CPU time (user + sys, seconds) is this one child's own, from ``os.wait4``, so it stays
     per-model when several children run at once (``RUSAGE_CHILDREN`` would mix them).
     """
+    print(f"=== start {' '.join(argv[1:])}", flush=True)
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
@@ -109,7 +110,6 @@ def main() -> int:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = {}
         for m in models:
-            print(f"=== {m}: {' '.join(argvs[m][1:])}", flush=True)
             futures[pool.submit(run_child, argvs[m], out_root / f"{m}.log", env)] = m
         for fut in as_completed(futures):
             m = futures[fut]
