@@ -67,7 +67,8 @@ def run_child(argv: list[str], log_path: Path, env: dict) -> tuple[int, float, f
     The CPU time (user + sys, seconds) is this one child's own, from ``os.wait4``, so it stays
     per-model when several children run at once (``RUSAGE_CHILDREN`` would mix them).
     """
-    print(f"=== start {' '.join(argv[1:])}", flush=True)
+    sys.stdout.write(f"=== start {' '.join(argv[1:])}\n")  # one write: lines of parallel workers stay whole
+    sys.stdout.flush()
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)

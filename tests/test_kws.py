@@ -234,7 +234,7 @@ def test_tested_checkpoint_default_follows_the_validation_set(dataset, flags, ex
     ("fsdd", [], (15, kws.MIXUP_ALPHA, sorted(kws.AUGMENTATIONS), 30.0)),
     ("synthetic_keywords", [], (15, kws.MIXUP_ALPHA, sorted(kws.AUGMENTATIONS), 30.0)),
     # Speech Commands' validation-chosen values (experiments/keywords_speech_commands.md)
-    ("speech_commands", [], (30, 0.0, ["freq_mask", "noise", "shift", "time_mask"], 0.0)),
+    ("speech_commands", [], (30, 0.0, ["freq_mask", "noise", "shift", "time_mask"], 30.0)),
     # a flag given on the command line always wins over the dataset's default
     ("speech_commands", ["--epochs", "3", "--mixup", "0.2", "--augment", "speed,none", "--trim-db", "20"],
      (3, 0.2, ["speed"], 20.0)),
