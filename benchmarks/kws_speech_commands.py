@@ -5,8 +5,10 @@ speakers; 10 words + ``_unknown_`` + ``_silence_``), split by ``speechcommands_r
 seeded speaker-disjoint 80/10/10 (scikit-learn ``GroupShuffleSplit`` over speakers, ``--seed``):
 every test speaker is unseen in training, validation picks each model's checkpoint.
 Each model runs as ``speechcommands_rnn.py train --dataset speech_commands --models M`` at the
-script's defaults, one after another in a child process (so per-model CPU time is measured too);
-rows are written after each model, so an interrupted run keeps what it finished.
+script's defaults, each in its own child process (so per-model CPU time is measured too),
+``--jobs`` of them at a time (default 1: one after another; ``--jobs 2 --threads 1`` uses both
+cores of the target machine); rows are written after each model, so an interrupted run keeps what
+it finished.
 
 Reports per model: parameters, training time (wall and CPU, the per-epoch validation included),
 best validation accuracy, test accuracy, macro-F1, the most-confused pairs;
@@ -19,6 +21,7 @@ Usage::
 
     python benchmarks/kws_speech_commands.py                       # six models, default settings
     python benchmarks/kws_speech_commands.py --models lstm,cnn_lstm --threads 1 --extra "--epochs 10"
+    python benchmarks/kws_speech_commands.py --jobs 2 --threads 1  # two models at a time, one thread each
 
 Writes ``benchmarks/results/kws_speech_commands.csv`` and ``.md``; each model's full outputs go to
 ``benchmarks/results/kws_speech_commands/<model>/``. Reads the data from ``--data-root`` (default
@@ -30,10 +33,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,9 +61,20 @@ def default_root() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
-def children_cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+def run_child(argv: list[str], log_path: Path, env: dict) -> tuple[int, float, float]:
+    """Run ``argv`` with stdout+stderr to ``log_path``; return (exit status, wall s, CPU s).
+
+    The CPU time (user + sys, seconds) is this one child's own, from ``os.wait4``, so it stays
+    per-model when several children run at once (``RUSAGE_CHILDREN`` would mix them).
+    """
+    sys.stdout.write(f"=== start {' '.join(argv[1:])}\n")  # one write: lines of parallel workers stay whole
+    sys.stdout.flush()
+    t0 = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen consistent
+    return proc.returncode, time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -69,10 +83,16 @@ def main() -> int:
                    help="folder holding speech_commands_test_v0.02 (or another Speech Commands layout)")
     p.add_argument("--models", default=",".join(kws.MODELS), help="comma list of models (default all six)")
     p.add_argument("--threads", type=int, default=2, help="torch threads per model (default 2, the target machine)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="models trained at the same time, each in its own process (default 1; with 2 cores, "
+                        "--jobs 2 --threads 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the speaker split and the training (default 0)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "kws_speech_commands.csv")
     p.add_argument("--extra", default="", help="extra flags for speechcommands_rnn.py, e.g. '--epochs 10'")
     args = p.parse_args()
+    if args.jobs < 1 or args.threads < 1:
+        print(f"error: --jobs and --threads must be >= 1, got {args.jobs} and {args.threads}", file=sys.stderr)
+        return 2
     folder = kd.find_speech_commands(args.data_root)
     if folder is None:
         print(f"error: Speech Commands not found under {args.data_root} (expected speech_commands_test_v0.02/ "
@@ -83,40 +103,43 @@ def main() -> int:
     out_root.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "PYTHONUNBUFFERED": "1"}
-    rows = []
+    argvs = {m: [sys.executable, str(REPO / "speechcommands_rnn.py"), "train", "--dataset", "speech_commands",
+                 "--data-root", str(args.data_root), "--models", m, "--seed", str(args.seed), "--device", "cpu",
+                 "--out-dir", str(out_root / m), *args.extra.split()] for m in models}
+    done = {}
     t_all = time.perf_counter()
-    for m in models:
-        argv = [sys.executable, str(REPO / "speechcommands_rnn.py"), "train", "--dataset", "speech_commands",
-                "--data-root", str(args.data_root), "--models", m, "--seed", str(args.seed), "--device", "cpu",
-                "--out-dir", str(out_root / m), *args.extra.split()]
-        print(f"=== {m}: {' '.join(argv[1:])}", flush=True)
-        t0, c0 = time.perf_counter(), children_cpu_s()
-        with open(out_root / f"{m}.log", "w") as log:
-            proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        wall, cpu = time.perf_counter() - t0, children_cpu_s() - c0
-        if proc.returncode != 0:
-            print(f"error: {m} failed (exit {proc.returncode}); see {out_root / f'{m}.log'}", file=sys.stderr)
-            return 1
-        met = json.loads((out_root / m / "metrics.json").read_text())
-        target = TARGETS.get(m)
-        rows.append({"model": m, "params": met[f"n_params_{m}"], "epochs": met["config"]["epochs"],
-                     "train_s": round(met[f"train_seconds_{m}"], 1), "wall_s": round(wall, 1),
-                     "cpu_s": round(cpu, 1), "best_val_acc": round(met[f"best_val_accuracy_{m}"], 4),
-                     "test_acc": round(met[f"test_accuracy_{m}"], 4),
-                     "test_macro_f1": round(met[f"test_macro_f1_{m}"], 4),
-                     "target": target if target is not None else "",
-                     "met": ("yes" if met[f"test_accuracy_{m}"] >= target else "NO") if target is not None else "",
-                     "most_confused": met[f"most_confused_{m}"].split("; ")[:3],
-                     "n_train/val/test": f"{met['n_train_clips']}/{met['n_val_clips']}/{met['n_test_clips']}"})
-        rows[-1]["most_confused"] = "; ".join(rows[-1]["most_confused"])
-        write_csv(args.out, rows)  # after every model: an interrupted run keeps what it finished
-        print(format_table(rows[-1:]), flush=True)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {}
+        for m in models:
+            futures[pool.submit(run_child, argvs[m], out_root / f"{m}.log", env)] = m
+        for fut in as_completed(futures):
+            m = futures[fut]
+            rc, wall, cpu = fut.result()
+            if rc != 0:
+                print(f"error: {m} failed (exit {rc}); see {out_root / f'{m}.log'}", file=sys.stderr)
+                for f in futures:
+                    f.cancel()
+                return 1
+            met = json.loads((out_root / m / "metrics.json").read_text())
+            target = TARGETS.get(m)
+            done[m] = {"model": m, "params": met[f"n_params_{m}"], "epochs": met["config"]["epochs"],
+                       "train_s": round(met[f"train_seconds_{m}"], 1), "wall_s": round(wall, 1),
+                       "cpu_s": round(cpu, 1), "best_val_acc": round(met[f"best_val_accuracy_{m}"], 4),
+                       "test_acc": round(met[f"test_accuracy_{m}"], 4),
+                       "test_macro_f1": round(met[f"test_macro_f1_{m}"], 4),
+                       "target": target if target is not None else "",
+                       "met": ("yes" if met[f"test_accuracy_{m}"] >= target else "NO") if target is not None else "",
+                       "most_confused": "; ".join(met[f"most_confused_{m}"].split("; ")[:3]),
+                       "n_train/val/test": f"{met['n_train_clips']}/{met['n_val_clips']}/{met['n_test_clips']}"}
+            rows = [done[k] for k in models if k in done]
+            write_csv(args.out, rows)  # after every model: an interrupted run keeps what it finished
+            print(format_table([done[m]]), flush=True)
     total = time.perf_counter() - t_all
     load = os.getloadavg()[0]
     print("\nmodels (seeded speaker-disjoint 80/10/10 split; test speakers unseen in training):")
     print(format_table(rows))
     print(f"\nall {len(rows)} models: {total / 60:.1f} min wall, {sum(r['cpu_s'] for r in rows) / 60:.1f} min CPU "
-          f"({args.threads} thread(s) per model; load average at the end {load:.1f}; budget "
+          f"({args.threads} thread(s) per model, {args.jobs} model(s) at a time; load average at the end {load:.1f}; budget "
           f"{BUDGET_S // 60} min on 2 cores: {'within' if total <= BUDGET_S else 'OVER'})")
     print("\npublished anchors (trained on the full release, 84,843 clips, ~30x the training data here; tested "
           "on the whole canonical test set):")
@@ -126,7 +149,8 @@ def main() -> int:
     md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     md += [f"| {a['model']} ({a['source']}; full release) | | | | | | {a['test_accuracy']} | | |" for a in ANCHORS]
-    md += ["", f"All {len(rows)} models: {total / 60:.1f} min wall, {args.threads} thread(s), shared machine "
+    md += ["", f"All {len(rows)} models: {total / 60:.1f} min wall, {sum(r['cpu_s'] for r in rows) / 60:.1f} min "
+               f"CPU, {args.threads} thread(s) per model, {args.jobs} at a time, shared machine "
                f"(load average {load:.1f} at the end)."]
     args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")

@@ -229,6 +229,22 @@ def test_tested_checkpoint_default_follows_the_validation_set(dataset, flags, ex
     assert kws.tested_checkpoint(kws.parse_args(["train", *flags]), data) == expected
 
 
+@pytest.mark.parametrize("dataset, flags, expected", [
+    # FSDD and the synthetic default keep the FSDD-chosen settings: all six augmentations, mixup, 15 epochs
+    ("fsdd", [], (15, kws.MIXUP_ALPHA, sorted(kws.AUGMENTATIONS), 30.0)),
+    ("synthetic_keywords", [], (15, kws.MIXUP_ALPHA, sorted(kws.AUGMENTATIONS), 30.0)),
+    # Speech Commands' validation-chosen values (experiments/keywords_speech_commands.md)
+    ("speech_commands", [], (30, 0.0, ["freq_mask", "noise", "shift", "time_mask"], 30.0)),
+    # a flag given on the command line always wins over the dataset's default
+    ("speech_commands", ["--epochs", "3", "--mixup", "0.2", "--augment", "speed,none", "--trim-db", "20"],
+     (3, 0.2, ["speed"], 20.0)),
+    ("fsdd", ["--augment", "none", "--trim-db", "0"], (15, kws.MIXUP_ALPHA, [], 0.0)),
+])
+def test_dataset_defaults_fill_only_the_flags_not_given(dataset, flags, expected):
+    args = kws.apply_dataset_defaults(kws.parse_args(["train", *flags]), dataset)
+    assert (args.epochs, args.mixup, args.augment_set, args.trim_db) == expected
+
+
 @pytest.mark.realdata
 def test_quick_run_on_real_fsdd(shared_data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

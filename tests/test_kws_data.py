@@ -334,7 +334,8 @@ def test_test_set_layout_loader_speakers_and_bad_files(tmp_path, capsys):
         problems[Path(p).name] = problems.get(Path(p).name, "") + why + "; "
     assert "no audio clips" in problems["left"]
     assert "speaker cannot be parsed" in problems["catnohash.flac"]
-    assert "NaN" in problems["eeee0000_nohash_0.wav"]  # found by io.load_audio or by read_clip
+    # reported (by audiolab.io.load_audio, or kws_data's own check) and skipped
+    assert "NaN" in problems["eeee0000_nohash_0.wav"] and "skipped" in problems["eeee0000_nohash_0.wav"]
     assert "unreadable" in problems["dddd0000_nohash_0.flac"]
     assert "8000 Hz, resampled" in problems["ffff0000_nohash_0.wav"]
     assert "0.50 s long, not 1 s: kept" in problems["cccc0000_nohash_0.flac"]
