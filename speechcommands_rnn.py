@@ -91,9 +91,9 @@ from audiolab import kws_data as kd  # noqa: E402
 from audiolab.datasets import SYNTHETIC_NOTE, choose_dataset, resolve_data_root  # noqa: E402
 from audiolab.io import save_audio  # noqa: E402
 from audiolab.plotting import plot_confusion_matrix, plot_training_curves, save_figure  # noqa: E402
-from audiolab.runtime import (UserError, base_parser, add_data_args, format_table, main_guard,  # noqa: E402
-                              out_dir_for, positive_float, positive_int, seed_everything, select_device,
-                              write_csv, write_metrics)
+from audiolab.runtime import (UserError, base_parser, add_data_args, float_range, format_table,  # noqa: E402
+                              int_range, main_guard, out_dir_for, positive_float, positive_int, seed_everything,
+                              select_device, write_csv, write_metrics)
 from audiolab.train import fit, is_main_process, load_checkpoint  # noqa: E402
 
 SCRIPT = "speechcommands_rnn"
@@ -138,10 +138,18 @@ ANCHORS = {
 
 # =============================================================================== settings
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: the shared flags, then one group each for data, features, augmentation, models."""
     p = script_help(base_parser(__doc__, epochs=15))
     p.add_argument("command", nargs="?", default="all", choices=["all", "explore", "train"],
                    help="all = explore + train (default); explore = data figures only; train = models only")
     add_data_args(p, ["speech_commands", "fsdd", "synthetic"])
+    for add_flags in (add_data_flags, add_feature_flags, add_augment_flags, add_model_flags):
+        add_flags(p)
+    return p
+
+
+def add_data_flags(p: argparse.ArgumentParser) -> None:
+    """Which clips: dataset options, classes, splits, clip length, the test-set folder, noise."""
     g = p.add_argument_group("data")
     g.add_argument("--words", default=",".join(kd.KEYWORDS),
                    help="Speech Commands keyword classes, comma separated (default the 10-word task)")
@@ -180,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--noise-dir", type=Path, default=None,
                    help="background-noise recordings for augmentation (default: noise/speech_commands_background "
                         "under the data root if present, else synthetic pink/white noise)")
+
+
+def add_feature_flags(p: argparse.ArgumentParser) -> None:
+    """The front end: log-mel or MFCC, STFT sizes, dB floor, per-utterance normalisation."""
     g = p.add_argument_group("features")
     g.add_argument("--features", default="logmel", choices=["mfcc", "logmel"],
                    help="log-mel (MelSpectrogram + AmplitudeToDB) or MFCC (default %(default)s; experiments/keywords.md)")
@@ -193,19 +205,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cmvn", default="mean", choices=["meanvar", "mean", "none"],
                    help="per-utterance normalisation of each feature over time: mean and variance, mean only, "
                         "or none (default %(default)s)")
+
+
+def add_augment_flags(p: argparse.ArgumentParser) -> None:
+    """Training-time augmentation: waveform shifts, speed, noise, SpecAugment masks, mixup."""
     g = p.add_argument_group("augmentation (training clips only)")
     g.add_argument("--augment", default=None,
                    help="comma list of shift, speed, noise, stretch, freq_mask, time_mask, or 'none' "
                         f"(default {DATASET_DEFAULTS['default']['augment']}; "
                         f"{DATASET_DEFAULTS['speech_commands']['augment']} for Speech Commands)")
-    g.add_argument("--speed-perturb", type=float, default=0.15,
+    g.add_argument("--speed-perturb", type=float_range(0, 0.5), default=0.15,
                    help="speed perturbation: factors 1 +- this, in steps of 0.05 (default %(default)s)")
-    g.add_argument("--snr-db", type=float, nargs=2, default=(5.0, 25.0), metavar=("LOW", "HIGH"),
+    g.add_argument("--snr-db", type=float_range(-30, 100), nargs=2, default=(5.0, 25.0), metavar=("LOW", "HIGH"),
                    help="background-noise SNR range in dB (default %(default)s)")
-    g.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
+    g.add_argument("--mixup", type=float_range(0, 100), default=None, metavar="ALPHA",
                    help="mixup of training features and labels, lambda ~ Beta(ALPHA, ALPHA) (Zhang et al. "
                         f"2018; 0 disables; default {DATASET_DEFAULTS['default']['mixup']}, "
                         f"{DATASET_DEFAULTS['speech_commands']['mixup']} for Speech Commands)")
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The six models, optimisation, checkpoint choice, outputs and the one-factor experiment grids."""
     g = p.add_argument_group("models and training")
     g.add_argument("--models", default=",".join(MODELS), help=f"comma list of {MODELS} (default all)")
     g.add_argument("--hidden", type=positive_int, default=HIDDEN, help="RNN hidden size (default %(default)s)")
@@ -213,25 +233,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--frame-stack", type=positive_int, default=FRAME_STACK,
                    help="rnn/lstm/bilstm/gru/attn_lstm: consecutive 10 ms frames concatenated into one recurrent "
                         "step (default %(default)s: 60 ms steps; experiments/keywords.md)")
-    g.add_argument("--dropout", type=float, default=0.2, help="dropout (default %(default)s)")
+    g.add_argument("--dropout", type=float_range(0, 1, hi_open=True), default=0.2, help="dropout (default %(default)s)")
     g.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate (default %(default)s)")
     g.add_argument("--optimizer", default="adamw", choices=["adam", "adamw", "sgd"], help="default %(default)s")
-    g.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default %(default)s)")
+    g.add_argument("--weight-decay", type=float_range(0, 10), default=1e-2,
+                   help="AdamW weight decay (default %(default)s)")
     g.add_argument("--batch-size", type=positive_int, default=64, help="default %(default)s")
-    g.add_argument("--label-smoothing", type=float, default=0.1, help="default %(default)s")
+    g.add_argument("--label-smoothing", type=float_range(0, 1, hi_open=True), default=0.1, help="default %(default)s")
     g.add_argument("--test-checkpoint", default=None, choices=["best", "last"],
                    help="weights scored on the test split: best = the epoch with the best validation accuracy, "
                         "last = the final epoch (default: last for FSDD validated on the training speakers' own "
                         "recordings, whose accuracy saturates by mid-training and then no longer tells "
                         "epochs apart; best otherwise, e.g. with --val-speaker or Speech Commands' official lists)")
     g.add_argument("--resume", action="store_true", help="continue each model from its last checkpoint")
-    g.add_argument("--max-wavs", type=int, default=12,
+    g.add_argument("--max-wavs", type=int_range(0, 10_000), default=12,
                    help="misclassified test clips saved as WAV per model (default %(default)s)")
     g = p.add_argument_group("experiments")
     g.add_argument("--experiment", default=None, choices=EXPERIMENTS,
                    help="run a one-factor-at-a-time grid instead of training every model")
     g.add_argument("--experiment-model", default="cnn_lstm", choices=MODELS, help="default %(default)s")
-    return p
 
 
 def feature_bins(args: argparse.Namespace) -> int:
