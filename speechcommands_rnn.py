@@ -91,8 +91,8 @@ from audiolab import kws_data as kd  # noqa: E402
 from audiolab.datasets import SYNTHETIC_NOTE, choose_dataset, resolve_data_root  # noqa: E402
 from audiolab.io import save_audio  # noqa: E402
 from audiolab.plotting import plot_confusion_matrix, plot_training_curves, save_figure  # noqa: E402
-from audiolab.runtime import (UserError, base_parser, add_data_args, float_range, format_table,  # noqa: E402
-                              int_range, main_guard, out_dir_for, positive_float, positive_int, seed_everything,
+from audiolab.runtime import (UserError, base_parser, add_data_args, float_range, format_table, main_guard,  # noqa: E402
+                              out_dir_for, positive_float, positive_int, seed_everything,
                               select_device, write_csv, write_metrics)
 from audiolab.train import fit, is_main_process, load_checkpoint  # noqa: E402
 
@@ -214,11 +214,11 @@ def add_augment_flags(p: argparse.ArgumentParser) -> None:
                    help="comma list of shift, speed, noise, stretch, freq_mask, time_mask, or 'none' "
                         f"(default {DATASET_DEFAULTS['default']['augment']}; "
                         f"{DATASET_DEFAULTS['speech_commands']['augment']} for Speech Commands)")
-    g.add_argument("--speed-perturb", type=float_range(0, 0.5), default=0.15,
+    g.add_argument("--speed-perturb", type=float, default=0.15,
                    help="speed perturbation: factors 1 +- this, in steps of 0.05 (default %(default)s)")
     g.add_argument("--snr-db", type=float_range(-30, 100), nargs=2, default=(5.0, 25.0), metavar=("LOW", "HIGH"),
                    help="background-noise SNR range in dB (default %(default)s)")
-    g.add_argument("--mixup", type=float_range(0, 100), default=None, metavar="ALPHA",
+    g.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
                    help="mixup of training features and labels, lambda ~ Beta(ALPHA, ALPHA) (Zhang et al. "
                         f"2018; 0 disables; default {DATASET_DEFAULTS['default']['mixup']}, "
                         f"{DATASET_DEFAULTS['speech_commands']['mixup']} for Speech Commands)")
@@ -233,7 +233,7 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frame-stack", type=positive_int, default=FRAME_STACK,
                    help="rnn/lstm/bilstm/gru/attn_lstm: consecutive 10 ms frames concatenated into one recurrent "
                         "step (default %(default)s: 60 ms steps; experiments/keywords.md)")
-    g.add_argument("--dropout", type=float_range(0, 1, hi_open=True), default=0.2, help="dropout (default %(default)s)")
+    g.add_argument("--dropout", type=float, default=0.2, help="dropout (default %(default)s)")
     g.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate (default %(default)s)")
     g.add_argument("--optimizer", default="adamw", choices=["adam", "adamw", "sgd"], help="default %(default)s")
     g.add_argument("--weight-decay", type=float_range(0, 10), default=1e-2,
@@ -246,7 +246,7 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                         "recordings, whose accuracy saturates by mid-training and then no longer tells "
                         "epochs apart; best otherwise, e.g. with --val-speaker or Speech Commands' official lists)")
     g.add_argument("--resume", action="store_true", help="continue each model from its last checkpoint")
-    g.add_argument("--max-wavs", type=int_range(0, 10_000), default=12,
+    g.add_argument("--max-wavs", type=int, default=12,
                    help="misclassified test clips saved as WAV per model (default %(default)s)")
     g = p.add_argument_group("experiments")
     g.add_argument("--experiment", default=None, choices=EXPERIMENTS,
