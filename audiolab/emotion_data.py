@@ -587,11 +587,6 @@ def load_examples(listing: Listing, sample_rate: int = 16000, limit: int | None 
     examples = []
     for path, wav, sr in iter_readable([it.path for it in items], sample_rate=sample_rate, mono=True,
                                        skipped=skipped):
-        if not np.all(np.isfinite(wav)):
-            bad = int(np.sum(~np.isfinite(wav)))
-            print(f"skipped: audio file {path} holds {bad} NaN or infinite sample(s)")
-            skipped.append((path, "NaN or infinite samples"))
-            continue
         if not np.any(wav):
             print(f"skipped: audio file {path} is silent (all samples zero)")
             skipped.append((path, "silent"))

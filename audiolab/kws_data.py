@@ -187,11 +187,6 @@ def read_clip(path: str | Path, sample_rate: int, issues: list | None = None) ->
         print(f"skipped: {msg}")
         issues.append((str(path), f"unreadable, skipped ({msg})"))
         return None
-    if not np.all(np.isfinite(wav)):
-        bad = int(np.sum(~np.isfinite(wav)))
-        print(f"skipped: {path}: {bad} NaN/inf samples")
-        issues.append((str(path), f"{bad} NaN/inf samples, skipped"))
-        return None
     if info.samplerate != sample_rate:
         issues.append((str(path), f"sample rate {info.samplerate} Hz, resampled to {sample_rate} Hz"))
     if info.channels != 1:

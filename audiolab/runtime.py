@@ -295,7 +295,7 @@ def lock_out_dir(path: str | Path) -> Path:
     path = Path(path)
     lock_path = path / LOCK_NAME
     key = path.resolve()
-    if key in _HELD_LOCKS or os.environ.get("RANK", "0") not in ("", "0"):
+    if key in _HELD_LOCKS or not is_main_process():
         return lock_path
     try:
         import fcntl
@@ -337,7 +337,7 @@ def is_main_process() -> bool:
     Only the main process writes outputs: the write helpers here, ``io.save_audio`` and
     ``plotting.save_figure`` do nothing elsewhere (see ``audiolab.train`` for torchrun).
     """
-    return os.environ.get("RANK", "0") == "0"
+    return os.environ.get("RANK", "0") in ("", "0")
 
 
 # ----------------------------------------------------------------- reproducibility
