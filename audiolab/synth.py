@@ -9,6 +9,13 @@ Prosody controls (``espeak_SetParameter``): ``rate`` in words per minute (80-450
 ``pitch`` base pitch 0-100, ``pitch_range`` 0-100 (0 = monotone), ``volume`` 0-200.
 Voices: ``<language>+<variant>``, e.g. ``en-us+f3`` or ``en+m7``; see ``VARIANTS``.
 
+Reproducibility: eSpeak NG draws random numbers (the breath noise of the ``f2``/``f3``/``f5``
+variants, among others) from its own generator, which ``espeak_Initialize`` seeds with the
+clock. Each call here reseeds it (``espeak_ng_SetRandSeed``) from a hash of the text, voice and
+prosody, so the same sequence of calls gives the same samples in every process (a rendering
+still depends on the ones before it in the process: the engine carries filter and pitch-flutter
+state from one utterance to the next).
+
 Reference: eSpeak NG, https://github.com/espeak-ng/espeak-ng (GPL-3.0), ``speak_lib.h``.
 Everything made here is synthetic and every output that uses it must say so.
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +93,9 @@ class _Engine:
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self.set_rand_seed = getattr(lib, "espeak_ng_SetRandSeed", None)   # eSpeak NG >= 1.52
+        if self.set_rand_seed is not None:
+            self.set_rand_seed.argtypes = [ctypes.c_long]
         lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
                                      ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data, 0)
@@ -109,6 +120,9 @@ class _Engine:
             for param, value in ((_espeakRATE, rate), (_espeakPITCH, pitch), (_espeakRANGE, pitch_range),
                                  (_espeakVOLUME, volume)):
                 lib.espeak_SetParameter(param, int(value), 0)
+            if self.set_rand_seed is not None:   # same inputs -> same samples (module docstring)
+                key = f"{text}\0{voice}\0{rate}\0{pitch}\0{pitch_range}\0{volume}".encode("utf-8")
+                self.set_rand_seed(zlib.crc32(key))
             self._chunks = []
             buf = ctypes.create_string_buffer(text.encode("utf-8"))
             err = lib.espeak_Synth(buf, len(buf), 0, _POS_CHARACTER, 0, _espeakCHARS_UTF8 | _espeakENDPAUSE,
