@@ -322,6 +322,112 @@ def _alpha_beta_log(lpe: torch.Tensor, valid, skip, input_lengths, target_length
 
 
 # ------------------------------- the fast path: the same recursions, scaled, in probability space
+def _state_probs(lp: torch.Tensor, ext: torch.Tensor, H: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities ``y_t(k) = exp(log_probs)`` in float64, for the scaled recursions.
+
+    Returns ``P`` ``[H, T, N, C+1]`` (``P[0]`` = y with a zero column at index ``C`` for the
+    invalid states; ``P[1]`` = ``P[0]`` reversed in time, for beta) and ``Y`` ``[H, T, N, K]``,
+    ``P`` gathered at the extended labels (``Y[0, t]`` = y_t at the states, ``Y[1, i]`` = y_{T-1-i}).
+    """
+    T, N, C = lp.shape
+    K = ext.shape[1]
+    P = _buffer("P", (H, T, N, C + 1), torch.float64, lp.device)
+    P[0, :, :, C] = 0
+    P[0, :, :, :C].copy_(lp)
+    P[0, :, :, :C].exp_()
+    if H == 2:
+        torch.index_select(P[0], 0, torch.arange(T - 1, -1, -1, device=lp.device), out=P[1])
+    Y = _buffer("Y", (H, T, N, K), torch.float64, lp.device)
+    torch.gather(P, 3, ext[None, None].expand(H, T, N, K), out=Y)
+    return P, Y
+
+
+def _transitions(skip: torch.Tensor, end: torch.Tensor, has_label: torch.Tensor, H: int):
+    """Skip masks and start values of the recursions, ``[H, N, K]`` float64 each (half 0 alpha, 1 beta).
+
+    ``skipm[0, n, s]`` = 1 where ``s-2 -> s`` is allowed (Graves 2006 eq. 7), ``skipm[1, n, s]``
+    = 1 where ``s+2 -> s`` is (eq. 11). ``init[0]``: alpha at t = 0 is 1 on states 0 and 1
+    (eq. 5); ``init[1]``: beta at the last frame is 1 on the end state ``2 L`` and, when the
+    label is not empty, on ``2 L - 1`` (eq. 9). Values are *exclusive* (before multiplying by y).
+    """
+    N, K = skip.shape
+    dt, dev = torch.float64, skip.device
+    states = torch.arange(K, device=dev)[None, :]
+    skipm = torch.zeros(H, N, K, dtype=dt, device=dev)
+    skipm[0] = skip.to(dt)
+    init = torch.zeros(H, N, K, dtype=dt, device=dev)
+    init[0] = (states < 2).to(dt)
+    if H == 2:
+        if K > 2:
+            skipm[1, :, :-2] = skip[:, 2:].to(dt)
+        init[1] = ((states == end[:, None]) | ((states == end[:, None] - 1) & has_label[:, None])).to(dt)
+    return skipm, init
+
+
+def _scaled_log_likelihood(c: torch.Tensor, alpha_excl: torch.Tensor, y: torch.Tensor, input_lengths,
+                           target_lengths) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log p(l|x)`` from the rescaled alphas (Graves 2006 eq. 8 with section 4.1's scaling).
+
+    Args:
+        c: [n_scales, N] the sums alpha was divided by at frames ``0, R, 2R, ...``.
+        alpha_excl: [T, N, K] rescaled exclusive alphas; y: [T, N, K] y_t at the states.
+    Returns:
+        ``(logp [N], ok [N] bool)``: ``log p = sum(log c over frames < T_n) + log(alpha_{T_n-1}(2L)
+        + alpha_{T_n-1}(2L-1))`` (``T_n = 0``: 0 for an empty label, else -inf); ``ok`` is False
+        where a scale or the end probability underflowed (recompute in log space).
+    """
+    N, K = alpha_excl.shape[1:]
+    dev = alpha_excl.device
+    last_t = (input_lengths - 1).clamp(min=0)
+    end = 2 * target_lengths
+    has_label = target_lengths > 0
+    r_frames = torch.arange(c.shape[0], device=dev)[:, None] * _RESCALE_EVERY   # [n_scales, 1]
+    counted = r_frames <= last_t[None, :]
+    ok = ((c > _TINY) | ~counted).all(0)
+    cum = torch.where(counted, torch.log(c), torch.zeros_like(c)).sum(0)
+    flat = (last_t * N + torch.arange(N, device=dev)) * K
+
+    def alpha_at(state):                            # inclusive alpha at each item's last frame
+        return alpha_excl.reshape(-1).take(flat + state) * y.reshape(-1).take(flat + state)
+
+    a_end = alpha_at(end)
+    a_end1 = torch.where(has_label, alpha_at((end - 1).clamp(min=0)), torch.zeros_like(a_end))
+    p_end = a_end + a_end1
+    logp = torch.log(p_end) + cum
+    empty = torch.where(target_lengths == 0, 0.0, -math.inf).to(logp.dtype)  # T_n = 0: p = [L_n = 0]
+    logp = torch.where(input_lengths > 0, logp, empty)
+    ok = ok & ((p_end > _TINY) | (input_lengths == 0))
+    return logp, ok
+
+
+def _frames(t: torch.Tensor, lo: int, step: int, nf: int) -> torch.Tensor:
+    """``[nf, N, width]`` view of frames ``lo`` and ``lo + step`` (``nf`` = 1 or 2) of a ``[T, N, width]`` tensor."""
+    N, width = t.shape[-2:]
+    return t.as_strided((nf, N, width), (step * N * width, width, 1), t.storage_offset() + lo * N * width)
+
+
+def _finish_frames(lo: int, step: int, X, y, P0, ext2, g, occ, z_all, grad) -> None:
+    """Occupancy and gradient rows of frames ``lo`` and ``lo + step`` (one frame when ``step`` = 0).
+
+    ``gamma_t(s) ~ alpha_excl_t(s) y_t(s) beta_excl_t(s)`` from ``X`` ``[2, T, N, K]`` (exclusive
+    alpha, beta) and ``y`` ``[T, N, K]``; summed per label into ``occ`` ``[T, N, C+1]`` (Graves 2006
+    eq. 15) through the extended labels ``ext2`` ``[2, N, K]``; its per-frame sum ``z_all``
+    ``[T, N, 1]`` is ``p`` up to the scales (eq. 14); then ``grad[t] = y_t - occ_t / z_t`` (eq. 16),
+    with ``P0`` ``[T, N, C+1]`` the probabilities. ``g`` ``[2, N, K]`` is workspace. All in place.
+    """
+    nf = 1 if step == 0 else 2
+    C = grad.shape[2]
+    gv = g[:nf]
+    torch.mul(_frames(X[0], lo, step, nf), _frames(X[1], lo, step, nf), out=gv)
+    gv.mul_(_frames(y, lo, step, nf))
+    o = _frames(occ, lo, step, nf)
+    o.zero_()
+    o.scatter_add_(2, ext2[:nf], gv)
+    zf = _frames(z_all, lo, step, nf)
+    torch.sum(o, dim=2, keepdim=True, out=zf)
+    torch.addcdiv(_frames(P0, lo, step, nf)[:, :, :C], o[:, :, :C], zf, value=-1.0, out=_frames(grad, lo, step, nf))
+
+
 def _alpha_beta_scaled(lp: torch.Tensor, ext: torch.Tensor, skip, input_lengths, target_lengths,
                        need_grad: bool, grad_dtype: torch.dtype):
     """Forward (and backward) recursions in probability space with rescaling, in one time loop.
@@ -362,29 +468,11 @@ def _alpha_beta_scaled(lp: torch.Tensor, ext: torch.Tensor, skip, input_lengths,
     dev, dt = lp.device, torch.float64
     tiny = _TINY
     R = _RESCALE_EVERY
-    last_t = (input_lengths - 1).clamp(min=0)
     end = 2 * target_lengths
     has_label = target_lengths > 0
 
-    # y for all frames: P[0] = exp(lp) (+ zero column), P[1] = P[0] reversed in time (for beta)
-    P = _buffer("P", (H, T, N, C1), dt, dev)
-    P[0, :, :, C] = 0
-    P[0, :, :, :C].copy_(lp)
-    P[0, :, :, :C].exp_()
-    if H == 2:
-        torch.index_select(P[0], 0, torch.arange(T - 1, -1, -1, device=dev), out=P[1])
-    Y = _buffer("Y", (H, T, N, K), dt, dev)         # Y[0, t] = y_t at the states, Y[1, i] = y_{T-1-i}
-    torch.gather(P, 3, ext[None, None].expand(H, T, N, K), out=Y)
-
-    states = torch.arange(K, device=dev)[None, :]
-    skipm = torch.zeros(H, N, K, dtype=dt, device=dev)
-    skipm[0] = skip.to(dt)                          # alpha: s-2 -> s allowed
-    init = torch.zeros(H, N, K, dtype=dt, device=dev)
-    init[0] = (states < 2).to(dt)                   # alpha_excl at t = 0: states 0 and 1
-    if H == 2:
-        if K > 2:
-            skipm[1, :, :-2] = skip[:, 2:].to(dt)   # beta: s+2 -> s allowed
-        init[1] = ((states == end[:, None]) | ((states == end[:, None] - 1) & has_label[:, None])).to(dt)
+    P, Y = _state_probs(lp, ext, H)                 # y_t(k) for all frames, and at the states
+    skipm, init = _transitions(skip, end, has_label, H)
 
     X = _buffer("X", (H, T, N, K), dt, dev)         # exclusive alpha / beta, frame-aligned
     cur = torch.zeros(H, N, W, dtype=dt, device=dev)   # inclusive values of the previous step
@@ -403,17 +491,13 @@ def _alpha_beta_scaled(lp: torch.Tensor, ext: torch.Tensor, skip, input_lengths,
         grad = torch.empty(T, N, C, dtype=grad_dtype, device=dev)
         occ = _buffer("occ", (T, N, C1), dt, dev)
         z_all = torch.empty(T, N, 1, dtype=dt, device=dev)
-        g = torch.empty(2, N, K, dtype=dt, device=dev)
+        g = torch.empty(2, N, K, dtype=dt, device=dev)    # workspace of _finish_frames
         ext2 = ext[None].expand(2, N, K)
         # beta of an item with input_length T_n < T starts at frame T_n - 1, i.e. step T - T_n
         starts = {}
         for n, length in enumerate(input_lengths.tolist()):
             if 0 < length < T:
                 starts.setdefault(T - length, []).append(n)
-
-    def frames(t: torch.Tensor, lo: int, step: int, nf: int, width: int) -> torch.Tensor:
-        """``[nf, N, width]`` view of frames ``lo`` and ``lo + step`` of a ``[T, N, width]`` tensor."""
-        return t.as_strided((nf, N, width), (step * N * width, width, 1), t.storage_offset() + lo * N * width)
 
     for i in range(T):
         v = X.as_strided((H, N, K), (TNK + (T - 1 - 2 * i) * NK, K, 1), X.storage_offset() + i * NK)
@@ -430,33 +514,9 @@ def _alpha_beta_scaled(lp: torch.Tensor, ext: torch.Tensor, skip, input_lengths,
                 v.div_(scales[i // R])
         torch.mul(v, Y[:, i], out=c0)
         if H == 2 and 2 * i >= T - 1:               # frames i and T-1-i now have alpha and beta
-            lo, step = T - 1 - i, 2 * i - (T - 1)
-            nf = 1 if step == 0 else 2
-            gv = g[:nf]
-            torch.mul(frames(X[0], lo, step, nf, K), frames(X[1], lo, step, nf, K), out=gv)
-            gv.mul_(frames(Y[0], lo, step, nf, K))
-            o = frames(occ, lo, step, nf, C1)
-            o.zero_()
-            o.scatter_add_(2, ext2[:nf], gv)
-            zf = frames(z_all, lo, step, nf, 1)
-            torch.sum(o, dim=2, keepdim=True, out=zf)
-            torch.addcdiv(frames(P[0], lo, step, nf, C1)[:, :, :C], o[:, :, :C], zf, value=-1.0,
-                          out=frames(grad, lo, step, nf, C))
+            _finish_frames(T - 1 - i, 2 * i - (T - 1), X, Y[0], P[0], ext2, g, occ, z_all, grad)
 
-    r_frames = torch.arange(n_scales, device=dev)[:, None] * R                 # [n_scales, 1]
-    c = scales[:, 0, :, 0]                                                    # [n_scales, N]
-    counted = r_frames <= last_t[None, :]
-    ok = ((c > tiny) | ~counted).all(0)
-    cum = torch.where(counted, torch.log(c), torch.zeros_like(c)).sum(0)
-    flat = (last_t * N + torch.arange(N, device=dev)) * K
-    a_end = X[0].reshape(-1).take(flat + end) * Y[0].reshape(-1).take(flat + end)
-    a_end1 = torch.where(has_label, X[0].reshape(-1).take(flat + (end - 1).clamp(min=0))
-                         * Y[0].reshape(-1).take(flat + (end - 1).clamp(min=0)), torch.zeros_like(a_end))
-    p_end = a_end + a_end1
-    logp = torch.log(p_end) + cum
-    empty = torch.where(target_lengths == 0, 0.0, -math.inf).to(logp.dtype)  # T_n = 0: p = [L_n = 0]
-    logp = torch.where(input_lengths > 0, logp, empty)
-    ok = ok & ((p_end > tiny) | (input_lengths == 0))
+    logp, ok = _scaled_log_likelihood(scales[:, 0, :, 0], X[0], Y[0], input_lengths, target_lengths)
     if H == 1:
         return logp, None, ok
     z = z_all[:, :, 0]
