@@ -16,18 +16,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .dsp import frame_times_s, frequencies_hz, spectrogram_db  # noqa: E402
-from .runtime import is_main_process  # noqa: E402
+from .runtime import atomic_write, is_main_process  # noqa: E402
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Save ``fig`` as PNG (creating folders) and close it."""
+    """Save ``fig`` as PNG (creating folders) and close it.
+
+    Written through a temp file and a rename (``runtime.atomic_write``): a run killed while
+    saving leaves the previous figure or none, never half a PNG. Under torchrun only rank 0 writes.
+    """
     path = Path(path)
-    if not is_main_process():  # torchrun: rank 0 writes
+    try:
+        if is_main_process():
+            with atomic_write(path, suffix=".png") as tmp:
+                fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
         plt.close(fig)
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 

@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import librosa
 import numpy as np
@@ -244,7 +245,6 @@ def test_synthesize_is_the_same_in_every_process():
     import subprocess
     import sys
     import time
-    from pathlib import Path
     repo = Path(__file__).resolve().parent.parent
     digests = []
     for _ in range(2):
@@ -270,6 +270,30 @@ def test_noise_and_mixing():
 
 
 # ------------------------------------------------------------------------ report
+def test_save_figure_never_leaves_half_a_png(tmp_path):
+    import matplotlib.pyplot as plt
+    from audiolab.plotting import save_figure
+    path = tmp_path / "fig.png"
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    save_figure(fig, path)
+    good = path.read_bytes()
+    assert good[:8] == b"\x89PNG\r\n\x1a\n"
+
+    fig2, _ = plt.subplots()
+
+    def crash(target, **kwargs):            # a kill in the middle of writing
+        Path(target).write_bytes(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    fig2.savefig = crash
+    with pytest.raises(KeyboardInterrupt):
+        save_figure(fig2, path)
+    assert path.read_bytes() == good        # the previous figure is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png"]   # no temp file left
+    assert not plt.fignum_exists(fig2.number)
+
+
 def test_report_collects_metrics_figures_audio(tmp_path):
     out = tmp_path / "outputs"
     args = runtime.base_parser("x").parse_args([])
