@@ -91,7 +91,7 @@ from audiolab import kws_data as kd  # noqa: E402
 from audiolab.datasets import SYNTHETIC_NOTE, choose_dataset, resolve_data_root  # noqa: E402
 from audiolab.io import save_audio  # noqa: E402
 from audiolab.plotting import plot_confusion_matrix, plot_training_curves, save_figure  # noqa: E402
-from audiolab.runtime import (UserError, base_parser, add_data_args, float_range, format_table, main_guard,  # noqa: E402
+from audiolab.runtime import (UserError, base_parser, add_data_args, float_range, format_table, int_range, main_guard,  # noqa: E402
                               out_dir_for, positive_float, positive_int, seed_everything,
                               select_device, write_csv, write_metrics)
 from audiolab.train import fit, is_main_process, load_checkpoint  # noqa: E402
@@ -166,7 +166,7 @@ def add_data_flags(p: argparse.ArgumentParser) -> None:
                         "0-4 of every training speaker)")
     g.add_argument("--synthetic-clips", type=positive_int, default=2,
                    help="synthetic default: renderings of each word per eSpeak voice (30 voices; default %(default)s)")
-    g.add_argument("--synthetic-voices", type=int, default=None, metavar="N",
+    g.add_argument("--synthetic-voices", type=int_range(0), default=None, metavar="N",
                    help="real data: add N eSpeak NG renderings per voice (30 voices) of every class word to the "
                         "training split only (default: 8 for FSDD, whose three training speakers are too few to "
                         "generalise from; 0 for Speech Commands and the synthetic default)")
@@ -214,11 +214,11 @@ def add_augment_flags(p: argparse.ArgumentParser) -> None:
                    help="comma list of shift, speed, noise, stretch, freq_mask, time_mask, or 'none' "
                         f"(default {DATASET_DEFAULTS['default']['augment']}; "
                         f"{DATASET_DEFAULTS['speech_commands']['augment']} for Speech Commands)")
-    g.add_argument("--speed-perturb", type=float, default=0.15,
+    g.add_argument("--speed-perturb", type=float_range(0, 0.5, hi_open=True), default=0.15,
                    help="speed perturbation: factors 1 +- this, in steps of 0.05 (default %(default)s)")
     g.add_argument("--snr-db", type=float_range(-30, 100), nargs=2, default=(5.0, 25.0), metavar=("LOW", "HIGH"),
                    help="background-noise SNR range in dB (default %(default)s)")
-    g.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
+    g.add_argument("--mixup", type=float_range(0), default=None, metavar="ALPHA",
                    help="mixup of training features and labels, lambda ~ Beta(ALPHA, ALPHA) (Zhang et al. "
                         f"2018; 0 disables; default {DATASET_DEFAULTS['default']['mixup']}, "
                         f"{DATASET_DEFAULTS['speech_commands']['mixup']} for Speech Commands)")
@@ -233,7 +233,7 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frame-stack", type=positive_int, default=FRAME_STACK,
                    help="rnn/lstm/bilstm/gru/attn_lstm: consecutive 10 ms frames concatenated into one recurrent "
                         "step (default %(default)s: 60 ms steps; experiments/keywords.md)")
-    g.add_argument("--dropout", type=float, default=0.2, help="dropout (default %(default)s)")
+    g.add_argument("--dropout", type=float_range(0, 1, hi_open=True), default=0.2, help="dropout (default %(default)s)")
     g.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate (default %(default)s)")
     g.add_argument("--optimizer", default="adamw", choices=["adam", "adamw", "sgd"], help="default %(default)s")
     g.add_argument("--weight-decay", type=float_range(0, 10), default=1e-2,
@@ -246,7 +246,7 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                         "recordings, whose accuracy saturates by mid-training and then no longer tells "
                         "epochs apart; best otherwise, e.g. with --val-speaker or Speech Commands' official lists)")
     g.add_argument("--resume", action="store_true", help="continue each model from its last checkpoint")
-    g.add_argument("--max-wavs", type=int, default=12,
+    g.add_argument("--max-wavs", type=int_range(0), default=12,
                    help="misclassified test clips saved as WAV per model (default %(default)s)")
     g = p.add_argument_group("experiments")
     g.add_argument("--experiment", default=None, choices=EXPERIMENTS,
@@ -294,18 +294,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise UserError("--words is empty")
     if args.augment is not None:  # else filled in with the dataset's default by apply_dataset_defaults
         args.augment_set = parse_augment(args.augment)
-    if not 0 <= args.dropout < 1:
-        raise UserError(f"--dropout must be in [0, 1), got {args.dropout}")
-    if not 0 <= args.speed_perturb < 0.5:
-        raise UserError(f"--speed-perturb must be in [0, 0.5), got {args.speed_perturb}")
     if args.snr_db[0] > args.snr_db[1]:
         raise UserError(f"--snr-db LOW HIGH: LOW {args.snr_db[0]} is above HIGH {args.snr_db[1]}")
-    if args.synthetic_voices is not None and args.synthetic_voices < 0:
-        raise UserError(f"--synthetic-voices must be >= 0, got {args.synthetic_voices}")
-    if args.mixup is not None and args.mixup < 0:
-        raise UserError(f"--mixup must be >= 0 (the Beta distribution's alpha; 0 disables), got {args.mixup}")
-    if args.max_wavs < 0:
-        raise UserError(f"--max-wavs must be >= 0, got {args.max_wavs}")
     n_feat, need = feature_bins(args), CNNLSTM.min_features()
     if "cnn_lstm" in args.model_list and n_feat < need:
         raise UserError(f"cnn_lstm pools the feature axis down by {need} and needs at least {need} bins; got "

@@ -158,14 +158,25 @@ def test_cnn_lstm_pools_time_by_4_and_frequency_by_8(n_features):
     (["--models", "lstm,transformer"], "unknown ['transformer']"),
     (["--augment", "reverb"], "unknown ['reverb']"),
     (["--dataset", "fsdd", "--data-root", "/nonexistent/place"], "not found"),
-    (["--dropout", "1.5"], "--dropout"),
-    (["--mixup", "-1"], "--mixup"),
     (["--models", "cnn_lstm", "--n-mels", "4"], "at least 8 bins"),
 ])
 def test_bad_input_is_a_clear_error(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main_guard(kws.main, argv) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dropout", "1.5"], "argument --dropout: must be in [0, 1), got 1.5"),
+    (["--mixup", "-1"], "argument --mixup: must be in [0, inf), got -1"),
+    (["--speed-perturb", "0.5"], "argument --speed-perturb: must be in [0, 0.5), got 0.5"),
+    (["--max-wavs", "-1"], "argument --max-wavs: must be in [0, inf), got -1"),
+    (["--synthetic-voices", "two"], "argument --synthetic-voices: must be an integer, got 'two'"),
+])
+def test_out_of_range_flags_are_refused_by_argparse(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:        # usage + one "error:" line, before any work
+        kws.parse_args(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- end to end
