@@ -385,14 +385,29 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+_GIT_COMMIT: str | None = None
+
+
 def git_commit() -> str:
-    """The repository's HEAD commit hash, or ``"unknown"`` outside a git checkout."""
-    try:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    """The commit of the code this process runs, for ``metrics.json``.
+
+    HEAD's hash when first asked (this module asks at import, i.e. when the script starts), with
+    ``-dirty`` appended when tracked files differed from it then (``git describe --dirty``'s
+    convention); ``"unknown"`` outside a git checkout or without git. Asked once per process, so
+    a commit made while a long run trains does not relabel the results of the code it started with.
+    """
+    global _GIT_COMMIT
+    if _GIT_COMMIT is None:
+        try:
+            head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+                                  capture_output=True, text=True, timeout=5).stdout.strip()
+            dirty = head and subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain",
+                                             "--untracked-files=no"],
+                                            capture_output=True, text=True, timeout=5).stdout.strip()
+            _GIT_COMMIT = (head + ("-dirty" if dirty else "")) if head else "unknown"
+        except (OSError, subprocess.SubprocessError):
+            _GIT_COMMIT = "unknown"
+    return _GIT_COMMIT
 
 
 # ------------------------------------------------------------------ atomic output
@@ -552,3 +567,6 @@ def format_table(rows: list[Mapping[str, Any]], columns: list[str] | None = None
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
+
+
+git_commit()   # fix the commit now, as the script starts: metrics.json names the code that ran

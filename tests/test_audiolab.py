@@ -316,3 +316,31 @@ def test_write_csv_unions_columns_atomically(tmp_path):
     path = runtime.write_csv(tmp_path / "sub" / "t.csv", [{"a": 1, "b": 2.5}, {"a": 3, "c": "x"}])
     assert path.read_text().splitlines() == ["a,b,c", "1,2.5,", "3,,x"]
     assert [p.name for p in path.parent.iterdir()] == ["t.csv"]
+
+
+def test_git_commit_names_the_code_at_start_not_at_write(tmp_path, monkeypatch):
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("commit", "-qm", "one")
+    first = git("rev-parse", "HEAD")
+    monkeypatch.setattr(runtime, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(runtime, "_GIT_COMMIT", None)
+    assert runtime.git_commit() == first
+    (tmp_path / "a.py").write_text("x = 2\n")       # a commit made while the run trains
+    git("commit", "-qam", "two")
+    assert runtime.git_commit() == first
+    (tmp_path / "a.py").write_text("x = 3\n")       # a new run from uncommitted code
+    monkeypatch.setattr(runtime, "_GIT_COMMIT", None)
+    assert runtime.git_commit() == git("rev-parse", "HEAD") + "-dirty"
+    monkeypatch.setattr(runtime, "REPO_ROOT", tmp_path / "not_a_repo")
+    monkeypatch.setattr(runtime, "_GIT_COMMIT", None)
+    assert runtime.git_commit() == "unknown"
