@@ -63,7 +63,11 @@ def run_folds(dataset: str, folds: list[str], results_dir: Path, data_root: Path
         for fold in list(pending):
             out_dir = results_dir / fold
             if (out_dir / "metrics.json").is_file():
-                done[fold] = (json.loads((out_dir / "metrics.json").read_text()), float("nan"), float("nan"))
+                metrics = json.loads((out_dir / "metrics.json").read_text())
+                if ablation and "emotion_only_test_emotion_accuracy" not in metrics:
+                    print(f"fold {fold}: {out_dir / 'metrics.json'} has no ablation results; training it again")
+                    continue
+                done[fold] = (metrics, float("nan"), float("nan"))
                 pending.remove(fold)
                 print(f"fold {fold}: reusing {out_dir / 'metrics.json'} (wall time not measured here)")
     while pending or running:
