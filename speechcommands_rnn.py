@@ -91,9 +91,9 @@ from audiolab import kws_data as kd  # noqa: E402
 from audiolab.datasets import SYNTHETIC_NOTE, choose_dataset, resolve_data_root  # noqa: E402
 from audiolab.io import save_audio  # noqa: E402
 from audiolab.plotting import plot_confusion_matrix, plot_training_curves, save_figure  # noqa: E402
-from audiolab.runtime import (UserError, base_parser, add_data_args, float_range, format_table, int_range, main_guard,  # noqa: E402
-                              out_dir_for, positive_float, positive_int, seed_everything,
-                              select_device, write_csv, write_metrics)
+from audiolab.runtime import (UserError, base_parser, add_data_args, float_range, format_table,  # noqa: E402
+                              int_range, main_guard, out_dir_for, positive_float, positive_int,
+                              seed_everything, select_device, write_csv, write_metrics)
 from audiolab.train import fit, is_main_process, load_checkpoint  # noqa: E402
 
 SCRIPT = "speechcommands_rnn"

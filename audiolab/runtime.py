@@ -240,7 +240,9 @@ def out_dir_for(args: argparse.Namespace, script: str) -> Path:
       ``--device cuda`` without CUDA is the same clear error in every script;
     - the folder is created (a read-only parent is a clear error, not a traceback);
     - the folder is locked (:func:`lock_out_dir`): a second run into the same folder
-      while this one holds it stops with a clear error instead of mixing its outputs in.
+      while this one holds it stops with a clear error instead of mixing its outputs in;
+    - the code's commit is read (:func:`git_commit`), so ``metrics.json`` names the commit the
+      run started from, not one made while it trained.
 
     Raises:
         UserError: the device is unavailable, the folder cannot be created or written,
@@ -248,6 +250,7 @@ def out_dir_for(args: argparse.Namespace, script: str) -> Path:
     """
     if getattr(args, "device", None) is not None:
         select_device(args.device)
+    git_commit()                                    # fixed now: metrics.json names the code this run started with
     path = Path(args.out_dir) if getattr(args, "out_dir", None) else Path("outputs") / script
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -391,7 +394,7 @@ _GIT_COMMIT: str | None = None
 def git_commit() -> str:
     """The commit of the code this process runs, for ``metrics.json``.
 
-    HEAD's hash when first asked (this module asks at import, i.e. when the script starts), with
+    HEAD's hash when first asked (:func:`out_dir_for` asks as every run starts), with
     ``-dirty`` appended when tracked files differed from it then (``git describe --dirty``'s
     convention); ``"unknown"`` outside a git checkout or without git. Asked once per process, so
     a commit made while a long run trains does not relabel the results of the code it started with.
@@ -568,5 +571,3 @@ def format_table(rows: list[Mapping[str, Any]], columns: list[str] | None = None
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
 
-
-git_commit()   # fix the commit now, as the script starts: metrics.json names the code that ran
