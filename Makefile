@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 JOBS   ?= 2
-STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 # OpenMP threads that wait at a barrier sleep instead of spinning, so a run with
 # --threads 2 does not burn the core another program needs (read when torch loads).
 export OMP_WAIT_POLICY ?= PASSIVE
@@ -31,10 +31,11 @@ STEPS := vae_bss speechcommands_rnn q2_multitask hw_cnn2d hw_cnn1d \
 
 .PHONY: setup run steps test q1 q2 hw vae kws report summary bench bench-run clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -47,18 +48,18 @@ test: setup
 run: setup
 	@rm -rf outputs/.times
 	@$(MAKE) --no-print-directory -k -j$(JOBS) steps; status=$$?; \
-	  $(PY) -m audiolab.report; $(PY) -m audiolab.summary; exit $$status
+	  $(PY) -m audiolab.report; $(PY) -m audiolab.report.summary; exit $$status
 
 steps: $(addprefix step-,$(STEPS))
 
 # step-NAME: run one script through the timer (log in outputs/.logs, time in outputs/.times)
 step-%: setup
-	@$(PY) -m audiolab.summary time $* -- $(PY) $(CMD_$*)
+	@$(PY) -m audiolab.report.summary time $* -- $(PY) $(CMD_$*)
 
 # the two vae_bss parts share outputs/vae_bss: one after the other, in one job
 step-vae_bss: setup
-	@$(PY) -m audiolab.summary time vae_bss_images -- $(PY) $(CMD_vae_bss_images); status=$$?; \
-	  $(PY) -m audiolab.summary time vae_bss_music -- $(PY) $(CMD_vae_bss_music) && exit $$status
+	@$(PY) -m audiolab.report.summary time vae_bss_images -- $(PY) $(CMD_vae_bss_images); status=$$?; \
+	  $(PY) -m audiolab.report.summary time vae_bss_music -- $(PY) $(CMD_vae_bss_music) && exit $$status
 
 # Q1's data first
 step-q1_plot step-q1_train_lstm: step-q1_generate
@@ -73,7 +74,7 @@ report: setup
 	$(PY) -m audiolab.report
 
 summary: setup
-	@$(PY) -m audiolab.summary
+	@$(PY) -m audiolab.report.summary
 
 bench: setup
 	$(PY) -m pip install -q -r benchmarks/requirements.txt

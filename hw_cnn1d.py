@@ -31,8 +31,8 @@ import sys
 
 from torch import nn
 
-from audiolab import denoise
-from audiolab.runtime import main_guard
+import hw_denoise as denoise
+from audiolab.core.cli import main_guard
 
 SCRIPT = "hw_cnn1d"
 CONTEXT = 1  # STFT frames per example: [B, 1, 513]

@@ -37,8 +37,8 @@ import sys
 import torch
 from torch import nn
 
-from audiolab import denoise
-from audiolab.runtime import main_guard
+import hw_denoise as denoise
+from audiolab.core.cli import main_guard
 
 SCRIPT = "hw_cnn2d"
 CONTEXT = denoise.CONTEXT_2D  # STFT frames per example: [B, 1, 20, 513]

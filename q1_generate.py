@@ -36,10 +36,11 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
-from audiolab.cli_text import script_help
-from audiolab.io import save_audio
-from audiolab.runtime import (UserError, base_parser, float_range, main_guard, out_dir_for, positive_float,
-                              positive_int, write_metrics)
+from audiolab.core.cli import script_help
+from audiolab.core.io import save_audio
+from audiolab.core.cli import base_parser, float_range, main_guard, positive_float, positive_int
+from audiolab.core.outputs import out_dir_for, write_metrics
+from audiolab.core.runtime import UserError
 
 PCM_SCALE = 32768.0  # 16-bit full scale: samples are k / 32768 for integer k
 MAX_GIB = 4  # refuse sizes whose signals alone would need more memory than this

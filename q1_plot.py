@@ -20,11 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audiolab.cli_text import script_help
-from audiolab.dsp import check_stft_fits, frequencies_hz, stft
-from audiolab.io import AudioReadError, load_audio
-from audiolab.plotting import spectrogram_figure
-from audiolab.runtime import UserError, base_parser, main_guard, out_dir_for, positive_int, write_metrics
+from audiolab.core.cli import script_help
+from audiolab.core.dsp import check_stft_fits, frequencies_hz, stft
+from audiolab.core.io import AudioReadError, load_audio
+from audiolab.core.plotting import spectrogram_figure
+from audiolab.core.cli import base_parser, main_guard, positive_int
+from audiolab.core.outputs import out_dir_for, write_metrics
+from audiolab.core.runtime import UserError
 
 NAMES = ("source1", "source2", "mixture")
 

@@ -47,14 +47,15 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from audiolab.cli_text import script_help
-from audiolab.dsp import amplitude_to_db, check_stft_fits, istft, stft
-from audiolab.io import AudioReadError, load_audio, save_audio
-from audiolab.metrics import si_snr
-from audiolab.plotting import plot_spectrogram_db, plot_training_curves, save_figure
-from audiolab.runtime import (UserError, base_parser, int_range, main_guard, out_dir_for, positive_float,
-                              positive_int, seed_everything, select_device, write_metrics)
-from audiolab.train import fit
+from audiolab.core.cli import script_help
+from audiolab.core.dsp import amplitude_to_db, check_stft_fits, istft, stft
+from audiolab.core.io import AudioReadError, load_audio, save_audio
+from audiolab.core.metrics import si_snr
+from audiolab.core.plotting import plot_spectrogram_db, plot_training_curves, save_figure
+from audiolab.core.cli import base_parser, int_range, main_guard, positive_float, positive_int
+from audiolab.core.outputs import out_dir_for, write_metrics
+from audiolab.core.runtime import UserError, seed_everything, select_device
+from audiolab.core.train import fit
 
 SOURCES = ("source1", "source2")
 

@@ -33,9 +33,10 @@ import time
 
 import torch
 
-from audiolab.cli_text import script_help
-from audiolab.runtime import (base_parser, write_csv, format_table, int_range, main_guard, out_dir_for, seed_everything,
-                              write_metrics)
+from audiolab.core.cli import script_help
+from audiolab.core.cli import base_parser, int_range, main_guard
+from audiolab.core.outputs import write_csv, format_table, out_dir_for, write_metrics
+from audiolab.core.runtime import seed_everything
 from q2_ctc import ctc_loss, plot_alignment, viterbi_align
 
 REDUCTIONS = ("none", "sum", "mean")

@@ -779,7 +779,7 @@ def plot_alignment(log_probs_tc, path, labels, *, title: str, out_path, class_na
         occupancy_tc: optional ``[T, C]`` CTC posterior occupancy ``gamma_t(k)`` (Graves 2006
             eq. 15), drawn in a second panel with the same path.
     """
-    from audiolab.plotting import plt, save_figure
+    from audiolab.core.plotting import plt, save_figure
 
     lp = log_probs_tc.detach().cpu().float().numpy()
     path = [int(p) for p in path]
@@ -824,8 +824,8 @@ N_MELS = 32
 
 # ------------------------------------------------------------------------- demo: settings
 def build_parser():
-    from audiolab.cli_text import script_help
-    from audiolab.runtime import base_parser, float_range, int_range, positive_int
+    from audiolab.core.cli import script_help
+    from audiolab.core.cli import base_parser, float_range, int_range, positive_int
 
     parser = script_help(base_parser(__doc__, epochs=10, seed=0))
     parser.add_argument("--n-train", type=int_range(1, 100_000), default=384,
@@ -852,7 +852,7 @@ def make_tone_sequence(rng, sample_rate: int = SAMPLE_RATE):
     Returns ``(wav float32 [n_samples], digits list[int])``. Tone 50-150 ms, gap 30-100 ms,
     SNR 10-30 dB.
     """
-    from audiolab.synth import mix_at_snr
+    from audiolab.data.synth import mix_at_snr
 
     digits = [int(d) for d in rng.integers(1, 10, size=int(rng.integers(2, 7)))]
     pieces = [np.zeros(int(rng.uniform(0.03, 0.1) * sample_rate), np.float32)]
@@ -940,8 +940,8 @@ def train_demo(model, optimizer, loader, test_batch, args, out, device):
     Raises:
         UserError: no epoch was trained (``--epochs`` not above the checkpoint's).
     """
-    from audiolab.runtime import UserError
-    from audiolab.train import fit
+    from audiolab.core.runtime import UserError
+    from audiolab.core.train import fit
 
     def step_fn(model, batch):
         feats, il, targets, tl = batch
@@ -980,10 +980,11 @@ def compare_with_torch(log_probs: torch.Tensor, targets, il, tl) -> dict:
 
 # ----------------------------------------------------------------------------- demo: main
 def main(argv=None) -> None:
-    from audiolab.io import save_audio
-    from audiolab.plotting import plot_training_curves
-    from audiolab.runtime import format_table, out_dir_for, seed_everything, select_device, write_metrics
-    from audiolab.datasets import SYNTHETIC_NOTE, banner
+    from audiolab.core.io import save_audio
+    from audiolab.core.plotting import plot_training_curves
+    from audiolab.core.outputs import format_table, out_dir_for, write_metrics
+    from audiolab.core.runtime import seed_everything, select_device
+    from audiolab.data.common import SYNTHETIC_NOTE, banner
 
     args = apply_quick(build_parser().parse_args(argv))
     out = out_dir_for(args, "q2_ctc")
@@ -1035,6 +1036,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    from audiolab.runtime import main_guard
+    from audiolab.core.cli import main_guard
 
     sys.exit(main_guard(main))

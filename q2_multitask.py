@@ -56,7 +56,7 @@ How (design choices):
   On EmoDB (8 speakers) lambda = 1 gives +0.05 emotion accuracy for +0.06 CER, and emotion
   alone (``--ablation``) does better still (experiments/multitask_emodb.md).
 - Optimiser: AdamW with a one-cycle learning rate (linear warm-up, cosine decay; Smith &
-  Topin 2019), stepped per epoch by ``audiolab.train.fit``; gradient clipping at 5.
+  Topin 2019), stepped per epoch by ``audiolab.core.train.fit``; gradient clipping at 5.
 - Evaluation: CER and WER with jiwer on normalised transcripts (lower-case, punctuation
   dropped, accented letters kept unless ``--strip-accents``; characters of test
   transcripts outside the training vocabulary are reported); emotion accuracy, macro-F1
@@ -90,15 +90,16 @@ import torch.nn.functional as F
 import torchaudio
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from audiolab.cli_text import script_help
-from audiolab import emotion_data as ed
-from audiolab.datasets import SYNTHETIC_NOTE, banner, choose_dataset, resolve_data_root
-from audiolab.io import save_audio
-from audiolab.plotting import plot_confusion_matrix, plot_training_curves, save_figure
-from audiolab.runtime import (UserError, add_data_args, base_parser, float_range, format_table, int_range, main_guard,
-                              option_given, out_dir_for, positive_float, positive_int, seed_everything, select_device,
-                              write_metrics)
-from audiolab.train import fit, is_main_process
+from audiolab.core.cli import script_help
+from audiolab.data import emotion as ed
+from audiolab.data.common import SYNTHETIC_NOTE, banner, choose_dataset, resolve_data_root
+from audiolab.core.io import save_audio
+from audiolab.core.plotting import plot_confusion_matrix, plot_training_curves, save_figure
+from audiolab.core.cli import (add_data_args, base_parser, float_range, int_range, main_guard, option_given,
+                               positive_float, positive_int)
+from audiolab.core.outputs import format_table, out_dir_for, write_metrics
+from audiolab.core.runtime import UserError, seed_everything, select_device
+from audiolab.core.train import fit, is_main_process
 from q2_ctc import ctc_loss, greedy_decode, viterbi_align
 
 SCRIPT = "q2_multitask"
@@ -752,7 +753,7 @@ def task_losses(model, batch, lambda_emotion: float):
 def one_cycle(epochs: int, warmup_fraction: float = 0.1, final_factor: float = 0.02):
     """Per-epoch learning-rate factor: linear warm-up over ``warmup_fraction`` of the epochs to the
     peak, then cosine annealing to ``final_factor`` of it (the one-cycle shape of Smith & Topin 2019,
-    at epoch granularity because ``audiolab.train.fit`` steps schedulers once per epoch)."""
+    at epoch granularity because ``audiolab.core.train.fit`` steps schedulers once per epoch)."""
     warm = max(1, round(warmup_fraction * epochs))
 
     def factor(epoch: int) -> float:

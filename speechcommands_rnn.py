@@ -5,7 +5,7 @@ digits or the embedded eSpeak NG keyword set) with six models that share one fea
 front end and one training loop, and compare them.
 
 How (top to bottom in this file):
-1. data (``audiolab.kws_data``): Speech Commands through ``torchaudio.datasets.SPEECHCOMMANDS``
+1. data (``audiolab.data.keywords``): Speech Commands through ``torchaudio.datasets.SPEECHCOMMANDS``
    (download, official validation/testing lists; audio read with soundfile), or a folder in the
    canonical test-set layout (``speech_commands_test_v0.02``: ``<word>/``, ``_unknown_/``,
    ``_silence_/``, any audio format; the 12-class task) split into a seeded speaker-disjoint
@@ -37,7 +37,7 @@ How (top to bottom in this file):
    front end on the spectrogram, then a BiLSTM) and ``attn_lstm`` (BiLSTM with attention pooling,
    after Raffel & Ellis 2015 "Feed-forward networks with attention", as in de Andrade et al.
    2018, arXiv:1808.08929).
-5. training (``audiolab.train.fit``): CrossEntropyLoss (label smoothing), AdamW, cosine learning
+5. training (``audiolab.core.train.fit``): CrossEntropyLoss (label smoothing), AdamW, cosine learning
    rate, gradient clipping, validation every epoch, best checkpoint by validation accuracy. The test
    split scores that checkpoint, or the final weights where the validation clips come from the
    training speakers themselves (FSDD's default; :func:`tested_checkpoint`, ``--test-checkpoint``).
@@ -86,15 +86,16 @@ import torch.nn as nn  # noqa: E402
 import torchaudio.transforms as T  # noqa: E402
 from sklearn.metrics import classification_report, confusion_matrix, f1_score  # noqa: E402
 
-from audiolab.cli_text import script_help  # noqa: E402
-from audiolab import kws_data as kd  # noqa: E402
-from audiolab.datasets import SYNTHETIC_NOTE, choose_dataset, resolve_data_root  # noqa: E402
-from audiolab.io import save_audio  # noqa: E402
-from audiolab.plotting import plot_confusion_matrix, plot_training_curves, save_figure  # noqa: E402
-from audiolab.runtime import (UserError, base_parser, add_data_args, float_range, format_table,  # noqa: E402
-                              int_range, main_guard, out_dir_for, positive_float, positive_int,
-                              seed_everything, select_device, write_csv, write_metrics)
-from audiolab.train import fit, is_main_process, load_checkpoint  # noqa: E402
+from audiolab.core.cli import script_help  # noqa: E402
+from audiolab.data import keywords as kd  # noqa: E402
+from audiolab.data.common import SYNTHETIC_NOTE, choose_dataset, resolve_data_root  # noqa: E402
+from audiolab.core.io import save_audio  # noqa: E402
+from audiolab.core.plotting import plot_confusion_matrix, plot_training_curves, save_figure  # noqa: E402
+from audiolab.core.cli import (base_parser, add_data_args, float_range, int_range, main_guard, positive_float,
+                               positive_int)
+from audiolab.core.outputs import format_table, out_dir_for, write_csv, write_metrics
+from audiolab.core.runtime import UserError, seed_everything, select_device
+from audiolab.core.train import fit, is_main_process, load_checkpoint  # noqa: E402
 
 SCRIPT = "speechcommands_rnn"
 MODELS = ["rnn", "lstm", "bilstm", "gru", "cnn_lstm", "attn_lstm"]
@@ -311,7 +312,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # =============================================================================== data
 def load_data(args: argparse.Namespace) -> kd.KwsData:
-    """Choose and load the dataset (banner printed); see ``audiolab.kws_data``."""
+    """Choose and load the dataset (banner printed); see ``audiolab.data.keywords``."""
     root = resolve_data_root(args.data_root)
     choice = choose_dataset(args.dataset, root, [kd.SPEECH_COMMANDS, kd.FSDD], "synthetic",
                             "the 10 keywords spoken by eSpeak NG voices, 16 kHz, mixed with noise", args.download)
@@ -966,7 +967,7 @@ def check_resume_config(ckpt: Path, config: dict) -> None:
 
 def train_one(name: str, args: argparse.Namespace, data: kd.KwsData, features: Features, loaders: dict,
               device: torch.device, ckpt_dir: Path | None, progress: bool = True) -> dict:
-    """Train model ``name`` with ``audiolab.train.fit``; evaluate the checkpoint :func:`tested_checkpoint`
+    """Train model ``name`` with ``audiolab.core.train.fit``; evaluate the checkpoint :func:`tested_checkpoint`
     names (the best-validation one, or the final weights) on test.
 
     Returns a dict: ``model`` (trained, tested weights), ``history``, ``n_params``, ``train_seconds``,
@@ -1249,7 +1250,7 @@ def main(argv=None) -> None:
         headline = " ".join(f"{r['name']}={r['test_accuracy']:.3f}" for r in results)
         headline = f"test accuracy: {headline}"
         if test_set is not None:
-            headline += "; test set " + " ".join(f"{r['name']}={metrics[f'test_set_accuracy_' + r['name']]:.3f}"
+            headline += "; test set " + " ".join(f"{r['name']}={metrics['test_set_accuracy_' + r['name']]:.3f}"
                                                 for r in results)
     else:
         headline = f"explored {metrics['n_clips']} clips, {metrics['n_classes']} classes"

@@ -90,22 +90,22 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from audiolab.cli_text import ShortUsageFormatter, script_help
-from audiolab import dsp
-from audiolab.datasets import RealDataset, choose_dataset, resolve_data_root
-from audiolab.image_data import (IMAGE_SETS, MixturePairs, download_idx, find_idx_folder, fixed_pairs,
+from audiolab.core.cli import ShortUsageFormatter, script_help
+from audiolab.core import dsp
+from audiolab.data.common import RealDataset, choose_dataset, resolve_data_root
+from audiolab.data.images import (IMAGE_SETS, MixturePairs, download_idx, find_idx_folder, fixed_pairs,
                                  idx_folder_candidates, load_idx_split, synthetic_digits, synthetic_garments,
                                  to_float_images)
-from audiolab.io import AudioReadError, find_audio_files, load_audio, save_audio, unique_name
-from audiolab.metrics import psnr
-from audiolab.music_data import (Song, find_irmas_voi, find_mir1k, find_musdb, load_musdb, load_songs_from_stereo,
+from audiolab.core.io import AudioReadError, find_audio_files, load_audio, save_audio, unique_name
+from audiolab.core.metrics import psnr
+from audiolab.data.music import (Song, find_irmas_voi, find_mir1k, find_musdb, load_musdb, load_songs_from_stereo,
                                  mir1k_files, synthetic_songs)
-from audiolab.plotting import plot_training_curves, save_figure, spectrogram_figure
-from audiolab.runtime import (UserError, write_csv, add_data_args, base_parser, float_range, format_table, int_range,
-                              main_guard, out_dir_for, positive_int, read_json, seed_everything, select_device,
-                              write_metrics)
-from audiolab.synth import mix_at_snr
-from audiolab.train import fit, is_main_process, load_checkpoint, world_size
+from audiolab.core.plotting import plot_training_curves, save_figure, spectrogram_figure
+from audiolab.core.cli import add_data_args, base_parser, float_range, int_range, main_guard, positive_int
+from audiolab.core.outputs import write_csv, format_table, out_dir_for, read_json, write_metrics
+from audiolab.core.runtime import UserError, seed_everything, select_device
+from audiolab.data.synth import mix_at_snr
+from audiolab.core.train import fit, is_main_process, load_checkpoint, world_size
 
 SCRIPT = "vae_bss"
 TEST_PAIR_SEED = 20_141_007  # the 1000 test pairs are the same whatever --seed is
@@ -250,7 +250,7 @@ def out_root(args) -> Path:
 
 
 def locked_out_dir(args, part: str) -> Path:
-    """``<out>/<part>``, created, with ``<out>`` locked for this run (:func:`audiolab.runtime.out_dir_for`)."""
+    """``<out>/<part>``, created, with ``<out>`` locked for this run (:func:`audiolab.core.outputs.out_dir_for`)."""
     out_dir = out_dir_for(args, SCRIPT) / part
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -31,9 +31,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from audiolab.runtime import format_table, write_csv  # noqa: E402
-from q2_ctc import ctc_loss  # noqa: E402
+from audiolab.core.outputs import format_table, write_csv
+from q2_ctc import ctc_loss
 
 SHAPES = [(50, 16, 20, 30), (256, 128, 32, 60), (500, 32, 30, 100), (1000, 8, 40, 200)]
 TARGETS = {(256, 128, 32, 60): 1.0, (50, 16, 20, 30): 5.0}   # max forward+backward ratio ours / torch

@@ -1,7 +1,7 @@
 """Time per epoch of the keyword CNN-LSTM with 1 and 2 processes (torchrun, DistributedDataParallel).
 
 Trains ``speechcommands_rnn.py``'s CNN-LSTM (its features, augmentation, mixup step and
-DataLoader) through ``audiolab.train.fit`` with no per-epoch evaluation, so the time per
+DataLoader) through ``audiolab.core.train.fit`` with no per-epoch evaluation, so the time per
 epoch is training only, in four set-ups:
 
 - 1 process, plain ``python`` (no torchrun; the reference);
@@ -32,8 +32,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 CSV = ROOT / "benchmarks" / "results" / "ddp_scaling.csv"
 
 
@@ -43,8 +41,8 @@ def worker(args: argparse.Namespace) -> None:
     from torch import nn
 
     import speechcommands_rnn as sc
-    from audiolab.runtime import seed_everything, select_device
-    from audiolab.train import fit, is_main_process
+    from audiolab.core.runtime import seed_everything, select_device
+    from audiolab.core.train import fit, is_main_process
 
     sargs = sc.parse_args(["train", "--models", "cnn_lstm", "--epochs", str(args.epochs), "--seed", "0",
                            "--batch-size", str(args.batch_size), "--device", args.device,
@@ -115,7 +113,7 @@ def main() -> None:
     if args.worker:
         return worker(args)
 
-    from audiolab.runtime import format_table, write_csv
+    from audiolab.core.outputs import format_table, write_csv
 
     b = args.batch_size
     setups = [("python, 1 process", 1, False, b, "cpu"), ("torchrun, 1 process", 1, True, b, "cpu"),

@@ -33,9 +33,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from audiolab.runtime import format_table  # noqa: E402
+from audiolab.core.outputs import format_table
 
 SNRS = ["m5db", "0db", "5db", "10db"]
 TRAIN_LIMIT_S = 600.0

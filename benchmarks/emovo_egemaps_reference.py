@@ -14,7 +14,7 @@ It answers one question for the README: what does a well-known method reach on e
 the folds of ``benchmarks/multitask_emovo.py`` (``--dataset emovo``: train on three of
 f1, f2, m1, m2, test on the fourth; 7 emotions, chance 0.143) or of
 ``benchmarks/multitask_emodb.py`` (``--dataset emodb``: the 8 speakers of the EmoDB copy,
-one held out at a time)? Any corpus ``audiolab.emotion_data`` reads works (``--dataset``).
+one held out at a time)? Any corpus ``audiolab.data.emotion`` reads works (``--dataset``).
 Prints a table (per fold and mean; accuracy, macro-F1 and the majority-class accuracy) and
 writes ``benchmarks/results/<dataset>_egemaps_reference.csv``.
 
@@ -35,10 +35,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from audiolab import emotion_data as ed  # noqa: E402
-from audiolab.runtime import format_table, write_csv  # noqa: E402
+from audiolab.data import emotion as ed
+from audiolab.core.outputs import format_table, write_csv
 
 GRID = [{"svc__kernel": ["linear"], "svc__C": [0.001, 0.01, 0.1, 1.0]},
         {"svc__kernel": ["rbf"], "svc__C": [0.1, 1.0, 10.0]}]

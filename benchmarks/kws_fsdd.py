@@ -30,13 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import torch
 
-import torch  # noqa: E402
-
-import speechcommands_rnn as kws  # noqa: E402
-from audiolab import kws_data as kd  # noqa: E402
-from audiolab.runtime import format_table, write_csv  # noqa: E402
+import speechcommands_rnn as kws
+from audiolab.data import keywords as kd
+from audiolab.core.outputs import format_table, write_csv
 
 TARGETS = {"cnn_lstm": 0.93, "lstm": 0.88}
 BUDGET_S = 15 * 60

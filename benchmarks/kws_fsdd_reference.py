@@ -27,10 +27,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from audiolab import kws_data as kd  # noqa: E402
-from audiolab.runtime import format_table, write_csv  # noqa: E402
+from audiolab.data import keywords as kd
+from audiolab.core.outputs import format_table, write_csv
 
 N_MFCC, N_POINTS, C_GRID = 13, 20, (0.3, 1.0, 3.0, 10.0)
 

@@ -40,11 +40,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-import speechcommands_rnn as kws  # noqa: E402
-from audiolab import kws_data as kd  # noqa: E402
-from audiolab.runtime import format_table, write_csv  # noqa: E402
+import speechcommands_rnn as kws
+from audiolab.data import keywords as kd
+from audiolab.core.outputs import format_table, write_csv
 
 TARGETS = {"cnn_lstm": 0.92, "lstm": 0.87}
 BUDGET_S = 30 * 60

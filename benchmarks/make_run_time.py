@@ -43,9 +43,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
-sys.path.insert(0, str(REPO))
-
-from audiolab.runtime import format_table  # noqa: E402
+from audiolab.core.outputs import format_table
 
 TOTAL_IDLE_S, COMPETE_FACTOR, STEP_IDLE_S = 15 * 60, 1.5, 3 * 60
 

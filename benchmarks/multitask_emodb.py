@@ -36,12 +36,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from audiolab import emotion_data as ed  # noqa: E402
-from audiolab.runtime import format_table, write_csv  # noqa: E402
-from multitask_emovo import default_data_root, mean_row, run_folds  # noqa: E402
+from audiolab.data import emotion as ed
+from audiolab.core.outputs import format_table, write_csv
+from multitask_emovo import default_data_root, mean_row, run_folds
 
 TARGET_ACCURACY, TARGET_MINUTES = 0.75, 10.0
 SPEAKERS = ["speaker03", "speaker08", "speaker09", "speaker10", "speaker12", "speaker14", "speaker15", "speaker16"]

@@ -31,9 +31,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from audiolab.runtime import format_table, write_csv  # noqa: E402
+from audiolab.core.outputs import format_table, write_csv
 
 TARGET_ACCURACY, TARGET_CER, TARGET_MINUTES = 0.50, 0.15, 15.0
 

@@ -19,8 +19,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from audiolab.runtime import format_table, write_csv  # noqa: E402
+from audiolab.core.outputs import format_table, write_csv
 
 TARGET_SI_SNR_DB, TARGET_SECONDS = 35.0, 60.0
 

@@ -32,9 +32,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from audiolab.runtime import format_table  # noqa: E402
+from audiolab.core.outputs import format_table
 
 TARGETS = {  # metric -> (target, comparison, what)
     "test_psnr_db_mean": (22.0, ">=", "images: mean per-source PSNR (dB)"),

@@ -1,6 +1,6 @@
 """Worker for tests/test_ddp.py, started by ``python -m torch.distributed.run --nproc_per_node 2``.
 
-Each rank trains tiny models without BatchNorm through ``audiolab.train.fit`` (which finds
+Each rank trains tiny models without BatchNorm through ``audiolab.core.train.fit`` (which finds
 torchrun by itself) and saves what the test compares under ``--out``:
 
 - ``sampler``: a ``DataLoader`` (shuffled, batch B per rank) -> ``DistributedSampler``; the
@@ -17,14 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import audiolab.train as T  # noqa: E402
+import audiolab.core.train as T
 
 N, B, EPOCHS, SEED = 32, 4, 3, 0
 

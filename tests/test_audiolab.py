@@ -10,8 +10,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiolab import datasets, dsp, io, report, runtime, synth
-from audiolab.train import fit, load_checkpoint
+from audiolab.core import cli, dsp, io, outputs, runtime
+from audiolab.data import common as datasets
+from audiolab.data import synth
+from audiolab.report import html as report
+from audiolab.core.train import fit, load_checkpoint
 
 
 # ---------------------------------------------------------------------------- io
@@ -90,9 +93,9 @@ def test_amplitude_to_db_and_axes():
 
 # ----------------------------------------------------------------------- runtime
 def test_write_metrics_atomic_with_provenance(tmp_path):
-    parser = runtime.base_parser("demo", epochs=3)
+    parser = cli.base_parser("demo", epochs=3)
     args = parser.parse_args(["--seed", "7"])
-    runtime.write_metrics(tmp_path, {"test_si_snr_db": 12.5, "bad_db": float("inf")}, args=args, dataset="d",
+    outputs.write_metrics(tmp_path, {"test_si_snr_db": 12.5, "bad_db": float("inf")}, args=args, dataset="d",
                           data_source="synthetic", anchors=[{"metric": "test_si_snr_db", "anchor": 10, "source": "x"}])
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["test_si_snr_db"] == 12.5 and m["bad_db"] is None            # never inf as a score
@@ -101,7 +104,7 @@ def test_write_metrics_atomic_with_provenance(tmp_path):
     assert json.loads((tmp_path / "anchors.json").read_text())[0]["anchor"] == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["anchors.json", "metrics.json"]
     with pytest.raises(ValueError):
-        runtime.write_metrics(tmp_path, {}, args=args, dataset="d", data_source="fake")
+        outputs.write_metrics(tmp_path, {}, args=args, dataset="d", data_source="fake")
 
 
 def test_devices_and_seeding():
@@ -119,7 +122,7 @@ def test_devices_and_seeding():
 def test_main_guard_turns_user_errors_into_exit_2(capsys):
     def main(argv):
         raise runtime.UserError("bad input here")
-    assert runtime.main_guard(main) == 2
+    assert cli.main_guard(main) == 2
     assert "bad input here" in capsys.readouterr().err
 
 
@@ -234,7 +237,7 @@ def test_synthesize_speech_and_pitch_control():
         synth.synthesize("x", "no-such-voice")
 
 
-_RENDER = ("import hashlib, sys; from audiolab.synth import Voice, synthesize; "
+_RENDER = ("import hashlib, sys; from audiolab.data.synth import Voice, synthesize; "
            "print(hashlib.sha1(b''.join(synthesize('The birch canoe slid on the smooth planks.', "
            "Voice('en-us+' + v, rate=150)).tobytes() for v in ('f3', 'f5', 'm1'))).hexdigest())")
 
@@ -272,7 +275,7 @@ def test_noise_and_mixing():
 # ------------------------------------------------------------------------ report
 def test_save_figure_never_leaves_half_a_png(tmp_path):
     import matplotlib.pyplot as plt
-    from audiolab.plotting import save_figure
+    from audiolab.core.plotting import save_figure
     path = tmp_path / "fig.png"
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
@@ -296,8 +299,8 @@ def test_save_figure_never_leaves_half_a_png(tmp_path):
 
 def test_report_collects_metrics_figures_audio(tmp_path):
     out = tmp_path / "outputs"
-    args = runtime.base_parser("x").parse_args([])
-    runtime.write_metrics(out / "q1_train_lstm", {"test_si_snr_db": 41.25}, args=args, dataset="q1",
+    args = cli.base_parser("x").parse_args([])
+    outputs.write_metrics(out / "q1_train_lstm", {"test_si_snr_db": 41.25}, args=args, dataset="q1",
                           data_source="synthetic", anchors=[{"metric": "test_si_snr_db", "anchor": 35.0,
                                                              "source": "target"}])
     (out / "q1_train_lstm" / "curves.png").write_bytes(b"\x89PNG")
@@ -313,7 +316,7 @@ def test_report_collects_metrics_figures_audio(tmp_path):
 
 
 def test_write_csv_unions_columns_atomically(tmp_path):
-    path = runtime.write_csv(tmp_path / "sub" / "t.csv", [{"a": 1, "b": 2.5}, {"a": 3, "c": "x"}])
+    path = outputs.write_csv(tmp_path / "sub" / "t.csv", [{"a": 1, "b": 2.5}, {"a": 3, "c": "x"}])
     assert path.read_text().splitlines() == ["a,b,c", "1,2.5,", "3,,x"]
     assert [p.name for p in path.parent.iterdir()] == ["t.csv"]
 

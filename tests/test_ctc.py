@@ -440,7 +440,7 @@ def test_real_speech_features_and_transcripts(shared_data):
 
     import torchaudio
 
-    from audiolab.io import load_audio
+    from audiolab.core.io import load_audio
 
     root = shared_data / "emovo"
     codes = root / "emovo_codes.tsv"

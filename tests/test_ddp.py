@@ -1,4 +1,4 @@
-"""audiolab.train.fit under torchrun (DistributedDataParallel, gloo, two CPU processes).
+"""audiolab.core.train.fit under torchrun (DistributedDataParallel, gloo, two CPU processes).
 
 One ``torch.distributed.run`` launch of ``tests/_ddp_worker.py`` trains tiny models without
 BatchNorm; this process trains the one-process references with batch 2B on the same data
@@ -18,11 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _ddp_worker as W
 
-import _ddp_worker as W  # noqa: E402
-
-from audiolab.train import fit  # noqa: E402
+from audiolab.core.train import fit
 
 ROOT = Path(__file__).resolve().parent.parent
 

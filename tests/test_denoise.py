@@ -11,9 +11,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiolab import denoise
-from audiolab.dsp import stft
-from audiolab.runtime import UserError, base_parser
+import hw_denoise as denoise
+from audiolab.core.dsp import stft
+from audiolab.core.cli import base_parser
+from audiolab.core.runtime import UserError
 
 SR = denoise.SAMPLE_RATE
 

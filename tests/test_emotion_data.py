@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiolab import emotion_data as ed
-from audiolab.runtime import UserError
+from audiolab.data import emotion as ed
+from audiolab.core.runtime import UserError
 
 
 def tone(path: Path, sample_rate: int = 16000, seconds: float = 0.25, channels: int = 1, freq: float = 220.0):
@@ -194,7 +194,7 @@ def test_real_emovo_listing(shared_data):
 @pytest.mark.realdata
 def test_real_emovo_original_wav_matches_reencoded_flac(shared_data):
     """The untouched 48 kHz stereo original, resampled and down-mixed, matches the 16 kHz FLAC copy."""
-    from audiolab.io import load_audio
+    from audiolab.core.io import load_audio
 
     orig, sr = load_audio(shared_data / "emovo/original_format/dis-f1-b1.wav", sample_rate=16000)
     flac, _ = load_audio(shared_data / "emovo/f1/dis-f1-b1.flac")

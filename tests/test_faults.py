@@ -9,7 +9,7 @@ Promised behaviours (DESIGN "Tests"):
 Most faults are caught while loading, so every case runs the script's ``main`` in-process
 through ``main_guard`` on a tiny input (seconds). The lock tests need a second process.
 This file covers q1_*, q2_ctc, q2_compare, hw_cnn1d/2d, vae_bss and the shared code they use
-(audiolab.io, audiolab.runtime, audiolab.denoise, audiolab.music_data); speechcommands_rnn
+(audiolab.core.io, audiolab.core.runtime, hw_denoise, audiolab.data.music); speechcommands_rnn
 and q2_multitask have their own fault tests.
 """
 
@@ -32,11 +32,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiolab import denoise
-from audiolab.io import AudioReadError, iter_readable, load_audio, save_audio, unique_name
-from audiolab.music_data import Song, load_songs_from_stereo
-from audiolab.runtime import (LOCK_NAME, UserError, float_range, int_range, lock_out_dir, main_guard, out_dir_for,
-                              release_out_dir_locks, select_device, write_csv, write_json_atomic)
+import hw_denoise as denoise
+from audiolab.core.io import AudioReadError, iter_readable, load_audio, save_audio, unique_name
+from audiolab.data.music import Song, load_songs_from_stereo
+from audiolab.core.cli import float_range, int_range, main_guard
+from audiolab.core.outputs import (LOCK_NAME, lock_out_dir, out_dir_for, release_out_dir_locks, write_csv,
+                                   write_json_atomic)
+from audiolab.core.runtime import UserError, select_device
 
 REPO = Path(__file__).resolve().parent.parent
 SR = 16000
@@ -206,8 +208,7 @@ def test_main_guard_turns_a_vanished_or_read_only_output_into_exit_2(tmp_path, c
 # ================================================================ shared code: out-dir lock
 HOLDER = textwrap.dedent("""
     import sys, time
-    sys.path.insert(0, {repo!r})
-    from audiolab.runtime import lock_out_dir
+    from audiolab.core.outputs import lock_out_dir
     lock_out_dir({out!r})
     print("locked", flush=True)
     time.sleep(120)

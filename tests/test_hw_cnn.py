@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiolab.runtime import main_guard
+from audiolab.core.cli import main_guard
 
 REPO = Path(__file__).resolve().parent.parent
 SR = 16000
@@ -88,7 +88,7 @@ def test_time_block_conv_equals_conv2d():
 
 def test_cnn1d_learns_a_denoising_mask():
     """A few hundred steps on frames of a harmonic signal in white noise must beat the noisy input."""
-    from audiolab import denoise
+    import hw_denoise as denoise
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     clean = speechlike(3.0, 150, 0)

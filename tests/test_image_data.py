@@ -1,4 +1,4 @@
-"""Tests of audiolab.image_data: the IDX reader (against torchvision's reader), synthetic sets, mixtures."""
+"""Tests of audiolab.data.images: the IDX reader (against torchvision's reader), synthetic sets, mixtures."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from audiolab.image_data import (IDX_FILES, IdxError, MixturePairs, find_idx_folder, fixed_pairs, load_idx_split,
+from audiolab.data.images import (IDX_FILES, IdxError, MixturePairs, find_idx_folder, fixed_pairs, load_idx_split,
                                  read_idx, synthetic_digits, synthetic_garments, to_float_images)
 
 

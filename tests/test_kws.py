@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +13,10 @@ import torch
 import torchaudio.transforms as T
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-import speechcommands_rnn as kws  # noqa: E402
-from audiolab import kws_data as kd  # noqa: E402
-from audiolab.runtime import main_guard  # noqa: E402
-from audiolab.train import load_checkpoint  # noqa: E402
+import speechcommands_rnn as kws
+from audiolab.data import keywords as kd
+from audiolab.core.cli import main_guard
+from audiolab.core.train import load_checkpoint
 
 
 def _features(kind="mfcc", cmvn="none", sr=8000, n_fft=256, hop=80, **kw):
@@ -283,7 +280,7 @@ def test_quick_run_on_real_fsdd(shared_data, tmp_path, monkeypatch, capsys):
 
 
 # ----------------------------------------------------------------------------- canonical test-set layout
-from test_kws_data import SPEAKER_IDS, make_test_set_layout  # noqa: E402
+from test_kws_data import SPEAKER_IDS, make_test_set_layout
 
 
 def _sc_root(tmp_path: Path, **kw) -> Path:

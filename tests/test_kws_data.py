@@ -1,4 +1,4 @@
-"""Tests for audiolab.kws_data: loaders (Speech Commands, FSDD, synthetic), splits, bad input, augmentation."""
+"""Tests for audiolab.data.keywords: loaders (Speech Commands, FSDD, synthetic), splits, bad input, augmentation."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiolab import kws_data as kd
-from audiolab.runtime import UserError
+from audiolab.data import keywords as kd
+from audiolab.core.runtime import UserError
 
 
 def _tone(seconds=1.0, sr=16000, f=440.0, amp=0.3, channels=1):
@@ -334,7 +334,7 @@ def test_test_set_layout_loader_speakers_and_bad_files(tmp_path, capsys):
         problems[Path(p).name] = problems.get(Path(p).name, "") + why + "; "
     assert "no audio clips" in problems["left"]
     assert "speaker cannot be parsed" in problems["catnohash.flac"]
-    # reported (by audiolab.io.load_audio, or kws_data's own check) and skipped
+    # reported (by audiolab.core.io.load_audio, or kws_data's own check) and skipped
     assert "NaN" in problems["eeee0000_nohash_0.wav"] and "skipped" in problems["eeee0000_nohash_0.wav"]
     assert "unreadable" in problems["dddd0000_nohash_0.flac"]
     assert "8000 Hz, resampled" in problems["ffff0000_nohash_0.wav"]

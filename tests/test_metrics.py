@@ -1,10 +1,10 @@
-"""audiolab.metrics against torchmetrics (the reference implementation) and their defining properties."""
+"""audiolab.core.metrics against torchmetrics (the reference implementation) and their defining properties."""
 
 import pytest
 import torch
 from torchmetrics.functional.audio import scale_invariant_signal_noise_ratio, signal_noise_ratio
 
-from audiolab.metrics import mean_finite, psnr, si_snr, si_snr_improvement, snr
+from audiolab.core.metrics import mean_finite, psnr, si_snr, si_snr_improvement, snr
 
 
 @pytest.fixture

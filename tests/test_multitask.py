@@ -145,7 +145,7 @@ def test_quick_run_synthetic_with_ablation(run_script, tmp_path):
 
 def test_bad_inputs_are_clear_errors(tmp_path, monkeypatch, capsys):
     """Run in-process through main_guard (as the script does): exit status 2 and one clear message."""
-    from audiolab.runtime import main_guard
+    from audiolab.core.cli import main_guard
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("AUDIOLAB_DATA", raising=False)
@@ -223,7 +223,7 @@ def test_unlabelled_emotions_train_ctc_only():
 
 def test_synthetic_voices_join_the_training_split_only(tmp_path):
     """--synthetic-voices: eSpeak NG (Italian for EMOVO) says each training sentence; test stays real."""
-    from audiolab import emotion_data as ed
+    from audiolab.data import emotion as ed
 
     real = [ed.Example(np.zeros(1600, np.float32), 16000, t, "neutral", s, f"{s}/{k}.wav")
             for k, (t, s) in enumerate([("Gli operai si alzano presto.", "f1"), ("Vorrei il numero telefonico.", "f1"),
@@ -326,7 +326,7 @@ def test_evaluate_scores_cer_on_whole_transcripts_only():
 
 
 def test_split_and_frame_size_faults_exit_2(tmp_path, monkeypatch, capsys):
-    from audiolab.runtime import main_guard
+    from audiolab.core.cli import main_guard
 
     monkeypatch.chdir(tmp_path)
     rows = [(f"{s}_{k}.wav", "ab", "anger" if k % 2 else "sadness", s) for s in ("s1", "s2") for k in range(3)]

@@ -1,4 +1,4 @@
-"""Tests of audiolab.music_data: MIR-1K channel convention, bad files, split protocol, synthetic songs."""
+"""Tests of audiolab.data.music: MIR-1K channel convention, bad files, split protocol, synthetic songs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiolab.music_data import (StemError, find_irmas_voi, find_mir1k, load_songs_from_stereo, load_stereo_stems,
+from audiolab.data.music import (StemError, find_irmas_voi, find_mir1k, load_songs_from_stereo, load_stereo_stems,
                                  mir1k_files, synthetic_songs)
 
 SR = 16000

@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 import q1_generate
-from audiolab.runtime import UserError
+from audiolab.core.runtime import UserError
 from q1_train_lstm import FrequencyLSTMSeparator
 
 DEFAULTS = dict(n_examples=100, n_samples=10000, sample_rate=32000, boundary_hz=8000.0, guard_hz=500.0,

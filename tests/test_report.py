@@ -1,5 +1,5 @@
 """The report and the end-of-run summary, rendered from fixture outputs and read back with an HTML parser;
-the timing wrapper ``make run`` uses; the CPU-thread policy in ``audiolab.runtime``."""
+the timing wrapper ``make run`` uses; the CPU-thread policy in ``audiolab.core.runtime``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from audiolab import report, runtime, summary
+from audiolab.core import cli, runtime
+from audiolab.report import html as report
+from audiolab.report import summary
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -258,10 +260,10 @@ def test_format_summary_gives_wall_clock_of_overlapping_steps(outputs):
 
 
 def test_summary_cli_exit_status(outputs):
-    proc = subprocess.run([sys.executable, "-m", "audiolab.summary", "--outputs", str(outputs)],
+    proc = subprocess.run([sys.executable, "-m", "audiolab.report.summary", "--outputs", str(outputs)],
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 1 and "failed (exit 2)" in proc.stdout  # hw_cnn2d failed in the fixture
-    proc = subprocess.run([sys.executable, "-m", "audiolab.summary", "time", "x"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "audiolab.report.summary", "time", "x"], capture_output=True, text=True,
                           cwd=REPO)
     assert proc.returncode == 2 and proc.stderr.startswith("error: usage")
 
@@ -275,10 +277,10 @@ def test_default_threads_is_half_the_cpus_between_1_and_4(n_cpus, expected):
 def test_threads_flag_sets_torch_threads():
     before = torch.get_num_threads()
     try:
-        args = runtime.base_parser("x", epochs=1).parse_args(["--threads", "3"])
+        args = cli.base_parser("x", epochs=1).parse_args(["--threads", "3"])
         assert args.threads == 3 and torch.get_num_threads() == 3
         with pytest.raises(SystemExit):
-            runtime.base_parser("x").parse_args(["--threads", "0"])
+            cli.base_parser("x").parse_args(["--threads", "0"])
     finally:
         torch.set_num_threads(before)
 
@@ -286,7 +288,7 @@ def test_threads_flag_sets_torch_threads():
 @pytest.mark.parametrize("env, expected", [({}, None), ({"OMP_NUM_THREADS": "2"}, 2)])
 def test_import_applies_the_policy_unless_omp_num_threads_is_set(env, expected):
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    proc = subprocess.run([sys.executable, "-c", "import audiolab.runtime as r, torch\n"
+    proc = subprocess.run([sys.executable, "-c", "import audiolab.core.runtime as r, torch\n"
                            "print(torch.get_num_threads(), r.default_threads())"],
                           capture_output=True, text=True, cwd=REPO, env={**clean, **env}, check=True)
     got, policy = map(int, proc.stdout.split())
@@ -298,4 +300,4 @@ def test_import_applies_the_policy_unless_omp_num_threads_is_set(env, expected):
     (["--seed", "1"], False), (["--", "--epochs"], False), (["-e", "5"], False), ([], False),
 ])
 def test_option_given_sees_the_flag_only_on_the_command_line(argv, expected):
-    assert runtime.option_given("--epochs", argv) is expected
+    assert cli.option_given("--epochs", argv) is expected

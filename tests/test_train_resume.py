@@ -1,4 +1,4 @@
-"""Exact resume and the resume fingerprint of audiolab.train.fit.
+"""Exact resume and the resume fingerprint of audiolab.core.train.fit.
 
 A run interrupted after epoch k and resumed must end where the uninterrupted run ends
 (same weights bit for bit, same per-epoch rows): data order, augmentation draws and dropout
@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from audiolab import denoise
-from audiolab.runtime import UserError, main_guard
-from audiolab.train import data_fingerprint, fit, load_checkpoint
+import hw_denoise as denoise
+from audiolab.core.cli import main_guard
+from audiolab.core.runtime import UserError
+from audiolab.core.train import data_fingerprint, fit, load_checkpoint
 
 
 

@@ -6,8 +6,6 @@ import argparse
 import gzip
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +13,7 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import vae_bss as V  # noqa: E402
+import vae_bss as V
 
 
 # ------------------------------------------------------------------------------ losses
@@ -206,7 +203,7 @@ def test_music_on_two_real_mir1k_clips(run_script, shared_data, tmp_path):
 
 def test_irmas_excerpts_are_separated_for_listening(tmp_path, capsys):
     """IRMAS voi has no stems: separate_irmas writes WAVs + a figure per readable, long-enough excerpt."""
-    from audiolab.music_data import find_irmas_voi
+    from audiolab.data.music import find_irmas_voi
 
     voi = tmp_path / "data" / "IRMAS-TrainingData" / "voi"
     voi.mkdir(parents=True)

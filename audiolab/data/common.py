@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .runtime import UserError
+from audiolab.core.runtime import UserError
 
 SYNTHETIC_NOTE = "SYNTHETIC DEMO DATA: numbers on it show the pipeline works, not how it does on real audio."
 

@@ -15,8 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .dsp import frame_times_s, frequencies_hz, spectrogram_db  # noqa: E402
-from .runtime import atomic_write, is_main_process  # noqa: E402
+from audiolab.core.dsp import frame_times_s, frequencies_hz, spectrogram_db  # noqa: E402
+from audiolab.core.outputs import atomic_write
+from audiolab.core.runtime import is_main_process
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
@@ -96,7 +97,7 @@ def plot_training_curves(history: Sequence[Mapping[str, float]], path: str | Pat
     """Plot per-epoch metrics, one panel per group.
 
     Args:
-        history: rows with an ``epoch`` key and metric keys (as logged by ``audiolab.train``).
+        history: rows with an ``epoch`` key and metric keys (as logged by ``audiolab.core.train``).
         groups: panel y-label -> metric keys drawn in that panel, e.g.
             ``{"L1 loss": ["train_loss", "test_loss"], "SI-SNR (dB)": ["test_si_snr_db"]}``.
     """

@@ -114,7 +114,7 @@ def check_stft_fits(n_samples: int, n_fft: int, hop_length: int | None = None, *
     Raises:
         UserError: ``n_fft`` or ``hop_length`` exceeds ``n_samples``, or ``hop_length > n_fft``.
     """
-    from .runtime import UserError  # local import: dsp stays importable on its own
+    from audiolab.core.runtime import UserError
     hop_length = hop_length or n_fft // 4
     if n_fft > n_samples:
         raise UserError(f"{n_fft_flag} {n_fft} is longer than {what} ({n_samples} samples); "

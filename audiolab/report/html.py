@@ -4,7 +4,7 @@ Usage::
 
     python -m audiolab.report [--outputs outputs] [--max-audio 12] [--max-figures 24]
 
-The page opens with the summary table ``make run`` prints (``audiolab.summary``:
+The page opens with the summary table ``make run`` prints (``audiolab.report.summary``:
 question, script, data real/synthetic/task data, headline beside its anchor or target,
 wall time), each row linking to its section. Each section answers its question's parts
 in order, the key figure and numbers first; the rest of the figures and the audio follow,
@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from audiolab.summary import RUNS, fmt_seconds, fmt_value, read_anchors, read_json_checked, summary_rows
+from audiolab.report.summary import RUNS, fmt_seconds, fmt_value, read_anchors, read_json_checked, summary_rows
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ def build_report(outputs: str | Path = "outputs", max_audio: int = 12, max_figur
     Raises:
         FileNotFoundError: the outputs folder does not exist.
     """
-    from audiolab.summary import total_line
+    from audiolab.report.summary import total_line
 
     root = Path(outputs)
     if not root.is_dir():

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import AudioReadError, find_audio_files, load_audio, resample, unique_name
-from .runtime import UserError
+from audiolab.core.io import AudioReadError, find_audio_files, load_audio, resample, unique_name
+from audiolab.core.runtime import UserError
 
 MIR1K_TRAIN_SINGERS = ("abjones", "amy")
 
@@ -91,7 +91,7 @@ def mir1k_files(folder: str | Path, split: str) -> list[Path]:
 def load_songs_from_stereo(paths: list[Path], sample_rate: int, skipped: list | None = None) -> list[Song]:
     """Load stereo stem files (MIR-1K layout); unreadable or mono files are reported by path and skipped.
 
-    Unreadable includes NaN/inf samples (:func:`audiolab.io.load_audio`). Song names are the
+    Unreadable includes NaN/inf samples (:func:`audiolab.core.io.load_audio`). Song names are the
     file stems, made unique (``x``, ``x_2``) so outputs named after them never collide.
 
     Raises:

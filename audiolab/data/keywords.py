@@ -8,7 +8,7 @@ sample rate, each tagged with its split ``train``/``val``/``test``):
 - :func:`load_speech_commands`: Google Speech Commands (Warden 2018, arXiv:1804.03209) in the
   release's own layout ``<word>/<speaker>_nohash_<n>.wav``. The download and the official
   ``validation_list.txt`` / ``testing_list.txt`` go through ``torchaudio.datasets.SPEECHCOMMANDS``;
-  audio is read with soundfile (``audiolab.io``), never ``torchaudio.load``. A folder without the
+  audio is read with soundfile (``audiolab.core.io``), never ``torchaudio.load``. A folder without the
   lists (e.g. a few clips copied out) is split with the release's own speaker-hash rule
   (:func:`which_set`), which is how the official lists were made. ``unknown=True`` adds
   ``_unknown_`` (other words), ``silence=True`` adds ``_silence_`` (1 s cuts of
@@ -16,7 +16,7 @@ sample rate, each tagged with its split ``train``/``val``/``test``):
 - :func:`load_fsdd`: the Free Spoken Digit Dataset layout ``{digit}_{speaker}_{index}.wav``; splits
   hold whole speakers out (:func:`fsdd_speaker_split`).
 - :func:`make_synthetic_keywords`: the embedded default, the ten keywords spoken by eSpeak NG
-  (``audiolab.synth``) with many voices, rates and pitches, placed at a random time in a 1 s
+  (``audiolab.data.synth``) with many voices, rates and pitches, placed at a random time in a 1 s
   window and mixed with noise. The voice variants are split between train/val/test, so the
   test voices are unseen. It is SYNTHETIC and every output must say so.
 
@@ -50,10 +50,10 @@ import torchaudio.functional as AF
 import torchaudio.transforms as T
 from tqdm.auto import tqdm
 
-from .datasets import RealDataset, first_existing
-from .io import AudioReadError, find_audio_files, load_audio
-from .runtime import UserError
-from .synth import VARIANTS, Voice, mix_at_snr, pink_noise, synthesize
+from audiolab.data.common import RealDataset, first_existing
+from audiolab.core.io import AudioReadError, find_audio_files, load_audio
+from audiolab.core.runtime import UserError
+from audiolab.data.synth import VARIANTS, Voice, mix_at_snr, pink_noise, synthesize
 
 KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -704,7 +704,7 @@ def make_synthetic_keywords(words: Sequence[str] = KEYWORDS, clips_per_voice: in
     Returns a :class:`KwsData` with ``source="synthetic"``.
 
     Raises:
-        audiolab.synth.SynthesisError: eSpeak NG cannot be loaded.
+        audiolab.data.synth.SynthesisError: eSpeak NG cannot be loaded.
     """
     rng = np.random.default_rng(seed)
     n = sample_rate
@@ -758,7 +758,7 @@ def add_synthetic_voices(data: KwsData, clips_per_voice: int, *, seed: int = 0,
     place and returns the number of clips added.
 
     Raises:
-        audiolab.synth.SynthesisError: eSpeak NG cannot be loaded.
+        audiolab.data.synth.SynthesisError: eSpeak NG cannot be loaded.
     """
     words = [w for w in data.labels if w not in (UNKNOWN, SILENCE)]
     if clips_per_voice <= 0 or not words:

@@ -16,7 +16,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from .runtime import atomic_write, is_main_process
+from audiolab.core.outputs import atomic_write
+from audiolab.core.runtime import is_main_process
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3"}
 

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m audiolab.summary [--outputs outputs]          # print the table
-    python -m audiolab.summary time NAME -- CMD [ARGS...]  # run CMD, log it, record its time
+    python -m audiolab.report.summary [--outputs outputs]          # print the table
+    python -m audiolab.report.summary time NAME -- CMD [ARGS...]  # run CMD, log it, record its time
 
 ``time`` is how the Makefile runs each script: the script's output goes to
 ``outputs/.logs/NAME.log`` (its last lines are shown if it fails), and its wall and CPU
@@ -249,7 +249,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "time":
         if "--" not in argv or argv.index("--") != 2 or len(argv) < 4:
-            print("error: usage: python -m audiolab.summary time NAME -- CMD [ARGS...]", file=sys.stderr)
+            print("error: usage: python -m audiolab.report.summary time NAME -- CMD [ARGS...]", file=sys.stderr)
             return 2
         outputs = Path(os.environ.get("AUDIOLAB_OUTPUTS", "outputs"))
         return time_step(outputs, argv[1], argv[3:])

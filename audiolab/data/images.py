@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .runtime import UserError
+from audiolab.core.runtime import UserError
 
 IMAGE_SIZE = 28
 IDX_FILES = {

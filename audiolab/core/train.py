@@ -38,7 +38,7 @@ every epoch) and splits any other batch iterable round-robin (rank r takes batch
 ...), sums the logged training metrics over ranks, evaluates on rank 0 and lets only rank 0
 write the checkpoint and the log. Each process keeps its own batch size, so the effective
 batch is ``world_size x`` the per-process one. Without ``torchrun`` nothing of this happens.
-The machinery is in :mod:`audiolab.distributed`; see ``experiments/ddp.md``.
+The machinery is in :mod:`audiolab.core.distributed`; see ``experiments/ddp.md``.
 
 Reading order: :func:`fit` (at the end) is the algorithm -- set up (:func:`_set_up`), maybe
 resume (:func:`_resume`), then per epoch train (:func:`_train_epoch`, :func:`_train_step`),
@@ -65,9 +65,10 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .distributed import (DistContext, broadcast, count_ranks, distribute, gather, init_distributed, sync_gradients,
+from audiolab.core.distributed import (DistContext, broadcast, count_ranks, distribute, gather, init_distributed, sync_gradients,
                           world_size, zero_loss)
-from .runtime import UserError, atomic_write, is_main_process, write_csv
+from audiolab.core.outputs import atomic_write, write_csv
+from audiolab.core.runtime import UserError, is_main_process
 
 StepFn = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, Mapping[str, float]]"]
 
@@ -441,7 +442,7 @@ def _set_up(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler:
             grad_clip: float | None, move_batch: bool, desc: str) -> _Run:
     """Join the process group under torchrun, move the model to its device, find the random generators
     the checkpoint carries, switch mixed precision on or off, and under torchrun wrap the model and split
-    the batches (:func:`audiolab.distributed.distribute`)."""
+    the batches (:func:`audiolab.core.distributed.distribute`)."""
     ctx = init_distributed(torch.device(device))
     device = ctx.device if ctx is not None else torch.device(device)
     model.to(device)
@@ -569,7 +570,7 @@ class _EpochSums:
 def _train_step(run: _Run, batch: Any, epoch: int) -> tuple[torch.Tensor, Mapping[str, float]] | None:
     """One mini-batch: ``step_fn``, then ``zero_grad / backward / (clip) / step``.
 
-    Under torchrun all ranks first agree (:func:`audiolab.distributed.count_ranks`) whether the
+    Under torchrun all ranks first agree (:func:`audiolab.core.distributed.count_ranks`) whether the
     step is taken, so that DDP's collectives stay in step. Returns ``(loss, extras)`` to log, or
     ``None`` when this process's batch does not count (its loss needs no gradient: no loss term
     applied to it).

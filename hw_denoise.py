@@ -60,17 +60,17 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .cli_text import script_help
-from .datasets import RealDataset, SYNTHETIC_NOTE, choose_dataset, resolve_data_root
-from .dsp import from_magnitude_phase, magnitude_phase
-from .io import AudioReadError, find_audio_files, iter_readable, load_audio, save_audio, unique_name
-from .metrics import si_snr, snr
-from .runtime import (UserError, add_data_args, base_parser, float_range, int_range, is_main_process,
-                      out_dir_for, positive_int,
-                      seed_everything, select_device, write_csv, write_json_atomic, write_metrics)
-from .plotting import plot_training_curves, save_figure, spectrogram_figure
-from .synth import HARVARD_SENTENCES
-from .train import fit, load_checkpoint
+from audiolab.core.cli import script_help
+from audiolab.data.common import RealDataset, SYNTHETIC_NOTE, choose_dataset, resolve_data_root
+from audiolab.core.dsp import from_magnitude_phase, magnitude_phase
+from audiolab.core.io import AudioReadError, find_audio_files, iter_readable, load_audio, save_audio, unique_name
+from audiolab.core.metrics import si_snr, snr
+from audiolab.core.cli import add_data_args, base_parser, float_range, int_range, positive_int
+from audiolab.core.outputs import out_dir_for, write_csv, write_json_atomic, write_metrics
+from audiolab.core.runtime import UserError, is_main_process, seed_everything, select_device
+from audiolab.core.plotting import plot_training_curves, save_figure, spectrogram_figure
+from audiolab.data.synth import HARVARD_SENTENCES
+from audiolab.core.train import fit, load_checkpoint
 
 SAMPLE_RATE = 16000          # Hz; PESQ wide-band needs 16 kHz
 N_FFT = 1024                 # -> 513 frequency bins
@@ -144,8 +144,6 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pesq-max", type=int_range(0), default=0,
                    help="score PESQ and STOI on at most this many signals per set and input SNR "
                         "(0: all; PESQ costs ~40 ms per 2.5 s signal)")
-    g.add_argument("--threads", type=int_range(0, 256), default=0,
-                   help="torch CPU threads (0: leave torch's default)")
     # sizes without a flag of their own (apply_quick shrinks them for --quick): the synthetic default's
     # utterances (train, test) and noise seconds (train, test); the TSP data's training utterances kept
     # and test utterances used (None: all, or --max-test-utterances)
@@ -200,8 +198,6 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--n-fft must be at least 256 (the CNNs' unpadded layers need >= 129 bins), got {args.n_fft}")
     if args.hop_length > args.n_fft:
         raise UserError(f"--hop-length ({args.hop_length}) must not exceed --n-fft ({args.n_fft})")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
 
 
 # ============================================================================ data
@@ -286,7 +282,7 @@ def load_pair(clean_path: Path, noisy_path: Path, sample_rate: int = SAMPLE_RATE
         raise UserError(f"--clean {clean_path} is silent (all zeros): SNR is undefined and there is nothing to learn")
     if sr_c != sample_rate:
         print(f"note: resampling the training pair from {sr_c} Hz to {sample_rate} Hz")
-        from .io import resample
+        from audiolab.core.io import resample
         clean, noisy = resample(clean, sr_c, sample_rate), resample(noisy, sr_c, sample_rate)
     return clean.astype(np.float32), noisy.astype(np.float32)
 
@@ -346,11 +342,11 @@ def random_mix(clean: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.rand
                level_dbfs: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mix ``clean`` with a random segment of ``noise`` at ``snr_db``; return ``(noisy, clean)``.
 
-    The SNR is over the whole utterance (``audiolab.synth.mix_at_snr``). With
+    The SNR is over the whole utterance (``audiolab.data.synth.mix_at_snr``). With
     ``level_dbfs=(lo, hi)`` both signals are then scaled by one gain so that the mixture's
     RMS is uniform in [lo, hi] dBFS (level augmentation; the SNR is unchanged).
     """
-    from .synth import mix_at_snr
+    from audiolab.data.synth import mix_at_snr
     seg = _loop_to(noise, clean.shape[0], int(rng.integers(noise.shape[0])))
     if not np.any(seg):
         seg = rng.standard_normal(clean.shape[0]).astype(np.float32) * 1e-3
@@ -370,7 +366,7 @@ def speed_perturb(wav: np.ndarray, factor: float, sample_rate: int = SAMPLE_RATE
     "deeper" voice); Ko, Peddinti, Povey & Khudanpur, "Audio augmentation for speech
     recognition", Interspeech 2015. ``[n] -> [~n / factor]`` float32.
     """
-    from .io import resample
+    from audiolab.core.io import resample
     if factor == 1.0:
         return wav
     new_rate = int(round(sample_rate / factor / 100.0)) * 100  # multiples of 100 Hz keep the filter short
@@ -561,7 +557,7 @@ def folder_data(clean_dir: Path, noise_dir: Path, args: argparse.Namespace, data
 
 def synthetic_babble(n_samples: int, rng: np.random.Generator, talkers: int = 5) -> np.ndarray:
     """Babble noise: ``talkers`` overlapping eSpeak NG voices (``SYNTH_BABBLE_VOICES``), unit RMS, ``[n]``."""
-    from .synth import Voice, synthesize
+    from audiolab.data.synth import Voice, synthesize
     out = np.zeros(n_samples, dtype=np.float32)
     for _ in range(talkers):
         track = np.zeros(0, dtype=np.float32)
@@ -576,7 +572,7 @@ def synthetic_babble(n_samples: int, rng: np.random.Generator, talkers: int = 5)
 
 def synthetic_noises(seconds: float, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
     """White, pink and babble noise, ``seconds`` long each, unit RMS."""
-    from .synth import pink_noise
+    from audiolab.data.synth import pink_noise
     n = int(seconds * SAMPLE_RATE)
     return [("white", rng.standard_normal(n).astype(np.float32)), ("pink", pink_noise(n, rng)),
             ("babble", synthetic_babble(n, rng))]
@@ -590,7 +586,7 @@ def synthetic_data(args: argparse.Namespace) -> DenoiseData:
     renderings (different random draws), so test noise segments are unseen. Sizes:
     ``args.synthetic_utterances`` and ``args.synthetic_noise_seconds`` (train, test).
     """
-    from .synth import Voice, synthesize
+    from audiolab.data.synth import Voice, synthesize
     rng = np.random.default_rng(args.seed)
     train_sent, test_sent = HARVARD_SENTENCES[:30], HARVARD_SENTENCES[30:]
     n_train, n_test = args.synthetic_utterances
@@ -753,7 +749,7 @@ class FrameBank:
 
 
 class TrainStream:
-    """Iterable of training batches for ``audiolab.train.fit``: new mixtures every epoch.
+    """Iterable of training batches for ``audiolab.core.train.fit``: new mixtures every epoch.
 
     Each ``iter()`` after the first draws a fresh epoch of pairs from ``data.sample_epoch``
     and serves shuffled ``(x, noisy_mag, clean_mag)`` batches from a :class:`FrameBank`;
@@ -779,7 +775,7 @@ class TrainStream:
         return self.bank.batches(self.batch_size, self.gen)
 
     def state_dict(self) -> dict:
-        """Random state of the epochs to come (``audiolab.train.fit`` checkpoints it for an exact resume)."""
+        """Random state of the epochs to come (``audiolab.core.train.fit`` checkpoints it for an exact resume)."""
         return {"rng": self.rng.bit_generator.state, "gen": self.gen.get_state(), "fresh": self._fresh}
 
     def load_state_dict(self, state: dict) -> None:
@@ -1090,7 +1086,7 @@ def train_denoiser(model: torch.nn.Module, stream: TrainStream, data: DenoiseDat
     """Train a denoiser the same way for ``hw_cnn1d.py`` and ``hw_cnn2d.py``.
 
     Adam at ``args.lr`` with cosine decay to 5 % of it; loss :func:`spectral_loss` on the
-    model's output ``[B, F]`` against the frame's magnitudes; ``audiolab.train.fit`` with
+    model's output ``[B, F]`` against the frame's magnitudes; ``audiolab.core.train.fit`` with
     gradient clipping at 5, a checkpoint every epoch (``out_dir/checkpoint.pt``, ``--resume``)
     and, when there is a validation set, the best checkpoint by validation SNR improvement
     (:func:`validation_scores`), which is loaded back into ``model`` before returning. A best

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .io import resample
+from audiolab.core.io import resample
 
 # espeak_AUDIO_OUTPUT / espeak_PARAMETER / flags, from speak_lib.h
 _AUDIO_OUTPUT_SYNCHRONOUS = 0x02

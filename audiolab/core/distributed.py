@@ -1,4 +1,4 @@
-"""The ``torchrun`` side of :func:`audiolab.train.fit`: process group, DistributedDataParallel, batch splitting.
+"""The ``torchrun`` side of :func:`audiolab.core.train.fit`: process group, DistributedDataParallel, batch splitting.
 
 Nothing here runs without ``torchrun``: :func:`init_distributed` returns ``None`` and ``fit``
 trains in one process. Under ``torchrun`` (``torch.distributed.is_torchelastic_launched()``)
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .runtime import UserError
+from audiolab.core.runtime import UserError
 
 #: how long a rank waits for the others in one collective (rank 0 evaluating, writing figures, ...)
 DIST_TIMEOUT = datetime.timedelta(minutes=int(os.environ.get("AUDIOLAB_DIST_TIMEOUT_MIN", "60")))

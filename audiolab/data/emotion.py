@@ -5,7 +5,7 @@ What is here:
 - **Loaders** for the public layouts of six emotional-speech corpora and for a CSV
   manifest. Each lists the corpus from its file names (the sentence code gives the
   transcript, the emotion and speaker codes give the labels), then reads the audio with
-  ``audiolab.io`` (any rate, mono or stereo: resampled and down-mixed), reporting and
+  ``audiolab.core.io`` (any rate, mono or stereo: resampled and down-mixed), reporting and
   skipping unreadable, empty or silent files. Every example is
   ``(waveform, sample_rate, transcript, emotion, speaker)``.
 
@@ -30,7 +30,7 @@ What is here:
                 (paths relative to the manifest's folder)
   ============  ======================================================  ==========================
 
-- **Synthetic default**: emotional-prosody speech from eSpeak NG (``audiolab.synth``):
+- **Synthetic default**: emotional-prosody speech from eSpeak NG (``audiolab.data.synth``):
   five emotions rendered through base pitch, pitch range, speaking rate and loudness,
   many voices (eSpeak variants with per-speaker pitch/rate), 24 Harvard sentences
   (IEEE 1969, public domain). It is a demo: every output that uses it says so.
@@ -52,10 +52,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .datasets import RealDataset
-from .io import AUDIO_EXTENSIONS, find_audio_files, iter_readable
-from .runtime import UserError
-from .synth import HARVARD_SENTENCES
+from audiolab.data.common import RealDataset
+from audiolab.core.io import AUDIO_EXTENSIONS, find_audio_files, iter_readable
+from audiolab.core.runtime import UserError
+from audiolab.data.synth import HARVARD_SENTENCES
 
 # ----------------------------------------------------------------------------- corpus codes
 #: EMOVO sentence codes -> text (corpus documentation; b = brief, l = long, n = nonsense, d = question)
@@ -514,7 +514,7 @@ def find_corpus(name: str, data_root: Path) -> Path | None:
 
 
 def real_datasets() -> list[RealDataset]:
-    """The corpora as :class:`audiolab.datasets.RealDataset` entries for ``choose_dataset`` (EMOVO first)."""
+    """The corpora as :class:`audiolab.data.common.RealDataset` entries for ``choose_dataset`` (EMOVO first)."""
     return [RealDataset(name=c.name, find=lambda root, n=c.name: find_corpus(n, root), how_to_get=c.how_to_get,
                         looked_for=f"a folder named {' or '.join(c.folders)} holding {c.layout}")
             for c in CORPORA.values()]
@@ -688,11 +688,11 @@ def synthesize_emotional_speech(n_speakers: int = 8, sentences: Sequence[str] = 
 
     Raises:
         UserError: bad sizes or an unknown emotion.
-        audiolab.synth.SynthesisError: eSpeak NG is not usable.
+        audiolab.data.synth.SynthesisError: eSpeak NG is not usable.
     """
     from tqdm.auto import tqdm
 
-    from .synth import Voice, mix_at_snr, pink_noise, synthesize
+    from audiolab.data.synth import Voice, mix_at_snr, pink_noise, synthesize
 
     unknown = [e for e in emotions if e not in EMOTION_PROSODY]
     if unknown:
@@ -745,7 +745,7 @@ def synthetic_training_voices(transcripts: Sequence[str], n_voices: int, languag
 
     Raises:
         UserError: ``n_voices`` outside 1..len(SYNTH_VARIANTS) or no sentence.
-        audiolab.synth.SynthesisError: eSpeak NG is not usable.
+        audiolab.data.synth.SynthesisError: eSpeak NG is not usable.
     """
     sentences = sorted({t for t in transcripts if t.strip()})
     out = synthesize_emotional_speech(n_speakers=n_voices, sentences=sentences, per_sentence=per_sentence,
