@@ -342,11 +342,11 @@ def random_mix(clean: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.rand
                level_dbfs: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mix ``clean`` with a random segment of ``noise`` at ``snr_db``; return ``(noisy, clean)``.
 
-    The SNR is over the whole utterance (``audiolab.data.synth.mix_at_snr``). With
+    The SNR is over the whole utterance (``audiolab.augment.waveform.mix_at_snr``). With
     ``level_dbfs=(lo, hi)`` both signals are then scaled by one gain so that the mixture's
     RMS is uniform in [lo, hi] dBFS (level augmentation; the SNR is unchanged).
     """
-    from audiolab.data.synth import mix_at_snr
+    from audiolab.augment.waveform import mix_at_snr
     seg = _loop_to(noise, clean.shape[0], int(rng.integers(noise.shape[0])))
     if not np.any(seg):
         seg = rng.standard_normal(clean.shape[0]).astype(np.float32) * 1e-3
@@ -572,7 +572,7 @@ def synthetic_babble(n_samples: int, rng: np.random.Generator, talkers: int = 5)
 
 def synthetic_noises(seconds: float, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
     """White, pink and babble noise, ``seconds`` long each, unit RMS."""
-    from audiolab.data.synth import pink_noise
+    from audiolab.augment.waveform import pink_noise
     n = int(seconds * SAMPLE_RATE)
     return [("white", rng.standard_normal(n).astype(np.float32)), ("pink", pink_noise(n, rng)),
             ("babble", synthetic_babble(n, rng))]

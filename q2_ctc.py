@@ -852,7 +852,7 @@ def make_tone_sequence(rng, sample_rate: int = SAMPLE_RATE):
     Returns ``(wav float32 [n_samples], digits list[int])``. Tone 50-150 ms, gap 30-100 ms,
     SNR 10-30 dB.
     """
-    from audiolab.data.synth import mix_at_snr
+    from audiolab.augment.waveform import mix_at_snr
 
     digits = [int(d) for d in rng.integers(1, 10, size=int(rng.integers(2, 7)))]
     pieces = [np.zeros(int(rng.uniform(0.03, 0.1) * sample_rate), np.float32)]

@@ -92,6 +92,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from audiolab.core.cli import script_help
 from audiolab.data import emotion as ed
+from audiolab.data import splits
 from audiolab.data.common import SYNTHETIC_NOTE, banner, choose_dataset, resolve_data_root
 from audiolab.core.io import save_audio
 from audiolab.core.plotting import plot_confusion_matrix, plot_training_curves, save_figure
@@ -265,13 +266,13 @@ def split_indices(args, examples):
     kept = [i for i, s in enumerate(speakers) if s not in set(excluded)]
     kept_speakers = [speakers[i] for i in kept]
     if args.test_speakers:
-        train, test = ed.leave_speakers_out(kept_speakers, _speaker_list(args.test_speakers))
+        train, test = splits.leave_speakers_out(kept_speakers, _speaker_list(args.test_speakers))
     elif args.split == "random":
         print("WARNING: --split random puts every speaker in both parts: emotion accuracy and CER then measure "
               "known voices and are optimistic for new speakers.")
-        train, test = ed.random_split(len(kept), args.test_fraction, args.seed)
+        train, test = splits.random_split(len(kept), args.test_fraction, args.seed)
     else:
-        train, test = ed.speaker_split(kept_speakers, args.test_fraction, args.seed)
+        train, test = splits.speaker_split(kept_speakers, args.test_fraction, args.seed)
     train, test = [kept[i] for i in train], [kept[i] for i in test]
     check_split(train, test, [ex.emotion for ex in examples])
     tr_spk, te_spk = sorted({speakers[i] for i in train}), sorted({speakers[i] for i in test})

@@ -88,6 +88,7 @@ from sklearn.metrics import classification_report, confusion_matrix, f1_score  #
 
 from audiolab.core.cli import script_help  # noqa: E402
 from audiolab.data import keywords as kd  # noqa: E402
+from audiolab.augment.spectrogram import SpecAugment  # noqa: E402
 from audiolab.data.common import SYNTHETIC_NOTE, choose_dataset, resolve_data_root  # noqa: E402
 from audiolab.core.io import save_audio  # noqa: E402
 from audiolab.core.plotting import plot_confusion_matrix, plot_training_curves, save_figure  # noqa: E402
@@ -633,7 +634,7 @@ class Features(nn.Module):
 
     def __init__(self, kind: str, sample_rate: int, n_fft: int, hop_length: int, n_mels: int = 40,
                  n_mfcc: int = 13, cmvn: str = "mean", top_db: float = 40.0,
-                 spec_augment: kd.SpecAugment | None = None):
+                 spec_augment: SpecAugment | None = None):
         super().__init__()
         if kind not in {"mfcc", "logmel"}:
             raise ValueError(f"unknown feature kind {kind!r}")
@@ -862,7 +863,7 @@ def make_features(args: argparse.Namespace, data: kd.KwsData, n_samples: int) ->
     spec_aug = None
     if aug & {"stretch", "freq_mask", "time_mask"}:
         n_frames = n_samples // hop + 1
-        spec_aug = kd.SpecAugment(n_fft // 2 + 1, hop, stretch=(0.85, 1.15) if "stretch" in aug else None,
+        spec_aug = SpecAugment(n_fft // 2 + 1, hop, stretch=(0.85, 1.15) if "stretch" in aug else None,
                                   freq_mask=max(1, n_feat // 8) if "freq_mask" in aug else 0,
                                   time_mask=max(1, n_frames // 10) if "time_mask" in aug else 0, seed=args.seed)
     feats = Features(args.features, sr, n_fft, hop, n_mels=args.n_mels, n_mfcc=args.n_mfcc, cmvn=args.cmvn,

@@ -104,7 +104,7 @@ from audiolab.core.plotting import plot_training_curves, save_figure, spectrogra
 from audiolab.core.cli import add_data_args, base_parser, float_range, int_range, main_guard, positive_int
 from audiolab.core.outputs import write_csv, format_table, out_dir_for, read_json, write_metrics
 from audiolab.core.runtime import UserError, seed_everything, select_device
-from audiolab.data.synth import mix_at_snr
+from audiolab.augment.waveform import mix_at_snr
 from audiolab.core.train import fit, is_main_process, load_checkpoint, world_size
 
 SCRIPT = "vae_bss"

@@ -13,6 +13,7 @@ import torch
 from audiolab.core import cli, dsp, io, outputs, runtime
 from audiolab.data import common as datasets
 from audiolab.data import synth
+from audiolab.augment import waveform
 from audiolab.report import html as report
 from audiolab.core.train import fit, load_checkpoint
 
@@ -259,17 +260,17 @@ def test_synthesize_is_the_same_in_every_process():
 
 def test_noise_and_mixing():
     rng = np.random.default_rng(0)
-    pink = synth.pink_noise(2 ** 16, rng)
+    pink = waveform.pink_noise(2 ** 16, rng)
     f = np.fft.rfftfreq(2 ** 16)[1:]
     power = np.abs(np.fft.rfft(pink))[1:] ** 2
     slope = np.polyfit(np.log10(f), np.log10(power), 1)[0]
     assert -1.2 < slope < -0.8                          # 1/f power
     clean = rng.standard_normal(8000).astype(np.float32)
-    mix, noise = synth.mix_at_snr(clean, rng.standard_normal(8000).astype(np.float32), 5.0)
+    mix, noise = waveform.mix_at_snr(clean, rng.standard_normal(8000).astype(np.float32), 5.0)
     assert abs(10 * np.log10(np.mean(clean ** 2) / np.mean(noise ** 2)) - 5.0) < 1e-3
     np.testing.assert_allclose(mix, clean + noise, atol=1e-6)
     with pytest.raises(ValueError, match="silent"):
-        synth.mix_at_snr(np.zeros(10, np.float32), np.ones(10, np.float32), 0)
+        waveform.mix_at_snr(np.zeros(10, np.float32), np.ones(10, np.float32), 0)
 
 
 # ------------------------------------------------------------------------ report

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from audiolab.data import emotion as ed
+from audiolab.data import splits
 from audiolab.core.runtime import UserError
 
 
@@ -141,21 +142,21 @@ def test_folder_without_recognised_files_names_the_layout(tmp_path):
 # ----------------------------------------------------------------------------- splits
 def test_speaker_split_is_disjoint_seeded_and_large_enough():
     speakers = [f"s{i % 7}" for i in range(140)]
-    train, test = ed.speaker_split(speakers, 0.2, seed=3)
+    train, test = splits.speaker_split(speakers, 0.2, seed=3)
     assert sorted(train + test) == list(range(140))
     assert not {speakers[i] for i in train} & {speakers[i] for i in test}
     assert len(test) >= 0.2 * 140 and len(train) > 0
-    assert ed.speaker_split(speakers, 0.2, seed=3) == (train, test)
+    assert splits.speaker_split(speakers, 0.2, seed=3) == (train, test)
     with pytest.raises(UserError, match="at least two speakers"):
-        ed.speaker_split(["a"] * 5)
+        splits.speaker_split(["a"] * 5)
 
 
 def test_leave_speakers_out_and_random_split():
     speakers = ["f1", "f2", "m1", "f1"]
-    assert ed.leave_speakers_out(speakers, ["f1"]) == ([1, 2], [0, 3])
+    assert splits.leave_speakers_out(speakers, ["f1"]) == ([1, 2], [0, 3])
     with pytest.raises(UserError, match="not in the data"):
-        ed.leave_speakers_out(speakers, ["m9"])
-    train, test = ed.random_split(50, 0.2, seed=0)
+        splits.leave_speakers_out(speakers, ["m9"])
+    train, test = splits.random_split(50, 0.2, seed=0)
     assert len(test) == 10 and sorted(train + test) == list(range(50))
 
 

@@ -15,6 +15,7 @@ import torchaudio.transforms as T
 REPO = Path(__file__).resolve().parent.parent
 import speechcommands_rnn as kws
 from audiolab.data import keywords as kd
+from audiolab.augment.spectrogram import SpecAugment
 from audiolab.core.cli import main_guard
 from audiolab.core.train import load_checkpoint
 
@@ -71,7 +72,7 @@ def test_padding_frames_are_zero_and_left_out_of_cmvn():
 
 
 def test_spec_augment_only_when_augmenting():
-    sa = kd.SpecAugment(129, 80, stretch=(0.9, 1.1), freq_mask=3, time_mask=10, stretch_prob=1.0)
+    sa = SpecAugment(129, 80, stretch=(0.9, 1.1), freq_mask=3, time_mask=10, stretch_prob=1.0)
     f = _features("mfcc", spec_augment=sa)
     wav = torch.randn(4, 8000)
     torch.testing.assert_close(f(wav), f(wav))  # eval path is deterministic

@@ -11,6 +11,8 @@ import soundfile as sf
 import torch
 
 from audiolab.data import keywords as kd
+from audiolab.augment import waveform
+from audiolab.augment.spectrogram import SpecAugment
 from audiolab.core.runtime import UserError
 
 
@@ -215,19 +217,19 @@ def test_pad_collate_centres_and_crops():
 
 def test_time_shift_matches_roll_with_zero_fill():
     x = np.arange(1, 11, dtype=np.float32)
-    assert kd.time_shift(x, 3).tolist() == [0, 0, 0, 1, 2, 3, 4, 5, 6, 7]
-    assert kd.time_shift(x, -2).tolist() == [3, 4, 5, 6, 7, 8, 9, 10, 0, 0]
-    assert kd.time_shift(x, 0).tolist() == x.tolist()
+    assert waveform.time_shift(x, 3).tolist() == [0, 0, 0, 1, 2, 3, 4, 5, 6, 7]
+    assert waveform.time_shift(x, -2).tolist() == [3, 4, 5, 6, 7, 8, 9, 10, 0, 0]
+    assert waveform.time_shift(x, 0).tolist() == x.tolist()
 
 
 def test_speed_perturb_scales_duration_and_pitch():
     sr = 8000
     x = _tone(1.0, sr, 500.0)
-    y = kd.speed_perturb(x, 1.25, sr)
+    y = waveform.speed_perturb(x, 1.25, sr)
     assert abs(len(y) - len(x) / 1.25) <= 2
     freq = np.argmax(np.abs(np.fft.rfft(y))) * sr / len(y)
     assert abs(freq - 625.0) < 5.0
-    assert kd.speed_perturb(x, 1.0, sr) is x
+    assert waveform.speed_perturb(x, 1.0, sr) is x
 
 
 def test_trim_silence_keeps_the_word_and_a_margin():
@@ -236,13 +238,13 @@ def test_trim_silence_keeps_the_word_and_a_margin():
     word = _tone(0.3, sr, 500.0)
     floor = (1e-4 * rng.standard_normal(int(0.4 * sr))).astype(np.float32)  # about -77 dB re the tone
     x = np.concatenate([floor, word, floor[: int(0.2 * sr)]])
-    y = kd.trim_silence(x, sr, top_db=30.0, margin_s=0.03)
+    y = waveform.trim_silence(x, sr, top_db=30.0, margin_s=0.03)
     # the word (0.3 s) is kept whole, with about 30 ms on each side (frames are 25 ms / 10 ms hop)
     assert 0.3 * sr <= len(y) <= (0.3 + 2 * 0.03 + 0.04) * sr
     start = int(np.flatnonzero(np.abs(y) > 0.1)[0])
     assert 0.01 * sr <= start <= 0.06 * sr
     silent = np.zeros(800, np.float32)
-    assert kd.trim_silence(silent, sr) is silent
+    assert waveform.trim_silence(silent, sr) is silent
     # _silence_ clips are left alone by trim_clips
     data = kd.KwsData("t", "real", sr, ["yes", kd.SILENCE],
                       [kd.Clip(x.copy(), "yes", "s", "train", "a", sr),
@@ -255,11 +257,11 @@ def test_add_noise_hits_the_snr():
     rng = np.random.default_rng(0)
     x = _tone(1.0, 8000)
     noise = [rng.standard_normal(20000).astype(np.float32)]
-    y = kd.add_noise(x, noise, 10.0, rng)
+    y = waveform.add_noise(x, noise, 10.0, rng)
     snr = 10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean((y - x).astype(np.float64) ** 2))
     assert abs(snr - 10.0) < 0.05
     silent = np.zeros(100, np.float32)
-    assert kd.add_noise(silent, noise, 10.0, rng) is silent
+    assert waveform.add_noise(silent, noise, 10.0, rng) is silent
 
 
 def test_dataset_augments_only_when_asked():
@@ -276,7 +278,7 @@ def test_dataset_augments_only_when_asked():
 
 def test_spec_augment_masks_and_stretch_keep_shape():
     torch.manual_seed(0)
-    sa = kd.SpecAugment(129, 80, stretch=(0.8, 0.8), freq_mask=4, time_mask=10, stretch_prob=1.0)
+    sa = SpecAugment(129, 80, stretch=(0.8, 0.8), freq_mask=4, time_mask=10, stretch_prob=1.0)
     feats = torch.ones(8, 20, 101)
     masked = sa.mask(feats)
     assert masked.shape == feats.shape and (masked == 0).any() and (masked == 1).any()

@@ -27,7 +27,7 @@ says) are kept with what they hold. Every such event is listed in ``KwsData.issu
 
 Batching and augmentation: :class:`KwsDataset` (waveform augmentation for training only:
 time shift, speed perturbation, background noise at a random SNR), :class:`PadCollate`
-(pad / crop to a fixed length) and :class:`SpecAugment` (``TimeStretch``,
+(pad / crop to a fixed length) and :class:`audiolab.augment.spectrogram.SpecAugment` (``TimeStretch``,
 ``FrequencyMasking``, ``TimeMasking``; Park et al. 2019, arXiv:1904.08779).
 """
 
@@ -46,14 +46,13 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio
-import torchaudio.functional as AF
-import torchaudio.transforms as T
 from tqdm.auto import tqdm
 
 from audiolab.data.common import RealDataset, first_existing
 from audiolab.core.io import AudioReadError, find_audio_files, load_audio
 from audiolab.core.runtime import UserError
-from audiolab.data.synth import VARIANTS, Voice, mix_at_snr, pink_noise, synthesize
+from audiolab.augment.waveform import add_noise, mix_at_snr, pink_noise, speed_perturb, time_shift, trim_silence
+from audiolab.data.synth import VARIANTS, Voice, synthesize
 
 KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -801,25 +800,6 @@ def synthetic_noise_bank(sample_rate: int, seed: int = 0, seconds: float = 10.0)
 
 
 # ----------------------------------------------------------------------------- silence trimming
-def trim_silence(wav: np.ndarray, sample_rate: int, top_db: float = 30.0, margin_s: float = 0.03) -> np.ndarray:
-    """Cut leading / trailing frames more than ``top_db`` dB below the clip's loudest frame.
-
-    ``[n_samples]`` -> ``[n_kept]`` (``librosa.effects.trim`` with 25 ms frames and a 10 ms hop,
-    then ``margin_s`` of the original kept on either side). FSDD's speakers differ a lot in how
-    much silence surrounds the word (lucas: about 0.2 s of 0.54 s); trimming before the centred
-    padding puts every word at the same place in the window, train and test alike. Silent or
-    empty clips are returned unchanged.
-    """
-    import librosa  # heavy import, only needed here
-
-    if len(wav) == 0 or not np.any(wav):
-        return wav
-    frame, hop = int(0.025 * sample_rate), int(0.010 * sample_rate)
-    _, (start, end) = librosa.effects.trim(wav, top_db=top_db, frame_length=frame, hop_length=hop)
-    margin = int(margin_s * sample_rate)
-    return wav[max(0, start - margin):min(len(wav), end + margin)]
-
-
 def trim_clips(data: KwsData, top_db: float) -> KwsData:
     """:func:`trim_silence` on every clip of ``data`` (in place) except ``_silence_`` clips."""
     for c in data.clips:
@@ -847,41 +827,6 @@ class WaveAugment:
     noise_prob: float = 0.5
     snr_db: tuple[float, float] = (5.0, 25.0)
     gain_db: tuple[float, float] = (-6.0, 6.0)
-
-
-def time_shift(wav: np.ndarray, shift: int) -> np.ndarray:
-    """Shift ``[n_samples]`` by ``shift`` samples (positive = later), zero fill, same length."""
-    out = np.zeros_like(wav)
-    if shift >= 0:
-        out[shift:] = wav[:len(wav) - shift] if shift < len(wav) else []
-    else:
-        out[:shift] = wav[-shift:]
-    return out
-
-
-def speed_perturb(wav: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
-    """Play ``wav`` ``factor`` times faster (duration / factor, pitch * factor) by resampling.
-
-    ``[n_samples]`` -> ``[round(n_samples / factor)]`` (``torchaudio.functional.resample``).
-    """
-    if factor == 1.0:
-        return wav
-    new_rate = int(round(sample_rate / factor / 100.0) * 100)  # keep the gcd large: fast polyphase kernels
-    out = AF.resample(torch.from_numpy(np.ascontiguousarray(wav)), sample_rate, new_rate)
-    return out.numpy()
-
-
-def add_noise(wav: np.ndarray, noises: Sequence[np.ndarray], snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Mix a random stretch of a random noise recording into ``wav`` at ``snr_db`` dB (silent clips unchanged)."""
-    if not noises or not np.any(wav):
-        return wav
-    src = noises[int(rng.integers(len(noises)))]
-    n = len(wav)
-    off = int(rng.integers(0, max(len(src) - n, 0) + 1))
-    seg = np.resize(src[off:off + n], n)
-    if not np.any(seg):
-        return wav
-    return mix_at_snr(wav, seg.astype(np.float32), snr_db)[0]
 
 
 class KwsDataset(torch.utils.data.Dataset):
@@ -954,55 +899,6 @@ class PadCollate:
         lengths = torch.tensor([min(w.shape[-1], self.n_samples) for w in wavs], dtype=torch.long)
         out = torch.stack([self.fit(w) for w in wavs])
         return out, torch.tensor(labels, dtype=torch.long), lengths, torch.tensor(indices, dtype=torch.long)
-
-
-class SpecAugment(torch.nn.Module):
-    """Spectrogram augmentation for training batches (Park et al. 2019, arXiv:1904.08779).
-
-    ``stretch(spec)`` takes a complex STFT ``[B, n_freq, n_frames]``
-    (``torchaudio.transforms.TimeStretch``, a phase vocoder: tempo changes, pitch does not; a
-    random rate from ``stretch``, then cropped / padded back to ``n_frames``). ``mask`` applies ``FrequencyMasking`` and
-    ``TimeMasking`` (``n_masks`` of each, independent per clip) to a real feature map.
-    """
-
-    def __init__(self, n_freq: int, hop_length: int, stretch: tuple[float, float] | None = (0.85, 1.15),
-                 freq_mask: int = 0, time_mask: int = 0, n_masks: int = 2, stretch_prob: float = 0.4,
-                 seed: int = 0):
-        super().__init__()
-        self.stretch_range, self.stretch_prob = stretch, stretch_prob
-        self.time_stretch = T.TimeStretch(hop_length=hop_length, n_freq=n_freq) if stretch else None
-        self.freq_masking = T.FrequencyMasking(freq_mask, iid_masks=True) if freq_mask > 0 else None
-        self.time_masking = T.TimeMasking(time_mask, iid_masks=True) if time_mask > 0 else None
-        self.n_masks = n_masks
-        self.gen = np.random.default_rng(seed)
-
-    def stretch(self, spec: torch.Tensor) -> torch.Tensor:
-        """Time-stretch a complex ``[B, n_freq, n_frames]`` by a random rate, then crop / pad to ``n_frames``.
-
-        Applied to a batch with probability ``stretch_prob``, one rate per batch: the phase vocoder
-        is the costliest step of a training batch on a CPU (about as costly as an LSTM step
-        over the batch), and batches are reshuffled every epoch, so every clip still meets many rates.
-        """
-        if self.time_stretch is None or self.gen.random() >= self.stretch_prob:
-            return spec
-        n_frames = spec.shape[-1]
-        rate = float(self.gen.uniform(*self.stretch_range))
-        y = self.time_stretch(spec, rate)
-        if y.shape[-1] >= n_frames:
-            start = (y.shape[-1] - n_frames) // 2
-            return y[..., start:start + n_frames]
-        left = (n_frames - y.shape[-1]) // 2
-        return torch.nn.functional.pad(y, (left, n_frames - y.shape[-1] - left))
-
-    def mask(self, feats: torch.Tensor) -> torch.Tensor:
-        """Frequency and time masks on a real ``[B, n_bins, n_frames]`` (masked cells set to 0)."""
-        x = feats.unsqueeze(1)  # iid_masks needs [B, C, F, T]
-        for _ in range(self.n_masks):
-            if self.freq_masking is not None:
-                x = self.freq_masking(x)
-            if self.time_masking is not None:
-                x = self.time_masking(x)
-        return x.squeeze(1)
 
 
 def dataset_splits_summary(data: KwsData) -> str:

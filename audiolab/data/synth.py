@@ -193,29 +193,3 @@ def random_voice(rng: np.random.Generator, language: str = "en-us", rate=(120, 2
     return Voice(name=f"{language}+{variant}", rate=int(rng.integers(*rate)), pitch=int(rng.integers(*pitch)),
                  pitch_range=int(rng.integers(*pitch_range)), volume=int(rng.integers(*volume)))
 
-
-def pink_noise(n_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """Pink (1/f power) noise, ``[n_samples]`` float32, unit RMS, shaped in the frequency domain."""
-    spec = rng.standard_normal(n_samples // 2 + 1) + 1j * rng.standard_normal(n_samples // 2 + 1)
-    f = np.arange(n_samples // 2 + 1, dtype=np.float64)
-    f[0] = 1.0
-    x = np.fft.irfft(spec / np.sqrt(f), n=n_samples)
-    return (x / (np.sqrt(np.mean(x ** 2)) + 1e-12)).astype(np.float32)
-
-
-def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> tuple[np.ndarray, np.ndarray]:
-    """Scale ``noise`` so that ``10 log10(P_clean / P_noise) = snr_db``; return ``(mixture, scaled_noise)``.
-
-    Both inputs are ``[n_samples]`` of equal length.
-
-    Raises:
-        ValueError: lengths differ, or the clean signal or the noise is silent.
-    """
-    if clean.shape != noise.shape:
-        raise ValueError(f"clean and noise lengths differ: {clean.shape} vs {noise.shape}")
-    p_clean = float(np.mean(clean.astype(np.float64) ** 2))
-    p_noise = float(np.mean(noise.astype(np.float64) ** 2))
-    if p_clean == 0 or p_noise == 0:
-        raise ValueError("cannot mix at an SNR: the clean signal or the noise is silent")
-    scaled = noise * np.sqrt(p_clean / (p_noise * 10 ** (snr_db / 10)))
-    return (clean + scaled).astype(np.float32), scaled.astype(np.float32)
