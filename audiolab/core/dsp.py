@@ -63,7 +63,8 @@ def from_magnitude_phase(magnitude: torch.Tensor, phase: torch.Tensor, n_fft: in
     return istft(torch.polar(magnitude.clamp_min(0), phase), n_fft=n_fft, hop_length=hop_length, length=length)
 
 
-def amplitude_to_db(magnitude, top_db: float | None = 80.0, ref: float | str = "max", amin: float = 1e-10) -> np.ndarray:
+def amplitude_to_db(magnitude, top_db: float | None = 80.0, ref: float | str = "max",
+                    amin: float = 1e-10) -> np.ndarray:
     """``20 log10(|X| / ref)`` in dB as a NumPy array.
 
     Args:

@@ -1,4 +1,4 @@
-"""One training loop for every script: tqdm bar, per-epoch CSV log, checkpoints, exact resume, torchrun.
+"""One training loop for every script: progress bar, per-epoch CSV log, checkpoints, exact resume, torchrun.
 
 Usage::
 
@@ -42,330 +42,37 @@ The machinery is in :mod:`audiolab.core.distributed`; see ``experiments/ddp.md``
 
 Reading order: :func:`fit` (at the end) is the algorithm -- set up (:func:`_set_up`), maybe
 resume (:func:`_resume`), then per epoch train (:func:`_train_epoch`, :func:`_train_step`),
-reduce over ranks, evaluate, log and checkpoint (:func:`_save_epoch`); the helpers above it
-keep the random state, the resume fingerprints and the history.
+reduce over ranks, evaluate, log and checkpoint (:func:`_save_epoch`). The random states and
+resume fingerprints a checkpoint holds are :mod:`audiolab.core.checkpoint`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import math
-import random
-import re
 import time
-import types
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
 
-from audiolab.core.distributed import (DistContext, broadcast, count_ranks, distribute, gather, init_distributed, sync_gradients,
-                          world_size, zero_loss)
-from audiolab.core.outputs import atomic_write, write_csv
+from audiolab.core.distributed import (DistContext, broadcast, count_ranks, distribute, gather, init_distributed,
+                                       sync_gradients, world_size, zero_loss)
+from audiolab.core.checkpoint import (capture_random_state, config_fingerprint, data_fingerprint, find_generators,
+                                      fingerprint_mismatch, load_checkpoint, restore_random_state, save_checkpoint,
+                                      set_global_rng_state)
+from audiolab.core.outputs import write_csv
+from audiolab.core.progress import progress as progress_bar
+from audiolab.core.progress import write as write_line
 from audiolab.core.runtime import UserError, is_main_process
 
 StepFn = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, Mapping[str, float]]"]
 
-#: config keys that may change between a run and its ``--resume`` (where it runs, how long, what it prints)
-RESUME_FREE_KEYS = frozenset({"resume", "epochs", "device", "out_dir", "threads", "num_workers", "workers", "amp",
-                              "data_root", "download", "progress", "quiet", "verbose", "max_wavs", "save_audio",
-                              "command", "func"})
-
 __all__ = ["fit", "History", "save_checkpoint", "load_checkpoint", "data_fingerprint", "config_fingerprint",
            "is_main_process", "world_size", "write_log_csv", "to_device"]
-
-
-def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
-    """``torch.save`` to a temp file, then rename (never a half-written checkpoint)."""
-    path = Path(path)
-    with atomic_write(path) as tmp:
-        torch.save(dict(state), tmp)
-    return path
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint`.
-
-    Raises:
-        UserError: the file is missing or cannot be read (e.g. truncated).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"checkpoint {path} does not exist; train first (without --resume)")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # truncated / corrupt file
-        raise UserError(f"checkpoint {path} cannot be read ({err}); delete it and train again") from None
-
-
-# ------------------------------------------------------------------------------- random state
-_GENERATOR_TYPES = (torch.Generator, np.random.Generator, np.random.RandomState, random.Random)
-
-
-def _rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _find_generators(roots: Mapping[str, Any], depth: int = 3) -> dict[str, Any]:
-    """Random generators held as attributes of ``roots`` (and of their attributes, ``depth`` levels down).
-
-    Lists, dicts, tensors and arrays are not searched (datasets keep their examples there);
-    of a ``torch.nn.Module`` every submodule's attributes are searched. Returns
-    ``{"loader.sampler.generator": gen, ...}`` in a deterministic order, each generator once.
-    """
-    found: dict[str, Any] = {}
-    seen: set[int] = set()
-
-    def visit(obj: Any, path: str, level: int) -> None:
-        if id(obj) in seen:
-            return
-        if isinstance(obj, _GENERATOR_TYPES):
-            seen.add(id(obj))
-            found[path] = obj
-            return
-        if level == 0 or obj is None or isinstance(obj, (str, bytes, int, float, bool, Path, torch.Tensor, np.ndarray,
-                                                         list, tuple, dict, set, frozenset, type, types.ModuleType,
-                                                         types.FunctionType, types.MethodType)):
-            return
-        seen.add(id(obj))
-        if isinstance(obj, torch.nn.Module):
-            for name, module in obj.named_modules():
-                seen.add(id(module))
-                for key, value in vars(module).items():
-                    if not isinstance(value, torch.nn.Module):
-                        visit(value, f"{path}.{name}.{key}" if name else f"{path}.{key}", 1)
-            return
-        attrs = getattr(obj, "__dict__", None)
-        if attrs is None:
-            return
-        for key, value in list(attrs.items()):
-            if key != "_iterator":  # a DataLoader's live iterator
-                visit(value, f"{path}.{key}", level - 1)
-
-    for name, root in roots.items():
-        visit(root, name, depth)
-    return found
-
-
-def _generator_state(gen: Any) -> Any:
-    if isinstance(gen, torch.Generator):
-        return gen.get_state()
-    if isinstance(gen, np.random.Generator):
-        return gen.bit_generator.state
-    if isinstance(gen, np.random.RandomState):
-        return gen.get_state()
-    return gen.getstate()
-
-
-def _set_generator_state(gen: Any, state: Any) -> None:
-    if isinstance(gen, torch.Generator):
-        gen.set_state(state)
-    elif isinstance(gen, np.random.Generator):
-        gen.bit_generator.state = state
-    elif isinstance(gen, np.random.RandomState):
-        gen.set_state(state)
-    else:
-        gen.setstate(state)
-
-
-def _has_state_protocol(loader: Any) -> bool:
-    return (not isinstance(loader, torch.utils.data.DataLoader) and callable(getattr(loader, "state_dict", None))
-            and callable(getattr(loader, "load_state_dict", None)))
-
-
-def _random_state(loader: Any, generators: Mapping[str, Any]) -> dict:
-    """Everything random the next epoch depends on, for this process."""
-    return {"rng": _rng_state(), "generators": {k: _generator_state(g) for k, g in generators.items()},
-            "loader": loader.state_dict() if _has_state_protocol(loader) else None}
-
-
-def _restore_random_state(entry: Mapping[str, Any], loader: Any, generators: Mapping[str, Any]) -> None:
-    if entry.get("rng") is not None:
-        _set_rng_state(entry["rng"])
-    missing = []
-    for key, value in (entry.get("generators") or {}).items():
-        if key in generators:
-            _set_generator_state(generators[key], value)
-        else:
-            missing.append(key)
-    if missing:
-        warnings.warn(f"the checkpoint holds random state for {', '.join(missing)}, which this run does not have; "
-                      "the resumed epochs may differ from an uninterrupted run", stacklevel=4)
-    if entry.get("loader") is not None and _has_state_protocol(loader):
-        loader.load_state_dict(entry["loader"])
-
-
-# ------------------------------------------------------------------------------- fingerprints
-def _digest_update(h: "hashlib._Hash", obj: Any, depth: int, stack: set[int], max_bytes: int) -> None:
-    """Feed a canonical description of ``obj`` into ``h`` (content of arrays, not their addresses)."""
-    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
-        h.update(f"{type(obj).__name__}:{obj!r};".encode())
-        return
-    if isinstance(obj, Path):
-        h.update(f"path:{obj};".encode())
-        return
-    if isinstance(obj, torch.Tensor):
-        obj = obj.detach().cpu()
-        if obj.dtype == torch.bfloat16:
-            obj = obj.view(torch.int16)
-        obj = obj.contiguous().numpy()
-    if isinstance(obj, np.ndarray):
-        h.update(f"array:{obj.dtype}:{obj.shape};".encode())
-        flat = np.ascontiguousarray(obj).reshape(-1).view(np.uint8) if obj.dtype != object else None
-        if flat is None:
-            for item in obj.reshape(-1).tolist():
-                _digest_update(h, item, depth - 1, stack, max_bytes)
-        elif flat.size <= max_bytes:
-            h.update(flat.tobytes())
-        else:  # large arrays: head, tail and an even sample (content changes of real data show up in all three)
-            q = max_bytes // 4
-            h.update(flat[:q].tobytes())
-            h.update(flat[-q:].tobytes())
-            h.update(flat[:: max(1, flat.size // (2 * q))][:2 * q].tobytes())
-        return
-    if isinstance(obj, _GENERATOR_TYPES) or isinstance(obj, (torch.nn.Module, type, types.ModuleType,
-                                                             types.FunctionType, types.MethodType,
-                                                             types.BuiltinFunctionType)):
-        h.update(f"{type(obj).__name__};".encode())  # state that changes while training, or code
-        return
-    if depth <= 0 or id(obj) in stack:
-        h.update(f"{type(obj).__name__}:...;".encode())
-        return
-    stack.add(id(obj))
-    try:
-        if isinstance(obj, (list, tuple)):
-            h.update(f"{type(obj).__name__}[{len(obj)}];".encode())
-            for item in obj:
-                _digest_update(h, item, depth - 1, stack, max_bytes)
-        elif isinstance(obj, Mapping):
-            h.update(f"map[{len(obj)}];".encode())
-            for key in sorted(obj, key=repr):
-                h.update(f"{key!r}=".encode())
-                _digest_update(h, obj[key], depth - 1, stack, max_bytes)
-        elif isinstance(obj, (set, frozenset)):
-            h.update(f"set:{sorted(map(repr, obj))!r};".encode())
-        elif hasattr(obj, "__dict__"):
-            h.update(f"{type(obj).__qualname__}{{".encode())
-            _digest_update(h, {k: v for k, v in vars(obj).items() if k != "_iterator"}, depth - 1, stack, max_bytes)
-            h.update(b"}")
-        else:
-            h.update(f"{type(obj).__qualname__};".encode())
-    finally:
-        stack.discard(id(obj))
-
-
-def data_fingerprint(data: Any, *, max_array_bytes: int = 16 << 20) -> dict:
-    """A content fingerprint of training data, to tell on ``--resume`` whether the data are the same.
-
-    Args:
-        data: a ``DataLoader`` (its dataset is used), a dataset, a tensor / array, or any
-            object whose attributes hold the data (lists of clips, tensors, paths, labels).
-            Random generators, modules and functions are left out (they change while
-            training or are code); arrays are hashed by content (those over
-            ``max_array_bytes`` by a head, tail and even sample of their bytes).
-
-    Returns:
-        ``{"sha256": hex, "parts": {attribute: sha256 hex}, "items": len(data) or None}``;
-        ``parts`` lets a mismatch name which attribute (e.g. ``clips``) differs.
-    """
-    if isinstance(data, torch.utils.data.DataLoader):
-        data = data.dataset
-    if isinstance(data, torch.utils.data.TensorDataset):
-        parts_src = {f"tensors[{i}]": t for i, t in enumerate(data.tensors)}
-    elif hasattr(data, "__dict__") and not isinstance(data, (torch.Tensor, np.ndarray)):
-        parts_src = {k: v for k, v in vars(data).items() if k != "_iterator"}
-    else:
-        parts_src = {"data": data}
-    parts = {}
-    for key, value in parts_src.items():
-        h = hashlib.sha256()
-        _digest_update(h, value, 8, set(), max_array_bytes)
-        parts[key] = h.hexdigest()
-    total = hashlib.sha256(repr(sorted(parts.items())).encode()).hexdigest()
-    try:
-        items = len(data)
-    except TypeError:
-        items = None
-    return {"sha256": total, "parts": parts, "items": items}
-
-
-def _plain(value: Any) -> Any:
-    """JSON-like, address-free form of a config value (for comparing two runs' settings)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if callable(value) and hasattr(value, "__qualname__"):
-        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", str(value))
-
-
-def config_fingerprint(config: Mapping[str, Any] | None) -> dict:
-    """The settings a resumed run must share with the run that wrote the checkpoint.
-
-    Every key of ``config`` except :data:`RESUME_FREE_KEYS` (where and how long it runs,
-    what it prints) and folders (``*_dir``, ``*_root``: the data are compared by content,
-    :func:`data_fingerprint`), in a plain, comparable form.
-    """
-    return {str(k): _plain(v) for k, v in (config or {}).items()
-            if k not in RESUME_FREE_KEYS and not str(k).endswith(("_dir", "_root"))}
-
-
-def _short(value: Any, width: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[:width - 3] + "..."
-
-
-def _fingerprint_mismatch(saved: Mapping[str, Any] | None, current: Mapping[str, Any]) -> list[str]:
-    """Human-readable differences between a checkpoint's fingerprint and this run's (empty when they agree)."""
-    if not saved:
-        return []
-    problems = []
-    old_cfg, new_cfg = saved.get("config"), current["config"]
-    if old_cfg is not None:
-        keys = sorted(set(old_cfg) | set(new_cfg))
-        diffs = [f"{k} {_short(old_cfg.get(k, '(unset)'))} -> {_short(new_cfg.get(k, '(unset)'))}"
-                 for k in keys if old_cfg.get(k, "(unset)") != new_cfg.get(k, "(unset)")]
-        if diffs:
-            problems.append("settings differ: " + "; ".join(diffs))
-    old_data, new_data = saved.get("data"), current.get("data")
-    if old_data and new_data and old_data.get("sha256") != new_data.get("sha256"):
-        parts = [k for k in sorted(set(old_data.get("parts", {})) | set(new_data.get("parts", {})))
-                 if old_data.get("parts", {}).get(k) != new_data.get("parts", {}).get(k)]
-        items = ""
-        if old_data.get("items") is not None or new_data.get("items") is not None:
-            items = f", {old_data.get('items')} items then, {new_data.get('items')} now"
-        problems.append(f"the training data differ (in {', '.join(parts) or 'content'}{items})")
-    old_world, new_world = saved.get("world_size", 1), current.get("world_size", 1)
-    if old_world != new_world:
-        problems.append(f"world_size {old_world} -> {new_world} (torchrun processes; the effective batch size "
-                        "would change)")
-    return problems
 
 
 # ------------------------------------------------------------------------------- history
@@ -415,7 +122,7 @@ class _Run:
     step_fn: StepFn
     step_model: Any  # what step_fn gets: the model, or a StepModel over DistributedDataParallel under torchrun
     batches_of: Callable[[int], Any]  # epoch -> this process's batches of that epoch
-    generators: dict[str, Any]  # random generators found on the loader and the model (see _find_generators)
+    generators: dict[str, Any]  # random generators found on the loader and the model (see find_generators)
     params: list[torch.nn.Parameter]
     device: torch.device
     ctx: DistContext | None  # None without torchrun
@@ -446,7 +153,7 @@ def _set_up(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler:
     ctx = init_distributed(torch.device(device))
     device = ctx.device if ctx is not None else torch.device(device)
     model.to(device)
-    generators = _find_generators({"loader": train_loader, "model": model})
+    generators = find_generators({"loader": train_loader, "model": model})
     if isinstance(train_loader, torch.utils.data.DataLoader) and train_loader.persistent_workers:
         warnings.warn("a DataLoader with persistent_workers keeps its workers' random state out of the checkpoint; "
                       "a resumed run will not repeat the uninterrupted one exactly", stacklevel=3)
@@ -475,7 +182,7 @@ def _load_for_resume(checkpoint_path: str | Path | None, fingerprint: Mapping[st
             if checkpoint_path is None:
                 raise UserError("--resume needs a checkpoint path")
             state = load_checkpoint(checkpoint_path, map_location="cpu")
-            problems = _fingerprint_mismatch(state.get("fingerprint"), fingerprint)
+            problems = fingerprint_mismatch(state.get("fingerprint"), fingerprint)
             if problems:
                 raise UserError(f"cannot --resume from {checkpoint_path}: it was written by a run with other "
                                 f"settings or data -- {'; '.join(problems)}. Rerun with the checkpoint's settings, "
@@ -495,7 +202,7 @@ def _resume(run: _Run, checkpoint_path: str | Path | None, fingerprint: Mapping[
             epochs: int) -> tuple[int, Any]:
     """Continue from ``checkpoint_path``: check it was written by a run with this fingerprint, then load
     the model, optimizer, scheduler and GradScaler state, the history and its times, and this rank's
-    random state (:func:`_restore_random_state`).
+    random state (:func:`restore_random_state`).
 
     Returns:
         ``(first epoch to train, best value of best_key so far or None)``.
@@ -520,9 +227,9 @@ def _resume(run: _Run, checkpoint_path: str | Path | None, fingerprint: Mapping[
     history.train_cpu_seconds = float(state.get("train_cpu_seconds", 0.0))
     ranks = state.get("random_state")
     if ranks:
-        _restore_random_state(ranks[run.ctx.rank if run.ctx else 0], run.loader, run.generators)
+        restore_random_state(ranks[run.ctx.rank if run.ctx else 0], run.loader, run.generators)
     elif "rng" in state:  # written before the generators were saved
-        _set_rng_state(state["rng"])
+        set_global_rng_state(state["rng"])
     start_epoch = int(state["epoch"]) + 1
     if run.main:
         print(f"resumed from {checkpoint_path} after epoch {state['epoch']}")
@@ -635,8 +342,7 @@ def _train_epoch(run: _Run, epoch: int, label: str, progress: bool) -> _EpochSum
                    else len(run.loader) // run.world)
     except TypeError:
         n_steps = None
-    bar = tqdm(batches, total=n_steps, desc=label, leave=False, disable=not progress or not run.main,
-               dynamic_ncols=True)
+    bar = progress_bar(batches, desc=label, total=n_steps, disable=not progress or not run.main)
     for batch in bar:
         step = _train_step(run, batch, epoch)
         if step is not None:
@@ -659,7 +365,7 @@ def _log_epoch(row: Mapping[str, Any], history: History, log_path: str | Path | 
     """Print the epoch's finite metrics under the progress bar and rewrite the CSV log (rank 0 only)."""
     shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)
                       and math.isfinite(v))
-    tqdm.write(f"{label}: {shown}")
+    write_line(f"{label}: {shown}")
     if log_path is not None:
         write_log_csv(log_path, history)
 
@@ -688,7 +394,7 @@ def _checkpoint_state(run: _Run, epoch: int, history: History, random_state: lis
 
 def _save_epoch(run: _Run, checkpoint_path: str | Path, improved: bool, **state_parts: Any) -> None:
     """Gather every rank's random state; rank 0 saves the checkpoint (and ``<stem>_best.pt`` when ``improved``)."""
-    random_state = gather(_random_state(run.loader, run.generators), run.ctx)
+    random_state = gather(capture_random_state(run.loader, run.generators), run.ctx)
     if run.main:
         state = _checkpoint_state(run, random_state=random_state, **state_parts)
         save_checkpoint(checkpoint_path, state)
