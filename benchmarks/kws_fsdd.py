@@ -23,18 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-import torch
-
 import speechcommands_rnn as kws
-from audiolab.data import keywords as kd
 from audiolab.core.outputs import format_table, write_csv
+from audiolab.data import keywords as kd
+from jobs import REPO, Job, JobFailed, run_jobs, script
 
 TARGETS = {"cnn_lstm": 0.93, "lstm": 0.88}
 BUDGET_S = 15 * 60
@@ -55,10 +50,9 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "kws_fsdd.csv")
     p.add_argument("--jobs", type=int, default=1,
-                   help="folds run in this many parallel processes (each with --threads threads; default 1)")
+                   help="folds run at the same time, each its own process with --threads threads (default 1)")
     p.add_argument("--extra", default="", help="extra flags passed to speechcommands_rnn.py, e.g. '--hidden 96'")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
     folder = kd.find_fsdd(args.data_root)
     if folder is None:
         print(f"error: FSDD not found under {args.data_root} (expected fsdd/recordings/*.wav)", file=sys.stderr)
@@ -67,29 +61,19 @@ def main() -> int:
     out_root = args.out.parent / "kws_fsdd"
     rows, fold_rows = [], []
 
-    def run_fold(spk: str) -> float:
-        """Train + evaluate every model on one fold (in this process, or a child when --jobs > 1)."""
+    jobs = []
+    for spk in speakers:
         argv = ["train", "--dataset", "fsdd", "--data-root", str(args.data_root), "--test-speaker", spk,
                 "--models", args.models, "--seed", str(args.seed), "--out-dir", str(out_root / spk),
                 "--device", "cpu", *args.extra.split()]
         if args.epochs:
             argv += ["--epochs", str(args.epochs)]
-        print(f"=== fold: test speaker {spk}")
-        t0 = time.perf_counter()
-        if args.jobs > 1:
-            out_root.mkdir(parents=True, exist_ok=True)
-            with open(out_root / f"{spk}.log", "w") as log:
-                env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-                proc = subprocess.run([sys.executable, str(REPO / "speechcommands_rnn.py"), *argv], stdout=log,
-                                      stderr=subprocess.STDOUT, env=env, cwd=REPO)
-            if proc.returncode != 0:
-                raise SystemExit(f"fold {spk} failed (exit {proc.returncode}); see {out_root / f'{spk}.log'}")
-        else:
-            kws.main(argv)
-        return time.perf_counter() - t0
-
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        walls = dict(zip(speakers, pool.map(run_fold, speakers)))
+        jobs.append(Job(spk, script("speechcommands_rnn.py", *argv), out_root / f"{spk}.log"))
+    try:
+        walls = {name: r.wall_s for name, r in run_jobs(jobs, parallel=args.jobs, threads=args.threads).items()}
+    except JobFailed as err:
+        print(f"error: fold {err}", file=sys.stderr)
+        return 1
     for spk in speakers:
         wall = walls[spk]
         metrics = json.loads((out_root / spk / "metrics.json").read_text())

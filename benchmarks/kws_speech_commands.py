@@ -33,16 +33,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 import speechcommands_rnn as kws
-from audiolab.data import keywords as kd
 from audiolab.core.outputs import format_table, write_csv
+from audiolab.data import keywords as kd
+from jobs import REPO, Job, JobFailed, run_jobs, script
 
 TARGETS = {"cnn_lstm": 0.92, "lstm": 0.87}
 BUDGET_S = 30 * 60
@@ -57,22 +55,6 @@ ANCHORS = [
 def default_root() -> Path:
     env = os.environ.get("AUDIOLAB_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data"
-
-
-def run_child(argv: list[str], log_path: Path, env: dict) -> tuple[int, float, float]:
-    """Run ``argv`` with stdout+stderr to ``log_path``; return (exit status, wall s, CPU s).
-
-    The CPU time (user + sys, seconds) is this one child's own, from ``os.wait4``, so it stays
-    per-model when several children run at once (``RUSAGE_CHILDREN`` would mix them).
-    """
-    sys.stdout.write(f"=== start {' '.join(argv[1:])}\n")  # one write: lines of parallel workers stay whole
-    sys.stdout.flush()
-    t0 = time.perf_counter()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen consistent
-    return proc.returncode, time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -99,39 +81,38 @@ def main() -> int:
     models = [m for m in args.models.split(",") if m]
     out_root = args.out.parent / "kws_speech_commands"
     out_root.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "PYTHONUNBUFFERED": "1"}
-    argvs = {m: [sys.executable, str(REPO / "speechcommands_rnn.py"), "train", "--dataset", "speech_commands",
-                 "--data-root", str(args.data_root), "--models", m, "--seed", str(args.seed), "--device", "cpu",
-                 "--out-dir", str(out_root / m), *args.extra.split()] for m in models}
+    argvs = {m: script("speechcommands_rnn.py", "train", "--dataset", "speech_commands", "--data-root",
+                       str(args.data_root), "--models", m, "--seed", str(args.seed), "--device", "cpu",
+                       "--out-dir", str(out_root / m), *args.extra.split()) for m in models}
     done = {}
+    rows = []
+
+    def record(result) -> None:
+        """One model finished: its row, and the CSV rewritten (an interrupted run keeps what it finished)."""
+        nonlocal rows
+        m = result.name
+        met = json.loads((out_root / m / "metrics.json").read_text())
+        target = TARGETS.get(m)
+        done[m] = {"model": m, "params": met[f"n_params_{m}"], "epochs": met["config"]["epochs"],
+                   "train_s": round(met[f"train_seconds_{m}"], 1), "wall_s": round(result.wall_s, 1),
+                   "cpu_s": round(result.cpu_s, 1), "best_val_acc": round(met[f"best_val_accuracy_{m}"], 4),
+                   "test_acc": round(met[f"test_accuracy_{m}"], 4),
+                   "test_macro_f1": round(met[f"test_macro_f1_{m}"], 4),
+                   "target": target if target is not None else "",
+                   "met": ("yes" if met[f"test_accuracy_{m}"] >= target else "NO") if target is not None else "",
+                   "most_confused": "; ".join(met[f"most_confused_{m}"].split("; ")[:3]),
+                   "n_train/val/test": f"{met['n_train_clips']}/{met['n_val_clips']}/{met['n_test_clips']}"}
+        rows = [done[k] for k in models if k in done]
+        write_csv(args.out, rows)
+        print(format_table([done[m]]), flush=True)
+
     t_all = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {}
-        for m in models:
-            futures[pool.submit(run_child, argvs[m], out_root / f"{m}.log", env)] = m
-        for fut in as_completed(futures):
-            m = futures[fut]
-            rc, wall, cpu = fut.result()
-            if rc != 0:
-                print(f"error: {m} failed (exit {rc}); see {out_root / f'{m}.log'}", file=sys.stderr)
-                for f in futures:
-                    f.cancel()
-                return 1
-            met = json.loads((out_root / m / "metrics.json").read_text())
-            target = TARGETS.get(m)
-            done[m] = {"model": m, "params": met[f"n_params_{m}"], "epochs": met["config"]["epochs"],
-                       "train_s": round(met[f"train_seconds_{m}"], 1), "wall_s": round(wall, 1),
-                       "cpu_s": round(cpu, 1), "best_val_acc": round(met[f"best_val_accuracy_{m}"], 4),
-                       "test_acc": round(met[f"test_accuracy_{m}"], 4),
-                       "test_macro_f1": round(met[f"test_macro_f1_{m}"], 4),
-                       "target": target if target is not None else "",
-                       "met": ("yes" if met[f"test_accuracy_{m}"] >= target else "NO") if target is not None else "",
-                       "most_confused": "; ".join(met[f"most_confused_{m}"].split("; ")[:3]),
-                       "n_train/val/test": f"{met['n_train_clips']}/{met['n_val_clips']}/{met['n_test_clips']}"}
-            rows = [done[k] for k in models if k in done]
-            write_csv(args.out, rows)  # after every model: an interrupted run keeps what it finished
-            print(format_table([done[m]]), flush=True)
+    try:
+        run_jobs([Job(m, argvs[m], out_root / f"{m}.log") for m in models], parallel=args.jobs,
+                 threads=args.threads, on_done=record)
+    except JobFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     total = time.perf_counter() - t_all
     load = os.getloadavg()[0]
     print("\nmodels (seeded speaker-disjoint 80/10/10 split; test speakers unseen in training):")

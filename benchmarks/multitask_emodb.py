@@ -18,7 +18,7 @@ recordings of all 10 speakers and are NOT comparable with this cut-to-2-s, 8-spe
 
 Targets: mean emotion accuracy of the joint model >= 0.75 and >= the eGeMAPS +
 SVM reference on the same folds; one fold within 10 minutes on 2 CPU cores (``wall_s``
-per fold; on a shared machine read ``cpu_s``, the fold's CPU seconds, measured with ``--jobs 1``).
+per fold; on a shared machine read ``cpu_s``, the fold's own CPU seconds).
 
 Usage:
     python benchmarks/multitask_emodb.py                          # 8 folds, script defaults

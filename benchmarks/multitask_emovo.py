@@ -25,13 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 from audiolab.core.outputs import format_table, write_csv
+from jobs import REPO, Job, JobFailed, run_jobs, script
 
 TARGET_ACCURACY, TARGET_CER, TARGET_MINUTES = 0.50, 0.15, 15.0
 
@@ -44,62 +43,33 @@ def default_data_root() -> Path:
 def run_folds(dataset: str, folds: list[str], results_dir: Path, data_root: Path, extra: list[str], *,
               threads: int | None = None, jobs: int = 1, ablation: bool = False, reuse: bool = False,
               fold_flag: str = "--test-speakers") -> dict | int:
-    """Run ``q2_multitask.py --dataset DATASET --test-speakers FOLD`` for each fold, ``jobs`` at a time,
-    into ``results_dir/<fold>/`` (metrics.json, figures, ``run.log``). With ``reuse`` a fold whose
-    metrics.json exists is read instead of trained. Returns ``{fold: (metrics dict, wall seconds, CPU seconds)}``
-    in fold order (CPU = user + system time of the fold's process, measured with ``resource.getrusage`` when
-    ``jobs == 1``; nan otherwise and for reused folds), or the exit status of the first fold that failed
-    (the others are stopped)."""
-    import resource
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if threads:
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
-    running: dict[str, tuple] = {}
+    """Run ``q2_multitask.py --dataset DATASET --test-speakers FOLD`` for each fold, ``jobs`` at a time
+    (:func:`jobs.run_jobs`), into ``results_dir/<fold>/`` (metrics.json, figures, ``run.log``). With
+    ``reuse`` a fold whose metrics.json exists is read instead of trained. Returns ``{fold: (metrics dict,
+    wall seconds, CPU seconds)}`` in fold order (CPU = user + system time of the fold's own process; nan
+    for reused folds), or the exit status of the first fold that failed (the others are stopped)."""
     done: dict[str, tuple] = {}
-    pending = list(folds)
-    if reuse:
-        for fold in list(pending):
-            out_dir = results_dir / fold
-            if (out_dir / "metrics.json").is_file():
-                metrics = json.loads((out_dir / "metrics.json").read_text())
-                if ablation and "emotion_only_test_emotion_accuracy" not in metrics:
-                    print(f"fold {fold}: {out_dir / 'metrics.json'} has no ablation results; training it again")
-                    continue
+    to_run = []
+    for fold in folds:
+        out_dir = results_dir / fold
+        if reuse and (out_dir / "metrics.json").is_file():
+            metrics = json.loads((out_dir / "metrics.json").read_text())
+            if ablation and "emotion_only_test_emotion_accuracy" not in metrics:
+                print(f"fold {fold}: {out_dir / 'metrics.json'} has no ablation results; training it again")
+            else:
                 done[fold] = (metrics, float("nan"), float("nan"))
-                pending.remove(fold)
                 print(f"fold {fold}: reusing {out_dir / 'metrics.json'} (wall time not measured here)")
-    while pending or running:
-        while pending and len(running) < jobs:              # start folds, at most --jobs at a time
-            fold = pending.pop(0)
-            out_dir = results_dir / fold
-            out_dir.mkdir(parents=True, exist_ok=True)
-            cmd = [sys.executable, str(REPO / "q2_multitask.py"), "--dataset", dataset, "--data-root",
-                   str(data_root), fold_flag, fold, "--out-dir", str(out_dir), *extra]
-            if ablation:
-                cmd.append("--ablation")
-            print(">>>", " ".join(cmd), f"(log: {out_dir / 'run.log'})", flush=True)
-            log = open(out_dir / "run.log", "w")
-            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-            running[fold] = (subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT),
-                             time.perf_counter(), out_dir, log, usage.ru_utime + usage.ru_stime)
-        time.sleep(1.0)
-        for fold, (proc, t0, out_dir, log, cpu0) in list(running.items()):
-            if proc.poll() is None:
                 continue
-            log.close()
-            del running[fold]
-            if proc.returncode != 0:
-                print(f"fold {fold} failed with exit status {proc.returncode}; see {out_dir / 'run.log'}",
-                      file=sys.stderr)
-                for other in running.values():
-                    other[0].terminate()
-                return proc.returncode
-            wall = time.perf_counter() - t0
-            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = usage.ru_utime + usage.ru_stime - cpu0 if jobs == 1 else float("nan")
-            done[fold] = (json.loads((out_dir / "metrics.json").read_text()), wall, cpu)
-            print(f"fold {fold} done in {wall / 60:.1f} min: " + (open(out_dir / "run.log").read()
-                                                                    .strip().splitlines() or [""])[-1], flush=True)
+        argv = script("q2_multitask.py", "--dataset", dataset, "--data-root", str(data_root), fold_flag, fold,
+                      "--out-dir", str(out_dir), *extra, *(["--ablation"] if ablation else []))
+        to_run.append(Job(fold, argv, out_dir / "run.log"))
+    try:
+        results = run_jobs(to_run, parallel=jobs, threads=threads)
+    except JobFailed as err:
+        print(f"fold {err}", file=sys.stderr)
+        return err.result.returncode
+    for fold, r in results.items():
+        done[fold] = (json.loads((results_dir / fold / "metrics.json").read_text()), r.wall_s, r.cpu_s)
     return {fold: done[fold] for fold in folds}
 
 
