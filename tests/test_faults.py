@@ -1,6 +1,6 @@
 """Faults and bad input: a table of faults x scripts, each asserting the promised behaviour.
 
-Promised behaviours (DESIGN "Tests"):
+Promised behaviours (docs/ARCHITECTURE.md, "Tests"):
 - ``exit2``: exit status 2, one ``error:`` line naming the flag or file, no traceback,
   and no half-written output (no ``metrics.json``);
 - ``skip``: the bad file is named in the output (``skipped: ...``), the run goes on and

@@ -1,4 +1,4 @@
-"""Where the data lives and which dataset a run uses (DESIGN "Data flow").
+"""Where the data lives and which dataset a run uses (docs/ARCHITECTURE.md, "Data flow of one run").
 
 - ``resolve_data_root``: ``--data-root``, else ``$AUDIOLAB_DATA``, else ``data/``.
 - ``choose_dataset``: with ``--dataset auto`` the first real dataset found under the data
