@@ -2,8 +2,9 @@
 #              summary table and build outputs/report.html
 # make test  : set up .venv, run the test suite
 # make q1 | q2 | hw | vae | kws : one question only
+# make compare OLD=dir NEW=dir : every metrics.json key that differs between two outputs/ trees
 # JOBS=1 runs the scripts one after another (default 2: one PyTorch thread each, see
-# audiolab/runtime.py default_threads); each script's output goes to outputs/.logs/NAME.log.
+# audiolab/core/runtime.py default_threads); each script's output goes to outputs/.logs/NAME.log.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -29,7 +30,7 @@ CMD_speechcommands_rnn := speechcommands_rnn.py
 STEPS := vae_bss speechcommands_rnn q2_multitask hw_cnn2d hw_cnn1d \
          q1_train_lstm q1_plot q2_ctc q2_compare
 
-.PHONY: setup run steps test q1 q2 hw vae kws report summary bench bench-run clean
+.PHONY: setup run steps test q1 q2 hw vae kws report summary bench bench-run compare clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,11 +80,15 @@ summary: setup
 bench: setup
 	$(PY) -m pip install -q -r benchmarks/requirements.txt
 	@for b in benchmarks/*.py; do \
-	  case $$b in */make_run_time.py) continue;; esac; \
+	  case $$b in */make_run_time.py|*/jobs.py|*/compare_metrics.py) continue;; esac; \
 	  echo ">>> $$b"; $(PY) $$b || exit 1; done
 # the timing of `make run` itself (idle and with a competing process); not part of bench
 bench-run: setup
 	$(PY) benchmarks/make_run_time.py
+
+# a refactor changes no number: make run before and after, then this prints nothing
+compare: setup
+	$(PY) benchmarks/compare_metrics.py $(OLD) $(NEW)
 
 clean:
 	rm -rf outputs
