@@ -139,7 +139,8 @@ def split_indices(cfg: DataConfig, examples):
     excluded = _speaker_list(cfg.exclude_speakers)
     unknown = sorted(set(excluded) - set(speakers))
     if unknown:
-        raise UserError(f"--exclude-speakers: speaker(s) {unknown} not in the data; speakers are {sorted(set(speakers))}")
+        raise UserError(f"--exclude-speakers: speaker(s) {unknown} not in the data; "
+                        f"speakers are {sorted(set(speakers))}")
     kept = [i for i, s in enumerate(speakers) if s not in set(excluded)]
     kept_speakers = [speakers[i] for i in kept]
     if cfg.test_speakers:
