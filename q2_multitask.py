@@ -16,8 +16,8 @@ ASR-only (lambda = 0, no emotion head) and emotion-only (no CTC), so the numbers
 whether sharing helped.
 
 Data: real emotional-speech corpora in their public layouts (EMOVO, CREMA-D, RAVDESS,
-TESS, EmoDB, IEMOCAP) or a CSV manifest (``audiolab/emotion_data.py``); without one,
-an embedded SYNTHETIC corpus of emotional-prosody speech made with eSpeak NG. Split 80:20
+TESS, EmoDB, IEMOCAP) or a CSV manifest; without one, an embedded SYNTHETIC corpus of
+emotional-prosody speech made with eSpeak NG (all loaded by ``audiolab.data.multitask.load``). Split 80:20
 by speaker (test speakers unseen; ``--split random`` leaks speaker identity and says so),
 or name the test speakers (``--test-speakers f1``: leave-one-actor-out, as in
 ``benchmarks/multitask_emovo.py``; ``--test-speakers speaker03`` on EmoDB, as in
@@ -29,10 +29,10 @@ only; every run prints and records how many clips each head saw (``n_ctc_train_u
 
 How (design choices):
 - Features: 80-bin log-mel (torchaudio ``MelSpectrogram``, 25 ms window, 10 ms hop),
-  normalised per mel bin with statistics of the training set (``--norm global``) or of
-  each speaker's own recordings (``--norm speaker``, default: removes voice and channel
-  offsets, which matters for unseen-speaker emotion recognition; it uses no labels, so a
-  test speaker's statistics come from their unlabelled audio). SpecAugment-style
+  silent leading / trailing frames trimmed (``--trim-db``), normalised per mel bin with
+  each speaker's own statistics (removes voice and channel offsets, which matters for
+  unseen-speaker emotion recognition; it uses no labels, so a test speaker's statistics
+  come from their unlabelled audio). SpecAugment-style
   frequency and time masks, a random mel-axis stretch (vocal-tract-length perturbation,
   Jaitly & Hinton 2013) and a random speaking-rate change (``--tempo``, the time half of
   speed perturbation, Ko et al. 2015) on training batches (Park et al., Interspeech 2019).
@@ -78,8 +78,6 @@ from __future__ import annotations
 import csv
 import math
 import time
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import jiwer
@@ -87,24 +85,33 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchaudio
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from audiolab.core.cli import script_help
-from audiolab.data import emotion as ed
-from audiolab.data import splits
-from audiolab.data.common import SYNTHETIC_NOTE, banner, choose_dataset, resolve_data_root
+from audiolab.augment.spectrogram import mask_by_length, mel_warp, tempo_perturb
+from audiolab.core.cli import (add_data_args, add_stft_args, add_training_args, apply_quick, base_parser,
+                               float_range, int_range, main_guard, option_given, positive_float, positive_int,
+                               script_help)
 from audiolab.core.io import save_audio
-from audiolab.core.plotting import plot_confusion_matrix, plot_training_curves, save_figure
-from audiolab.core.cli import (add_data_args, base_parser, float_range, int_range, main_guard, option_given,
-                               positive_float, positive_int)
 from audiolab.core.outputs import format_table, out_dir_for, write_metrics
-from audiolab.core.runtime import UserError, seed_everything, select_device
+from audiolab.core.plotting import plot_confusion_matrix, plot_training_curves, save_figure
+from audiolab.core.runtime import seed_everything, select_device
 from audiolab.core.train import fit, is_main_process
+from audiolab.data import emotion as ed
+from audiolab.data import multitask as mtdata
+from audiolab.data.common import SYNTHETIC_NOTE
+from audiolab.data.multitask import (BucketBatches, Corpus, DataConfig, Splits, Utterances, ctc_min_frames,
+                                     subsampled_length)
 from q2_ctc import ctc_loss, greedy_decode, viterbi_align
 
 SCRIPT = "q2_multitask"
 SYNTHETIC_DEMO_EPOCHS = 20  # default --epochs on the embedded synthetic corpus (real corpora: 60)
+
+#: ``--quick`` (a smoke test): 2 epochs of a 32-channel, 32-unit, 1-layer model; a synthetic corpus of
+#: 3 speakers x 6 sentences x 1 rendering; at most 48 files of a real corpus (unless ``--max-files``);
+#: 2 synthetic training voices by default. A flag given on the command line keeps its value.
+QUICK = {"epochs": 2, "conv_channels": 32, "hidden": 32, "layers": 1, "synth_speakers": 3, "synth_sentences": 6,
+         "synth_per_sentence": 1, "corpus_max_files": lambda args: args.max_files or 48,
+         "synthetic_voices_default": 2}
 
 
 # =============================================================================== settings
@@ -115,7 +122,7 @@ def build_parser():
     add_data_flags(p.add_argument_group("data"))
     add_feature_flags(p.add_argument_group("features"))
     add_model_flags(p.add_argument_group("model and training"))
-    # sizes without a flag of their own (apply_quick shrinks them for --quick): the synthetic corpus'
+    # sizes without a flag of their own (QUICK shrinks them for --quick): the synthetic corpus'
     # sentences (None: all), the real corpora's file limit (None: --max-files; a CSV manifest always
     # uses --max-files) and the --synthetic-voices default for a corpus of known language
     p.set_defaults(synth_sentences=None, corpus_max_files=None, synthetic_voices_default=8)
@@ -163,14 +170,12 @@ def add_data_flags(g) -> None:
 def add_feature_flags(f) -> None:
     """The log-mel feature, normalisation and augmentation flags."""
     f.add_argument("--sample-rate", type=positive_int, default=16000, help="Hz (default %(default)s)")
-    f.add_argument("--n-fft", type=positive_int, default=400, help="FFT size, samples (default 400 = 25 ms)")
-    f.add_argument("--hop-length", type=positive_int, default=160, help="hop, samples (default 160 = 10 ms)")
+    add_stft_args(f, n_fft=400, hop_length=160, n_fft_help="STFT size in samples (400 = 25 ms at 16 kHz)",
+                  hop_help="STFT hop in samples (160 = 10 ms at 16 kHz)")
     f.add_argument("--n-mels", type=positive_int, default=80, help="mel bins (default %(default)s)")
     f.add_argument("--trim-db", type=float, default=40.0,
                    help="trim leading/trailing frames quieter than this many dB below the loudest frame "
                         "(0 disables; default %(default)s)")
-    f.add_argument("--norm", choices=["speaker", "global"], default="speaker",
-                   help="feature normalisation statistics: per speaker (default) or from the training set")
     f.add_argument("--mel-warp", type=float, default=0.1,
                    help="random mel-axis stretch of training batches, +- this fraction (vocal-tract-length "
                         "perturbation; 0 disables; default %(default)s)")
@@ -194,463 +199,16 @@ def add_model_flags(m) -> None:
                         "them (default %(default)s)")
     m.add_argument("--lambda-emotion", type=float_range(0), default=0.1,
                    help="weight of the emotion cross-entropy in CTC + lambda * CE (default %(default)s)")
-    m.add_argument("--lr", type=positive_float, default=5e-3, help="peak learning rate (default %(default)s)")
+    add_training_args(m, lr=5e-3, batch_size=8, lr_help="peak learning rate",
+                      resume_help="continue the joint model from its checkpoint")
     m.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default %(default)s)")
-    m.add_argument("--batch-size", type=positive_int, default=8, help="(default %(default)s)")
     m.add_argument("--ablation", action="store_true",
                    help="also train the same encoder ASR-only and emotion-only and report them beside the joint model")
-    m.add_argument("--resume", action="store_true", help="continue the joint model from its checkpoint")
-
-
-def apply_quick(args):
-    """``--quick`` (a smoke test) as explicit sizes, set once right after parsing; nothing later reads it.
-
-    2 epochs of a 32-channel, 32-unit, 1-layer model; a synthetic corpus of 3 speakers x 6 sentences
-    x 1 rendering; at most 48 files of a real corpus (unless ``--max-files``); 2 synthetic training
-    voices by default.
-    """
-    if args.quick:
-        args.epochs, args.conv_channels, args.hidden, args.layers = 2, 32, 32, 1
-        args.synth_speakers, args.synth_sentences, args.synth_per_sentence = 3, 6, 1
-        args.corpus_max_files = args.max_files or 48
-        args.synthetic_voices_default = 2
-    return args
 
 
 def parse_args(argv=None):
     """The parsed command line with ``--quick`` resolved (flag ranges are checked by their argparse types)."""
-    return apply_quick(build_parser().parse_args(argv))
-
-
-# =============================================================================== data
-def load_data(args):
-    """Pick the dataset and return ``(examples, name, data_source, report)``."""
-    data_root = resolve_data_root(args.data_root)
-    if args.manifest is not None or args.dataset == "csv":
-        if args.manifest is None:
-            raise UserError("--dataset csv needs --manifest PATH (a CSV with columns path,transcript,emotion,speaker)")
-        banner([f"dataset: csv manifest {args.manifest} (real)"])
-        examples, report = ed.load_corpus("csv", args.manifest, args.sample_rate, limit=args.max_files,
-                                          complete_list=args.complete_list, max_seconds=args.max_seconds)
-        return examples, "csv", "real", report
-    choice = choose_dataset(args.dataset, data_root, ed.real_datasets(), "synthetic",
-                            "emotional-prosody speech synthesised with eSpeak NG", download=args.download)
-    if choice.synthetic:
-        examples = ed.synthesize_emotional_speech(
-            n_speakers=args.synth_speakers, sentences=ed.SYNTH_SENTENCES[:args.synth_sentences],
-            per_sentence=args.synth_per_sentence, sample_rate=args.sample_rate, seed=args.seed)
-        return examples, "synthetic_emotional_speech", "synthetic", {}
-    examples, report = ed.load_corpus(choice.name, choice.path, args.sample_rate,
-                                      limit=args.corpus_max_files or args.max_files,
-                                      complete_list=args.complete_list, max_seconds=args.max_seconds)
-    return examples, choice.name, "real", report
-
-
-def _speaker_list(text: str | None) -> list[str]:
-    return [s.strip() for s in (text or "").split(",") if s.strip()]
-
-
-def split_indices(args, examples):
-    """Train/test indices by the chosen split; prints which speakers went where.
-
-    ``--exclude-speakers`` drops those speakers' utterances first (neither train nor test).
-
-    Raises:
-        UserError: an excluded speaker is not in the data, or a part of the split is (nearly) empty.
-    """
-    speakers = [ex.speaker for ex in examples]
-    excluded = _speaker_list(args.exclude_speakers)
-    unknown = sorted(set(excluded) - set(speakers))
-    if unknown:
-        raise UserError(f"--exclude-speakers: speaker(s) {unknown} not in the data; speakers are {sorted(set(speakers))}")
-    kept = [i for i, s in enumerate(speakers) if s not in set(excluded)]
-    kept_speakers = [speakers[i] for i in kept]
-    if args.test_speakers:
-        train, test = splits.leave_speakers_out(kept_speakers, _speaker_list(args.test_speakers))
-    elif args.split == "random":
-        print("WARNING: --split random puts every speaker in both parts: emotion accuracy and CER then measure "
-              "known voices and are optimistic for new speakers.")
-        train, test = splits.random_split(len(kept), args.test_fraction, args.seed)
-    else:
-        train, test = splits.speaker_split(kept_speakers, args.test_fraction, args.seed)
-    train, test = [kept[i] for i in train], [kept[i] for i in test]
-    check_split(train, test, [ex.emotion for ex in examples])
-    tr_spk, te_spk = sorted({speakers[i] for i in train}), sorted({speakers[i] for i in test})
-    print(f"split: {len(train)} train utterances ({len(tr_spk)} speakers: {', '.join(tr_spk)}), "
-          f"{len(test)} test ({len(te_spk)} speakers: {', '.join(te_spk)})"
-          + (f"; left out: {', '.join(excluded)}" if excluded else ""))
-    return train, test
-
-
-#: a split part smaller than this is an error (a score on one clip is no measurement)
-MIN_SPLIT_UTTERANCES = 2
-#: a class with fewer training utterances than this gets a warning
-FEW_EXAMPLES = 5
-
-
-def check_split(train, test, emotions) -> list[str]:
-    """Refuse a (nearly) empty train or test part; warn about classes that the test part holds but the
-    training part lacks, or that have fewer than ``FEW_EXAMPLES`` training utterances. Returns the warnings.
-
-    Raises:
-        UserError: train or test holds fewer than ``MIN_SPLIT_UTTERANCES`` utterances.
-    """
-    for name, part in (("training", train), ("test", test)):
-        if len(part) < MIN_SPLIT_UTTERANCES:
-            raise UserError(f"the {name} split holds {len(part)} utterance(s) (at least {MIN_SPLIT_UTTERANCES} "
-                            "needed): check --test-speakers, --exclude-speakers, --test-fraction and the data")
-    tr, te = Counter(emotions[i] for i in train), Counter(emotions[i] for i in test)
-    warnings = [f"emotion {e!r} is in the test split ({te[e]} utterance(s)) but not in training: the model "
-                "cannot predict it" for e in sorted(set(te) - set(tr))]
-    warnings += [f"emotion {e!r} has only {tr[e]} training utterance(s)" for e in sorted(tr) if tr[e] < FEW_EXAMPLES]
-    for w in warnings:
-        print(f"WARNING: {w}")
-    return warnings
-
-
-def check_frame_sizes(examples, args) -> None:
-    """``--n-fft`` and ``--hop-length`` must fit the clips: clips shorter than ``n_fft`` samples are
-    reported and dropped (in place); flags larger than every clip are an error naming the flag and limit.
-
-    Raises:
-        UserError: ``--hop-length`` > ``--n-fft``, or ``--n-fft`` longer than the longest clip.
-    """
-    if args.hop_length > args.n_fft:
-        raise UserError(f"--hop-length {args.hop_length} exceeds --n-fft {args.n_fft}: frames would skip samples; "
-                        f"choose --hop-length <= {args.n_fft}")
-    longest = max(len(ex.waveform) for ex in examples)
-    if args.n_fft > longest:
-        raise UserError(f"--n-fft {args.n_fft} is longer than every clip (the longest has {longest} samples = "
-                        f"{longest / args.sample_rate:.3f} s at {args.sample_rate} Hz); choose --n-fft <= {longest}")
-    short = [ex for ex in examples if len(ex.waveform) < args.n_fft]
-    for ex in short:
-        print(f"skipped: audio file {ex.path} has {len(ex.waveform)} samples, fewer than one --n-fft frame "
-              f"({args.n_fft})")
-    examples[:] = [ex for ex in examples if len(ex.waveform) >= args.n_fft]
-
-
-def add_synthetic_voices(args, examples, train_idx, dataset: str, synthetic: bool):
-    """``--synthetic-voices``: append eSpeak NG renderings of the training sentences to ``examples``
-    (in place) and their indices to the training split; returns ``(train_idx, language or None)``."""
-    if synthetic:  # the embedded corpus is synthetic already
-        return list(train_idx), None
-    language = args.synthetic_language or ed.CORPUS_LANGUAGE.get(dataset)
-    n_voices = args.synthetic_voices
-    if n_voices is None:
-        n_voices = 0 if language is None else args.synthetic_voices_default
-    if n_voices <= 0:
-        return list(train_idx), None
-    if language is None:
-        raise UserError("--synthetic-voices needs --synthetic-language for a CSV manifest (an eSpeak NG language "
-                        "code such as en-us, it, de)")
-    extra = ed.synthetic_training_voices([examples[i].transcript for i in train_idx], n_voices,
-                                         language, per_sentence=2, sample_rate=args.sample_rate, seed=args.seed + 1)
-    start = len(examples)
-    examples.extend(extra)
-    print(f"training split: + {len(extra)} synthetic utterances ({n_voices} eSpeak NG voices, "
-          f"language {language!r}; CTC term only, test data stays real)")
-    return list(train_idx) + list(range(start, len(examples))), language
-
-
-def log_mel_features(examples, args) -> list[torch.Tensor]:
-    """Log-mel frames per utterance: a list of ``[T, n_mels]`` tensors, ``log(mel power + 1e-6)``.
-
-    Leading and trailing frames quieter than ``--trim-db`` below the loudest frame are
-    trimmed (:func:`trim_silent_frames`): they carry neither characters nor emotion and cost time.
-
-    torchaudio ``MelSpectrogram`` (Hann window ``n_fft`` samples, ``hop_length`` hop,
-    centred frames, so ``T = 1 + n_samples // hop_length``).
-    """
-    mel = torchaudio.transforms.MelSpectrogram(sample_rate=args.sample_rate, n_fft=args.n_fft,
-                                               hop_length=args.hop_length, n_mels=args.n_mels)
-    feats = []
-    with torch.no_grad():
-        for ex in examples:
-            spec = mel(torch.from_numpy(ex.waveform))                          # [n_mels, T] power
-            if args.trim_db > 0:
-                spec = trim_silent_frames(spec, args.trim_db)
-            feats.append(torch.log(spec + 1e-6).T.contiguous())
-    return feats
-
-
-def trim_silent_frames(spec: torch.Tensor, top_db: float, min_frames: int = 5) -> torch.Tensor:
-    """Drop leading/trailing frames of a ``[n_mels, T]`` power spectrogram whose energy (sum over bins)
-    is more than ``top_db`` dB below the loudest frame (as ``librosa.effects.trim`` does on RMS).
-    Keeps everything when fewer than ``min_frames`` would remain."""
-    energy_db = 10 * torch.log10(spec.sum(0) + 1e-12)
-    keep = (energy_db >= energy_db.max() - top_db).nonzero().squeeze(1)
-    if keep.numel() == 0 or int(keep[-1] - keep[0]) + 1 < min_frames:
-        return spec
-    return spec[:, int(keep[0]):int(keep[-1]) + 1]
-
-
-def normalise_features(feats, speakers, train_idx, mode: str):
-    """Per-mel-bin mean/std normalisation (in place).
-
-    ``global``: one mean/std from all training frames. ``speaker``: each speaker's own
-    mean/std over all their frames (no labels used; test speakers use their own audio).
-    Returns the statistics used, ``{group: (mean [n_mels], std [n_mels])}``.
-    """
-    groups = {"train": list(train_idx)} if mode == "global" else {}
-    if mode == "speaker":
-        for i, s in enumerate(speakers):
-            groups.setdefault(s, []).append(i)
-    stats = {}
-    for key, idx in groups.items():
-        frames = torch.cat([feats[i] for i in idx])
-        stats[key] = (frames.mean(0), frames.std(0).clamp(min=1e-3))
-    for i in range(len(feats)):
-        mean, std = stats["train"] if mode == "global" else stats[speakers[i]]
-        feats[i] = (feats[i] - mean) / std
-    return stats
-
-
-def subsampled_length(lengths: torch.Tensor, subsample: int) -> torch.Tensor:
-    """Frames after ``log2(subsample)`` convolutions of kernel 5, stride 2, padding 2.
-
-    Each stage maps ``T -> floor((T + 2*2 - 5) / 2) + 1 = floor((T - 1) / 2) + 1``
-    (the Conv1d output-size formula); ``lengths`` is ``[N]`` int.
-    """
-    out = lengths.clone()
-    for _ in range(int(round(math.log2(subsample)))):
-        out = torch.div(out + 2 * 2 - 5, 2, rounding_mode="floor") + 1
-    return out
-
-
-def ctc_min_frames(ids: list[int]) -> int:
-    """Frames CTC needs for a label sequence: its length plus one blank per repeated neighbour."""
-    return len(ids) + sum(1 for a, b in zip(ids, ids[1:]) if a == b)
-
-
-class Utterances:
-    """Tensors for one split: features, target ids, emotion indices, lengths, CTC feasibility."""
-
-    def __init__(self, feats, targets, emotions, subsample):
-        self.subsample = subsample
-        self.feats = feats
-        self.targets = targets
-        self.emotions = torch.tensor(emotions, dtype=torch.long)
-        self.lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
-        self.out_lengths = subsampled_length(self.lengths, subsample)
-        self.feasible = torch.tensor([int(self.out_lengths[i]) >= ctc_min_frames(t) and len(t) > 0
-                                      for i, t in enumerate(targets)], dtype=torch.bool)
-
-    def __len__(self):
-        return len(self.feats)
-
-    def labelled(self) -> "Utterances":
-        """The utterances with an emotion label (synthetic training voices left out)."""
-        keep = (self.emotions >= 0).nonzero().squeeze(1).tolist()
-        return Utterances([self.feats[i] for i in keep], [self.targets[i] for i in keep],
-                          self.emotions[keep].tolist(), self.subsample)
-
-    def batch(self, idx):
-        """Pad a batch: ``(feats [B, T, F], lengths [B], targets [B, S], target_lengths [B], emotions [B],
-        feasible [B])``."""
-        feats = nn.utils.rnn.pad_sequence([self.feats[i] for i in idx], batch_first=True)
-        tl = torch.tensor([len(self.targets[i]) for i in idx], dtype=torch.long)
-        tgt = torch.zeros(len(idx), max(int(tl.max()), 1), dtype=torch.long)
-        for row, i in enumerate(idx):
-            tgt[row, :len(self.targets[i])] = torch.tensor(self.targets[i], dtype=torch.long)
-        return feats, self.lengths[idx], tgt, tl, self.emotions[idx], self.feasible[idx]
-
-
-class BucketBatches:
-    """Mini-batches of similar length (less padding), reshuffled every epoch with the global torch RNG.
-
-    Sorted by length, cut into batches of ``batch_size``, batch order shuffled; with
-    ``shuffle`` each epoch also perturbs lengths by up to 15 % so batches mix.
-    """
-
-    def __init__(self, data: Utterances, batch_size: int, shuffle: bool):
-        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
-
-    def __len__(self):
-        return math.ceil(len(self.data) / self.batch_size)
-
-    def __iter__(self):
-        lengths = self.data.lengths.float()
-        if self.shuffle:
-            lengths = lengths * (1 + 0.15 * torch.rand(len(lengths)))
-        order = torch.argsort(lengths).tolist()
-        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        if self.shuffle:
-            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
-        for b in batches:
-            yield self.data.batch(b)
-
-
-def mel_warp(feats: torch.Tensor, max_warp: float) -> torch.Tensor:
-    """Random stretch of the mel axis per utterance, a feature-domain vocal-tract-length perturbation
-    (Jaitly & Hinton, ICML workshop 2013): ``out[..., k] = feats[..., k / alpha]`` by linear
-    interpolation, ``alpha ~ U(1 - max_warp, 1 + max_warp)``; ``feats`` is ``[B, T, n_mels]``.
-    It makes new "voices" from the few training speakers."""
-    if max_warp <= 0:
-        return feats
-    B, T, Fdim = feats.shape
-    alpha = 1 + max_warp * (2 * torch.rand(B, 1) - 1)
-    pos = (torch.arange(Fdim, dtype=torch.float32)[None, :] / alpha).clamp(0, Fdim - 1)   # [B, F]
-    lo = pos.floor().long()
-    hi = (lo + 1).clamp(max=Fdim - 1)
-    frac = (pos - lo).to(feats.dtype)[:, None, :]
-    lo, hi = lo[:, None, :].expand(B, T, Fdim).to(feats.device), hi[:, None, :].expand(B, T, Fdim).to(feats.device)
-    return feats.gather(2, lo) * (1 - frac.to(feats.device)) + feats.gather(2, hi) * frac.to(feats.device)
-
-
-def tempo_perturb(feats: torch.Tensor, lengths: torch.Tensor, max_change: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random speaking-rate change of a batch: the time axis of ``[B, T, n_mels]`` resampled by one
-    factor ``r ~ U(1 - max_change, 1 + max_change)`` (linear interpolation, ``T' = round(r T)``),
-    ``lengths`` scaled to match. The feature-domain counterpart of the tempo part of speed
-    perturbation (Ko et al., Interspeech 2015); with :func:`mel_warp` (the spectral part) it
-    gives the training set new speaking rates as well as new voices. Returns ``(feats, lengths)``."""
-    if max_change <= 0:
-        return feats, lengths
-    rate = 1 + max_change * (2 * float(torch.rand(())) - 1)
-    T_new = max(1, round(feats.shape[1] * rate))
-    out = F.interpolate(feats.transpose(1, 2), size=T_new, mode="linear", align_corners=True).transpose(1, 2)
-    new_lengths = torch.clamp(torch.round(lengths.float() * rate).long(), 1, T_new)
-    return out.contiguous(), new_lengths
-
-
-def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, n_freq=2, freq_width=12, n_time=2,
-                 time_fraction=0.05) -> torch.Tensor:
-    """SpecAugment-style masking (Park et al. 2019) on ``[B, T, n_mels]`` normalised features.
-
-    ``n_freq`` bands of up to ``freq_width`` mel bins and ``n_time`` spans of up to
-    ``time_fraction`` of each utterance are set to 0 (the normalised mean). No time warping.
-    """
-    feats = feats.clone()
-    B, T, Fdim = feats.shape
-    for b in range(B):
-        for _ in range(n_freq):
-            w = int(torch.randint(0, freq_width + 1, ()))
-            f0 = int(torch.randint(0, max(Fdim - w, 1), ()))
-            feats[b, :, f0:f0 + w] = 0
-        L = int(lengths[b])
-        for _ in range(n_time):
-            w = int(torch.randint(0, max(int(time_fraction * L), 1) + 1, ()))
-            t0 = int(torch.randint(0, max(L - w, 1), ()))
-            feats[b, t0:t0 + w, :] = 0
-    return feats
-
-
-@dataclass
-class Corpus:
-    """The clips and their split: ``examples`` holds the real clips, then the synthetic training voices."""
-    examples: list
-    dataset: str
-    source: str                       # "real" or "synthetic"
-    load_report: dict
-    train_idx: list[int]
-    test_idx: list[int]
-    n_real: int                       # examples[n_real:] are synthetic training voices (CTC term only)
-    synthetic_language: str | None
-    emotions: list[str]               # the class names, sorted; emo_idx holds each clip's index into them
-    emo_idx: list[int]                # IGNORE_EMOTION for clips without an emotion label
-
-    @property
-    def synthetic(self) -> bool:
-        return self.source == "synthetic"
-
-    @property
-    def tag(self) -> str:
-        """Appended to titles and progress lines of a synthetic run."""
-        return " [SYNTHETIC]" if self.synthetic else ""
-
-    @property
-    def speakers(self) -> list[str]:
-        return [ex.speaker for ex in self.examples]
-
-
-@dataclass
-class Splits:
-    """Model-ready training and test sets, with what the outputs report about them."""
-    train: Utterances
-    test: Utterances
-    test_refs: list                   # normalised test transcripts; None where not whole in the clip
-    vocab: ed.CharVocab
-    oov: Counter                      # test-transcript characters outside the training vocabulary
-    ctc_infeasible: tuple[int, int]   # (train, test) transcripts too long for their subsampled frames
-    heads_saw: dict                   # how many clips trained / scored each head
-    majority: int                     # the most common training emotion (index into Corpus.emotions)
-    majority_accuracy: float          # test accuracy of always predicting it
-
-
-def load_corpus_split(args, argv) -> Corpus:
-    """Load the clips, split them into train and test, and add the synthetic training voices."""
-    examples, dataset, source, load_report = load_data(args)
-    check_frame_sizes(examples, args)
-    synthetic = source == "synthetic"
-    if synthetic and not option_given("--epochs", argv) and args.epochs > SYNTHETIC_DEMO_EPOCHS:
-        args.epochs = SYNTHETIC_DEMO_EPOCHS  # the demo's size: experiments/make_run.md
-        print(f"synthetic demo: {args.epochs} epochs (--epochs N to change)")
-    train_idx, test_idx = split_indices(args, examples)
-    emotions = sorted({examples[i].emotion for i in [*train_idx, *test_idx]})
-    emo_idx = [emotions.index(ex.emotion) if ex.emotion in emotions else IGNORE_EMOTION for ex in examples]
-    n_real = len(examples)
-    train_idx, synthetic_language = add_synthetic_voices(args, examples, train_idx, dataset, synthetic)
-    emo_idx += [IGNORE_EMOTION] * (len(examples) - n_real)
-    return Corpus(examples, dataset, source, load_report, train_idx, test_idx, n_real, synthetic_language,
-                  emotions, emo_idx)
-
-
-def encode_transcripts(args, corpus: Corpus):
-    """Normalised transcripts, the training characters' vocabulary and target ids: ``(texts, vocab, targets, oov)``."""
-    # only whole transcripts feed the CTC term and the CER; the others get no target (emotion only)
-    texts = [ed.normalize_transcript(ex.transcript, args.strip_accents) if ex.transcript_complete else ""
-             for ex in corpus.examples]
-    if not any(texts[i] for i in corpus.train_idx):
-        raise UserError("no training utterance has a whole, non-empty transcript: the CTC head has nothing to "
-                        "learn from (check the transcripts and --complete-list)")
-    vocab = ed.CharVocab.from_texts([texts[i] for i in corpus.train_idx])
-    oov = Counter()
-    targets = [vocab.encode(t) for t in texts]
-    for i in corpus.test_idx:
-        vocab.encode(texts[i], oov)
-    if oov:
-        print(f"characters of test transcripts outside the training vocabulary (dropped from targets, "
-              f"still in the CER reference): {dict(oov)}")
-    print(f"vocabulary: {len(vocab) - 1} characters + blank: {''.join(vocab.chars[1:])!r}; "
-          f"emotions ({len(corpus.emotions)}): {', '.join(corpus.emotions)}")
-    return texts, vocab, targets, oov
-
-
-def report_ctc_coverage(args, train: Utterances, test: Utterances) -> tuple[int, int]:
-    """Print the clips without a whole transcript and those too long for CTC; return the latter ``(train, test)``."""
-    no_text = [sum(1 for t in part.targets if not t) for part in (train, test)]
-    infeasible = [int((~part.feasible).sum()) - n for part, n in zip((train, test), no_text)]
-    if any(no_text):
-        print(f"CTC: {no_text[0]} training and {no_text[1]} test utterance(s) have no whole transcript (cut "
-              "short, empty or cropped); they train and score the emotion head only")
-    if any(infeasible):
-        print(f"CTC: {infeasible[0]} training and {infeasible[1]} test utterance(s) have a transcript "
-              f"longer than their {args.subsample}x-subsampled frames allow; they are left out of the CTC loss "
-              "(use --subsample 2 to keep them)")
-    return infeasible[0], infeasible[1]
-
-
-def prepare_splits(args, corpus: Corpus) -> Splits:
-    """Log-mel features, CTC targets and emotion labels of the training and test clips, and their counts."""
-    texts, vocab, targets, oov = encode_transcripts(args, corpus)
-    feats = log_mel_features(corpus.examples, args)
-    normalise_features(feats, corpus.speakers, corpus.train_idx, args.norm)
-
-    def part(idx):
-        return Utterances([feats[i] for i in idx], [targets[i] for i in idx], [corpus.emo_idx[i] for i in idx],
-                          args.subsample)
-
-    train, test = part(corpus.train_idx), part(corpus.test_idx)
-    test_refs = [texts[i] or None for i in corpus.test_idx]
-    ctc_infeasible = report_ctc_coverage(args, train, test)
-    heads_saw = {"n_ctc_train_utterances": int(train.feasible.sum()),
-                 "n_emotion_train_utterances": int((train.emotions >= 0).sum()),
-                 "n_cer_test_utterances": sum(1 for r in test_refs if r), "n_emotion_test_utterances": len(test)}
-    print("clips per head: CTC trained on {n_ctc_train_utterances}, emotion on {n_emotion_train_utterances}; CER "
-          "scored on {n_cer_test_utterances} test clips, emotion on {n_emotion_test_utterances}".format(**heads_saw))
-    train_counts = Counter(e for e in train.emotions.tolist() if e >= 0)
-    majority = max(train_counts, key=train_counts.get)
-    majority_accuracy = float((test.emotions == majority).float().mean())
-    return Splits(train, test, test_refs, vocab, oov, ctc_infeasible, heads_saw, majority, majority_accuracy)
+    return apply_quick(build_parser().parse_args(argv), QUICK, argv)
 
 
 # =============================================================================== model
@@ -727,10 +285,6 @@ class MultiTaskModel(nn.Module):
         return out
 
 
-#: emotion index of utterances without an emotion label (synthetic training voices)
-IGNORE_EMOTION = -100
-
-
 def task_losses(model, batch, lambda_emotion: float):
     """``(total, ctc, ce)`` for a batch; CTC over the feasible utterances only (``ctc_loss``, mean over
     items of loss / target length), cross-entropy over the utterances with an emotion label
@@ -785,7 +339,7 @@ def train_model(heads, args, train, test, vocab, n_emotions, test_refs, device, 
             min_frames = torch.tensor([ctc_min_frames(tgt[i, :int(tl[i])].tolist()) for i in range(len(tl))])
             feasible = feasible & (subsampled_length(lengths.cpu(), args.subsample) >= min_frames).to(feasible.device)
         if args.spec_augment:
-            feats = spec_augment(feats, lengths)
+            feats = mask_by_length(feats, lengths)
         total, ctc, ce, _ = task_losses(model, (feats, lengths, tgt, tl, emo, feasible), lam)
         extras = {}
         if ctc is not None:
@@ -1028,8 +582,10 @@ def main(argv=None):
     device = select_device(args.device)
     out_dir = out_dir_for(args, SCRIPT)
     t_start = time.perf_counter()
-    corpus = load_corpus_split(args, argv)
-    data = prepare_splits(args, corpus)
+    corpus, data = mtdata.load(DataConfig.from_args(args))
+    if corpus.synthetic and not option_given("--epochs", argv) and args.epochs > SYNTHETIC_DEMO_EPOCHS:
+        args.epochs = SYNTHETIC_DEMO_EPOCHS  # the demo's size: experiments/make_run.md
+        print(f"synthetic demo: {args.epochs} epochs (--epochs N to change)")
     results = train_all(args, corpus, data, device, out_dir)   # the joint model, then the ablations
     if not is_main_process():  # torchrun: the other ranks helped train; rank 0 writes the outputs
         return

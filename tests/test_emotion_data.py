@@ -1,4 +1,4 @@
-"""Tests of audiolab/emotion_data.py: corpus layouts on fixture trees, bad input, splits, text, synthesis."""
+"""Tests of audiolab/data/emotion*.py and data/text.py: corpus layouts, bad input, splits, text, synthesis."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import pytest
 import soundfile as sf
 
 from audiolab.data import emotion as ed
+from audiolab.data.emotion_manifest import CANONICAL_EMOTIONS, normalize_emotion
+from audiolab.data.emotion_synth import EMOTION_PROSODY, SYNTH_SENTENCES, synthesize_emotional_speech
+from audiolab.data.text import CharVocab, normalize_transcript
 from audiolab.data import splits
 from audiolab.core.runtime import UserError
 
@@ -25,15 +28,15 @@ def tone(path: Path, sample_rate: int = 16000, seconds: float = 0.25, channels: 
 
 # ----------------------------------------------------------------------------- text
 def test_normalize_transcript_rules():
-    assert ed.normalize_transcript("Un attimo dopo s'è incamminato ... ed è inciampato.") == \
+    assert normalize_transcript("Un attimo dopo s'è incamminato ... ed è inciampato.") == \
         "un attimo dopo s'è incamminato ed è inciampato"
-    assert ed.normalize_transcript("  'Quoted'  words, it’s OK! ") == "quoted words it's ok"
-    assert ed.normalize_transcript("Partirà per la Spagna, metà", strip_accents=True) == "partira per la spagna meta"
-    assert ed.normalize_transcript("Tüten, Stück") == "tüten stück"
+    assert normalize_transcript("  'Quoted'  words, it’s OK! ") == "quoted words it's ok"
+    assert normalize_transcript("Partirà per la Spagna, metà", strip_accents=True) == "partira per la spagna meta"
+    assert normalize_transcript("Tüten, Stück") == "tüten stück"
 
 
 def test_char_vocab_roundtrip_and_oov():
-    vocab = ed.CharVocab.from_texts(["ciao mondo", "là"])
+    vocab = CharVocab.from_texts(["ciao mondo", "là"])
     assert vocab.chars[0] == "<blank>" and vocab.blank == 0
     ids = vocab.encode("ciao là")
     assert 0 not in ids and vocab.decode(ids) == "ciao là"
@@ -41,7 +44,7 @@ def test_char_vocab_roundtrip_and_oov():
     assert vocab.decode(vocab.encode("ciaoè!", oov)) == "ciao"
     assert oov == Counter({"è": 1, "!": 1})
     with pytest.raises(UserError):
-        ed.CharVocab.from_texts([""])
+        CharVocab.from_texts([""])
 
 
 # ----------------------------------------------------------------------------- layouts
@@ -163,10 +166,10 @@ def test_leave_speakers_out_and_random_split():
 # ----------------------------------------------------------------------------- synthetic
 def test_synthetic_prosody_follows_the_emotion():
     """Same speaker and sentence in all five emotions: sadness slower and softer than anger, fear higher."""
-    exs = ed.synthesize_emotional_speech(n_speakers=1, sentences=ed.SYNTH_SENTENCES[:1], per_sentence=5,
-                                         seed=1, snr_db=(60.0, 60.0), progress=False)
+    exs = synthesize_emotional_speech(n_speakers=1, sentences=SYNTH_SENTENCES[:1], per_sentence=5,
+                                      seed=1, snr_db=(60.0, 60.0), progress=False)
     by = {e.emotion: e for e in exs}
-    assert set(by) == set(ed.EMOTION_PROSODY) and all(e.transcript == ed.SYNTH_SENTENCES[0] for e in exs)
+    assert set(by) == set(EMOTION_PROSODY) and all(e.transcript == SYNTH_SENTENCES[0] for e in exs)
     rms = {k: float(np.sqrt(np.mean(v.waveform ** 2))) for k, v in by.items()}
     dur = {k: len(v.waveform) for k, v in by.items()}
     assert dur["sadness"] > dur["neutral"] > dur["fear"]
@@ -174,13 +177,13 @@ def test_synthetic_prosody_follows_the_emotion():
 
 
 def test_synthetic_corpus_size_and_balance():
-    exs = ed.synthesize_emotional_speech(n_speakers=2, sentences=ed.SYNTH_SENTENCES[:5], per_sentence=1, seed=0,
-                                         progress=False)
+    exs = synthesize_emotional_speech(n_speakers=2, sentences=SYNTH_SENTENCES[:5], per_sentence=1, seed=0,
+                                      progress=False)
     assert len(exs) == 10 and len({e.speaker for e in exs}) == 2
     assert set(Counter(e.emotion for e in exs).values()) == {2}     # rotation balances the five emotions
-    assert len(ed.SYNTH_SENTENCES) >= 20 and len(ed.EMOTION_PROSODY) >= 4
+    assert len(SYNTH_SENTENCES) >= 20 and len(EMOTION_PROSODY) >= 4
     with pytest.raises(UserError):
-        ed.synthesize_emotional_speech(emotions=["boredom"], progress=False)
+        synthesize_emotional_speech(emotions=["boredom"], progress=False)
 
 
 # ----------------------------------------------------------------------------- real EMOVO
@@ -232,7 +235,7 @@ def test_emodb_codes_follow_the_corpus_documentation():
     assert len(ed.EMODB_SENTENCES) == 10 and sorted(ed.EMODB_EMOTIONS) == sorted("WLEAFTN")
     assert ed.EMODB_EMOTIONS["W"] == "anger" and ed.EMODB_EMOTIONS["L"] == "boredom" and ed.EMODB_EMOTIONS["E"] == "disgust"
     assert ed.EMODB_EMOTIONS["A"] == "fear" and ed.EMODB_EMOTIONS["F"] == "happiness" and ed.EMODB_EMOTIONS["T"] == "sadness"
-    assert set(ed.EMODB_EMOTIONS.values()) <= set(ed.CANONICAL_EMOTIONS)
+    assert set(ed.EMODB_EMOTIONS.values()) <= set(CANONICAL_EMOTIONS)
 
 
 # ----------------------------------------------------------------------------- manifest faults
@@ -260,9 +263,9 @@ def test_manifest_duplicates_bom_labels_and_empty_transcripts(tmp_path, capsys):
 
 
 def test_normalize_emotion_folds_case_space_and_aliases():
-    assert {ed.normalize_emotion(x)[0] for x in ("anger", "ANGER", " Anger ", "angry")} == {"anger"}
-    assert ed.normalize_emotion("Pleasant_Surprise") == ("surprise", True)
-    assert ed.normalize_emotion("neutrale") == ("neutrale", False)
+    assert {normalize_emotion(x)[0] for x in ("anger", "ANGER", " Anger ", "angry")} == {"anger"}
+    assert normalize_emotion("Pleasant_Surprise") == ("surprise", True)
+    assert normalize_emotion("neutrale") == ("neutrale", False)
 
 
 def test_nan_clip_is_skipped_and_long_clip_cropped(tmp_path, capsys):

@@ -12,6 +12,11 @@ import soundfile as sf
 import torch
 
 import q2_multitask as mt
+from audiolab.augment.spectrogram import mask_by_length, mel_warp, tempo_perturb, trim_silent_frames
+from audiolab.core.runtime import UserError
+from audiolab.data import multitask as mtdata
+from audiolab.data.features import normalise_per_speaker
+from audiolab.data.text import CharVocab
 
 
 # ----------------------------------------------------------------------------- lengths and CTC feasibility
@@ -21,19 +26,19 @@ def test_subsampled_length_matches_the_convolutions(subsample):
                               subsample=subsample)
     for T in [1, 2, 3, 4, 5, 7, 8, 9, 31, 100, 101]:
         got = model.subsampling(torch.zeros(1, 8, T)).shape[-1]
-        assert int(mt.subsampled_length(torch.tensor([T]), subsample)[0]) == got
+        assert int(mtdata.subsampled_length(torch.tensor([T]), subsample)[0]) == got
 
 
 def test_ctc_min_frames_counts_repeats():
-    assert mt.ctc_min_frames([1, 2, 3]) == 3
-    assert mt.ctc_min_frames([1, 1, 2, 2, 2]) == 8            # three repeated neighbours need a blank each
-    assert mt.ctc_min_frames([]) == 0
+    assert mtdata.ctc_min_frames([1, 2, 3]) == 3
+    assert mtdata.ctc_min_frames([1, 1, 2, 2, 2]) == 8            # three repeated neighbours need a blank each
+    assert mtdata.ctc_min_frames([]) == 0
 
 
 def test_infeasible_utterances_are_flagged_and_loss_stays_finite():
     torch.manual_seed(0)
     feats = [torch.randn(40, 8), torch.randn(40, 8)]            # 40 frames -> 10 after 4x subsampling
-    data = mt.Utterances(feats, [[1, 2, 3], [1] * 8], [0, 1], subsample=4)
+    data = mtdata.Utterances(feats, [[1, 2, 3], [1] * 8], [0, 1], subsample=4)
     assert data.out_lengths.tolist() == [10, 10]
     assert data.feasible.tolist() == [True, False]             # 8 identical labels need 15 frames
     model = mt.MultiTaskModel(8, 5, 2, conv_channels=8, hidden=8, layers=1, subsample=4)
@@ -107,7 +112,7 @@ def test_ablation_heads():
 def test_speaker_normalisation_and_one_cycle():
     torch.manual_seed(0)
     feats = [torch.randn(30, 4) * 3 + 5, torch.randn(20, 4) * 3 + 5, torch.randn(25, 4) - 2]
-    mt.normalise_features(feats, ["a", "a", "b"], [0, 1], "speaker")
+    normalise_per_speaker(feats, ["a", "a", "b"])
     a = torch.cat(feats[:2])
     assert torch.allclose(a.mean(0), torch.zeros(4), atol=1e-5) and torch.allclose(a.std(0), torch.ones(4), atol=1e-4)
     assert torch.allclose(feats[2].mean(0), torch.zeros(4), atol=1e-5)
@@ -120,7 +125,7 @@ def test_speaker_normalisation_and_one_cycle():
 def test_spec_augment_masks_to_zero_without_touching_the_input():
     torch.manual_seed(0)
     x = torch.randn(2, 100, 20) + 10
-    y = mt.spec_augment(x, torch.tensor([100, 60]), freq_width=5)
+    y = mask_by_length(x, torch.tensor([100, 60]), freq_width=5)
     assert (x > 5).all() and ((y == 0) | (y == x)).all() and (y == 0).any()
 
 
@@ -189,9 +194,9 @@ def test_quick_run_on_real_emovo(shared_data, tmp_path, monkeypatch, capsys):
 def test_mel_warp_is_identity_at_zero_and_stretches_the_mel_axis():
     torch.manual_seed(0)
     x = torch.randn(3, 7, 40)
-    assert torch.equal(mt.mel_warp(x, 0.0), x)
+    assert torch.equal(mel_warp(x, 0.0), x)
     ramp = torch.arange(40, dtype=torch.float32).expand(4, 5, 40).contiguous()
-    y = mt.mel_warp(ramp, 0.2)
+    y = mel_warp(ramp, 0.2)
     assert (y.diff(dim=-1) >= -1e-6).all()                      # still monotone along mel
     slope = (y[:, 0, 10] - y[:, 0, 0]) / 10                      # = 1 / alpha, alpha in [0.8, 1.2]
     assert ((slope > 1 / 1.2 - 1e-4) & (slope < 1 / 0.8 + 1e-4)).all() and slope.std() > 0
@@ -201,9 +206,9 @@ def test_trim_silent_frames_keeps_the_loud_span():
     spec = torch.full((4, 20), 1e-9)
     spec[:, 6:15] = 1.0
     spec[:, 10] = 1e-7                                           # a pause inside is kept
-    out = mt.trim_silent_frames(spec, top_db=40)
+    out = trim_silent_frames(spec, top_db=40)
     assert out.shape == (4, 9) and torch.equal(out, spec[:, 6:15])
-    assert mt.trim_silent_frames(spec[:, :8], top_db=40).shape[1] == 8   # < 5 frames would remain: keep all
+    assert trim_silent_frames(spec[:, :8], top_db=40).shape[1] == 8   # < 5 frames would remain: keep all
 
 
 def test_unlabelled_emotions_train_ctc_only():
@@ -211,12 +216,12 @@ def test_unlabelled_emotions_train_ctc_only():
     torch.manual_seed(0)
     feats = [torch.randn(40, 8) for _ in range(3)]
     model = mt.MultiTaskModel(8, 5, 2, conv_channels=8, hidden=8, layers=1, subsample=4).eval()  # no dropout
-    mixed = mt.Utterances(feats, [[1, 2], [2, 3], [3, 4]], [0, mt.IGNORE_EMOTION, 1], subsample=4)
-    labelled = mt.Utterances([feats[0], feats[2]], [[1, 2], [3, 4]], [0, 1], subsample=4)
+    mixed = mtdata.Utterances(feats, [[1, 2], [2, 3], [3, 4]], [0, mtdata.IGNORE_EMOTION, 1], subsample=4)
+    labelled = mtdata.Utterances([feats[0], feats[2]], [[1, 2], [3, 4]], [0, 1], subsample=4)
     _, ctc_all, ce_mixed, _ = mt.task_losses(model, mixed.batch([0, 1, 2]), lambda_emotion=1.0)
     _, _, ce_labelled, _ = mt.task_losses(model, labelled.batch([0, 1]), lambda_emotion=1.0)
     assert torch.allclose(ce_mixed, ce_labelled, atol=1e-5)   # the batch's other items do not change pooling
-    only_synth = mt.Utterances([feats[1]], [[2, 3]], [mt.IGNORE_EMOTION], subsample=4)
+    only_synth = mtdata.Utterances([feats[1]], [[2, 3]], [mtdata.IGNORE_EMOTION], subsample=4)
     total, ctc, ce, _ = mt.task_losses(model, only_synth.batch([0]), lambda_emotion=1.0)
     assert ce is None and torch.equal(total, ctc) and math.isfinite(float(ctc.detach()))
 
@@ -228,9 +233,9 @@ def test_synthetic_voices_join_the_training_split_only(tmp_path):
     real = [ed.Example(np.zeros(1600, np.float32), 16000, t, "neutral", s, f"{s}/{k}.wav")
             for k, (t, s) in enumerate([("Gli operai si alzano presto.", "f1"), ("Vorrei il numero telefonico.", "f1"),
                                         ("Gli operai si alzano presto.", "m1")])]
-    args = mt.build_parser().parse_args(["--synthetic-voices", "2"])
+    args = mtdata.DataConfig.from_args(mt.build_parser().parse_args(["--synthetic-voices", "2"]))
     examples = list(real)
-    train_idx, language = mt.add_synthetic_voices(args, examples, [0, 1], "emovo", synthetic=False)
+    train_idx, language = mtdata.add_synthetic_voices(args, examples, [0, 1], "emovo", synthetic=False)
     assert language == "it" and len(examples) == 3 + 2 * 2 * 2          # 2 voices x 2 sentences x 2 renderings
     assert train_idx == [0, 1, *range(3, 11)] and examples[2] is real[2]   # the test utterance is untouched
     extra = examples[3:]
@@ -238,17 +243,17 @@ def test_synthetic_voices_join_the_training_split_only(tmp_path):
     assert all(ex.speaker.startswith("espeak_") and ex.path.startswith("synthetic:") for ex in extra)
     assert all(ex.waveform.size > 1600 and np.abs(ex.waveform).max() > 0.01 for ex in extra)
     assert len({ex.speaker for ex in extra}) == 2
-    off = mt.build_parser().parse_args(["--synthetic-voices", "0"])
-    assert mt.add_synthetic_voices(off, list(real), [0, 1], "emovo", synthetic=False) == ([0, 1], None)
-    default = mt.build_parser().parse_args([])                  # a CSV corpus has no known language: none added
-    assert mt.add_synthetic_voices(default, list(real), [0, 1], "csv", synthetic=False) == ([0, 1], None)
-    with pytest.raises(mt.UserError, match="--synthetic-language"):
-        mt.add_synthetic_voices(args, list(real), [0, 1], "csv", synthetic=False)
+    off = mtdata.DataConfig.from_args(mt.build_parser().parse_args(["--synthetic-voices", "0"]))
+    assert mtdata.add_synthetic_voices(off, list(real), [0, 1], "emovo", synthetic=False) == ([0, 1], None)
+    default = mtdata.DataConfig.from_args(mt.build_parser().parse_args([]))  # CSV: no known language, none added
+    assert mtdata.add_synthetic_voices(default, list(real), [0, 1], "csv", synthetic=False) == ([0, 1], None)
+    with pytest.raises(UserError, match="--synthetic-language"):
+        mtdata.add_synthetic_voices(args, list(real), [0, 1], "csv", synthetic=False)
 
 
 def test_labelled_subset_drops_synthetic_voices():
     feats = [torch.randn(12, 4) for _ in range(3)]
-    data = mt.Utterances(feats, [[1], [2], [3]], [2, mt.IGNORE_EMOTION, 0], subsample=2)
+    data = mtdata.Utterances(feats, [[1], [2], [3]], [2, mtdata.IGNORE_EMOTION, 0], subsample=2)
     sub = data.labelled()
     assert len(sub) == 2 and sub.emotions.tolist() == [2, 0] and sub.targets == [[1], [3]]
     assert sub.feats[1] is feats[2] and sub.out_lengths.tolist() == data.out_lengths[[0, 2]].tolist()
@@ -257,10 +262,10 @@ def test_labelled_subset_drops_synthetic_voices():
 def test_tempo_perturb_resamples_time_and_lengths_together():
     feats = torch.arange(50, dtype=torch.float32)[None, :, None].repeat(2, 1, 3)   # a ramp along time
     lengths = torch.tensor([50, 30])
-    same, same_len = mt.tempo_perturb(feats, lengths, 0.0)
+    same, same_len = tempo_perturb(feats, lengths, 0.0)
     assert same is feats and same_len is lengths
     torch.manual_seed(3)
-    out, new_len = mt.tempo_perturb(feats, lengths, 0.2)
+    out, new_len = tempo_perturb(feats, lengths, 0.2)
     T_new = out.shape[1]
     rate = T_new / 50
     assert T_new != 50 and 0.8 <= rate <= 1.2
@@ -314,8 +319,8 @@ def test_heads_see_the_right_clips_and_faults_are_reported(tmp_path, monkeypatch
 def test_evaluate_scores_cer_on_whole_transcripts_only():
     torch.manual_seed(0)
     feats = [torch.randn(40, 8) for _ in range(3)]
-    data = mt.Utterances(feats, [[1, 2], [], [2, 1]], [0, 1, 0], subsample=4)
-    vocab = mt.ed.CharVocab(["a", "b"])
+    data = mtdata.Utterances(feats, [[1, 2], [], [2, 1]], [0, 1, 0], subsample=4)
+    vocab = CharVocab(["a", "b"])
     model = mt.MultiTaskModel(8, len(vocab), 2, conv_channels=8, hidden=8, layers=1, subsample=4)
     res = mt.evaluate(model, data, vocab, ["ab", None, "ba"], torch.device("cpu"))
     import jiwer
@@ -349,12 +354,12 @@ def test_split_and_frame_size_faults_exit_2(tmp_path, monkeypatch, capsys):
 
 def test_check_split_warns_about_rare_and_test_only_classes(capsys):
     emotions = ["anger"] * 6 + ["fear"] + ["anger", "boredom"]
-    warnings = mt.check_split(list(range(7)), [7, 8], emotions)
+    warnings = mtdata.check_split(list(range(7)), [7, 8], emotions)
     assert any("'boredom' is in the test split" in w for w in warnings)
     assert any("'fear' has only 1 training" in w for w in warnings)
     assert "WARNING" in capsys.readouterr().out
-    with pytest.raises(mt.UserError, match="training split holds 1"):
-        mt.check_split([0], [7, 8], emotions)
+    with pytest.raises(UserError, match="training split holds 1"):
+        mtdata.check_split([0], [7, 8], emotions)
 
 
 @pytest.mark.realdata

@@ -87,6 +87,7 @@ def trim_silence(wav: np.ndarray, sample_rate: int, top_db: float = 30.0, margin
     much silence surrounds the word (lucas: about 0.2 s of 0.54 s); trimming before the centred
     padding puts every word at the same place in the window, train and test alike. Silent or
     empty clips are returned unchanged.
+    :func:`audiolab.augment.spectrogram.trim_silent_frames` cuts the frames of a spectrogram instead.
     """
     import librosa  # heavy import, only needed here
 

@@ -30,20 +30,16 @@ What is here:
                 (paths relative to the manifest's folder)
   ============  ======================================================  ==========================
 
-- **Synthetic default**: emotional-prosody speech from eSpeak NG (``audiolab.data.synth``):
-  five emotions rendered through base pitch, pitch range, speaking rate and loudness,
-  many voices (eSpeak variants with per-speaker pitch/rate), 24 Harvard sentences
-  (IEEE 1969, public domain). It is a demo: every output that uses it says so.
-- **Splits** by speaker (unseen test speakers), at random (leaks speaker identity), or
-  with named test speakers (leave-one-actor-out).
-- **Text**: transcript normalisation and the character vocabulary for CTC (blank = 0).
+- **Elsewhere**: the CSV manifest and emotion-label normalisation in
+  ``audiolab.data.emotion_manifest``; the synthetic default (emotional-prosody speech from
+  eSpeak NG) and synthetic training voices in ``audiolab.data.emotion_synth``; transcript
+  normalisation and the CTC character vocabulary in ``audiolab.data.text``; splits by speaker
+  in ``audiolab.data.splits``.
 """
 
 from __future__ import annotations
 
-import csv
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,7 +51,6 @@ import torch
 from audiolab.data.common import RealDataset
 from audiolab.core.io import AUDIO_EXTENSIONS, find_audio_files, iter_readable
 from audiolab.core.runtime import UserError
-from audiolab.data.synth import HARVARD_SENTENCES
 
 # ----------------------------------------------------------------------------- corpus codes
 #: EMOVO sentence codes -> text (corpus documentation; b = brief, l = long, n = nonsense, d = question)
@@ -373,98 +368,6 @@ def list_iemocap(root: Path) -> Listing:
     return out
 
 
-#: the emotion names the corpus loaders produce; manifest labels are mapped onto them (``normalize_emotion``)
-CANONICAL_EMOTIONS = ("anger", "boredom", "calm", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
-#: other spellings of the canonical names (English adjectives, the corpora's own codes)
-EMOTION_ALIASES = {
-    "angry": "anger", "ang": "anger", "bored": "boredom", "disgusted": "disgust", "dis": "disgust",
-    "fearful": "fear", "afraid": "fear", "scared": "fear", "fea": "fear", "happy": "happiness", "joy": "happiness",
-    "hap": "happiness", "sad": "sadness", "neu": "neutral", "surprised": "surprise", "ps": "surprise",
-    "pleasant surprise": "surprise", "sur": "surprise",
-}
-
-
-def normalize_emotion(label: str) -> tuple[str, bool]:
-    """Map an emotion label onto one class name: case folded, whitespace/underscores/hyphens collapsed to
-    one space, known spellings mapped (``ANGER``, ``Angry`` -> ``anger``; ``EMOTION_ALIASES``).
-
-    Returns ``(name, known)``: ``known`` is False for a label outside ``CANONICAL_EMOTIONS`` and the
-    aliases (e.g. a typo such as ``neutrale``); the caller reports it and keeps it as its own class.
-    """
-    name = re.sub(r"[\s_-]+", " ", unicodedata.normalize("NFC", label).casefold()).strip()
-    name = EMOTION_ALIASES.get(name, name)
-    return name, name in CANONICAL_EMOTIONS
-
-
-def list_manifest(manifest: Path) -> Listing:
-    """A CSV manifest with a header ``path,transcript,emotion,speaker`` (paths relative to its folder).
-
-    Read as UTF-8 with or without a byte-order mark (spreadsheets write one). Emotion labels are
-    normalised (:func:`normalize_emotion`); labels outside the known names are reported in
-    ``problems`` and kept as their own class. A row with an empty transcript trains the emotion head
-    only (``transcript_complete=False``). A path listed twice with identical labels is kept once and
-    reported; twice with different labels is an error.
-
-    Raises:
-        UserError: the file is missing or unreadable, lacks one of the columns, or lists one audio path
-            with different labels (the message names the path and the rows).
-    """
-    manifest = Path(manifest)
-    if not manifest.is_file():
-        raise UserError(f"manifest {manifest} does not exist; expected a CSV with columns "
-                        "path,transcript,emotion,speaker")
-    out = Listing()
-    rows_of: dict[Path, tuple[int, UtteranceInfo]] = {}
-    unknown: dict[str, list[str]] = {}
-    empty: list[int] = []
-    try:
-        fh = open(manifest, newline="", encoding="utf-8-sig")
-        with fh:
-            reader = csv.DictReader(fh)
-            fields = [f.strip() for f in (reader.fieldnames or [])]
-            missing = {"path", "transcript", "emotion", "speaker"} - set(fields)
-            if missing:
-                raise UserError(f"manifest {manifest} lacks the column(s) {sorted(missing)}; expected a header "
-                                "path,transcript,emotion,speaker")
-            reader.fieldnames = fields
-            for line_no, row in enumerate(reader, start=2):
-                if not (row["path"] or "").strip() or not (row["emotion"] or "").strip():
-                    out.excluded["row without path or emotion"] += 1
-                    continue
-                path = Path(row["path"].strip())
-                path = path if path.is_absolute() else manifest.parent / path
-                emotion, known = normalize_emotion(row["emotion"])
-                if not known:
-                    unknown.setdefault(row["emotion"].strip(), []).append(str(line_no))
-                transcript = (row["transcript"] or "").strip()
-                if not transcript:
-                    empty.append(line_no)
-                info = UtteranceInfo(path, transcript, emotion, (row["speaker"] or "").strip() or "unknown",
-                                     bool(transcript))
-                key = path.resolve()
-                if key in rows_of:
-                    first_line, first = rows_of[key]
-                    if (first.transcript, first.emotion, first.speaker) != (info.transcript, info.emotion,
-                                                                            info.speaker):
-                        raise UserError(f"manifest {manifest} lists {path} twice with different labels (rows "
-                                        f"{first_line} and {line_no}); keep one row per audio file")
-                    out.problems.append(f"{manifest}: row {line_no} repeats row {first_line} ({path}); counted once")
-                    out.excluded["exact duplicate row (named above)"] += 1
-                    continue
-                rows_of[key] = (line_no, info)
-                out.items.append(info)
-    except UnicodeDecodeError as err:
-        raise UserError(f"manifest {manifest} is not UTF-8 text: {err}") from None
-    for label, lines in unknown.items():
-        out.problems.append(f"{manifest}: emotion label {label!r} (rows {', '.join(lines[:5])}"
-                            f"{', ...' if len(lines) > 5 else ''}) is not a known emotion name "
-                            f"({', '.join(CANONICAL_EMOTIONS)}); kept as its own class -- check its spelling")
-    if empty:
-        out.problems.append(f"{manifest}: {len(empty)} row(s) with an empty transcript (rows "
-                            f"{', '.join(map(str, empty[:5]))}{', ...' if len(empty) > 5 else ''}); they train "
-                            "and score the emotion head only")
-    return out
-
 
 @dataclass(frozen=True)
 class CorpusLayout:
@@ -548,6 +451,8 @@ def list_corpus(name: str, root: Path, complete_list: Path | None = None) -> Lis
     """
     root = Path(root)
     if name == "csv":
+        from audiolab.data.emotion_manifest import list_manifest  # it builds on this module's records
+
         listing = list_manifest(root)
         if not listing.items:
             raise UserError(f"manifest {root} lists no usable rows (columns path,transcript,emotion,speaker)")
@@ -640,170 +545,3 @@ def load_corpus(name: str, root: Path, sample_rate: int = 16000, limit: int | No
               "skipped": [f"{p}: {r}" for p, r in skipped], "problems": list(listing.problems)}
     return examples, report
 
-
-# ----------------------------------------------------------------------------- synthetic default
-#: 24 Harvard sentences (lists 1-3), shared with the other synthetic speech defaults
-SYNTH_SENTENCES = HARVARD_SENTENCES[:24]
-
-#: emotion -> prosody relative to the speaker's base: rate factor, pitch offset (0-100 scale),
-#: pitch range (0 = monotone, 100 = lively) and volume (0-200). After the acoustic correlates
-#: summarised by Scherer (2003) and Murray & Arnott (1993): anger/joy fast, loud, wide range;
-#: sadness slow, low, narrow, soft; fear fast and high with a narrow range.
-EMOTION_PROSODY = {
-    "neutral": {"rate": 1.00, "pitch": 0, "pitch_range": 45, "volume": 100},
-    "happiness": {"rate": 1.10, "pitch": 14, "pitch_range": 85, "volume": 125},
-    "sadness": {"rate": 0.78, "pitch": -12, "pitch_range": 10, "volume": 65},
-    "anger": {"rate": 1.15, "pitch": 4, "pitch_range": 65, "volume": 175},
-    "fear": {"rate": 1.25, "pitch": 24, "pitch_range": 25, "volume": 90},
-}
-#: voice variants used for synthetic speakers (whisper/croak dropped: they carry no pitch)
-SYNTH_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
-                  "Alex", "Andy", "annie", "david", "ed", "edward", "john", "linda", "max", "michel", "steph",
-                  "robert"]
-
-
-def synth_speakers(n_speakers: int, rng: np.random.Generator) -> list[dict]:
-    """``n_speakers`` distinct synthetic speakers: an eSpeak variant plus base pitch and rate."""
-    if not 1 <= n_speakers <= len(SYNTH_VARIANTS):
-        raise UserError(f"the synthetic corpus has 1..{len(SYNTH_VARIANTS)} speakers, got {n_speakers}")
-    variants = rng.choice(SYNTH_VARIANTS, size=n_speakers, replace=False)
-    return [{"speaker": f"synth_{v}", "variant": str(v), "pitch": int(rng.integers(30, 62)),
-             "rate": int(rng.integers(130, 171))} for v in variants]
-
-
-def synthesize_emotional_speech(n_speakers: int = 8, sentences: Sequence[str] = SYNTH_SENTENCES,
-                                emotions: Sequence[str] = tuple(EMOTION_PROSODY), per_sentence: int = 2,
-                                sample_rate: int = 16000, seed: int = 0, language: str = "en-us",
-                                snr_db: tuple[float, float] = (25.0, 40.0), progress: bool = True) -> list[Example]:
-    """The embedded default: emotional-prosody speech from eSpeak NG (SYNTHETIC).
-
-    Every speaker says every sentence in ``per_sentence`` emotions, rotated so that each
-    emotion is equally frequent; the emotion sets pitch, pitch range, rate and loudness
-    (``EMOTION_PROSODY``) around the speaker's base, with small per-utterance jitter, and
-    pink noise at a random SNR in ``snr_db`` is added.
-
-    Returns:
-        ``n_speakers * len(sentences) * per_sentence`` :class:`Example` s (waveforms
-        ``[n_samples]`` float32 at ``sample_rate`` Hz).
-
-    Raises:
-        UserError: bad sizes or an unknown emotion.
-        audiolab.data.synth.SynthesisError: eSpeak NG is not usable.
-    """
-    from tqdm.auto import tqdm
-
-    from audiolab.augment.waveform import mix_at_snr, pink_noise
-    from audiolab.data.synth import Voice, synthesize
-
-    unknown = [e for e in emotions if e not in EMOTION_PROSODY]
-    if unknown:
-        raise UserError(f"no prosody for emotion(s) {unknown}; choose from {sorted(EMOTION_PROSODY)}")
-    if not 1 <= per_sentence <= len(emotions):
-        raise UserError(f"per_sentence must be in 1..{len(emotions)}, got {per_sentence}")
-    if not sentences:
-        raise UserError("the synthetic corpus needs at least one sentence")
-    rng = np.random.default_rng(seed)
-    speakers = synth_speakers(n_speakers, rng)
-    jobs = []
-    for s_idx, spk in enumerate(speakers):
-        for t_idx, text in enumerate(sentences):
-            for k in range(per_sentence):
-                jobs.append((spk, text, emotions[(s_idx + t_idx * per_sentence + k) % len(emotions)]))
-    examples = []
-    for spk, text, emotion in tqdm(jobs, desc="synthesising (eSpeak NG)", disable=not progress, leave=False):
-        p = EMOTION_PROSODY[emotion]
-        voice = Voice(name=f"{language}+{spk['variant']}",
-                      rate=int(np.clip(spk["rate"] * p["rate"] * rng.uniform(0.93, 1.07), 80, 450)),
-                      pitch=int(np.clip(spk["pitch"] + p["pitch"] + rng.integers(-4, 5), 0, 100)),
-                      pitch_range=int(np.clip(p["pitch_range"] + rng.integers(-6, 7), 0, 100)),
-                      volume=int(np.clip(p["volume"] * rng.uniform(0.9, 1.1), 10, 200)))
-        wav = synthesize(text, voice, sample_rate=sample_rate)
-        wav, _ = mix_at_snr(wav, pink_noise(len(wav), rng), float(rng.uniform(*snr_db)))
-        examples.append(Example(wav.astype(np.float32), sample_rate, text, emotion, spk["speaker"],
-                                f"synthetic:{spk['speaker']}:{emotion}"))
-    return examples
-
-
-#: eSpeak NG language of each corpus' speech, for synthetic training voices (``--synthetic-voices``)
-CORPUS_LANGUAGE = {"emovo": "it", "emodb": "de", "cremad": "en-us", "ravdess": "en-us", "tess": "en-us",
-                   "iemocap": "en-us"}
-
-
-def synthetic_training_voices(transcripts: Sequence[str], n_voices: int, language: str, *,
-                              per_sentence: int = 1, sample_rate: int = 16000, seed: int = 0,
-                              progress: bool = True) -> list[Example]:
-    """eSpeak NG renderings of a real corpus' training sentences, to add voices to its training split.
-
-    With three or four actors, a CTC model learns their voices as much as the characters; the
-    new actor's voice then costs it most of its errors. ``n_voices`` synthetic speakers
-    (:func:`synthesize_emotional_speech`, in ``language``) say every distinct sentence of
-    ``transcripts`` ``per_sentence`` times in the prosody of a rotating emotion. Their emotion
-    labels are eSpeak caricatures, not acted emotions: callers should use them for the CTC
-    term only. Speakers are named ``espeak_<variant>``, paths ``synthetic:...``.
-
-    Returns:
-        ``n_voices * n_distinct_sentences * per_sentence`` :class:`Example` s.
-
-    Raises:
-        UserError: ``n_voices`` outside 1..len(SYNTH_VARIANTS) or no sentence.
-        audiolab.data.synth.SynthesisError: eSpeak NG is not usable.
-    """
-    sentences = sorted({t for t in transcripts if t.strip()})
-    out = synthesize_emotional_speech(n_speakers=n_voices, sentences=sentences, per_sentence=per_sentence,
-                                      sample_rate=sample_rate, seed=seed, language=language, progress=progress)
-    for ex in out:
-        ex.speaker = ex.speaker.replace("synth_", "espeak_", 1)
-    return out
-
-
-# ----------------------------------------------------------------------------- splits
-# ----------------------------------------------------------------------------- text
-def normalize_transcript(text: str, strip_accents: bool = False) -> str:
-    """Lower-case, NFC, drop punctuation except word-internal apostrophes, collapse spaces.
-
-    ``strip_accents`` maps accented letters to their base letter (``à`` -> ``a``) for
-    every transcript alike. Apostrophes are kept (``l'autunno``, ``it's``), since they
-    are part of the written word in Italian and English.
-    """
-    text = unicodedata.normalize("NFC", text).lower().replace("’", "'").replace("`", "'")
-    if strip_accents:
-        text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
-    text = "".join(c if (c.isalpha() or c.isdigit() or c in "' ") else " " for c in text)
-    text = re.sub(r"(?<![^\W\d_])'|'(?![^\W\d_])", " ", text)  # apostrophes only between letters
-    return re.sub(r"\s+", " ", text).strip()
-
-
-class CharVocab:
-    """Characters for CTC: index 0 is the blank, then the sorted characters seen in training.
-
-    ``encode`` drops characters outside the vocabulary and counts them in ``oov`` so the
-    caller can report them.
-    """
-
-    blank = 0
-
-    def __init__(self, chars: Sequence[str]):
-        chars = sorted(set(chars))
-        if not chars:
-            raise UserError("the character vocabulary is empty: the training transcripts hold no characters")
-        self.chars = ["<blank>", *chars]
-        self.index = {c: i for i, c in enumerate(self.chars)}
-
-    @classmethod
-    def from_texts(cls, texts: Sequence[str]) -> "CharVocab":
-        return cls([c for t in texts for c in t])
-
-    def __len__(self) -> int:
-        return len(self.chars)
-
-    def encode(self, text: str, oov: Counter | None = None) -> list[int]:
-        ids = []
-        for c in text:
-            if c in self.index:
-                ids.append(self.index[c])
-            elif oov is not None:
-                oov[c] += 1
-        return ids
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return "".join(self.chars[i] for i in ids if 0 < i < len(self.chars))
