@@ -107,3 +107,18 @@ def test_shared_flags_are_declared_once_with_ranges():
     for bad in (["--lr", "0"], ["--lr", "nan"], ["--batch-size", "0"], ["--n-fft", "1"], ["--hop-length", "-1"]):
         with pytest.raises(SystemExit):
             parser.parse_args(bad)
+
+
+def test_progress_gives_the_same_batches_on_a_terminal_and_in_a_log(monkeypatch):
+    """The batches a shuffling DataLoader yields (and so every trained number) must not depend on where
+    stderr goes: in a log file progress() must draw from torch's generator exactly as the terminal bar."""
+    import torch
+
+    def first_batches(is_tty: bool) -> list:
+        monkeypatch.setattr(progress, "on_terminal", lambda: is_tty)
+        torch.manual_seed(0)
+        loader = torch.utils.data.DataLoader(list(range(40)), batch_size=8, shuffle=True)
+        out = [b.tolist() for epoch in range(2) for b in progress.progress(loader, "train")]
+        return out + [torch.randint(0, 10**6, (1,)).item()]   # and the generator's state after
+
+    assert first_batches(True) == first_batches(False)

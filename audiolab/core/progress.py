@@ -76,11 +76,17 @@ def progress(iterable: Iterable[T], desc: str, *, total: int | None = None, disa
             total = len(iterable)  # type: ignore[arg-type]
         except TypeError:
             total = None
-    if on_terminal() or disable:
-        tqdm_kwargs.setdefault("leave", False)
-        tqdm_kwargs.setdefault("dynamic_ncols", True)
-        return tqdm(iterable, desc=desc, total=total, disable=disable, **tqdm_kwargs)
-    return _LogLines(iterable, desc, total, every_s)
+    tqdm_kwargs.setdefault("leave", False)
+    tqdm_kwargs.setdefault("dynamic_ncols", True)
+    show_bar = on_terminal() and not disable
+    # The tqdm object is built in both cases, because building it has a side effect on the numbers:
+    # tqdm.auto's asyncio layer calls iter(iterable) once on construction, so a shuffling DataLoader
+    # draws one extra seed from torch's global generator. Building it in a log file too keeps the
+    # random stream, and so every trained number, the same on a terminal and in `make run`.
+    bar = tqdm(iterable, desc=desc, total=total, disable=not show_bar, **tqdm_kwargs)
+    if show_bar or disable:
+        return bar
+    return _LogLines(bar, desc, total, every_s)
 
 
 def write(line: str) -> None:
