@@ -1,0 +1,59 @@
+"""The rules of docs/ARCHITECTURE.md ("Layout") that a change can break without any other test noticing."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = ["q1_generate.py", "q1_plot.py", "q1_train_lstm.py", "q2_ctc.py", "q2_compare.py", "q2_multitask.py",
+           "hw_cnn1d.py", "hw_cnn2d.py", "vae_bss.py", "speechcommands_rnn.py"]
+TASK_MODULES = ["ctc.py", "hw_denoise.py"]
+MAX_SCRIPT_LINES, MAX_MODULE_LINES = 700, 550   # "no script over ~700 lines, no library module over ~500"
+
+
+def tracked(pattern: str) -> list[Path]:
+    out = subprocess.run(["git", "-C", str(REPO), "ls-files", pattern], capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip("not a git checkout")
+    return [REPO / p for p in out.stdout.split()]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Top-level names of every module ``path`` imports (``import a.b`` and ``from a.b import c`` give ``a``)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_library_never_imports_a_script():
+    scripts = {Path(s).stem for s in SCRIPTS + TASK_MODULES}
+    offenders = {str(p.relative_to(REPO)): sorted(imported_modules(p) & scripts) for p in tracked("audiolab/*.py")}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+@pytest.mark.parametrize("limit, paths", [(MAX_SCRIPT_LINES, SCRIPTS + TASK_MODULES), (MAX_MODULE_LINES, None)])
+def test_files_stay_readable_sizes(limit, paths):
+    files = [REPO / p for p in paths] if paths else tracked("audiolab/*.py")
+    too_long = {str(p.relative_to(REPO)): n for p in files if p.exists()
+                for n in [len(p.read_text().splitlines())] if n > limit}
+    assert too_long == {}, f"over {limit} lines: split by concern (docs/ARCHITECTURE.md, Layout)"
+
+
+def test_nothing_edits_sys_path_and_nothing_cites_the_old_design_doc():
+    """The project is installed (pip install -e .), so no file needs sys.path edits; DESIGN.md was replaced."""
+    bad = []
+    for p in tracked("*.py"):
+        text = p.read_text()
+        if "sys.path.insert" in text or "sys.path.append" in text:
+            bad.append(f"{p.relative_to(REPO)}: sys.path edit")
+        if '(DESIGN "' in text or "DESIGN.md" in text:
+            bad.append(f"{p.relative_to(REPO)}: cites DESIGN")
+    assert [b for b in bad if not b.startswith("tests/test_layout.py")] == []
