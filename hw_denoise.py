@@ -1,4 +1,4 @@
-"""The speech-denoising application shared by ``hw_cnn1d.py`` and ``hw_cnn2d.py``: flags, the models' head, training, outputs.
+"""The speech-denoising application of ``hw_cnn1d.py`` and ``hw_cnn2d.py``: flags, the models' head, training, outputs.
 
 The two scripts differ only in their network (a 1-D CNN on one STFT frame, a 2-D CNN
 on 20 consecutive frames) and its training settings; what they share is here, once, down
@@ -76,6 +76,8 @@ from audiolab.data.speech import TSP, DenoiseData, folder_data, load_pair, load_
 N_FFT = 1024                 # -> 513 frequency bins
 HOP_LENGTH = 512
 CONTEXT_2D = 20              # frames seen by the 2-D CNN
+
+
 # ============================================================================ CLI
 def add_denoise_args(parser: argparse.ArgumentParser) -> None:
     """Add the data, STFT, training and evaluation flags both denoising scripts share."""
