@@ -8,7 +8,7 @@ default a sigmoid mask in [0, 1] that multiplies the noisy magnitude (``--output
 or a ReLU that outputs the clean log1p magnitude directly (``--output magnitude``). The
 estimated magnitude is recombined with the noisy phase and inverted to samples.
 
-The rest is written once in audiolab/denoise.py and shared with hw_cnn2d.py (its docstring
+The rest is written once in hw_denoise.py and shared with hw_cnn2d.py (its docstring
 has the details): the data (the homework's ``--clean/--noisy`` pair and ``--test`` files,
 ``--clean-dir/--noise-dir`` folders, the real TSP recordings, or SYNTHETIC eSpeak NG speech),
 the training (best checkpoint by validation SNR improvement) and the scores (the homework's
@@ -40,9 +40,8 @@ CONTEXT = 1  # STFT frames per example: [B, 1, 513]
 
 # ----------------------------------------------------------------------------- settings
 def parse_args(argv=None):
-    """The shared denoising flags (``audiolab/denoise.py``) plus ``--channels``; ``--quick`` resolved into sizes."""
-    parser = denoise.script_parser(__doc__, epochs=15, layers="Conv1d")
-    return denoise.apply_quick(parser.parse_args(argv))
+    """The shared denoising flags (``hw_denoise.py``) plus ``--channels``; ``--quick`` resolved into sizes."""
+    return denoise.parse_args(__doc__, argv, epochs=15, layers="Conv1d")
 
 
 # ----------------------------------------------------------------------------- model

@@ -11,7 +11,7 @@ default a sigmoid mask in [0, 1] that multiplies the noisy magnitude (``--output
 or a ReLU that outputs the clean log1p magnitude directly (``--output magnitude``). The
 estimated magnitude is recombined with the noisy phase and inverted to samples.
 
-Data, training and evaluation are those of hw_cnn1d.py, from audiolab/denoise.py (its
+Data, training and evaluation are those of hw_cnn1d.py, from hw_denoise.py (its
 docstring has the details): the homework's files, folders, TSP or SYNTHETIC speech; MSE on
 compressed magnitudes with Adam and cosine decay, the best checkpoint by validation SNR
 improvement; the homework's SNR, SI-SNR, PESQ and STOI beside the noisy input and
@@ -46,9 +46,8 @@ CONTEXT = denoise.CONTEXT_2D  # STFT frames per example: [B, 1, 20, 513]
 
 # ----------------------------------------------------------------------------- settings
 def parse_args(argv=None):
-    """The shared denoising flags (``audiolab/denoise.py``) plus ``--channels``; ``--quick`` resolved into sizes."""
-    parser = denoise.script_parser(__doc__, epochs=10, layers="Conv2d")
-    return denoise.apply_quick(parser.parse_args(argv))
+    """The shared denoising flags (``hw_denoise.py``) plus ``--channels``; ``--quick`` resolved into sizes."""
+    return denoise.parse_args(__doc__, argv, epochs=10, layers="Conv2d")
 
 
 # ----------------------------------------------------------------------------- model

@@ -1,30 +1,33 @@
-"""Shared data, features and evaluation for the speech-denoising CNNs (``hw_cnn1d.py``, ``hw_cnn2d.py``).
+"""The speech-denoising application of ``hw_cnn1d.py`` and ``hw_cnn2d.py``: flags, the models' head, training, outputs.
 
 The two scripts differ only in their network (a 1-D CNN on one STFT frame, a 2-D CNN
-on 20 consecutive frames) and its training settings; everything else lives here, once,
-down to the scripts' common main body (``script_parser``, ``apply_quick``, ``run``):
+on 20 consecutive frames) and its training settings; what they share is here, once, down
+to the scripts' common main body (``script_parser``, ``QUICK_SIZES``, ``run``). The generic
+parts live in the library:
 
-Data (``prepare_data``), three modes:
+Data (``prepare_data``; ``audiolab/data/speech.py``), three modes:
 - homework files: ``--clean FILE --noisy FILE`` is one long training pair (the last
   ``--val-fraction`` of it is held out for validation), ``--test FILE ...`` are noisy
   signals without a clean reference (denoised and written out, never scored);
 - folders: a folder of clean utterances (one sub-folder per speaker, e.g.
   ``tsp/FA``, ``tsp/MC``) plus a folder of noise recordings, mixed at random SNRs in
   ``--train-snr-range`` for training (a fresh mix every epoch) and at each of
-  ``--test-snrs`` for testing. Test speakers never occur in training; each noise file
-  is cut in time into a training part (first ``1 - --noise-test-fraction``) and a test
-  part, so test noise segments were never heard in training. An optional folder of
-  other noise recordings is used only at test time ("held-out noise types");
+  ``--test-snrs`` for testing (``audiolab/augment/noise.py``). Test speakers never occur in
+  training; each noise file is cut in time into a training part (first
+  ``1 - --noise-test-fraction``) and a test part, so test noise segments were never heard
+  in training. An optional folder of other noise recordings is used only at test time
+  ("held-out noise types", less the files matching ``--heldout-exclude``);
 - embedded default: sentences synthesised with eSpeak NG (speaker-disjoint voice
   variants) plus synthetic white, pink and babble noise. Labelled synthetic everywhere.
 
-Features: STFT with ``n_fft`` = 1024 (513 bins), periodic Hann window, hop 512 by
-default; the networks see ``log1p(|Y|)`` of the noisy STFT (normalised per bin by
-``FeatureNorm``), shaped ``[B, 1, 513]`` (one frame) or ``[B, 1, 20, 513]`` (the frame and
-the 19 before it; each signal is prefixed with 19 near-silent frames of tiny random
-magnitudes so that every frame gets an estimate). The network outputs either a mask in
-[0, 1] that multiplies the noisy magnitude (default) or the clean ``log1p`` magnitude
-directly; the estimate is recombined with the noisy phase and inverted (``torch.istft``).
+Features (``audiolab/core/frames.py``): STFT with ``n_fft`` = 1024 (513 bins), periodic Hann
+window, hop 512 by default; the networks see ``log1p(|Y|)`` of the noisy STFT (normalised
+per bin by ``FeatureNorm``), shaped ``[B, 1, 513]`` (one frame) or ``[B, 1, 20, 513]`` (the
+frame and the 19 before it; each signal is prefixed with 19 near-silent frames of tiny
+random magnitudes so that every frame gets an estimate). The network outputs either a
+mask in [0, 1] that multiplies the noisy magnitude (default) or the clean ``log1p``
+magnitude directly; the estimate is recombined with the noisy phase and inverted
+(``torch.istft``).
 
 Training (``train_denoiser``): the MSE between square-root-compressed magnitudes of
 estimate and clean speech (``--loss magnitude``; ``--loss log1p`` uses log1p magnitudes,
@@ -35,10 +38,10 @@ mixtures (stored in the checkpoint). Training mixtures are drawn afresh every ep
 speed perturbation (0.8-1.2x) of the clean speech so that a model trained on one speaker
 generalises to others.
 
-Evaluation (``evaluate_and_write``): SNR as the homework defines it,
-``10 log10(sum s^2 / sum (s - s_hat)^2)`` in dB on the time signal; SI-SNR (Le Roux et al.
-2019); PESQ wide-band (ITU-T P.862.2, ``pesq`` package) and STOI (Taal et al. 2011,
-``pystoi``). Baselines on the same signals: the noisy input itself and spectral gating
+Evaluation (``evaluate_and_write``; ``audiolab/core/evaluate.py``): SNR as the homework
+defines it, ``10 log10(sum s^2 / sum (s - s_hat)^2)`` in dB on the time signal; SI-SNR (Le
+Roux et al. 2019); PESQ wide-band (ITU-T P.862.2, ``pesq`` package) and STOI (Taal et al.
+2011, ``pystoi``). Baselines on the same signals: the noisy input itself and spectral gating
 (``noisereduce``, Sainburg et al. 2020, non-stationary mode, no noise clip, i.e. as blind
 as the CNNs). An undefined score (silent reference, PESQ finding no speech) is reported
 as missing with a reason, never as inf or NaN.
@@ -48,41 +51,31 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import time
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from audiolab.core.cli import script_help
-from audiolab.data.common import RealDataset, SYNTHETIC_NOTE, choose_dataset, resolve_data_root
+from audiolab.core import cli
+from audiolab.core.cli import add_data_args, base_parser, float_range, int_range, script_help
 from audiolab.core.dsp import from_magnitude_phase, magnitude_phase
-from audiolab.core.io import AudioReadError, find_audio_files, iter_readable, load_audio, save_audio, unique_name
-from audiolab.core.metrics import si_snr, snr
-from audiolab.core.cli import add_data_args, base_parser, float_range, int_range, positive_int
+from audiolab.core.evaluate import (SAMPLE_RATE, Mixture, evaluate_set, mean_defined, metrics_from_summary,
+                                    peak_safe, score, spectral_gating, summarize)
+from audiolab.core.frames import FrameBank
+from audiolab.core.io import save_audio
 from audiolab.core.outputs import out_dir_for, write_csv, write_json_atomic, write_metrics
-from audiolab.core.runtime import UserError, is_main_process, seed_everything, select_device
 from audiolab.core.plotting import plot_training_curves, save_figure, spectrogram_figure
-from audiolab.data.synth import HARVARD_SENTENCES
+from audiolab.core.runtime import UserError, is_main_process, seed_everything, select_device
 from audiolab.core.train import fit, load_checkpoint
+from audiolab.data.common import SYNTHETIC_NOTE, choose_dataset, resolve_data_root
+from audiolab.data.speech import TSP, DenoiseData, folder_data, load_pair, load_unlabeled, synthetic_data
 
-SAMPLE_RATE = 16000          # Hz; PESQ wide-band needs 16 kHz
 N_FFT = 1024                 # -> 513 frequency bins
 HOP_LENGTH = 512
 CONTEXT_2D = 20              # frames seen by the 2-D CNN
-PREFIX_MAGNITUDE = 1e-4      # scale of the near-silent prefix frames (linear magnitude)
-TRAIN_LEVEL_DBFS = (-35.0, -15.0)  # random RMS level of training mixtures (level augmentation)
-
-# eSpeak NG voice variants: disjoint sets for training speakers, test speakers and babble talkers.
-SYNTH_TRAIN_VOICES = ["m1", "m3", "m5", "f1", "f3", "f5", "klatt", "Andy", "david", "john", "max", "robert"]
-SYNTH_TEST_VOICES = ["m2", "m6", "f2", "f4", "edward", "linda"]
-SYNTH_BABBLE_VOICES = ["m4", "m7", "klatt2", "klatt3", "Alex", "annie", "belinda", "ed", "michel", "steph"]
 
 
 # ============================================================================ CLI
@@ -125,26 +118,21 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-test-utterances", type=int_range(0), default=0,
                    help="use at most this many test utterances (0: all)")
     g = parser.add_argument_group("features and training")
-    g.add_argument("--n-fft", type=positive_int, default=N_FFT, help="STFT size in samples (default %(default)s)")
-    g.add_argument("--hop-length", type=positive_int, default=HOP_LENGTH,
-                   help="STFT hop in samples (default %(default)s)")
+    cli.add_stft_args(g, n_fft=N_FFT, hop_length=HOP_LENGTH)
     g.add_argument("--output", choices=["mask", "magnitude"], default="mask",
                    help="the network predicts a mask in [0,1] applied to the noisy magnitude (sigmoid last layer) "
                         "or the clean log1p magnitude directly (ReLU last layer) (default %(default)s)")
     g.add_argument("--loss", choices=["log1p", "magnitude"], default="magnitude",
                    help="MSE on log1p magnitudes or on (compressed, |X|^0.5) magnitudes (default %(default)s)")
-    g.add_argument("--batch-size", type=positive_int, default=256, help="frames per batch (default %(default)s)")
-    g.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-3,
-                   help="Adam learning rate (default %(default)s)")
+    cli.add_training_args(g, lr=1e-3, batch_size=256, batch_help="frames per batch")
     g.add_argument("--val-fraction", type=float_range(0, 0.9, hi_open=True), default=0.1,
                    help="fraction of the training utterances (or of the training pair) kept for validation "
                         "and best-checkpoint selection (default %(default)s)")
-    g.add_argument("--resume", action="store_true", help="continue training from the checkpoint in --out-dir")
     g = parser.add_argument_group("evaluation")
     g.add_argument("--pesq-max", type=int_range(0), default=0,
                    help="score PESQ and STOI on at most this many signals per set and input SNR "
                         "(0: all; PESQ costs ~40 ms per 2.5 s signal)")
-    # sizes without a flag of their own (apply_quick shrinks them for --quick): the synthetic default's
+    # sizes without a flag of their own (QUICK_SIZES shrinks them for --quick): the synthetic default's
     # utterances (train, test) and noise seconds (train, test); the TSP data's training utterances kept
     # and test utterances used (None: all, or --max-test-utterances)
     parser.set_defaults(synthetic_utterances=(40, 12), synthetic_noise_seconds=(20.0, 10.0),
@@ -161,20 +149,19 @@ def script_parser(doc: str, *, epochs: int, layers: str) -> argparse.ArgumentPar
     return parser
 
 
-def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
-    """``--quick`` (a smoke test) as explicit sizes, set once right after parsing; nothing later reads it.
+# --quick (a smoke test), set by cli.apply_quick right after parsing: one short epoch of 2 mixtures per
+# utterance; the synthetic default renders 8 training and 2 test utterances with 3 s / 2 s of noise; the
+# TSP data keep 6 training utterances and at most 4 test utterances (fewer if --max-test-utterances says
+# so). Folder and file modes keep their data.
+QUICK_SIZES = {"epochs": 1, "mixes_per_utterance": 2, "synthetic_utterances": (8, 2),
+               "synthetic_noise_seconds": (3.0, 2.0), "tsp_train_utterances": 6,
+               "tsp_test_utterances": lambda args: args.max_test_utterances or 4}
 
-    One short epoch of 2 mixtures per utterance; the synthetic default renders 8 training and
-    2 test utterances with 3 s / 2 s of noise; the TSP data keep 6 training utterances and at
-    most 4 test utterances (fewer if ``--max-test-utterances`` says so). Folder and file modes
-    keep their data.
-    """
-    if args.quick:
-        args.epochs = min(args.epochs, 1)
-        args.mixes_per_utterance = min(args.mixes_per_utterance, 2)
-        args.synthetic_utterances, args.synthetic_noise_seconds = (8, 2), (3.0, 2.0)
-        args.tsp_train_utterances, args.tsp_test_utterances = 6, args.max_test_utterances or 4
-    return args
+
+def parse_args(doc: str, argv: list[str] | None, *, epochs: int, layers: str) -> argparse.Namespace:
+    """Parse the command line of ``hw_cnn1d.py`` / ``hw_cnn2d.py`` (:func:`script_parser`), ``--quick`` applied."""
+    parser = script_parser(doc, epochs=epochs, layers=layers)
+    return cli.apply_quick(parser.parse_args(argv), QUICK_SIZES, argv)
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -201,445 +188,6 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 # ============================================================================ data
-@dataclass
-class Mixture:
-    """One evaluation signal: ``noisy`` ``[n_samples]`` float32 at 16 kHz, ``clean`` the same or None."""
-
-    name: str                  # file-safe identifier
-    noisy: np.ndarray
-    clean: np.ndarray | None
-    snr_db: float | None       # input SNR by construction (None: unknown)
-    noise: str                 # noise file / type
-    group: str                 # "test" | "heldout" | "train" | "val" | "unlabeled"
-
-
-@dataclass
-class DenoiseData:
-    """Everything a run needs: a training sampler and the fixed evaluation sets.
-
-    ``sample_epoch(rng)`` returns the training pairs ``[(noisy, clean), ...]`` for one
-    epoch (fresh mixtures each call in folder/synthetic modes, the fixed pair in
-    homework mode).
-    """
-
-    dataset: str
-    source: str                                  # "real" | "synthetic"
-    description: str
-    sample_epoch: Callable[[np.random.Generator], list[tuple[np.ndarray, np.ndarray]]]
-    train_eval: list[Mixture]
-    val: list[Mixture]
-    test: list[Mixture]
-    heldout: list[Mixture] = field(default_factory=list)
-    unlabeled: list[Mixture] = field(default_factory=list)
-    info: dict = field(default_factory=dict)
-
-    @property
-    def synthetic(self) -> bool:
-        return self.source == "synthetic"
-
-
-def snr_tag(snr_db: float) -> str:
-    """File/metric-safe tag of an SNR in dB: ``-5 -> 'm5db'``, ``0 -> '0db'``, ``2.5 -> '2p5db'``."""
-    text = f"{abs(snr_db):g}".replace(".", "p")
-    return f"{'m' if snr_db < 0 else ''}{text}db"
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def load_pair(clean_path: Path, noisy_path: Path, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
-    """Load the homework training pair and check that it is a pair.
-
-    Stereo files are averaged to mono (with a note); both are resampled to
-    ``sample_rate`` if they share another rate.
-
-    Returns:
-        ``(clean, noisy)``, each ``[n_samples]`` float32.
-
-    Raises:
-        UserError: a file is unreadable, the sample rates or lengths differ, or the
-            clean reference is silent (SNR undefined).
-    """
-    info = {}
-    for role, path in (("clean", clean_path), ("noisy", noisy_path)):
-        try:
-            wav, sr = load_audio(path, sample_rate=None, mono=False)
-        except AudioReadError as err:
-            raise UserError(str(err)) from None
-        if wav.shape[0] > 1:
-            print(f"note: --{role} {path} has {wav.shape[0]} channels; averaged to mono")
-        info[role] = (wav.mean(axis=0).astype(np.float32), sr)
-    (clean, sr_c), (noisy, sr_n) = info["clean"], info["noisy"]
-    if sr_c != sr_n:
-        raise UserError(f"--clean is at {sr_c} Hz but --noisy at {sr_n} Hz: a training pair must share one "
-                        "sample rate (resample one of them so the samples line up)")
-    if clean.shape[0] != noisy.shape[0]:
-        raise UserError(f"--clean has {clean.shape[0]} samples ({clean.shape[0] / sr_c:.3f} s) but --noisy has "
-                        f"{noisy.shape[0]} ({noisy.shape[0] / sr_n:.3f} s): a training pair must be sample-aligned "
-                        "and of equal length")
-    if not np.any(clean):
-        raise UserError(f"--clean {clean_path} is silent (all zeros): SNR is undefined and there is nothing to learn")
-    if sr_c != sample_rate:
-        print(f"note: resampling the training pair from {sr_c} Hz to {sample_rate} Hz")
-        from audiolab.core.io import resample
-        clean, noisy = resample(clean, sr_c, sample_rate), resample(noisy, sr_c, sample_rate)
-    return clean.astype(np.float32), noisy.astype(np.float32)
-
-
-def load_unlabeled(paths: Sequence[Path], sample_rate: int = SAMPLE_RATE, min_samples: int = 0) -> list[Mixture]:
-    """Noisy test files with no reference (``--test``).
-
-    Unreadable files (incl. NaN/inf samples), silent ones and ones shorter than
-    ``min_samples`` (one STFT frame, ``--n-fft``) are reported by path and skipped. Each
-    file gets a distinct output name: two files with the same base name (``a/x.wav``,
-    ``b/x.wav``) become ``x`` and ``x_2`` rather than overwriting each other's outputs.
-    """
-    out = []
-    used: set[str] = set()
-    for path, wav, _ in iter_readable(paths, sample_rate=sample_rate, mono=True):
-        if not np.any(wav):
-            print(f"skipped: {path}: silent (all zeros), nothing to denoise")
-            continue
-        if wav.shape[-1] < min_samples:
-            print(f"skipped: {path}: {wav.shape[-1]} samples at {sample_rate} Hz, shorter than one STFT frame "
-                  f"(--n-fft {min_samples})")
-            continue
-        out.append(Mixture(unique_name(_safe(path.stem), used), wav.astype(np.float32), None, None, "unknown",
-                           "unlabeled"))
-    return out
-
-
-def _loop_to(x: np.ndarray, n: int, offset: int = 0) -> np.ndarray:
-    """``n`` samples of ``x`` starting at ``offset``, wrapping around (tiles short noise)."""
-    idx = (offset + np.arange(n)) % x.shape[0]
-    return x[idx]
-
-
-@dataclass
-class NoiseSource:
-    """A noise recording split in time: ``train`` part and disjoint ``test`` part (``[n]`` float32)."""
-
-    name: str
-    train: np.ndarray
-    test: np.ndarray
-
-
-def split_noise(name: str, wav: np.ndarray, test_fraction: float, sample_rate: int = SAMPLE_RATE,
-                gap_s: float = 0.5) -> NoiseSource:
-    """Cut a noise recording into a training part and a later, disjoint test part.
-
-    The first ``1 - test_fraction`` is for training, then ``gap_s`` seconds are dropped,
-    the rest is for testing, so no test sample was ever in a training mixture.
-    """
-    n = wav.shape[0]
-    cut = int(round(n * (1 - test_fraction)))
-    gap = min(int(gap_s * sample_rate), max(0, (n - cut) // 4))
-    return NoiseSource(name, wav[:cut].astype(np.float32), wav[cut + gap:].astype(np.float32))
-
-
-def random_mix(clean: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.Generator,
-               level_dbfs: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Mix ``clean`` with a random segment of ``noise`` at ``snr_db``; return ``(noisy, clean)``.
-
-    The SNR is over the whole utterance (``audiolab.augment.waveform.mix_at_snr``). With
-    ``level_dbfs=(lo, hi)`` both signals are then scaled by one gain so that the mixture's
-    RMS is uniform in [lo, hi] dBFS (level augmentation; the SNR is unchanged).
-    """
-    from audiolab.augment.waveform import mix_at_snr
-    seg = _loop_to(noise, clean.shape[0], int(rng.integers(noise.shape[0])))
-    if not np.any(seg):
-        seg = rng.standard_normal(clean.shape[0]).astype(np.float32) * 1e-3
-    noisy, _ = mix_at_snr(clean, seg, snr_db)
-    if level_dbfs is not None:
-        rms = float(np.sqrt(np.mean(noisy.astype(np.float64) ** 2))) + 1e-12
-        gain = 10 ** (rng.uniform(*level_dbfs) / 20) / rms
-        gain = min(gain, 0.99 / (float(np.abs(noisy).max()) + 1e-12))
-        noisy, clean = noisy * gain, clean * gain
-    return noisy.astype(np.float32), clean.astype(np.float32)
-
-
-def speed_perturb(wav: np.ndarray, factor: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Speed perturbation: resample so that playback at ``sample_rate`` is ``factor`` times faster.
-
-    ``factor < 1`` lengthens the signal and lowers pitch and formants together (a
-    "deeper" voice); Ko, Peddinti, Povey & Khudanpur, "Audio augmentation for speech
-    recognition", Interspeech 2015. ``[n] -> [~n / factor]`` float32.
-    """
-    from audiolab.core.io import resample
-    if factor == 1.0:
-        return wav
-    new_rate = int(round(sample_rate / factor / 100.0)) * 100  # multiples of 100 Hz keep the filter short
-    return resample(wav, sample_rate, new_rate).astype(np.float32)
-
-
-class Mixer:
-    """Training sampler for folder/synthetic modes: fresh mixtures every epoch.
-
-    Each call mixes every clean utterance ``mixes`` times, each time at a random speed
-    from ``speeds`` (speed perturbation, precomputed), with a random segment of a random
-    noise's *training* part, at an SNR uniform in ``snr_range`` dB and a random level.
-    """
-
-    def __init__(self, clean: Sequence[np.ndarray], noises: Sequence[NoiseSource], snr_range, mixes: int,
-                 speeds: Sequence[float] = (1.0,)):
-        self.variants = [[speed_perturb(w, f) for f in speeds] for w in clean]
-        self.noises, self.snr_range, self.mixes = list(noises), tuple(snr_range), mixes
-
-    def keep(self, n: int) -> None:
-        """Keep only the first ``n`` clean utterances (smoke tests)."""
-        self.variants = self.variants[:n]
-
-    def __call__(self, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
-        pairs = []
-        for variants in self.variants:
-            for _ in range(self.mixes):
-                wav = variants[int(rng.integers(len(variants)))]
-                src = self.noises[int(rng.integers(len(self.noises)))]
-                pairs.append(random_mix(wav, src.train, float(rng.uniform(*self.snr_range)), rng, TRAIN_LEVEL_DBFS))
-        return pairs
-
-
-def fixed_mixtures(utterances: Sequence[tuple[str, np.ndarray]], noises: Sequence[tuple[str, np.ndarray]],
-                   snrs: Sequence[float], group: str, seed: int) -> list[Mixture]:
-    """Deterministic evaluation mixtures: every utterance at every SNR, noises taken in turn.
-
-    Utterance ``i`` at the ``k``-th SNR uses noise ``(i + k) % len(noises)`` at a seeded
-    random offset, so every noise occurs at every SNR.
-    """
-    rng = np.random.default_rng(seed)
-    out = []
-    for i, (uname, wav) in enumerate(utterances):
-        for k, s in enumerate(snrs):
-            nname, noise = noises[(i + k) % len(noises)]
-            noisy, clean = random_mix(wav, noise, float(s), rng)
-            out.append(Mixture(_safe(f"{uname}_{nname}_{snr_tag(s)}"), noisy, clean, float(s), nname, group))
-    return out
-
-
-def _speaker_of(path: Path, root: Path) -> str:
-    rel = path.relative_to(root)
-    return rel.parts[0] if len(rel.parts) > 1 else root.name
-
-
-def _load_folder(root: Path, min_samples: int = 0) -> list[tuple[str, str, np.ndarray]]:
-    """``(speaker, name, wav)`` for every readable, non-silent audio file below ``root``.
-
-    Files shorter than ``min_samples`` (one STFT frame) are reported by path and skipped, as
-    are unreadable ones (incl. NaN/inf samples) and silent ones; names are made unique.
-    """
-    files = find_audio_files(root)
-    if not files:
-        raise UserError(f"no audio files found under {root}")
-    out = []
-    used: set[str] = set()
-    longest = 0
-    for path, wav, _ in iter_readable(files, sample_rate=SAMPLE_RATE, mono=True):
-        if not np.any(wav):
-            print(f"skipped: {path}: silent (all zeros); SNR would be undefined")
-            continue
-        longest = max(longest, wav.shape[-1])
-        if wav.shape[-1] < min_samples:
-            print(f"skipped: {path}: {wav.shape[-1]} samples at {SAMPLE_RATE} Hz, shorter than one STFT frame "
-                  f"(--n-fft {min_samples})")
-            continue
-        out.append((_speaker_of(path, root), unique_name(_safe(path.stem), used), wav))
-    if not out and 0 < longest < min_samples:
-        raise UserError(f"--n-fft {min_samples} is longer than every audio file under {root} (the longest has "
-                        f"{longest} samples at {SAMPLE_RATE} Hz); use --n-fft <= {longest}")
-    if not out:
-        raise UserError(f"none of the {len(files)} audio files under {root} could be used")
-    return out
-
-
-def _split_list(text: str | None) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()] if text else []
-
-
-def _load_noises(noise_dir: Path, heldout_dir: Path | None, args: argparse.Namespace
-                 ) -> tuple[list[NoiseSource], list[tuple[str, np.ndarray]]]:
-    """The folder mode's noises: ``(sources, heldout_noises)``.
-
-    Each file of ``noise_dir`` is cut into a training and a test part (:func:`split_noise`);
-    ``heldout_noises`` are the recordings of ``heldout_dir`` less ``--heldout-exclude``. A file that
-    is unreadable, silent or shorter than one STFT frame is reported and skipped.
-
-    Raises:
-        UserError: no usable noise recording under ``noise_dir``.
-    """
-    sources = []
-    used_noise: set[str] = set()
-    for p, w, _ in iter_readable(find_audio_files(noise_dir), sample_rate=SAMPLE_RATE):
-        src = split_noise(_safe(p.stem), w, args.noise_test_fraction)
-        short = min(len(src.train), len(src.test))
-        if short < args.n_fft or not (np.any(src.train) and np.any(src.test)):
-            print(f"skipped: {p}: its training or test part is silent or shorter than one STFT frame "
-                  f"(--n-fft {args.n_fft} samples at {SAMPLE_RATE} Hz)")
-            continue
-        src.name = unique_name(src.name, used_noise)
-        sources.append(src)
-    if not sources:
-        raise UserError(f"no usable (readable, non-silent, long enough) noise recordings under {noise_dir}")
-    heldout_noises = []
-    if heldout_dir is not None and Path(heldout_dir).is_dir():
-        skip = _split_list(args.heldout_exclude)
-        for p, w, _ in iter_readable(find_audio_files(heldout_dir), sample_rate=SAMPLE_RATE):
-            if any(p.match(g) for g in skip) or not np.any(w):
-                continue
-            if len(w) < args.n_fft:
-                print(f"skipped: {p}: {len(w)} samples, shorter than one STFT frame (--n-fft {args.n_fft})")
-                continue
-            heldout_noises.append((unique_name(_safe(p.stem), used_noise), w))
-    return sources, heldout_noises
-
-
-def folder_data(clean_dir: Path, noise_dir: Path, args: argparse.Namespace, dataset: str,
-                heldout_dir: Path | None = None, max_test_utterances: int | None = None) -> DenoiseData:
-    """Build the folder-mode data (see module docstring): speaker-disjoint, noise-segment-disjoint.
-
-    ``max_test_utterances`` (else ``args.max_test_utterances``; 0 or None: all) caps the test utterances.
-
-    Raises:
-        UserError: missing folders, no usable audio, unknown speakers, or speaker sets that overlap.
-    """
-    for p in (clean_dir, noise_dir):
-        if not Path(p).is_dir():
-            raise UserError(f"{p} is not a folder")
-    utts = _load_folder(Path(clean_dir), min_samples=args.n_fft)
-    speakers = sorted({s for s, _, _ in utts})
-    test_spk = _split_list(args.test_speakers) or ([speakers[-1]] if len(speakers) > 1 else [])
-    train_spk = _split_list(args.train_speakers) or [s for s in speakers if s not in test_spk]
-    for s in test_spk + train_spk:
-        if s not in speakers:
-            raise UserError(f"speaker {s!r} not found under {clean_dir}; speakers are {speakers}")
-    if set(test_spk) & set(train_spk):
-        raise UserError(f"speakers {sorted(set(test_spk) & set(train_spk))} are in both training and test")
-    rng = np.random.default_rng(args.seed)
-    notes = []
-    if test_spk:
-        train = [(n, w) for s, n, w in utts if s in train_spk]
-        test = [(n, w) for s, n, w in utts if s in test_spk]
-    else:  # one speaker only: split utterances (not speaker-disjoint; say so)
-        order = rng.permutation(len(utts))
-        n_test = max(1, len(utts) // 5)
-        test = [utts[i][1:] for i in order[:n_test]]
-        train = [utts[i][1:] for i in order[n_test:]]
-        notes.append("only one speaker folder: the test utterances are held out, but the speaker is not")
-        print(f"note: {notes[-1]}")
-    if not train or not test:
-        raise UserError(f"need training and test utterances; got {len(train)} and {len(test)}")
-    n_val = int(round(len(train) * args.val_fraction)) if len(train) > 1 else 0
-    order = rng.permutation(len(train))
-    val_utts = [train[i] for i in sorted(order[:n_val])]
-    train_utts = [train[i] for i in sorted(order[n_val:])]
-    max_test_utterances = max_test_utterances or args.max_test_utterances
-    if max_test_utterances > 0:
-        test = test[:max_test_utterances]
-    sources, heldout_noises = _load_noises(noise_dir, heldout_dir, args)
-    test_noises = [(s.name, s.test) for s in sources]
-    train_noises = [(s.name, s.train) for s in sources]
-    snrs = list(args.test_snrs)
-    data = DenoiseData(
-        dataset=dataset, source="real",
-        description=f"{dataset}: train speakers {train_spk or ['(split)']}, test speakers {test_spk or ['(split)']}",
-        sample_epoch=Mixer([w for _, w in train_utts], sources, args.train_snr_range, args.mixes_per_utterance,
-                           args.speed_perturb),
-        train_eval=fixed_mixtures(train_utts[:15], train_noises, snrs, "train", args.seed + 1),
-        val=fixed_mixtures(val_utts, train_noises, [0.0, 5.0], "val", args.seed + 2),
-        test=fixed_mixtures(test, test_noises, snrs, "test", args.seed + 3),
-        heldout=fixed_mixtures(test, heldout_noises, snrs, "heldout", args.seed + 4) if heldout_noises else [],
-        info={"train_speakers": train_spk, "test_speakers": test_spk, "n_train_utterances": len(train_utts),
-              "n_val_utterances": len(val_utts), "n_test_utterances": len(test),
-              "train_noises": [s.name for s in sources], "heldout_noises": [n for n, _ in heldout_noises],
-              "notes": notes})
-    return data
-
-
-def synthetic_babble(n_samples: int, rng: np.random.Generator, talkers: int = 5) -> np.ndarray:
-    """Babble noise: ``talkers`` overlapping eSpeak NG voices (``SYNTH_BABBLE_VOICES``), unit RMS, ``[n]``."""
-    from audiolab.data.synth import Voice, synthesize
-    out = np.zeros(n_samples, dtype=np.float32)
-    for _ in range(talkers):
-        track = np.zeros(0, dtype=np.float32)
-        while track.shape[0] < n_samples:
-            voice = Voice(f"en-us+{SYNTH_BABBLE_VOICES[int(rng.integers(len(SYNTH_BABBLE_VOICES)))]}",
-                          rate=int(rng.integers(140, 200)), pitch=int(rng.integers(25, 75)))
-            text = HARVARD_SENTENCES[int(rng.integers(len(HARVARD_SENTENCES)))]
-            track = np.concatenate([track, synthesize(text, voice)])
-        out += track[:n_samples] / (np.sqrt(np.mean(track ** 2)) + 1e-9)
-    return out / (np.sqrt(np.mean(out ** 2)) + 1e-9)
-
-
-def synthetic_noises(seconds: float, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
-    """White, pink and babble noise, ``seconds`` long each, unit RMS."""
-    from audiolab.augment.waveform import pink_noise
-    n = int(seconds * SAMPLE_RATE)
-    return [("white", rng.standard_normal(n).astype(np.float32)), ("pink", pink_noise(n, rng)),
-            ("babble", synthetic_babble(n, rng))]
-
-
-def synthetic_data(args: argparse.Namespace) -> DenoiseData:
-    """The embedded default: eSpeak NG sentences + synthetic white/pink/babble noise (SYNTHETIC).
-
-    Training speakers are ``SYNTH_TRAIN_VOICES`` saying Harvard lists 1-3, test speakers
-    ``SYNTH_TEST_VOICES`` saying list 4; training noise and test noise are separate
-    renderings (different random draws), so test noise segments are unseen. Sizes:
-    ``args.synthetic_utterances`` and ``args.synthetic_noise_seconds`` (train, test).
-    """
-    from audiolab.data.synth import Voice, synthesize
-    rng = np.random.default_rng(args.seed)
-    train_sent, test_sent = HARVARD_SENTENCES[:30], HARVARD_SENTENCES[30:]
-    n_train, n_test = args.synthetic_utterances
-
-    def render(voices, sentences, n, tag):
-        out = []
-        for i in range(n):
-            v = voices[i % len(voices)]
-            text = sentences[int(rng.integers(len(sentences)))]
-            voice = Voice(f"en-us+{v}", rate=int(rng.integers(140, 190)), pitch=int(rng.integers(30, 70)),
-                          pitch_range=int(rng.integers(30, 80)))
-            wav = synthesize(text, voice) * 0.5
-            out.append((f"{tag}{i:03d}_{v}", wav.astype(np.float32)))
-        return out
-
-    train = render(SYNTH_TRAIN_VOICES, train_sent, n_train, "train")
-    test = render(SYNTH_TEST_VOICES, test_sent, n_test, "test")
-    n_val = max(1, int(round(len(train) * args.val_fraction)))
-    val_utts, train_utts = train[:n_val], train[n_val:]
-    train_seconds, test_seconds = args.synthetic_noise_seconds
-    train_noise = synthetic_noises(train_seconds, rng)
-    test_noise = synthetic_noises(test_seconds, rng)
-    sources = [NoiseSource(n, w, w) for n, w in train_noise]
-    snrs = list(args.test_snrs)
-    return DenoiseData(
-        dataset="synthetic_espeak", source="synthetic",
-        description="eSpeak NG Harvard sentences + synthetic white/pink/babble noise",
-        sample_epoch=Mixer([w for _, w in train_utts], sources, args.train_snr_range, args.mixes_per_utterance,
-                           args.speed_perturb),
-        train_eval=fixed_mixtures(train_utts[:10], train_noise, snrs, "train", args.seed + 1),
-        val=fixed_mixtures(val_utts, train_noise, [0.0, 5.0], "val", args.seed + 2),
-        test=fixed_mixtures(test, test_noise, snrs, "test", args.seed + 3),
-        info={"train_speakers": SYNTH_TRAIN_VOICES, "test_speakers": SYNTH_TEST_VOICES,
-              "n_train_utterances": len(train_utts), "n_val_utterances": len(val_utts),
-              "n_test_utterances": len(test), "train_noises": [n for n, _ in train_noise], "heldout_noises": [],
-              "notes": [SYNTHETIC_NOTE]})
-
-
-def _find_tsp(root: Path) -> Path | None:
-    tsp = root / "tsp"
-    noise = root / "noise" / "speech_commands_background"
-    if tsp.is_dir() and noise.is_dir() and next(tsp.rglob("*.*"), None) is not None:
-        return tsp
-    return None
-
-
-TSP = RealDataset(
-    name="tsp", find=_find_tsp,
-    how_to_get=("TSP speech (P. Kabal, McGill) in <data-root>/tsp/<speaker>/ and noise recordings in "
-                "<data-root>/noise/speech_commands_background/ (+ noise/recorded/ for held-out types)."),
-    looked_for="<data-root>/tsp/<speaker>/ and <data-root>/noise/speech_commands_background/")
-
-
 def prepare_data(args: argparse.Namespace) -> DenoiseData:
     """Choose the data mode from the flags (see module docstring) and build the data.
 
@@ -688,103 +236,7 @@ def prepare_data(args: argparse.Namespace) -> DenoiseData:
     return data
 
 
-# ============================================================================ features
-def near_silent_prefix(n_frames: int, n_freq: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``[n_frames, n_freq]`` tiny random magnitudes (|N(0, 1)| * ``PREFIX_MAGNITUDE``)."""
-    return torch.randn(n_frames, n_freq, generator=generator).abs() * PREFIX_MAGNITUDE
-
-
-class FrameBank:
-    """STFT frames of many signals, ready to serve ``[B, 1, 513]`` or ``[B, 1, context, 513]`` examples.
-
-    For each ``(noisy, clean)`` pair the noisy magnitude ``|Y|`` ``[T, F]`` (time-major) gets
-    ``context - 1`` near-silent frames in front; the network input for frame ``t`` is
-    ``log1p|Y|`` of frames ``t - context + 1 .. t`` (the prefix fills in before the start),
-    its target the clean magnitude ``|S|`` of frame ``t``. Windows are gathered per batch,
-    never materialised for the whole set.
-
-    Attributes:
-        features: ``[N_rows, F]`` log1p noisy magnitudes incl. prefixes.
-        noisy_mag, clean_mag: ``[N, F]`` linear magnitudes of the target frames.
-        ends: ``[N]`` row in ``features`` of each target frame.
-    """
-
-    def __init__(self, pairs: Sequence[tuple[np.ndarray, np.ndarray | None]], context: int,
-                 n_fft: int = N_FFT, hop_length: int = HOP_LENGTH, seed: int = 0):
-        gen = torch.Generator().manual_seed(seed)
-        feats, noisy_m, clean_m, ends = [], [], [], []
-        row = 0
-        for noisy, clean in pairs:
-            y = magnitude_phase(noisy, n_fft, hop_length)[0].T  # [T, F]
-            prefix = near_silent_prefix(context - 1, y.shape[1], gen)
-            feats.append(torch.log1p(torch.cat([prefix, y])))
-            noisy_m.append(y)
-            if clean is not None:
-                clean_m.append(magnitude_phase(clean, n_fft, hop_length)[0].T)
-            ends.append(row + context - 1 + torch.arange(y.shape[0]))
-            row += y.shape[0] + context - 1
-        self.context = context
-        self.features = torch.cat(feats)
-        self.noisy_mag = torch.cat(noisy_m)
-        self.clean_mag = torch.cat(clean_m) if clean_m else None
-        self.ends = torch.cat(ends)
-
-    def __len__(self) -> int:
-        return int(self.ends.shape[0])
-
-    def inputs(self, idx: torch.Tensor) -> torch.Tensor:
-        """Network inputs for target frames ``idx``: ``[B, 1, F]`` (context 1) or ``[B, 1, context, F]``."""
-        offsets = torch.arange(self.context - 1, -1, -1)
-        rows = self.ends[idx][:, None] - offsets[None, :]  # [B, context], oldest first
-        x = self.features[rows]                            # [B, context, F]
-        return x[:, 0:1, :] if self.context == 1 else x.unsqueeze(1)
-
-    def batches(self, batch_size: int, generator: torch.Generator | None = None,
-                shuffle: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Yield ``(x, noisy_mag [B, F], clean_mag [B, F])`` mini-batches."""
-        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
-        for start in range(0, len(self), batch_size):
-            idx = order[start:start + batch_size]
-            yield self.inputs(idx), self.noisy_mag[idx], self.clean_mag[idx]
-
-
-class TrainStream:
-    """Iterable of training batches for ``audiolab.core.train.fit``: new mixtures every epoch.
-
-    Each ``iter()`` after the first draws a fresh epoch of pairs from ``data.sample_epoch``
-    and serves shuffled ``(x, noisy_mag, clean_mag)`` batches from a :class:`FrameBank`;
-    ``bank`` is the current epoch's bank (the first one also fits the feature normaliser).
-    """
-
-    def __init__(self, data: DenoiseData, context: int, batch_size: int, n_fft: int, hop_length: int, seed: int):
-        self.data, self.context, self.batch_size = data, context, batch_size
-        self.n_fft, self.hop_length = n_fft, hop_length
-        self.rng = np.random.default_rng(seed)
-        self.gen = torch.Generator().manual_seed(seed)
-        self.bank = FrameBank(data.sample_epoch(self.rng), context, n_fft, hop_length, seed)
-        self._fresh = True
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.bank) / self.batch_size)
-
-    def __iter__(self):
-        if not self._fresh:
-            self.bank = FrameBank(self.data.sample_epoch(self.rng), self.context, self.n_fft, self.hop_length,
-                                  int(self.rng.integers(2**31)))
-        self._fresh = False
-        return self.bank.batches(self.batch_size, self.gen)
-
-    def state_dict(self) -> dict:
-        """Random state of the epochs to come (``audiolab.core.train.fit`` checkpoints it for an exact resume)."""
-        return {"rng": self.rng.bit_generator.state, "gen": self.gen.get_state(), "fresh": self._fresh}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Continue as the stream that saved ``state``: the next epoch draws the mixtures it would have drawn."""
-        self.rng.bit_generator.state = state["rng"]
-        self.gen.set_state(state["gen"])
-        self._fresh = bool(state["fresh"])
-
-
+# ============================================================================ model
 class FeatureNorm(torch.nn.Module):
     """Per-frequency-bin standardisation of ``log1p`` magnitudes: ``(x - mean) / std`` over the last axis.
 
@@ -886,149 +338,42 @@ def enhance(model: torch.nn.Module, noisy: np.ndarray, context: int, output: str
     return wav.numpy().astype(np.float32)
 
 
-def spectral_gating(noisy: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Baseline: ``noisereduce.reduce_noise`` (non-stationary spectral gating, no noise clip)."""
-    import noisereduce as nr
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = nr.reduce_noise(y=noisy.astype(np.float32), sr=sample_rate, stationary=False)
-    return np.asarray(out, dtype=np.float32)[: noisy.shape[0]]
+# ============================================================================ training
+class TrainStream:
+    """Iterable of training batches for ``audiolab.core.train.fit``: new mixtures every epoch.
 
-
-# ============================================================================ scores
-def score(estimate: np.ndarray, clean: np.ndarray, noisy: np.ndarray, with_perceptual: bool = True,
-          sample_rate: int = SAMPLE_RATE) -> dict:
-    """Scores of one estimate against its clean reference.
-
-    Returns a dict with ``snr_db``, ``snr_improvement_db`` (over the noisy input),
-    ``si_snr_db``, ``si_snr_improvement_db``, ``pesq``, ``stoi``; a score that is undefined
-    is ``None`` and the reason is in ``note`` (silent reference: SNR undefined; PESQ found
-    no utterance). PESQ and STOI are skipped (``None``) unless ``with_perceptual``.
+    Each ``iter()`` after the first draws a fresh epoch of pairs from ``data.sample_epoch``
+    and serves shuffled ``(x, noisy_mag, clean_mag)`` batches from a :class:`FrameBank`;
+    ``bank`` is the current epoch's bank (the first one also fits the feature normaliser).
     """
-    est = torch.as_tensor(estimate, dtype=torch.float64)
-    ref = torch.as_tensor(clean, dtype=torch.float64)
-    mix = torch.as_tensor(noisy, dtype=torch.float64)
-    row: dict = {"note": ""}
-    try:
-        row["snr_db"] = float(snr(est, ref))
-        row["snr_improvement_db"] = row["snr_db"] - float(snr(mix, ref))
-    except ValueError as err:
-        row["snr_db"] = row["snr_improvement_db"] = None
-        row["note"] = str(err)
-    if row["snr_db"] is not None:
-        row["si_snr_db"] = float(si_snr(est, ref))
-        row["si_snr_improvement_db"] = row["si_snr_db"] - float(si_snr(mix, ref))
-    else:
-        row["si_snr_db"] = row["si_snr_improvement_db"] = None
-    row["pesq"] = row["stoi"] = None
-    if with_perceptual and row["snr_db"] is not None:
-        from pesq import pesq
-        from pystoi import stoi
-        try:
-            row["pesq"] = float(pesq(sample_rate, clean.astype(np.float64), estimate.astype(np.float64), "wb"))
-        except Exception as err:  # pesq.NoUtterancesError, BufferTooShortError
-            row["note"] = (row["note"] + f"; PESQ undefined: {type(err).__name__}").lstrip("; ")
-        value = float(stoi(clean.astype(np.float64), estimate.astype(np.float64), sample_rate, extended=False))
-        row["stoi"] = value if math.isfinite(value) else None
-    for k in ("snr_db", "snr_improvement_db", "si_snr_db", "si_snr_improvement_db", "pesq", "stoi"):
-        if row[k] is not None and not math.isfinite(row[k]):
-            row[k] = None
-    return row
 
+    def __init__(self, data: DenoiseData, context: int, batch_size: int, n_fft: int, hop_length: int, seed: int):
+        self.data, self.context, self.batch_size = data, context, batch_size
+        self.n_fft, self.hop_length = n_fft, hop_length
+        self.rng = np.random.default_rng(seed)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.bank = FrameBank(data.sample_epoch(self.rng), context, n_fft, hop_length, seed)
+        self._fresh = True
 
-def _mean(values) -> float | None:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(vals)) if vals else None
+    def __len__(self) -> int:
+        return math.ceil(len(self.bank) / self.batch_size)
 
+    def __iter__(self):
+        if not self._fresh:
+            self.bank = FrameBank(self.data.sample_epoch(self.rng), self.context, self.n_fft, self.hop_length,
+                                  int(self.rng.integers(2**31)))
+        self._fresh = False
+        return self.bank.batches(self.batch_size, self.gen)
 
-def evaluate_set(mixtures: Sequence[Mixture], methods: dict[str, Callable[[np.ndarray], np.ndarray]],
-                 pesq_max: int = 0, perceptual: bool = True, wav_dir: Path | None = None,
-                 wav_method: str | None = None, desc: str = "eval") -> list[dict]:
-    """Run every method on every mixture and score it; one row per (mixture, method).
+    def state_dict(self) -> dict:
+        """Random state of the epochs to come (``audiolab.core.train.fit`` checkpoints it for an exact resume)."""
+        return {"rng": self.rng.bit_generator.state, "gen": self.gen.get_state(), "fresh": self._fresh}
 
-    PESQ/STOI are computed for the first ``pesq_max`` mixtures of each input SNR
-    (0: all). The ``wav_method`` estimate of every mixture is saved to ``wav_dir``.
-    """
-    rows = []
-    seen: dict = {}
-    for mix in tqdm(mixtures, desc=desc, leave=False, dynamic_ncols=True):
-        seen[mix.snr_db] = seen.get(mix.snr_db, 0) + 1
-        perc = perceptual and (pesq_max <= 0 or seen[mix.snr_db] <= pesq_max)
-        mix_rows = []
-        try:
-            for method, fn in methods.items():
-                est = fn(mix.noisy)
-                if not np.all(np.isfinite(est)):
-                    raise ValueError(f"the {method} estimate holds NaN or inf samples")
-                if wav_dir is not None and method == wav_method:
-                    save_audio(wav_dir / f"{mix.name}.wav", _peak_safe(est), SAMPLE_RATE)
-                if mix.clean is None:
-                    continue
-                row = {"set": mix.group, "signal": mix.name, "noise": mix.noise, "input_snr_db": mix.snr_db,
-                       "method": method}
-                row.update(score(est, mix.clean, mix.noisy, with_perceptual=perc))
-                mix_rows.append(row)
-        except (ValueError, RuntimeError) as err:  # one bad signal must not lose the whole evaluation
-            print(f"skipped: {desc} signal {mix.name}: {err}")
-            continue
-        rows += mix_rows
-    return rows
-
-
-def _peak_safe(wav: np.ndarray) -> np.ndarray:
-    peak = float(np.abs(wav).max()) if wav.size else 0.0
-    return wav / peak * 0.99 if peak > 1.0 else wav
-
-
-METRICS = ("snr_db", "snr_improvement_db", "si_snr_db", "si_snr_improvement_db", "pesq", "stoi")
-
-
-def summarize(rows: Sequence[dict]) -> list[dict]:
-    """Mean of every score per (set, method, input SNR) and per (set, method) over all SNRs ("all")."""
-    groups: dict = {}
-    for r in rows:
-        for snr_key in (r["input_snr_db"], "all"):
-            groups.setdefault((r["set"], r["method"], snr_key), []).append(r)
-    out = []
-    for (set_, method, snr_key), rs in groups.items():
-        row = {"set": set_, "method": method, "input_snr_db": snr_key, "n_signals": len(rs),
-               "n_pesq": sum(r["pesq"] is not None for r in rs)}
-        row.update({m: _mean(r[m] for r in rs) for m in METRICS})
-        out.append(row)
-    return out
-
-
-def metrics_from_summary(summary: Sequence[dict], model_method: str) -> dict:
-    """Flat metrics.json keys from :func:`summarize` rows (undefined scores are left out).
-
-    Model: ``test_snr_db``, ``test_snr_improvement_db``, ``test_si_snr_db``, ``test_pesq``,
-    ``test_stoi`` and per input SNR ``test_snr_improvement_db_input_0db`` (``m5db`` for -5);
-    spectral gating the same with ``baseline_gating_``; the noisy input
-    ``baseline_noisy_test_snr_db`` / ``_pesq`` / ``_stoi``; held-out noise types ``heldout_*``;
-    training mixtures ``train_*`` (SNR only).
-    """
-    prefix = {model_method: "", "noisy": "baseline_noisy_", "spectral_gating": "baseline_gating_"}
-    flat: dict = {}
-    for r in summary:
-        if r["method"] not in prefix:
-            continue
-        head = f"{prefix[r['method']]}{r['set']}_"
-        noisy = r["method"] == "noisy"
-        if r["input_snr_db"] == "all":
-            keys = ("snr_db", "si_snr_db", "pesq", "stoi") if noisy else METRICS
-            if r["method"] == model_method:
-                flat[f"{r['set']}_n_signals"] = r["n_signals"]
-                if r["n_pesq"]:
-                    flat[f"{r['set']}_n_pesq_signals"] = r["n_pesq"]
-        elif r["input_snr_db"] is not None:
-            keys = ("pesq", "stoi") if noisy else ("snr_db", "snr_improvement_db", "pesq", "stoi")
-        else:
-            continue
-        suffix = "" if r["input_snr_db"] == "all" else f"_input_{snr_tag(float(r['input_snr_db']))}"
-        for m in keys:
-            if r[m] is not None:
-                flat[f"{head}{m}{suffix}"] = r[m]
-    return dict(sorted(flat.items(), key=lambda kv: (not kv[0].startswith("test_"), kv[0])))
+    def load_state_dict(self, state: dict) -> None:
+        """Continue as the stream that saved ``state``: the next epoch draws the mixtures it would have drawn."""
+        self.rng.bit_generator.state = state["rng"]
+        self.gen.set_state(state["gen"])
+        self._fresh = bool(state["fresh"])
 
 
 def validation_scores(model: torch.nn.Module, data: DenoiseData, context: int, output: str, n_fft: int,
@@ -1036,49 +381,8 @@ def validation_scores(model: torch.nn.Module, data: DenoiseData, context: int, o
     """Per-epoch validation (for ``fit``'s ``eval_fn``): mean SNR and SNR improvement in dB, no PESQ."""
     rows = [score(enhance(model, m.noisy, context, output, n_fft, hop_length, device=device), m.clean, m.noisy,
                   with_perceptual=False) for m in data.val]
-    return {"val_snr_db": _mean(r["snr_db"] for r in rows) or float("nan"),
-            "val_snr_improvement_db": _mean(r["snr_improvement_db"] for r in rows) or float("nan")}
-
-
-# ============================================================================ outputs
-def _label(data: DenoiseData) -> str:
-    return f"{data.dataset}{' (SYNTHETIC)' if data.synthetic else ''}"
-
-
-def improvement_figure(summary: Sequence[dict], model_method: str, title: str, path: Path) -> Path | None:
-    """SNR improvement and PESQ vs input SNR for the model and spectral gating (test and held-out sets)."""
-    import matplotlib.pyplot as plt
-    rows = [r for r in summary if r["input_snr_db"] not in ("all", None)]
-    if not rows:
-        return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, metric, ylabel in ((axes[0], "snr_improvement_db", "SNR improvement (dB)"),
-                               (axes[1], "pesq", "PESQ (wide-band, MOS-LQO)")):
-        for set_ in ("test", "heldout"):
-            for method, style in ((model_method, "-o"), ("spectral_gating", "--s"), ("noisy", ":^")):
-                pts = sorted((float(r["input_snr_db"]), r[metric]) for r in rows
-                             if r["set"] == set_ and r["method"] == method and r[metric] is not None)
-                if pts and not (metric == "snr_improvement_db" and method == "noisy"):
-                    ax.plot(*zip(*pts), style, label=f"{method} ({set_})")
-        ax.set(xlabel="input SNR (dB)", ylabel=ylabel, title=ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def anchors_for(metrics: dict, data: DenoiseData) -> list[dict]:
-    """Reference numbers shown beside ours in the report: the target and the baselines."""
-    where = "" if data.dataset == "tsp" else " (set for tsp FA->MC; this run is on another dataset)"
-    out = [{"metric": "test_snr_improvement_db_input_0db", "anchor": 6.0,
-            "source": f"target: >= 6 dB at 0 dB input{where}"}]
-    for key, name in (("snr_db", "SNR"), ("pesq", "PESQ"), ("stoi", "STOI")):
-        if metrics.get(f"baseline_gating_test_{key}") is not None:
-            out.append({"metric": f"test_{key}", "anchor": metrics[f"baseline_gating_test_{key}"],
-                        "source": f"noisereduce spectral gating on the same test signals ({name}; the target "
-                                  "is to beat it in SNR and PESQ)"})
-    return out
+    return {"val_snr_db": mean_defined(r["snr_db"] for r in rows) or float("nan"),
+            "val_snr_improvement_db": mean_defined(r["snr_improvement_db"] for r in rows) or float("nan")}
 
 
 def train_denoiser(model: torch.nn.Module, stream: TrainStream, data: DenoiseData, args: argparse.Namespace, *,
@@ -1120,6 +424,47 @@ def train_denoiser(model: torch.nn.Module, stream: TrainStream, data: DenoiseDat
     return history, train_seconds, train_cpu_seconds
 
 
+# ============================================================================ evaluation and outputs
+def _label(data: DenoiseData) -> str:
+    return f"{data.dataset}{' (SYNTHETIC)' if data.synthetic else ''}"
+
+
+def improvement_figure(summary: Sequence[dict], model_method: str, title: str, path: Path) -> Path | None:
+    """SNR improvement and PESQ vs input SNR for the model and spectral gating (test and held-out sets)."""
+    import matplotlib.pyplot as plt
+    rows = [r for r in summary if r["input_snr_db"] not in ("all", None)]
+    if not rows:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric, ylabel in ((axes[0], "snr_improvement_db", "SNR improvement (dB)"),
+                               (axes[1], "pesq", "PESQ (wide-band, MOS-LQO)")):
+        for set_ in ("test", "heldout"):
+            for method, style in ((model_method, "-o"), ("spectral_gating", "--s"), ("noisy", ":^")):
+                pts = sorted((float(r["input_snr_db"]), r[metric]) for r in rows
+                             if r["set"] == set_ and r["method"] == method and r[metric] is not None)
+                if pts and not (metric == "snr_improvement_db" and method == "noisy"):
+                    ax.plot(*zip(*pts), style, label=f"{method} ({set_})")
+        ax.set(xlabel="input SNR (dB)", ylabel=ylabel, title=ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def anchors_for(metrics: dict, data: DenoiseData) -> list[dict]:
+    """Reference numbers shown beside ours in the report: the target and the baselines."""
+    where = "" if data.dataset == "tsp" else " (set for tsp FA->MC; this run is on another dataset)"
+    out = [{"metric": "test_snr_improvement_db_input_0db", "anchor": 6.0,
+            "source": f"target: >= 6 dB at 0 dB input{where}"}]
+    for key, name in (("snr_db", "SNR"), ("pesq", "PESQ"), ("stoi", "STOI")):
+        if metrics.get(f"baseline_gating_test_{key}") is not None:
+            out.append({"metric": f"test_{key}", "anchor": metrics[f"baseline_gating_test_{key}"],
+                        "source": f"noisereduce spectral gating on the same test signals ({name}; the target "
+                                  "is to beat it in SNR and PESQ)"})
+    return out
+
+
 def write_examples(model_fn: Callable[[np.ndarray], np.ndarray], data: DenoiseData, method: str, script: str,
                    out_dir: Path, n_fft: int, hop: int) -> None:
     """WAVs (clean, noisy, gating, model) and a spectrogram figure of one example signal per group.
@@ -1137,7 +482,7 @@ def write_examples(model_fn: Callable[[np.ndarray], np.ndarray], data: DenoiseDa
         short = {"noisy input": "noisy", "clean reference": "clean", "spectral gating (noisereduce)": "gating"}
         tag = f"example_{mix.group}_{mix.name}"
         for name, wav in signals.items():
-            save_audio(out_dir / f"{tag}_{short.get(name, method)}.wav", _peak_safe(wav), SAMPLE_RATE)
+            save_audio(out_dir / f"{tag}_{short.get(name, method)}.wav", peak_safe(wav), SAMPLE_RATE)
         snr_text = f", input {mix.snr_db:g} dB SNR" if mix.snr_db is not None else ", no reference"
         spectrogram_figure(signals, SAMPLE_RATE, out_dir / f"spectrograms_{mix.group}.png", n_fft=n_fft,
                            hop_length=hop, ncols=2,
@@ -1233,7 +578,7 @@ def run(args: argparse.Namespace, *, script: str, context: int,
     """The body of ``hw_cnn1d.main`` and ``hw_cnn2d.main``: data, model, training, evaluation, outputs.
 
     Args:
-        args: parsed by :func:`script_parser`, then :func:`apply_quick`.
+        args: from :func:`parse_args` (:func:`script_parser`, then ``--quick``).
         script: the script's name (output folder, log lines).
         context: STFT frames per example (1: ``[B, 1, F]``; 20: ``[B, 1, 20, F]``).
         build_model: ``n_freq -> model``, the script's network (a :class:`FrameCNN`).

@@ -9,7 +9,8 @@ Promised behaviours (docs/ARCHITECTURE.md, "Tests"):
 Most faults are caught while loading, so every case runs the script's ``main`` in-process
 through ``main_guard`` on a tiny input (seconds). The lock tests need a second process.
 This file covers q1_*, q2_ctc, q2_compare, hw_cnn1d/2d, vae_bss and the shared code they use
-(audiolab.core.io, audiolab.core.runtime, hw_denoise, audiolab.data.music); speechcommands_rnn
+(audiolab.core.io, audiolab.core.runtime, audiolab.data.speech, audiolab.core.evaluate,
+audiolab.data.music); speechcommands_rnn
 and q2_multitask have their own fault tests.
 """
 
@@ -32,8 +33,9 @@ import pytest
 import soundfile as sf
 import torch
 
-import hw_denoise as denoise
+from audiolab.core import evaluate
 from audiolab.core.io import AudioReadError, iter_readable, load_audio, save_audio, unique_name
+from audiolab.data import speech
 from audiolab.data.music import Song, load_songs_from_stereo
 from audiolab.core.cli import float_range, int_range, main_guard
 from audiolab.core.outputs import (LOCK_NAME, lock_out_dir, out_dir_for, release_out_dir_locks, write_csv,
@@ -461,7 +463,7 @@ def test_denoise_folder_loader_skips_short_and_nan_clips_by_path(tmp_path, capsy
     bad[7] = np.inf
     nan = float_wav(tmp_path / "spk" / "nan.wav", bad)
     other = float_wav(tmp_path / "spk2" / "good.wav", tone(0.5, 180))  # same base name, other speaker
-    utts = denoise._load_folder(tmp_path, min_samples=1024)
+    utts = speech.load_folder(tmp_path, min_samples=1024)
     assert [(s, n) for s, n, _ in utts] == [("spk", "good"), ("spk2", "good_2")]
     out = capsys.readouterr().out
     assert f"skipped: {short}" in out and "--n-fft 1024" in out and str(nan) in out
@@ -475,7 +477,7 @@ def test_denoise_unlabeled_test_files_same_base_name_short_and_nan(tmp_path, cap
     bad = tone(0.3, 150)
     bad[0] = np.nan
     nan = float_wav(tmp_path / "nan.wav", bad)
-    mixtures = denoise.load_unlabeled([a, short, b, nan], min_samples=1024)
+    mixtures = speech.load_unlabeled([a, short, b, nan], min_samples=1024)
     assert [m.name for m in mixtures] == ["x", "x_2"]
     out = capsys.readouterr().out
     assert f"skipped: {short}" in out and str(nan) in out
@@ -483,12 +485,12 @@ def test_denoise_unlabeled_test_files_same_base_name_short_and_nan(tmp_path, cap
 
 def test_denoise_evaluation_skips_a_signal_whose_estimate_is_not_finite(tmp_path, capsys):
     clean = tone(0.3, 150)
-    mixes = [denoise.Mixture(name, clean + 0.01, clean, 10.0, "white", "test") for name in ("ok", "bad")]
+    mixes = [evaluate.Mixture(name, clean + 0.01, clean, 10.0, "white", "test") for name in ("ok", "bad")]
 
     def method(x):
         return np.full_like(x, np.nan) if x is mixes[1].noisy else x * 0.9
 
-    rows = denoise.evaluate_set(mixes, {"m": method}, perceptual=False, wav_dir=tmp_path / "w", wav_method="m",
+    rows = evaluate.evaluate_set(mixes, {"m": method}, perceptual=False, wav_dir=tmp_path / "w", wav_method="m",
                                 desc="test")
     assert [r["signal"] for r in rows] == ["ok"]
     assert "skipped: test signal bad" in capsys.readouterr().out

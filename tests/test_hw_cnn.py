@@ -89,12 +89,14 @@ def test_time_block_conv_equals_conv2d():
 def test_cnn1d_learns_a_denoising_mask():
     """A few hundred steps on frames of a harmonic signal in white noise must beat the noisy input."""
     import hw_denoise as denoise
+    from audiolab.augment import noise as noisemix
+    from audiolab.core import evaluate, frames
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     clean = speechlike(3.0, 150, 0)
     noise = rng.standard_normal(clean.shape).astype(np.float32)
-    noisy, clean = denoise.random_mix(clean, noise, 0.0, rng)
-    bank = denoise.FrameBank([(noisy, clean)], context=1)
+    noisy, clean = noisemix.random_mix(clean, noise, 0.0, rng)
+    bank = frames.FrameBank([(noisy, clean)], context=1)
     model = hw1.CNN1d()
     model.norm.fit(bank.features)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
@@ -106,7 +108,7 @@ def test_cnn1d_learns_a_denoising_mask():
             loss.backward()
             opt.step()
     est = denoise.enhance(model, noisy, 1, "mask")
-    assert denoise.score(est, clean, noisy, with_perceptual=False)["snr_improvement_db"] > 3
+    assert evaluate.score(est, clean, noisy, with_perceptual=False)["snr_improvement_db"] > 3
 
 
 # ----------------------------------------------------------------------------- end to end
