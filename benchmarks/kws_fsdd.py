@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 import torch
 
 import speechcommands_rnn as kws
-from audiolab.data import keywords as kd
+from audiolab.data import fsdd
 from audiolab.core.outputs import format_table, write_csv
 
 TARGETS = {"cnn_lstm": 0.93, "lstm": 0.88}
@@ -59,11 +59,11 @@ def main() -> int:
     p.add_argument("--extra", default="", help="extra flags passed to speechcommands_rnn.py, e.g. '--hidden 96'")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    folder = kd.find_fsdd(args.data_root)
+    folder = fsdd.find_fsdd(args.data_root)
     if folder is None:
         print(f"error: FSDD not found under {args.data_root} (expected fsdd/recordings/*.wav)", file=sys.stderr)
         return 2
-    speakers = args.folds.split(",") if args.folds else kd.fsdd_speakers(folder)
+    speakers = args.folds.split(",") if args.folds else fsdd.fsdd_speakers(folder)
     out_root = args.out.parent / "kws_fsdd"
     rows, fold_rows = [], []
 

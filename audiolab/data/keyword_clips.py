@@ -209,6 +209,26 @@ def trim_clips(data: KwsData, top_db: float) -> KwsData:
 
 
 
+def crop_long_clips(data: KwsData, max_seconds: float) -> int:
+    """Centre-crop every clip longer than ``max_seconds`` (in place), reported by path; returns how many.
+
+    A long recording (a 10-minute file dropped into a keyword folder) would otherwise be
+    speed-perturbed and resampled whole in every epoch; only a ``--clip-seconds`` window of it is
+    ever seen by a model.
+    """
+    limit = int(round(max_seconds * data.sample_rate))
+    n = 0
+    for c in data.clips:
+        if len(c.wav) > limit:
+            msg = f"{len(c.wav) / data.sample_rate:.1f} s long, centre-cropped to {max_seconds:g} s (--max-clip-seconds)"
+            print(f"cropped: {c.path}: {msg}")
+            data.issues.append((c.path, msg))
+            start = (len(c.wav) - limit) // 2
+            c.wav = c.wav[start:start + limit].copy()
+            n += 1
+    return n
+
+
 def dataset_splits_summary(data: KwsData) -> str:
     """A one-line summary ``train N / val N / test N clips, K classes``."""
     c = {s: len(data.split(s)) for s in SPLITS}

@@ -21,6 +21,7 @@ for training only), :class:`PadCollate` (pad / crop to a fixed length), :func:`m
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,17 +31,18 @@ import numpy as np
 import torch
 
 from audiolab.augment.waveform import WaveAugment, speed_factors
+from audiolab.core import cli
 from audiolab.core.features import SPEC_AUGMENTATIONS
 from audiolab.core.runtime import UserError
 from audiolab.data import splits
 from audiolab.data.common import RealDataset, choose_dataset, resolve_data_root
 from audiolab.data.fsdd import FSDD, load_fsdd
 from audiolab.data.keyword_clips import (DIGIT_WORDS, FSDD_SAMPLE_RATE, KEYWORDS, SC_SAMPLE_RATE,  # noqa: F401
-                                         SILENCE, SPLITS, UNKNOWN, Clip, KwsData, dataset_splits_summary,
-                                         duplicate_groups, find_noise_dir, load_noise_bank, read_clip,
+                                         SILENCE, SPLITS, UNKNOWN, Clip, KwsData, crop_long_clips,
+                                         dataset_splits_summary, duplicate_groups, find_noise_dir, load_noise_bank, read_clip,
                                          synthetic_noise_bank, trim_clips, wav_declared_frames)
-from audiolab.data.speech_commands import (SPEECH_COMMANDS, is_test_set_layout, load_speech_commands,
-                                           load_test_set_layout)
+from audiolab.data.speech_commands import (SPEECH_COMMANDS, is_test_set_layout, load_speech_commands,  # noqa: F401
+                                           load_test_set, load_test_set_layout)
 from audiolab.data.synth import VARIANTS
 from audiolab.data.synthetic_keywords import (SYNTH_TEST_VOICES, SYNTH_VAL_VOICES, add_synthetic_voices,
                                               make_synthetic_keywords)
@@ -204,6 +206,49 @@ def apply_dataset_defaults(args, dataset: str):
     return args
 
 
+def add_keyword_args(p: argparse.ArgumentParser) -> None:
+    """The flags :func:`load_keywords` reads: dataset options, classes, splits, clip length, the test-set folder, noise.
+
+    One argument group ("data"), beside ``audiolab.core.cli.add_data_args`` (``--data-root``, ``--dataset``).
+    """
+    g = p.add_argument_group("data")
+    g.add_argument("--words", default=",".join(KEYWORDS),
+                   help="Speech Commands keyword classes, comma separated (default the 10-word task)")
+    g.add_argument("--unknown", action="store_true", help="Speech Commands: add the _unknown_ class (other words)")
+    g.add_argument("--silence", action="store_true", help="Speech Commands: add the _silence_ class "
+                   "(cuts of _background_noise_)")
+    g.add_argument("--max-per-class", type=cli.positive_int, default=None,
+                   help="Speech Commands: at most this many clips per class and split (default all)")
+    g.add_argument("--test-speaker", default=None,
+                   help="FSDD: the speaker held out for testing (default the alphabetically last)")
+    g.add_argument("--val-speaker", default=None,
+                   help="FSDD: hold this training speaker out whole for validation (speaker-independent "
+                        "checkpoint choice, one speaker fewer to train on; default: validate on recordings "
+                        "0-4 of every training speaker)")
+    g.add_argument("--synthetic-clips", type=cli.positive_int, default=2,
+                   help="synthetic default: renderings of each word per eSpeak voice (30 voices; default %(default)s)")
+    g.add_argument("--synthetic-voices", type=cli.int_range(0), default=None, metavar="N",
+                   help="real data: add N eSpeak NG renderings per voice (30 voices) of every class word to the "
+                        "training split only (default: 8 for FSDD, whose three training speakers are too few to "
+                        "generalise from; 0 for Speech Commands and the synthetic default)")
+    g.add_argument("--sample-rate", type=cli.positive_int, default=None,
+                   help="resample everything to this rate in Hz (default the dataset's: FSDD 8000, others 16000)")
+    g.add_argument("--trim-db", type=float, default=None,
+                   help="trim leading/trailing audio more than this many dB below the clip's loudest frame before "
+                        f"the centred padding, train and test alike (0 = off; default {defaults_help('trim_db')})")
+    g.add_argument("--clip-seconds", type=cli.positive_float, default=1.0,
+                   help="fixed input length: clips are padded / cropped to it in the collate_fn (default %(default)s)")
+    g.add_argument("--max-clip-seconds", type=cli.positive_float, default=4.0,
+                   help="clips longer than this are reported and centre-cropped to it at load, so that one long "
+                        "recording does not slow every epoch (default %(default)s)")
+    g.add_argument("--test-set", type=Path, default=None, metavar="DIR",
+                   help="after training, also score every clip of this folder in the canonical Speech Commands "
+                        "test-set layout (<word>/, _unknown_/, _silence_/); its classes must be the model's")
+    g.add_argument("--noise-dir", type=Path, default=None,
+                   help="background-noise recordings for augmentation (default: noise/speech_commands_background "
+                        "under the data root if present, else synthetic pink/white noise)")
+
+
 def load_keywords(args, small: bool = False) -> KwsData:
     """Choose and load the keyword dataset of a run (a banner says which), ready to batch.
 
@@ -238,43 +283,6 @@ def load_keywords(args, small: bool = False) -> KwsData:
         trim_clips(data, args.trim_db)
     check_splits(data)
     return data
-
-
-def load_test_set(folder: Path, data: KwsData, max_clip_seconds: float, trim_db: float) -> KwsData:
-    """Load ``--test-set DIR`` (canonical test-set layout) and check it against the task ``data`` trains on.
-
-    Its clips are cropped and trimmed as the training clips are (``max_clip_seconds``, ``trim_db``).
-
-    Raises:
-        UserError: not a folder in that layout, it holds a class the model does not know, it is the
-            very folder trained on, or it shares speakers with the training split.
-    """
-    folder = Path(folder)
-    if not is_test_set_layout(folder):
-        raise UserError(f"--test-set {folder} is not a folder in the Speech Commands test-set layout "
-                        "(<word>/<speaker>_nohash_<n>.*, _unknown_/, _silence_/)")
-    train_dirs = {Path(c.path).parent.parent.resolve() for c in data.split("train")
-                  if not c.path.startswith(("synthetic:", "_background"))}
-    if folder.resolve() in train_dirs:
-        raise UserError(f"--test-set {folder} is the folder the model trains on; score on a folder of other speakers")
-    ts = load_test_set_layout(folder, sample_rate=data.sample_rate)
-    unknown = [lab for lab in ts.labels if lab not in data.labels]
-    if unknown:
-        raise UserError(f"--test-set {folder} holds classes the model does not know: {unknown}; the model's classes "
-                        f"are {data.labels} (for the 12-class task add --unknown --silence)")
-    missing = [lab for lab in data.labels if lab not in ts.labels]
-    if missing:
-        print(f"warning: --test-set {folder} has no clips of the model's classes {missing}; scored on the rest "
-              "(test_set_missing_classes in metrics.json)")
-    shared = {c.speaker for c in data.split("train")} & {c.speaker for c in ts.clips if c.label != SILENCE}
-    if shared:
-        raise UserError(f"--test-set {folder} shares {len(shared)} speakers with the training split "
-                        f"(e.g. {sorted(shared)[:3]}); it would not measure unseen speakers")
-    crop_long_clips(ts, max_clip_seconds)
-    if trim_db > 0:
-        trim_clips(ts, trim_db)
-    print(f"--test-set {folder}: {len(ts.clips)} clips, classes {ts.labels}")
-    return ts
 
 
 def noise_bank(sample_rate: int, seed: int = 0, noise_dir: Path | None = None,
@@ -313,26 +321,6 @@ def limit_per_class(data: KwsData, max_per_class: int, seed: int) -> None:
                 pool = [pool[i] for i in sorted(rng.choice(len(pool), max_per_class, replace=False))]
             kept += pool
     data.clips = kept
-
-
-def crop_long_clips(data: KwsData, max_seconds: float) -> int:
-    """Centre-crop every clip longer than ``max_seconds`` (in place), reported by path; returns how many.
-
-    A long recording (a 10-minute file dropped into a keyword folder) would otherwise be
-    speed-perturbed and resampled whole in every epoch; only a ``--clip-seconds`` window of it is
-    ever seen by a model.
-    """
-    limit = int(round(max_seconds * data.sample_rate))
-    n = 0
-    for c in data.clips:
-        if len(c.wav) > limit:
-            msg = f"{len(c.wav) / data.sample_rate:.1f} s long, centre-cropped to {max_seconds:g} s (--max-clip-seconds)"
-            print(f"cropped: {c.path}: {msg}")
-            data.issues.append((c.path, msg))
-            start = (len(c.wav) - limit) // 2
-            c.wav = c.wav[start:start + limit].copy()
-            n += 1
-    return n
 
 
 #: a hair below each split fraction, so that float rounding (0.1 * 300 = 30.000000000000004) does not

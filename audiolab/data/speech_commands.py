@@ -9,7 +9,8 @@
   of ``_background_noise_``; train/val/test cut from disjoint stretches of each file).
 - :func:`load_test_set_layout`: a folder in the layout of ``speech_commands_test_set_v0.02``
   (``<word>/``, ``_unknown_/``, ``_silence_/``, any audio format), every clip as given; a speaker
-  split of it is ``audiolab.data.keywords.speaker_split``'s job.
+  split of it is ``audiolab.data.keywords.speaker_split``'s job; :func:`load_test_set` loads one as
+  ``--test-set DIR`` and checks it against the task trained on.
 
 Files named in an official list but missing are reported and skipped (``KwsData.issues``).
 """
@@ -30,7 +31,8 @@ from audiolab.core.io import find_audio_files
 from audiolab.core.runtime import UserError
 from audiolab.data.common import RealDataset, first_existing
 from audiolab.data.keyword_clips import (KEYWORDS, SC_SAMPLE_RATE, SILENCE, SPLITS, UNKNOWN, Clip, KwsData,
-                                         load_noise_bank, read_clip, synthetic_noise_bank)
+                                         crop_long_clips, load_noise_bank, read_clip, synthetic_noise_bank,
+                                         trim_clips)
 
 #: from the Speech Commands README / TensorFlow ``input_data.py``: the hash modulus of ``which_set``
 _MAX_NUM_WAVS_PER_CLASS = 2 ** 27 - 1
@@ -330,3 +332,39 @@ def load_test_set_layout(folder: Path, sample_rate: int = SC_SAMPLE_RATE, *, spl
     notes = [f"canonical test-set layout: {len(clips)} clips as given ({folder})"]
     return KwsData("speech_commands", "real", sample_rate, labels, clips, issues, notes)
 
+
+def load_test_set(folder: Path, data: KwsData, max_clip_seconds: float, trim_db: float) -> KwsData:
+    """Load ``--test-set DIR`` (canonical test-set layout) and check it against the task ``data`` trains on.
+
+    Its clips are cropped and trimmed as the training clips are (``max_clip_seconds``, ``trim_db``).
+
+    Raises:
+        UserError: not a folder in that layout, it holds a class the model does not know, it is the
+            very folder trained on, or it shares speakers with the training split.
+    """
+    folder = Path(folder)
+    if not is_test_set_layout(folder):
+        raise UserError(f"--test-set {folder} is not a folder in the Speech Commands test-set layout "
+                        "(<word>/<speaker>_nohash_<n>.*, _unknown_/, _silence_/)")
+    train_dirs = {Path(c.path).parent.parent.resolve() for c in data.split("train")
+                  if not c.path.startswith(("synthetic:", "_background"))}
+    if folder.resolve() in train_dirs:
+        raise UserError(f"--test-set {folder} is the folder the model trains on; score on a folder of other speakers")
+    ts = load_test_set_layout(folder, sample_rate=data.sample_rate)
+    unknown = [lab for lab in ts.labels if lab not in data.labels]
+    if unknown:
+        raise UserError(f"--test-set {folder} holds classes the model does not know: {unknown}; the model's classes "
+                        f"are {data.labels} (for the 12-class task add --unknown --silence)")
+    missing = [lab for lab in data.labels if lab not in ts.labels]
+    if missing:
+        print(f"warning: --test-set {folder} has no clips of the model's classes {missing}; scored on the rest "
+              "(test_set_missing_classes in metrics.json)")
+    shared = {c.speaker for c in data.split("train")} & {c.speaker for c in ts.clips if c.label != SILENCE}
+    if shared:
+        raise UserError(f"--test-set {folder} shares {len(shared)} speakers with the training split "
+                        f"(e.g. {sorted(shared)[:3]}); it would not measure unseen speakers")
+    crop_long_clips(ts, max_clip_seconds)
+    if trim_db > 0:
+        trim_clips(ts, trim_db)
+    print(f"--test-set {folder}: {len(ts.clips)} clips, classes {ts.labels}")
+    return ts
