@@ -5,18 +5,18 @@ digits or the embedded eSpeak NG keyword set) with six models that share one fea
 front end and one training loop, and compare them.
 
 How (top to bottom in this file):
-1. data (``audiolab.data.keywords``): Speech Commands through ``torchaudio.datasets.SPEECHCOMMANDS``
-   (download, official validation/testing lists; audio read with soundfile), or a folder in the
-   canonical test-set layout (``speech_commands_test_v0.02``: ``<word>/``, ``_unknown_/``,
-   ``_silence_/``, any audio format; the 12-class task) split into a seeded speaker-disjoint
-   80/10/10 (scikit-learn ``GroupShuffleSplit``); FSDD with a whole speaker held out for test; or
+1. data (``audiolab.data.keywords.load_keywords``, one registry entry per dataset): Speech Commands
+   through ``torchaudio.datasets.SPEECHCOMMANDS`` (download, official validation/testing lists; audio
+   read with soundfile), or a folder in the canonical test-set layout (``speech_commands_test_v0.02``:
+   ``<word>/``, ``_unknown_/``, ``_silence_/``, any audio format; the 12-class task) split into a
+   seeded speaker-disjoint 80/10/10 (``audiolab.data.splits``); FSDD with a whole speaker held out for test; or
    the synthetic eSpeak NG keywords (the default when no real data is found; labelled SYNTHETIC
    everywhere). A split left empty or nearly empty is refused. ``explore`` draws waveforms per
    class, the duration histogram, class counts per split, checks sample rates and lists the
    speakers per split (``speakers.csv``) and byte-identical duplicate clips (``duplicate_groups.csv``).
    ``--test-set DIR`` scores every trained model on a whole canonical test-set folder as well
    (how published Speech Commands accuracies are measured: train on the release, test on it).
-2. features (:class:`Features`): torchaudio's ``MelSpectrogram`` + ``AmplitudeToDB`` (40 log-mel
+2. features (``audiolab.core.features.Features``): torchaudio's ``MelSpectrogram`` + ``AmplitudeToDB`` (40 log-mel
    bands, the default) or ``MFCC`` (13 coefficients) computed on the batch (so augmentation can act
    on the spectrogram), after leading / trailing silence is trimmed at load (``--trim-db``); a
    40 dB floor below each clip's
@@ -29,7 +29,7 @@ How (top to bottom in this file):
    eight English accents (``--synthetic-voices``, validation and test stay real): three real
    training speakers are too few for a model to learn the words rather than the voices.
 3. augmentation, training clips only: time shift, speed perturbation, background noise at a
-   random SNR (waveform; ``KwsDataset``), ``TimeStretch``, ``FrequencyMasking``, ``TimeMasking``
+   random SNR (waveform; ``audiolab.augment.waveform.WaveAugment``), ``TimeStretch``, ``FrequencyMasking``, ``TimeMasking``
    (spectrogram; ``SpecAugment``); then mixup of the normalised features and their labels
    (``--mixup``, Zhang et al. 2018), which blends clips of different speakers and words.
 4. models (:func:`build_model`): ``rnn`` (``nn.RNN`` baseline), ``lstm``, ``bilstm``, ``gru``
@@ -68,12 +68,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
-import hashlib
-import math
 import shutil
 import sys
-from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -83,113 +79,45 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
-import torchaudio.transforms as T  # noqa: E402
 from sklearn.metrics import classification_report, confusion_matrix, f1_score  # noqa: E402
 
-from audiolab.core.cli import script_help  # noqa: E402
-from audiolab.data import keywords as kd  # noqa: E402
-from audiolab.augment.spectrogram import SpecAugment  # noqa: E402
-from audiolab.data.common import SYNTHETIC_NOTE, choose_dataset, resolve_data_root  # noqa: E402
+from audiolab.core import cli  # noqa: E402
+from audiolab.core.features import Features, default_stft, spec_augment_for  # noqa: E402
 from audiolab.core.io import save_audio  # noqa: E402
+from audiolab.core.outputs import format_table, out_dir_for, write_csv, write_metrics  # noqa: E402
 from audiolab.core.plotting import plot_confusion_matrix, plot_training_curves, save_figure  # noqa: E402
-from audiolab.core.cli import (base_parser, add_data_args, float_range, int_range, main_guard, positive_float,
-                               positive_int)
-from audiolab.core.outputs import format_table, out_dir_for, write_csv, write_metrics
-from audiolab.core.runtime import UserError, seed_everything, select_device
+from audiolab.core.runtime import UserError, seed_everything, select_device  # noqa: E402
 from audiolab.core.train import fit, is_main_process, load_checkpoint  # noqa: E402
+from audiolab.data import keywords as kd  # noqa: E402
+from audiolab.data.keyword_explore import explore, feature_figure  # noqa: E402
+from audiolab.data.common import SYNTHETIC_NOTE  # noqa: E402
 
 SCRIPT = "speechcommands_rnn"
 MODELS = ["rnn", "lstm", "bilstm", "gru", "cnn_lstm", "attn_lstm"]
 EXPERIMENTS = ["features", "hparams", "augment"]
-ALL_AUGMENT = "shift,speed,noise,stretch,freq_mask,time_mask"  # --augment's FSDD / synthetic default
-AUGMENTATIONS = set(ALL_AUGMENT.split(","))
 FRAME_STACK = 6  # 10 ms frames per recurrent step (--frame-stack); chosen on FSDD (experiments/keywords.md)
 HIDDEN, LAYERS = 64, 2  # --hidden / --layers defaults, shared by the parser and build_model
-MIXUP_ALPHA = 0.4  # --mixup default; also what the augmentation grid switches mixup on to
-#: defaults of the flags that depend on the dataset (a flag given on the command line always wins).
-#: Speech Commands' values were chosen on its validation speakers: experiments/keywords_speech_commands.md
-DATASET_DEFAULTS = {
-    "default": {"epochs": 15, "mixup": MIXUP_ALPHA, "augment": ALL_AUGMENT, "trim_db": 30.0},
-    # 30 epochs: the models under-fit at 15; no speed / stretch: as good on validation, ~17 % less CPU;
-    # trimming stays (without it cnn_lstm gained on validation but lstm, bilstm, gru, attn_lstm lost)
-    "speech_commands": {"epochs": 30, "mixup": 0.0, "augment": "shift,noise,freq_mask,time_mask", "trim_db": 30.0},
-}
-# Published / target numbers shown beside ours.
-ANCHORS = {
-    "speech_commands": [
-        {"metric": "test_accuracy_cnn_lstm", "anchor": 0.92,
-         "source": "target: CNN-LSTM >= 92 % on held-out speakers of the 12-class task "
-                   "(benchmarks/kws_speech_commands.py)"},
-        {"metric": "test_accuracy_lstm", "anchor": 0.87,
-         "source": "target: LSTM >= 87 % on held-out speakers of the 12-class task"},
-        {"metric": "test_accuracy_cnn_lstm", "anchor": 0.882,
-         "source": "conv baseline, Warden 2018 (arXiv:1804.03209), v0.02 12 classes, trained on the full "
-                   "release (84,843 clips, ~30x the data here)"},
-        {"metric": "test_accuracy_attn_lstm", "anchor": 0.956,
-         "source": "attention RNN, de Andrade et al. 2018 (arXiv:1808.08929), v0.02 12 classes, trained on the "
-                   "full release (~30x the data here)"},
-    ],
-    "fsdd": [
-        {"metric": "test_accuracy_cnn_lstm", "anchor": 0.93,
-         "source": "target: CNN-LSTM >= 93 % mean over leave-one-speaker-out folds (benchmarks/kws_fsdd.py)"},
-        {"metric": "test_accuracy_lstm", "anchor": 0.88,
-         "source": "target: LSTM >= 88 % mean over leave-one-speaker-out folds (benchmarks/kws_fsdd.py)"},
-    ],
-}
+#: --quick: smoke-test sizes (a flag given on the command line wins); the data loader also takes a
+#: small subset (fewer eSpeak voices, two FSDD recordings per digit and speaker) and a grid 3 points
+QUICK = {"epochs": 2, "hidden": 32, "synthetic_clips": 1, "max_per_class": 20, "max_wavs": 3}
+#: settings a resumed model must share with its checkpoint (others, e.g. --epochs or --models, may change);
+#: train.fit compares them, and the clips' (split, label, path), on --resume
+TRAINING_KEYS = ("features", "n_mels", "n_mfcc", "n_fft", "hop_length", "top_db", "cmvn", "trim_db", "clip_seconds",
+                 "sample_rate", "hidden", "layers", "frame_stack", "dropout", "lr", "optimizer", "weight_decay",
+                 "batch_size", "label_smoothing", "augment", "mixup", "seed")
 
 
 # =============================================================================== settings
 def build_parser() -> argparse.ArgumentParser:
     """The command line: the shared flags, then one group each for data, features, augmentation, models."""
-    p = script_help(base_parser(__doc__, epochs=15))
+    p = cli.script_help(cli.base_parser(__doc__))
+    cli.add_epochs(p, None, help=f"training epochs (default {kd.defaults_help('epochs')})")
     p.add_argument("command", nargs="?", default="all", choices=["all", "explore", "train"],
                    help="all = explore + train (default); explore = data figures only; train = models only")
-    add_data_args(p, ["speech_commands", "fsdd", "synthetic"])
-    for add_flags in (add_data_flags, add_feature_flags, add_augment_flags, add_model_flags):
+    cli.add_data_args(p, list(kd.KEYWORD_DATASETS))
+    for add_flags in (kd.add_keyword_args, add_feature_flags, add_augment_flags, add_model_flags):
         add_flags(p)
     return p
-
-
-def add_data_flags(p: argparse.ArgumentParser) -> None:
-    """Which clips: dataset options, classes, splits, clip length, the test-set folder, noise."""
-    g = p.add_argument_group("data")
-    g.add_argument("--words", default=",".join(kd.KEYWORDS),
-                   help="Speech Commands keyword classes, comma separated (default the 10-word task)")
-    g.add_argument("--unknown", action="store_true", help="Speech Commands: add the _unknown_ class (other words)")
-    g.add_argument("--silence", action="store_true", help="Speech Commands: add the _silence_ class "
-                   "(cuts of _background_noise_)")
-    g.add_argument("--max-per-class", type=positive_int, default=None,
-                   help="Speech Commands: at most this many clips per class and split (default all)")
-    g.add_argument("--test-speaker", default=None,
-                   help="FSDD: the speaker held out for testing (default the alphabetically last)")
-    g.add_argument("--val-speaker", default=None,
-                   help="FSDD: hold this training speaker out whole for validation (speaker-independent "
-                        "checkpoint choice, one speaker fewer to train on; default: validate on recordings "
-                        "0-4 of every training speaker)")
-    g.add_argument("--synthetic-clips", type=positive_int, default=2,
-                   help="synthetic default: renderings of each word per eSpeak voice (30 voices; default %(default)s)")
-    g.add_argument("--synthetic-voices", type=int_range(0), default=None, metavar="N",
-                   help="real data: add N eSpeak NG renderings per voice (30 voices) of every class word to the "
-                        "training split only (default: 8 for FSDD, whose three training speakers are too few to "
-                        "generalise from; 0 for Speech Commands and the synthetic default)")
-    g.add_argument("--sample-rate", type=positive_int, default=None,
-                   help="resample everything to this rate in Hz (default the dataset's: FSDD 8000, others 16000)")
-    g.add_argument("--trim-db", type=float, default=None,
-                   help="trim leading/trailing audio more than this many dB below the clip's loudest frame before "
-                        f"the centred padding, train and test alike (0 = off; default "
-                        f"{DATASET_DEFAULTS['default']['trim_db']}, {DATASET_DEFAULTS['speech_commands']['trim_db']} "
-                        "for Speech Commands)")
-    g.add_argument("--clip-seconds", type=positive_float, default=1.0,
-                   help="fixed input length: clips are padded / cropped to it in the collate_fn (default %(default)s)")
-    g.add_argument("--max-clip-seconds", type=positive_float, default=4.0,
-                   help="clips longer than this are reported and centre-cropped to it at load, so that one long "
-                        "recording does not slow every epoch (default %(default)s)")
-    g.add_argument("--test-set", type=Path, default=None, metavar="DIR",
-                   help="after training, also score every clip of this folder in the canonical Speech Commands "
-                        "test-set layout (<word>/, _unknown_/, _silence_/); its classes must be the model's")
-    g.add_argument("--noise-dir", type=Path, default=None,
-                   help="background-noise recordings for augmentation (default: noise/speech_commands_background "
-                        "under the data root if present, else synthetic pink/white noise)")
 
 
 def add_feature_flags(p: argparse.ArgumentParser) -> None:
@@ -197,12 +125,12 @@ def add_feature_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("features")
     g.add_argument("--features", default="logmel", choices=["mfcc", "logmel"],
                    help="log-mel (MelSpectrogram + AmplitudeToDB) or MFCC (default %(default)s; experiments/keywords.md)")
-    g.add_argument("--n-mfcc", type=positive_int, default=13, help="MFCC coefficients (default %(default)s)")
-    g.add_argument("--n-mels", type=positive_int, default=40, help="mel bands (default %(default)s)")
-    g.add_argument("--n-fft", type=positive_int, default=None,
-                   help="FFT size in samples (default: 32 ms, a power of two: 256 at 8 kHz, 512 at 16 kHz)")
-    g.add_argument("--hop-length", type=positive_int, default=None, help="hop in samples (default 10 ms)")
-    g.add_argument("--top-db", type=positive_float, default=40.0,
+    g.add_argument("--n-mfcc", type=cli.positive_int, default=13, help="MFCC coefficients (default %(default)s)")
+    g.add_argument("--n-mels", type=cli.positive_int, default=40, help="mel bands (default %(default)s)")
+    cli.add_stft_args(g, n_fft=None, hop_length=None,
+                      n_fft_help="FFT size in samples (default: 32 ms, a power of two: 256 at 8 kHz, 512 at 16 kHz)",
+                      hop_help="hop in samples (default 10 ms: 80 at 8 kHz, 160 at 16 kHz)")
+    g.add_argument("--top-db", type=cli.positive_float, default=40.0,
                    help="dB floor below each clip's loudest mel bin (default %(default)s)")
     g.add_argument("--cmvn", default="mean", choices=["meanvar", "mean", "none"],
                    help="per-utterance normalisation of each feature over time: mean and variance, mean only, "
@@ -214,41 +142,40 @@ def add_augment_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("augmentation (training clips only)")
     g.add_argument("--augment", default=None,
                    help="comma list of shift, speed, noise, stretch, freq_mask, time_mask, or 'none' "
-                        f"(default {DATASET_DEFAULTS['default']['augment']}; "
-                        f"{DATASET_DEFAULTS['speech_commands']['augment']} for Speech Commands)")
-    g.add_argument("--speed-perturb", type=float_range(0, 0.5, hi_open=True), default=0.15,
+                        f"(default {kd.defaults_help('augment')})")
+    g.add_argument("--speed-perturb", type=cli.float_range(0, 0.5, hi_open=True), default=0.15,
                    help="speed perturbation: factors 1 +- this, in steps of 0.05 (default %(default)s)")
-    g.add_argument("--snr-db", type=float_range(-30, 100), nargs=2, default=(5.0, 25.0), metavar=("LOW", "HIGH"),
+    g.add_argument("--snr-db", type=cli.float_range(-30, 100), nargs=2, default=(5.0, 25.0), metavar=("LOW", "HIGH"),
                    help="background-noise SNR range in dB (default %(default)s)")
-    g.add_argument("--mixup", type=float_range(0), default=None, metavar="ALPHA",
+    g.add_argument("--mixup", type=cli.float_range(0), default=None, metavar="ALPHA",
                    help="mixup of training features and labels, lambda ~ Beta(ALPHA, ALPHA) (Zhang et al. "
-                        f"2018; 0 disables; default {DATASET_DEFAULTS['default']['mixup']}, "
-                        f"{DATASET_DEFAULTS['speech_commands']['mixup']} for Speech Commands)")
+                        f"2018; 0 disables; default {kd.defaults_help('mixup')})")
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """The six models, optimisation, checkpoint choice, outputs and the one-factor experiment grids."""
     g = p.add_argument_group("models and training")
     g.add_argument("--models", default=",".join(MODELS), help=f"comma list of {MODELS} (default all)")
-    g.add_argument("--hidden", type=positive_int, default=HIDDEN, help="RNN hidden size (default %(default)s)")
-    g.add_argument("--layers", type=positive_int, default=LAYERS, help="RNN layers (default %(default)s)")
-    g.add_argument("--frame-stack", type=positive_int, default=FRAME_STACK,
+    g.add_argument("--hidden", type=cli.positive_int, default=HIDDEN, help="RNN hidden size (default %(default)s)")
+    g.add_argument("--layers", type=cli.positive_int, default=LAYERS, help="RNN layers (default %(default)s)")
+    g.add_argument("--frame-stack", type=cli.positive_int, default=FRAME_STACK,
                    help="rnn/lstm/bilstm/gru/attn_lstm: consecutive 10 ms frames concatenated into one recurrent "
                         "step (default %(default)s: 60 ms steps; experiments/keywords.md)")
-    g.add_argument("--dropout", type=float_range(0, 1, hi_open=True), default=0.2, help="dropout (default %(default)s)")
-    g.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate (default %(default)s)")
+    g.add_argument("--dropout", type=cli.float_range(0, 1, hi_open=True), default=0.2,
+                   help="dropout (default %(default)s)")
+    cli.add_training_args(g, lr=3e-3, batch_size=64, lr_help="peak learning rate (cosine schedule)",
+                          batch_help="training clips per batch", resume_help="continue each model from its last checkpoint")
     g.add_argument("--optimizer", default="adamw", choices=["adam", "adamw", "sgd"], help="default %(default)s")
-    g.add_argument("--weight-decay", type=float_range(0, 10), default=1e-2,
+    g.add_argument("--weight-decay", type=cli.float_range(0, 10), default=1e-2,
                    help="AdamW weight decay (default %(default)s)")
-    g.add_argument("--batch-size", type=positive_int, default=64, help="default %(default)s")
-    g.add_argument("--label-smoothing", type=float_range(0, 1, hi_open=True), default=0.1, help="default %(default)s")
+    g.add_argument("--label-smoothing", type=cli.float_range(0, 1, hi_open=True), default=0.1,
+                   help="default %(default)s")
     g.add_argument("--test-checkpoint", default=None, choices=["best", "last"],
                    help="weights scored on the test split: best = the epoch with the best validation accuracy, "
                         "last = the final epoch (default: last for FSDD validated on the training speakers' own "
                         "recordings, whose accuracy saturates by mid-training and then no longer tells "
                         "epochs apart; best otherwise, e.g. with --val-speaker or Speech Commands' official lists)")
-    g.add_argument("--resume", action="store_true", help="continue each model from its last checkpoint")
-    g.add_argument("--max-wavs", type=int_range(0), default=12,
+    g.add_argument("--max-wavs", type=cli.int_range(0), default=12,
                    help="misclassified test clips saved as WAV per model (default %(default)s)")
     g = p.add_argument_group("experiments")
     g.add_argument("--experiment", default=None, choices=EXPERIMENTS,
@@ -261,32 +188,10 @@ def feature_bins(args: argparse.Namespace) -> int:
     return args.n_mfcc if args.features == "mfcc" else args.n_mels
 
 
-def apply_dataset_defaults(args: argparse.Namespace, dataset: str) -> argparse.Namespace:
-    """Fill the flags left at ``None`` from ``DATASET_DEFAULTS[dataset]`` (else ``["default"]``); in place."""
-    for key, value in DATASET_DEFAULTS.get(dataset, DATASET_DEFAULTS["default"]).items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
-    args.augment_set = parse_augment(args.augment)
-    return args
-
-
-def parse_augment(text: str) -> list[str]:
-    """``--augment`` comma list -> sorted augmentation names (``none`` = empty); UserError on an unknown name."""
-    aug = {a.strip() for a in text.split(",") if a.strip()} - {"none"}
-    bad = aug - AUGMENTATIONS
-    if bad:
-        raise UserError(f"--augment: unknown {sorted(bad)}; choose from {sorted(AUGMENTATIONS)} or none")
-    return sorted(aug)
-
-
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = build_parser()
-    for action in parser._actions:  # --epochs comes from base_parser; its default depends on the dataset
-        if action.dest == "epochs":
-            action.default = None
-            action.help = (f"training epochs (default {DATASET_DEFAULTS['default']['epochs']}, "
-                           f"{DATASET_DEFAULTS['speech_commands']['epochs']} for Speech Commands)")
-    args = parser.parse_args(argv)
+    """Parse and check the flags; ``--quick`` sizes applied (:data:`QUICK`). The dataset-dependent
+    defaults (``--epochs``, ``--mixup``, ``--augment``, ``--trim-db``) stay ``None`` until the data are loaded."""
+    args = build_parser().parse_args(argv)
     args.model_list = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in args.model_list if m not in MODELS]
     if bad or not args.model_list:
@@ -294,104 +199,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.word_list = [w.strip() for w in args.words.split(",") if w.strip()]
     if not args.word_list:
         raise UserError("--words is empty")
-    if args.augment is not None:  # else filled in with the dataset's default by apply_dataset_defaults
-        args.augment_set = parse_augment(args.augment)
+    if args.augment is not None:  # else filled in with the dataset's default by kd.apply_dataset_defaults
+        args.augment_set = kd.parse_augment(args.augment)
     if args.snr_db[0] > args.snr_db[1]:
         raise UserError(f"--snr-db LOW HIGH: LOW {args.snr_db[0]} is above HIGH {args.snr_db[1]}")
     n_feat, need = feature_bins(args), CNNLSTM.min_features()
     if "cnn_lstm" in args.model_list and n_feat < need:
         raise UserError(f"cnn_lstm pools the feature axis down by {need} and needs at least {need} bins; got "
                         f"{n_feat} ({'--n-mfcc' if args.features == 'mfcc' else '--n-mels'})")
-    if args.quick:  # tiny sizes for a smoke test
-        args.epochs = min(args.epochs or 2, 2)
-        args.hidden = min(args.hidden, 32)
-        args.synthetic_clips = 1
-        args.max_per_class = min(args.max_per_class or 20, 20)
-        args.max_wavs = min(args.max_wavs, 3)
-    return args
+    return cli.apply_quick(args, QUICK, argv)
 
 
 # =============================================================================== data
-def load_data(args: argparse.Namespace) -> kd.KwsData:
-    """Choose and load the dataset (banner printed); see ``audiolab.data.keywords``."""
-    root = resolve_data_root(args.data_root)
-    choice = choose_dataset(args.dataset, root, [kd.SPEECH_COMMANDS, kd.FSDD], "synthetic",
-                            "the 10 keywords spoken by eSpeak NG voices, 16 kHz, mixed with noise", args.download)
-    if choice.name == "speech_commands" and kd.is_test_set_layout(choice.path):
-        data = kd.load_test_set_layout(choice.path, sample_rate=args.sample_rate or kd.SC_SAMPLE_RATE)
-        report_issues(data)
-        kd.speaker_split(data, seed=args.seed)
-        if args.max_per_class is not None:
-            limit_per_class(data, args.max_per_class, args.seed)
-    elif choice.name == "speech_commands":
-        data = kd.load_speech_commands(choice.path, args.word_list, unknown=args.unknown, silence=args.silence,
-                                       sample_rate=args.sample_rate or kd.SC_SAMPLE_RATE,
-                                       max_per_class=args.max_per_class, seed=args.seed)
-    elif choice.name == "fsdd":
-        data = kd.load_fsdd(choice.path, sample_rate=args.sample_rate or kd.FSDD_SAMPLE_RATE,
-                            test_speaker=args.test_speaker, val_speaker=args.val_speaker)
-        if args.quick:
-            data.clips = [c for c in data.clips if int(Path(c.path).stem.split("_")[2]) % 10 < 2]
-    else:
-        voices = kd.VARIANTS if not args.quick else kd.VARIANTS[:4] + [kd.SYNTH_VAL_VOICES[0], kd.SYNTH_TEST_VOICES[0]]
-        data = kd.make_synthetic_keywords(args.word_list, args.synthetic_clips, sample_rate=args.sample_rate or kd.SC_SAMPLE_RATE,
-                                          seed=args.seed, voices=sorted(set(voices)),
-                                          noise=noise_bank(args, kd.SC_SAMPLE_RATE, root))
-    n_voices = args.synthetic_voices if args.synthetic_voices is not None else (8 if choice.name == "fsdd" else 0)
-    if data.source == "real" and n_voices > 0:
-        added = kd.add_synthetic_voices(data, 1 if args.quick else n_voices, seed=args.seed,
-                                        voices=kd.VARIANTS[:6] if args.quick else kd.VARIANTS)
-        print(f"training split: +{added} synthetic eSpeak NG clips of the class words (--synthetic-voices "
-              f"{n_voices}); validation and test clips are all real")
-    apply_dataset_defaults(args, data.name)
-    crop_long_clips(data, args.max_clip_seconds)
-    if args.trim_db > 0:
-        kd.trim_clips(data, args.trim_db)
-    kd.check_splits(data)
-    return data
-
-
-def report_issues(data: kd.KwsData, limit: int = 20) -> None:
-    """Print a short summary of the file problems met on load (each was printed as it happened)."""
-    if data.issues:
-        print(f"{len(data.issues)} file problems on load (listed in sample_rate_check.csv by explore):")
-        for path, problem in data.issues[:limit]:
-            print(f"  {path}: {problem}")
-
-
-def limit_per_class(data: kd.KwsData, max_per_class: int, seed: int) -> None:
-    """Keep at most ``max_per_class`` clips per class and split (seeded random choice; in place)."""
-    rng = np.random.default_rng(seed)
-    kept = []
-    for split in kd.SPLITS:
-        for lab in data.labels:
-            pool = [c for c in data.clips if c.split == split and c.label == lab]
-            if len(pool) > max_per_class:
-                pool = [pool[i] for i in sorted(rng.choice(len(pool), max_per_class, replace=False))]
-            kept += pool
-    data.clips = kept
-
-
-def crop_long_clips(data: kd.KwsData, max_seconds: float) -> int:
-    """Centre-crop every clip longer than ``max_seconds`` (in place), reported by path; returns how many.
-
-    A long recording (a 10-minute file dropped into a keyword folder) would otherwise be
-    speed-perturbed and resampled whole in every epoch; only a ``--clip-seconds`` window of it is
-    ever seen by a model.
-    """
-    limit = int(round(max_seconds * data.sample_rate))
-    n = 0
-    for c in data.clips:
-        if len(c.wav) > limit:
-            msg = f"{len(c.wav) / data.sample_rate:.1f} s long, centre-cropped to {max_seconds:g} s (--max-clip-seconds)"
-            print(f"cropped: {c.path}: {msg}")
-            data.issues.append((c.path, msg))
-            start = (len(c.wav) - limit) // 2
-            c.wav = c.wav[start:start + limit].copy()
-            n += 1
-    return n
-
-
 def check_frames(args: argparse.Namespace, sample_rate: int, n_samples: int) -> None:
     """Refuse an STFT window or hop that does not fit the clip window.
 
@@ -399,7 +218,7 @@ def check_frames(args: argparse.Namespace, sample_rate: int, n_samples: int) -> 
         UserError: ``--n-fft`` above the window's samples, or ``--hop-length`` leaving fewer frames
             than the models need (4 for cnn_lstm's two time poolings, ``--frame-stack`` for the RNNs).
     """
-    n_fft, hop = default_fft(args, sample_rate)
+    n_fft, hop = default_stft(sample_rate, args.n_fft, args.hop_length)
     where = f"the {args.clip_seconds:g} s clip window (--clip-seconds) at {sample_rate} Hz = {n_samples} samples"
     if n_fft > n_samples:
         raise UserError(f"--n-fft {n_fft} is larger than {where}; use --n-fft <= {n_samples}")
@@ -412,40 +231,6 @@ def check_frames(args: argparse.Namespace, sample_rate: int, n_samples: int) -> 
                         f"(use --hop-length <= {max(1, (n_samples - 1) // (need - 1))})")
     if args.max_clip_seconds < args.clip_seconds:
         raise UserError(f"--max-clip-seconds {args.max_clip_seconds:g} is below --clip-seconds {args.clip_seconds:g}")
-
-
-def load_test_set(args: argparse.Namespace, data: kd.KwsData) -> kd.KwsData:
-    """Load ``--test-set DIR`` (canonical test-set layout) before training, and check it against the task.
-
-    Raises:
-        UserError: not a folder in that layout, it holds a class the model does not know, it is the
-            very folder trained on, or it shares speakers with the training split.
-    """
-    folder = Path(args.test_set)
-    if not kd.is_test_set_layout(folder):
-        raise UserError(f"--test-set {folder} is not a folder in the Speech Commands test-set layout "
-                        "(<word>/<speaker>_nohash_<n>.*, _unknown_/, _silence_/)")
-    train_dirs = {Path(c.path).parent.parent.resolve() for c in data.split("train") if not c.path.startswith(("synthetic:", "_background"))}
-    if folder.resolve() in train_dirs:
-        raise UserError(f"--test-set {folder} is the folder the model trains on; score on a folder of other speakers")
-    ts = kd.load_test_set_layout(folder, sample_rate=data.sample_rate)
-    unknown = [lab for lab in ts.labels if lab not in data.labels]
-    if unknown:
-        raise UserError(f"--test-set {folder} holds classes the model does not know: {unknown}; the model's classes "
-                        f"are {data.labels} (for the 12-class task add --unknown --silence)")
-    missing = [lab for lab in data.labels if lab not in ts.labels]
-    if missing:
-        print(f"warning: --test-set {folder} has no clips of the model's classes {missing}; scored on the rest "
-              "(test_set_missing_classes in metrics.json)")
-    shared = {c.speaker for c in data.split("train")} & {c.speaker for c in ts.clips if c.label != kd.SILENCE}
-    if shared:
-        raise UserError(f"--test-set {folder} shares {len(shared)} speakers with the training split "
-                        f"(e.g. {sorted(shared)[:3]}); it would not measure unseen speakers")
-    crop_long_clips(ts, args.max_clip_seconds)
-    if args.trim_db > 0:
-        kd.trim_clips(ts, args.trim_db)
-    print(f"--test-set {folder}: {len(ts.clips)} clips, classes {ts.labels}")
-    return ts
 
 
 @torch.no_grad()
@@ -466,242 +251,15 @@ def score_test_set(res: dict, test_set: kd.KwsData, data: kd.KwsData, n_samples:
 def tested_checkpoint(args: argparse.Namespace, data: kd.KwsData) -> str:
     """Which weights are tested, ``"best"`` (validation accuracy) or ``"last"`` (``--test-checkpoint``).
 
-    The default is ``"last"`` only for FSDD validated on recordings 0-4 of the training speakers: that
-    validation set holds the very voices the model trains on, its accuracy saturates by mid-training
-    and the "best" epoch is then the first of several near-ties, taken while the
-    learning rate is still high. On the held-out speakers the final weights scored higher
+    The default is the dataset entry's: ``"last"`` only for FSDD validated on recordings 0-4 of the
+    training speakers: that validation set holds the very voices the model trains on, its accuracy
+    saturates by mid-training and the "best" epoch is then the first of several near-ties, taken
+    while the learning rate is still high. On the held-out speakers the final weights scored higher
     (experiments/keywords.md).
     """
     if args.test_checkpoint is not None:
         return args.test_checkpoint
-    return "last" if data.name == "fsdd" and args.val_speaker is None else "best"
-
-
-def noise_bank(args: argparse.Namespace, sample_rate: int, root: Path | None = None) -> list[np.ndarray]:
-    """Background noise for augmentation: ``--noise-dir``, else found under the data root, else synthetic."""
-    folder = args.noise_dir or kd.find_noise_dir(root or resolve_data_root(args.data_root))
-    if args.noise_dir is not None and not Path(args.noise_dir).is_dir():
-        raise UserError(f"--noise-dir {args.noise_dir} is not a folder")
-    bank = kd.load_noise_bank(folder, sample_rate) if folder is not None else []
-    return bank or kd.synthetic_noise_bank(sample_rate, args.seed)
-
-
-def title_tag(data: kd.KwsData) -> str:
-    """Dataset name for figure titles: SYNTHETIC marked, FSDD's held-out speaker named."""
-    if data.name == "fsdd":
-        return f"fsdd, test speaker {'/'.join(sorted({c.speaker for c in data.split('test')}))}"
-    return f"{data.name}" + (" (SYNTHETIC)" if data.source == "synthetic" else "")
-
-
-def explore(data: kd.KwsData, out: Path, per_class: int = 3) -> dict:
-    """Data exploration figures and checks; returns metrics (clip counts, durations, rate check)."""
-    tag = title_tag(data)
-    sr = data.sample_rate
-    # waveforms: a few clips per class
-    labels = data.labels[:12]
-    fig, axes = plt.subplots(len(labels), per_class, figsize=(3.2 * per_class, 1.3 * len(labels)), squeeze=False,
-                             sharex=True, sharey=True)
-    for r, label in enumerate(labels):
-        pool = [c for c in data.clips if c.label == label]
-        firsts = list({c.speaker: c for c in reversed(pool)}.values())[::-1]  # one clip per speaker first
-        chosen = {id(c) for c in firsts}
-        clips = (firsts + [c for c in pool if id(c) not in chosen])[:per_class]
-        for k in range(per_class):
-            ax = axes[r, k]
-            if k < len(clips):
-                wav = clips[k].wav
-                ax.plot(np.arange(len(wav)) / sr, wav, linewidth=0.5)
-                ax.set_title(f"{label} ({clips[k].speaker})", fontsize=7)
-            ax.tick_params(labelsize=6)
-        axes[r, 0].set_ylabel("amplitude", fontsize=7)
-    for ax in axes[-1]:
-        ax.set_xlabel("time (s)", fontsize=7)
-    fig.suptitle(f"Waveforms, {per_class} clips per class: {tag}")
-    fig.tight_layout()
-    save_figure(fig, out / "explore_waveforms.png")
-    # durations
-    dur = data.durations_s()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.hist(dur, bins=40, color="tab:blue", alpha=0.8)
-    ax.axvline(1.0, color="k", linestyle="--", linewidth=1, label="1 s input window")
-    ax.set_xlabel("clip duration (s)")
-    ax.set_ylabel("number of clips")
-    ax.set_title(f"Clip durations: {tag}")
-    ax.legend()
-    save_figure(fig, out / "explore_durations.png")
-    # class counts per split
-    counts = data.counts()
-    x = np.arange(len(data.labels))
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(x) + 2), 3.6))
-    for i, split in enumerate(kd.SPLITS):
-        ax.bar(x + (i - 1) * 0.27, [counts[split][lab] for lab in data.labels], width=0.27, label=split)
-    ax.set_xticks(x, data.labels, rotation=45, ha="right")
-    ax.set_xlabel("class")
-    ax.set_ylabel("number of clips")
-    ax.set_title(f"Class counts per split: {tag}")
-    ax.set_ylim(0, 1.3 * max(max(v.values()) for v in counts.values()))
-    ax.legend(ncol=3, loc="upper center")
-    save_figure(fig, out / "explore_class_counts.png")
-    with open(out / "class_counts.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["class", *kd.SPLITS])
-        for lab in data.labels:
-            w.writerow([lab, *(counts[s][lab] for s in kd.SPLITS)])
-    print(format_table([{"class": lab, **{s: counts[s][lab] for s in kd.SPLITS}} for lab in data.labels]))
-    # sample-rate check: every file whose own rate differs from the most common one
-    rates = Counter(c.orig_sample_rate for c in data.clips)
-    common = rates.most_common(1)[0][0]
-    odd = [(c.path, c.orig_sample_rate) for c in data.clips if c.orig_sample_rate != common]
-    with open(out / "sample_rate_check.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "problem"])
-        for path, rate in odd:
-            w.writerow([path, f"sample rate {rate} Hz differs from {common} Hz (resampled to {sr} Hz)"])
-        for path, problem in data.issues:
-            if "sample rate" not in problem:
-                w.writerow([path, problem])
-    if odd:
-        print(f"sample-rate check: {len(odd)} of {len(data.clips)} files are not at {common} Hz (resampled):")
-        for path, rate in odd[:20]:
-            print(f"  {path}: {rate} Hz")
-    else:
-        print(f"sample-rate check: all {len(data.clips)} clips at {common} Hz")
-    if data.issues:
-        print(f"{len(data.issues)} file problems on load (listed in sample_rate_check.csv)")
-    speaker_metrics = speaker_outputs(data, out)
-    return {**speaker_metrics, "median_duration_s": float(np.median(dur)),
-            "max_duration_s": float(dur.max()), "n_files_other_sample_rate": len(odd),
-            "n_file_problems": len(data.issues)}
-
-
-def speaker_outputs(data: kd.KwsData, out: Path) -> dict:
-    """``speakers.csv`` (speaker, split, clips) and ``duplicate_groups.csv`` (byte-identical files).
-
-    Returns metrics: speakers per split, speakers in two splits (must be 0 for a speaker split),
-    duplicate groups and how many straddle splits (must be 0).
-    """
-    per = Counter((c.speaker, c.split) for c in data.clips if not c.path.startswith("synthetic:"))
-    write_csv(out / "speakers.csv", [{"speaker": spk, "split": split, "n_clips": n}
-                                     for (spk, split), n in sorted(per.items(), key=lambda kv: (kv[0][1], kv[0][0]))])
-    splits_of: dict[str, set] = {}
-    for spk, split in per:
-        if not spk.startswith(f"{kd.SILENCE}/"):
-            splits_of.setdefault(spk, set()).add(split)
-    groups = kd.duplicate_groups(data.clips)
-    rows = [{"group": g, "sha1": c.sha1, "label": c.label, "speaker": c.speaker, "split": c.split, "path": c.path}
-            for g, group in enumerate(groups) for c in group]
-    with open(out / "duplicate_groups.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["group", "sha1", "label", "speaker", "split", "path"])
-        w.writerows([list(r.values()) for r in rows])
-    straddle = sum(len({c.split for c in group}) > 1 for group in groups)
-    n_spk = {s: sum(1 for v in splits_of.values() if s in v) for s in kd.SPLITS}
-    print(f"speakers: train {n_spk['train']} / val {n_spk['val']} / test {n_spk['test']} (speakers.csv); "
-          f"{len(groups)} groups of byte-identical clips ({sum(len(g) for g in groups)} clips, duplicate_groups.csv), "
-          f"{straddle} straddling splits")
-    return {**{f"n_speakers_{s}": n for s, n in n_spk.items()},
-            "n_speakers_in_two_splits": sum(len(v) > 1 for v in splits_of.values()),
-            "n_duplicate_groups": len(groups), "n_duplicate_groups_across_splits": straddle}
-
-
-# =============================================================================== features
-def default_fft(args: argparse.Namespace, sample_rate: int) -> tuple[int, int]:
-    """``(n_fft, hop_length)``: the flags, else a 32 ms power-of-two window and a 10 ms hop."""
-    n_fft = args.n_fft or 2 ** int(round(math.log2(0.032 * sample_rate)))
-    hop = args.hop_length or int(round(0.010 * sample_rate))
-    return n_fft, hop
-
-
-class Features(nn.Module):
-    """Waveform ``[B, n_samples]`` -> standardised features ``[B, n_frames, n_features]``.
-
-    ``mfcc``: the modules of ``torchaudio.transforms.MFCC`` (STFT -> power -> mel -> dB -> DCT-II),
-    run step by step so that ``TimeStretch`` can act on the complex STFT; ``logmel``: the same
-    without the DCT (``MelSpectrogram`` + ``AmplitudeToDB``). The dB floor (``top_db`` below the
-    clip's loudest bin) is per clip, so a clip's features do not depend on the rest of its batch;
-    a floor of 40 dB rather than torchaudio's 80 hides how quiet each recording's background is
-    (FSDD: lucas' noise floor is about 25 dB lower than the other speakers'; 25 dB was tried too
-    and was no better over the four FSDD folds). Then: per-utterance normalisation over time
-    (``cmvn="meanvar"``: mean and variance, ``"mean"``: mean only, ``"none"``), standardisation
-    by ``mean``/``std`` (buffers set from the training split with :meth:`fit_stats`), and
-    SpecAugment masks when ``augment`` is true.
-
-    Padding frames (digital silence added by the collate_fn or a time shift) are left out of the
-    per-utterance and training statistics: otherwise the share of padding, i.e. how fast a
-    speaker talks, would move every clip's normalisation. They keep their (floor) value, so the
-    models still see where the word starts and ends.
-    """
-
-    def __init__(self, kind: str, sample_rate: int, n_fft: int, hop_length: int, n_mels: int = 40,
-                 n_mfcc: int = 13, cmvn: str = "mean", top_db: float = 40.0,
-                 spec_augment: SpecAugment | None = None):
-        super().__init__()
-        if kind not in {"mfcc", "logmel"}:
-            raise ValueError(f"unknown feature kind {kind!r}")
-        if cmvn not in {"none", "mean", "meanvar"}:
-            raise ValueError(f"unknown cmvn {cmvn!r}")
-        if kind == "mfcc" and n_mfcc > n_mels:
-            raise UserError(f"--n-mfcc ({n_mfcc}) cannot exceed --n-mels ({n_mels})")
-        self.kind, self.cmvn, self.spec_augment = kind, cmvn, spec_augment
-        self.mfcc = T.MFCC(sample_rate, n_mfcc=n_mfcc, log_mels=False,
-                           melkwargs=dict(n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, f_min=20.0))
-        self.mfcc.amplitude_to_DB.top_db = top_db
-        self.n_features = n_mfcc if kind == "mfcc" else n_mels
-        self.register_buffer("mean", torch.zeros(self.n_features))
-        self.register_buffer("std", torch.ones(self.n_features))
-
-    def raw(self, wav: torch.Tensor, augment: bool = False, with_mask: bool = False):
-        """Un-normalised features ``[B, n_features, n_frames]`` (MFCC or log-mel in dB).
-
-        With ``with_mask`` also returns ``[B, n_frames]`` bool: frames that hold any signal
-        (False for all-zero padding frames).
-        """
-        mel = self.mfcc.MelSpectrogram
-        spec = torch.stft(wav, mel.n_fft, hop_length=mel.hop_length, win_length=mel.win_length,
-                          window=mel.spectrogram.window, center=True, pad_mode="reflect", return_complex=True)
-        if augment and self.spec_augment is not None:
-            spec = self.spec_augment.stretch(spec)
-        power = spec.abs().pow(2.0)
-        db = self.mfcc.amplitude_to_DB(mel.mel_scale(power).unsqueeze(1)).squeeze(1)  # per-clip top_db
-        x = db if self.kind == "logmel" else torch.matmul(db.transpose(-1, -2), self.mfcc.dct_mat).transpose(-1, -2)
-        if not with_mask:
-            return x
-        mask = power.sum(1) > 1e-10
-        mask[mask.sum(1) == 0] = True  # an all-silent clip: keep every frame
-        return x, mask
-
-    def normalise(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-utterance normalisation over the signal frames (``mask`` ``[B, T]``); ``[B, F, T]`` -> same."""
-        if self.cmvn == "none":
-            return x
-        m = mask[:, None, :].to(x.dtype)
-        n = m.sum(-1, keepdim=True)
-        mean = (x * m).sum(-1, keepdim=True) / n
-        x = x - mean
-        if self.cmvn == "meanvar":
-            x = x / ((x.pow(2) * m).sum(-1, keepdim=True) / n + 1e-6).sqrt()
-        return x
-
-    @torch.no_grad()
-    def fit_stats(self, loader) -> None:
-        """Set ``mean``/``std`` per feature from batches ``(wav, ...)`` of the training split (no augmentation)."""
-        total, total_sq, count = 0.0, 0.0, 0
-        for wav, *_ in loader:
-            x, mask = self.raw(wav, with_mask=True)
-            x = self.normalise(x, mask) * mask[:, None, :]
-            total = total + x.sum(dim=(0, 2)).double()
-            total_sq = total_sq + x.pow(2).sum(dim=(0, 2)).double()
-            count += int(mask.sum())
-        mean = total / count
-        self.mean.copy_(mean.float())
-        self.std.copy_((total_sq / count - mean ** 2).clamp_min(1e-8).sqrt().float())
-
-    def forward(self, wav: torch.Tensor, augment: bool = False) -> torch.Tensor:
-        x, mask = self.raw(wav, augment, with_mask=True)
-        x = (self.normalise(x, mask) - self.mean[:, None]) / self.std[:, None]
-        if augment and self.spec_augment is not None:
-            x = self.spec_augment.mask(x)
-        return x.transpose(1, 2)
+    return kd.dataset_entry(data.name).test_checkpoint(args)
 
 
 # =============================================================================== models
@@ -855,50 +413,20 @@ def clip_samples(args: argparse.Namespace, data: kd.KwsData) -> int:
 
 
 def make_features(args: argparse.Namespace, data: kd.KwsData, n_samples: int) -> Features:
-    """Build :class:`Features` from the flags and fit its statistics on the training split."""
+    """:class:`Features` from the flags (SpecAugment as ``--augment`` asks), statistics fitted on the training split."""
     sr = data.sample_rate
-    n_fft, hop = default_fft(args, sr)
-    aug = set(args.augment_set)
-    n_feat = feature_bins(args)
-    spec_aug = None
-    if aug & {"stretch", "freq_mask", "time_mask"}:
-        n_frames = n_samples // hop + 1
-        spec_aug = SpecAugment(n_fft // 2 + 1, hop, stretch=(0.85, 1.15) if "stretch" in aug else None,
-                                  freq_mask=max(1, n_feat // 8) if "freq_mask" in aug else 0,
-                                  time_mask=max(1, n_frames // 10) if "time_mask" in aug else 0, seed=args.seed)
+    n_fft, hop = default_stft(sr, args.n_fft, args.hop_length)
+    spec_aug = spec_augment_for(args.augment_set, n_fft, hop, feature_bins(args), n_samples // hop + 1, seed=args.seed)
     feats = Features(args.features, sr, n_fft, hop, n_mels=args.n_mels, n_mfcc=args.n_mfcc, cmvn=args.cmvn,
-                     top_db=args.top_db,
-                     spec_augment=spec_aug)
-    loader = torch.utils.data.DataLoader(kd.KwsDataset(data.split("train"), data.labels, sr),
-                                         batch_size=128, collate_fn=kd.PadCollate(n_samples))
-    feats.fit_stats(loader)
+                     top_db=args.top_db, spec_augment=spec_aug)
+    feats.fit_stats(kd.plain_loader(data.split("train"), data.labels, sr, n_samples))
     return feats
 
 
 def make_loaders(args: argparse.Namespace, data: kd.KwsData, n_samples: int, noises) -> dict:
-    """DataLoaders per split; the training one augments its waveforms (``--augment``) and shuffles."""
-    aug = set(args.augment_set)
-    wave_aug = None
-    if aug & {"shift", "speed", "noise"}:
-        wave_aug = kd.WaveAugment(shift_s=0.1 if "shift" in aug else 0.0,
-                                  speeds=speed_factors(args.speed_perturb) if "speed" in aug else (),
-                                  noise_prob=0.6 if "noise" in aug else 0.0, snr_db=tuple(args.snr_db))
-    gen = torch.Generator().manual_seed(args.seed)
-    loaders = {}
-    for split in kd.SPLITS:
-        train = split == "train"
-        ds = kd.KwsDataset(data.split(split), data.labels, data.sample_rate, augment=wave_aug if train else None,
-                           noises=noises, seed=args.seed)
-        loaders[split] = torch.utils.data.DataLoader(
-            ds, batch_size=args.batch_size if train else 128, shuffle=train, generator=gen if train else None,
-            collate_fn=kd.PadCollate(n_samples, random_crop=train, seed=args.seed))
-    return loaders
-
-
-def speed_factors(spread: float) -> tuple[float, ...]:
-    """Speed-perturbation factors ``1 - spread ... 1 + spread`` in steps of 0.05 (1.0 included)."""
-    n = int(round(spread / 0.05))
-    return tuple(round(1.0 + 0.05 * k, 2) for k in range(-n, n + 1))
+    """DataLoaders per split (:func:`audiolab.data.keywords.make_loaders`) with the batch and augmentation flags."""
+    return kd.make_loaders(data, n_samples, noises, batch_size=args.batch_size, augment=args.augment_set,
+                           speed_perturb=args.speed_perturb, snr_db=args.snr_db, seed=args.seed)
 
 
 @torch.no_grad()
@@ -937,35 +465,6 @@ def mixup_step(model: "KwsModel", wav: torch.Tensor, y: torch.Tensor, criterion,
     return logits, lam * criterion(logits, y) + (1 - lam) * criterion(logits, y[perm])
 
 
-#: settings a resumed model must share with its checkpoint (others, e.g. --epochs or --models, may change)
-RESUME_KEYS = ("data_fingerprint", "features", "n_mels", "n_mfcc", "n_fft", "hop_length", "top_db", "cmvn",
-               "trim_db", "clip_seconds", "sample_rate", "hidden", "layers", "frame_stack", "dropout", "lr",
-               "optimizer", "weight_decay", "batch_size", "label_smoothing", "augment", "mixup", "seed")
-
-
-def data_fingerprint(data: kd.KwsData) -> str:
-    """SHA-1 over the ``(split, label, path)`` of every clip: changes when the data or its split does."""
-    h = hashlib.sha1()
-    for c in sorted(data.clips, key=lambda c: (c.split, c.path, c.label)):
-        h.update(f"{c.split}\t{c.label}\t{c.path}\n".encode())
-    return h.hexdigest()
-
-
-def check_resume_config(ckpt: Path, config: dict) -> None:
-    """Refuse ``--resume`` from a checkpoint saved with other data or other training settings.
-
-    Raises:
-        UserError: names the differing settings (``RESUME_KEYS``).
-    """
-    saved = load_checkpoint(ckpt).get("config", {})
-    diff = [k for k in RESUME_KEYS if k in saved and saved.get(k) != config.get(k)]
-    if diff:
-        what = ", ".join(f"{k}: {saved.get(k)!r} -> {config.get(k)!r}" if k != "data_fingerprint"
-                         else "the data or its split differ" for k in diff)
-        raise UserError(f"--resume: {ckpt} was saved with other settings ({what}); "
-                        "run without --resume or with the same data and flags")
-
-
 def train_one(name: str, args: argparse.Namespace, data: kd.KwsData, features: Features, loaders: dict,
               device: torch.device, ckpt_dir: Path | None, progress: bool = True) -> dict:
     """Train model ``name`` with ``audiolab.core.train.fit``; evaluate the checkpoint :func:`tested_checkpoint`
@@ -996,18 +495,16 @@ def train_one(name: str, args: argparse.Namespace, data: kd.KwsData, features: F
         return {"val_loss": loss, "val_accuracy": float((y == p).mean())}
 
     ckpt = ckpt_dir / f"{name}.pt" if ckpt_dir is not None else None
-    config = {k: v for k, v in vars(args).items() if k != "model_list"}
-    config["data_fingerprint"] = data_fingerprint(data)
     resume = args.resume and ckpt is not None
     if resume and not ckpt.exists():
         print(f"--resume: no checkpoint for {name} ({ckpt}); training it from the start")
         resume = False
-    elif resume:
-        check_resume_config(ckpt, config)
+    config = {**{k: getattr(args, k) for k in TRAINING_KEYS}, "amp": args.amp}  # fit refuses a resume that differs
+    clips = sorted((c.split, c.label, c.path) for c in data.clips)  # ... or whose data or split differ
     history = fit(model, optimizer, loaders["train"], step, args.epochs, eval_fn=evaluate, device=device,
                   checkpoint_path=ckpt, log_path=(ckpt_dir.parent / f"log_{name}.csv") if ckpt_dir else None,
                   resume=resume, scheduler=scheduler, grad_clip=5.0, best_key="val_accuracy",
-                  config=config, desc=name, progress=progress)
+                  config=config, data=clips, desc=name, progress=progress)
     train_seconds = sum(r.get("epoch_seconds", 0.0) for r in history)  # includes the per-epoch validation
     tested_epoch = history[-1]["epoch"]  # fit leaves the final weights in the model
     best_ckpt = ckpt.with_name(f"{name}_best.pt") if ckpt is not None else None
@@ -1035,7 +532,7 @@ def confused_pairs(cm: np.ndarray, labels, top: int = 5) -> list[tuple[str, str,
 
 def write_model_outputs(res: dict, data: kd.KwsData, out: Path, max_wavs: int) -> dict:
     """Curves, confusion matrix, per-class report and misclassified WAVs of one trained model."""
-    name, tag, labels = res["name"], title_tag(data), data.labels
+    name, tag, labels = res["name"], kd.title_tag(data), data.labels
     plot_training_curves(res["history"], out / f"curves_{name}.png",
                          {"cross-entropy loss": ["train_loss", "val_loss"],
                           "accuracy (fraction)": ["train_accuracy", "val_accuracy"]},
@@ -1064,7 +561,7 @@ def write_model_outputs(res: dict, data: kd.KwsData, out: Path, max_wavs: int) -
 
 def comparison_outputs(results: list[dict], data: kd.KwsData, out: Path) -> list[dict]:
     """Side-by-side confusion matrices, a bar chart and the comparison table (CSV + Markdown)."""
-    tag = title_tag(data)
+    tag = kd.title_tag(data)
     labels = data.labels
     n = len(results)
     fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.6), squeeze=False)
@@ -1104,38 +601,19 @@ def comparison_outputs(results: list[dict], data: kd.KwsData, out: Path) -> list
     return rows
 
 
-def feature_figure(features: Features, data: kd.KwsData, n_samples: int, out: Path) -> None:
-    """MFCC / log-mel of one clip per class (up to 6), as the models see them (standardised)."""
-    labels = data.labels[:6]
-    clips = [next(c for c in data.clips if c.label == lab) for lab in labels if any(c.label == lab for c in data.clips)]
-    collate = kd.PadCollate(n_samples)
-    wav = torch.stack([collate.fit(torch.from_numpy(c.wav)) for c in clips])
-    with torch.no_grad():
-        feats = features(wav).numpy()
-    hop = features.mfcc.MelSpectrogram.hop_length
-    fig, axes = plt.subplots(1, len(clips), figsize=(3.0 * len(clips), 3.2), squeeze=False)
-    for ax, f, c in zip(axes[0], feats, clips):
-        img = ax.imshow(f.T, origin="lower", aspect="auto", cmap="magma",
-                        extent=[0, f.shape[0] * hop / data.sample_rate, 0, f.shape[1]])
-        ax.set_title(c.label)
-        ax.set_xlabel("time (s)")
-    axes[0, 0].set_ylabel(f"{features.kind} coefficient" if features.kind == "mfcc" else "mel band")
-    fig.colorbar(img, ax=axes[0, -1], label="standardised value")
-    fig.suptitle(f"{features.kind} features (standardised), {title_tag(data)}", y=1.04)
-    save_figure(fig, out / "explore_features.png")
-
-
 # =============================================================================== experiments
-def experiment_grid(name: str, args: argparse.Namespace) -> list[tuple[str, dict]]:
-    """One-factor-at-a-time variations around the defaults: ``[(label, {flag: value})]``."""
+def experiment_grid(name: str, args: argparse.Namespace, sample_rate: int) -> list[tuple[str, dict]]:
+    """One-factor-at-a-time variations around the defaults: ``[(label, {flag: value})]`` (``sample_rate``
+    in Hz sizes the doubled STFT window and hop)."""
     if name == "features":
+        n_fft, hop = default_stft(sample_rate, args.n_fft, args.hop_length)
         return [(f"defaults ({args.features})", {}), ("mfcc n_mfcc=13", {"features": "mfcc", "n_mfcc": 13}),
                 ("mfcc n_mfcc=20", {"features": "mfcc", "n_mfcc": 20}),
                 ("mfcc n_mfcc=40", {"features": "mfcc", "n_mfcc": 40, "n_mels": 40}),
                 ("logmel n_mels=40", {"features": "logmel", "n_mels": 40}),
                 ("logmel n_mels=64", {"features": "logmel", "n_mels": 64}),
-                ("n_fft x2", {"n_fft": -2}),
-                ("hop_length x2", {"hop_length": -2}), ("CMVN (mean and variance)", {"cmvn": "meanvar"}), ("top_db 40", {"top_db": 40.0}),
+                ("n_fft x2", {"n_fft": 2 * n_fft}),
+                ("hop_length x2", {"hop_length": 2 * hop}), ("CMVN (mean and variance)", {"cmvn": "meanvar"}), ("top_db 40", {"top_db": 40.0}),
                 ("top_db 80", {"top_db": 80.0}),
                 ("no CMVN", {"cmvn": "none"})]
     if name == "hparams":
@@ -1143,8 +621,8 @@ def experiment_grid(name: str, args: argparse.Namespace) -> list[tuple[str, dict
                 ("layers 1", {"layers": 1}), ("layers 3", {"layers": 3}), ("hidden 64", {"hidden": 64}),
                 ("hidden 256", {"hidden": 256}), ("dropout 0", {"dropout": 0.0}), ("dropout 0.5", {"dropout": 0.5}),
                 ("adam", {"optimizer": "adam"}), ("sgd lr 0.05", {"optimizer": "sgd", "lr": 0.05})]
-    all_aug = sorted(AUGMENTATIONS)
-    mixup = args.mixup or MIXUP_ALPHA  # mixup is on/off here like the others
+    all_aug = sorted(kd.AUGMENTATIONS)
+    mixup = args.mixup or kd.MIXUP_ALPHA  # mixup is on/off here like the others
     return ([("none", {"augment_set": [], "mixup": 0.0}), ("all", {"augment_set": all_aug, "mixup": mixup})]
             + [(f"only {a}", {"augment_set": [a], "mixup": 0.0}) for a in all_aug]
             + [("only mixup", {"augment_set": [], "mixup": mixup})]
@@ -1157,14 +635,12 @@ def run_experiment(name: str, args: argparse.Namespace, data: kd.KwsData, n_samp
     """Train ``--experiment-model`` for each grid point on clips padded/cropped to ``n_samples``;
     write ``experiment_<name>.csv`` and ``.png``."""
     rows = []
-    grid = experiment_grid(name, args)
+    grid = experiment_grid(name, args, data.sample_rate)
     if args.quick:
         grid = grid[:3]
     for label, change in grid:
         a = copy.copy(args)
         for k, v in change.items():
-            if k in {"n_fft", "hop_length"}:  # -2: twice the default
-                v = 2 * default_fft(args, data.sample_rate)[0 if k == "n_fft" else 1]
             setattr(a, k, v)
         print(f"--- experiment {name}: {label}")
         features = make_features(a, data, n_samples)
@@ -1183,7 +659,7 @@ def run_experiment(name: str, args: argparse.Namespace, data: kd.KwsData, n_samp
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy (fraction)")
     ax.set_xlabel("setting")
-    ax.set_title(f"Experiment '{name}' with {args.experiment_model}, {args.epochs} epochs: {title_tag(data)}")
+    ax.set_title(f"Experiment '{name}' with {args.experiment_model}, {args.epochs} epochs: {kd.title_tag(data)}")
     ax.legend(loc="lower right")
     save_figure(fig, out / f"experiment_{name}.png")
     print(format_table(rows))
@@ -1199,14 +675,14 @@ def main(argv=None) -> None:
     seed_everything(args.seed)
     device = select_device(args.device)
     out = out_dir_for(args, SCRIPT)
-    data = load_data(args)
+    data = kd.load_keywords(args, small=args.quick)
     print(f"{data.name}: {kd.dataset_splits_summary(data)}; " + "; ".join(data.notes))
     metrics: dict = {"n_clips": len(data.clips), **{f"n_{s}_clips": len(data.split(s)) for s in kd.SPLITS},
                      "n_classes": len(data.labels),
                      "n_synthetic_train_clips": sum(c.path.startswith("synthetic:") for c in data.split("train"))}
     n_samples = clip_samples(args, data)
     check_frames(args, data.sample_rate, n_samples)  # bad flags and a bad --test-set fail before any work
-    test_set = (load_test_set(args, data) if args.test_set is not None and args.experiment is None
+    test_set = (kd.load_test_set(args.test_set, data, args.max_clip_seconds, args.trim_db) if args.test_set is not None and args.experiment is None
                 and args.command != "explore" else None)
     if test_set is not None:
         metrics.update({"test_set_dir": str(args.test_set), "test_set_n_clips": len(test_set.clips),
@@ -1214,7 +690,7 @@ def main(argv=None) -> None:
                                                      if lab not in {c.label for c in test_set.clips}]})
     if args.command in {"all", "explore"} and args.experiment is None:
         metrics.update(explore(data, out))
-    noises = noise_bank(args, data.sample_rate)
+    noises = kd.noise_bank(data.sample_rate, args.seed, args.noise_dir, kd.resolve_data_root(args.data_root))
     headline = ""
     if args.experiment is not None:
         metrics.update(run_experiment(args.experiment, args, data, n_samples, noises, device, out))
@@ -1256,7 +732,7 @@ def main(argv=None) -> None:
     else:
         headline = f"explored {metrics['n_clips']} clips, {metrics['n_classes']} classes"
     write_metrics(out, metrics, args=args, dataset=data.name, data_source=data.source, device=device,
-                  anchors=ANCHORS.get(data.name))
+                  anchors=list(kd.dataset_entry(data.name).anchors) or None)
     note = " [SYNTHETIC DATA]" if data.source == "synthetic" else ""
     if data.source == "synthetic":
         print(SYNTHETIC_NOTE)
@@ -1264,4 +740,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main_guard(main))
+    sys.exit(cli.main_guard(main))

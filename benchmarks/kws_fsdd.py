@@ -27,8 +27,8 @@ import sys
 from pathlib import Path
 
 import speechcommands_rnn as kws
+from audiolab.data import fsdd
 from audiolab.core.outputs import format_table, write_csv
-from audiolab.data import keywords as kd
 from jobs import REPO, Job, JobFailed, run_jobs, script
 
 TARGETS = {"cnn_lstm": 0.93, "lstm": 0.88}
@@ -53,11 +53,11 @@ def main() -> int:
                    help="folds run at the same time, each its own process with --threads threads (default 1)")
     p.add_argument("--extra", default="", help="extra flags passed to speechcommands_rnn.py, e.g. '--hidden 96'")
     args = p.parse_args()
-    folder = kd.find_fsdd(args.data_root)
+    folder = fsdd.find_fsdd(args.data_root)
     if folder is None:
         print(f"error: FSDD not found under {args.data_root} (expected fsdd/recordings/*.wav)", file=sys.stderr)
         return 2
-    speakers = args.folds.split(",") if args.folds else kd.fsdd_speakers(folder)
+    speakers = args.folds.split(",") if args.folds else fsdd.fsdd_speakers(folder)
     out_root = args.out.parent / "kws_fsdd"
     rows, fold_rows = [], []
 

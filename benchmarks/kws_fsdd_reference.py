@@ -28,6 +28,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 from audiolab.data import keywords as kd
+from audiolab.data import fsdd
 from audiolab.core.outputs import format_table, write_csv
 
 N_MFCC, N_POINTS, C_GRID = 13, 20, (0.3, 1.0, 3.0, 10.0)
@@ -59,7 +60,7 @@ def main(argv=None) -> int:
         print(f"error: {args.data_root / 'fsdd'} not found; set --data-root or AUDIOLAB_DATA", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    data = kd.load_fsdd(kd.find_fsdd(args.data_root), progress=False)
+    data = fsdd.load_fsdd(fsdd.find_fsdd(args.data_root), progress=False)
     kd.trim_clips(data, 30.0)
     x = np.stack([template(c.wav, data.sample_rate) for c in data.clips])
     y = np.array([c.label for c in data.clips])

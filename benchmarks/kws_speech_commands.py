@@ -38,8 +38,8 @@ import time
 from pathlib import Path
 
 import speechcommands_rnn as kws
+from audiolab.data import speech_commands
 from audiolab.core.outputs import format_table, write_csv
-from audiolab.data import keywords as kd
 from jobs import REPO, Job, JobFailed, run_jobs, script
 
 TARGETS = {"cnn_lstm": 0.92, "lstm": 0.87}
@@ -73,7 +73,7 @@ def main() -> int:
     if args.jobs < 1 or args.threads < 1:
         print(f"error: --jobs and --threads must be >= 1, got {args.jobs} and {args.threads}", file=sys.stderr)
         return 2
-    folder = kd.find_speech_commands(args.data_root)
+    folder = speech_commands.find_speech_commands(args.data_root)
     if folder is None:
         print(f"error: Speech Commands not found under {args.data_root} (expected speech_commands_test_v0.02/ "
               "or the full release)", file=sys.stderr)

@@ -14,14 +14,16 @@ import torchaudio.transforms as T
 
 REPO = Path(__file__).resolve().parent.parent
 import speechcommands_rnn as kws
+from audiolab.core import features as feat
 from audiolab.data import keywords as kd
+from audiolab.data import speech_commands
 from audiolab.augment.spectrogram import SpecAugment
 from audiolab.core.cli import main_guard
 from audiolab.core.train import load_checkpoint
 
 
 def _features(kind="mfcc", cmvn="none", sr=8000, n_fft=256, hop=80, **kw):
-    return kws.Features(kind, sr, n_fft, hop, n_mels=32, n_mfcc=13, cmvn=cmvn, top_db=80.0, **kw)
+    return feat.Features(kind, sr, n_fft, hop, n_mels=32, n_mfcc=13, cmvn=cmvn, top_db=80.0, **kw)
 
 
 # ----------------------------------------------------------------------------- features
@@ -117,7 +119,8 @@ def test_confused_pairs_and_default_fft():
     cm = np.array([[5, 3, 0], [0, 4, 1], [2, 0, 7]])
     assert kws.confused_pairs(cm, ["a", "b", "c"], top=2) == [("a", "b", 3), ("c", "a", 2)]
     args = kws.parse_args([])
-    assert kws.default_fft(args, 8000) == (256, 80) and kws.default_fft(args, 16000) == (512, 160)
+    assert (feat.default_stft(8000, args.n_fft, args.hop_length) == (256, 80)
+            and feat.default_stft(16000, args.n_fft, args.hop_length) == (512, 160))
 
 
 def test_mixup_step_matches_a_by_hand_mixture():
@@ -240,17 +243,17 @@ def test_tested_checkpoint_default_follows_the_validation_set(dataset, flags, ex
 
 @pytest.mark.parametrize("dataset, flags, expected", [
     # FSDD and the synthetic default keep the FSDD-chosen settings: all six augmentations, mixup, 15 epochs
-    ("fsdd", [], (15, kws.MIXUP_ALPHA, sorted(kws.AUGMENTATIONS), 30.0)),
-    ("synthetic_keywords", [], (15, kws.MIXUP_ALPHA, sorted(kws.AUGMENTATIONS), 30.0)),
+    ("fsdd", [], (15, kd.MIXUP_ALPHA, sorted(kd.AUGMENTATIONS), 30.0)),
+    ("synthetic_keywords", [], (15, kd.MIXUP_ALPHA, sorted(kd.AUGMENTATIONS), 30.0)),
     # Speech Commands' validation-chosen values (experiments/keywords_speech_commands.md)
     ("speech_commands", [], (30, 0.0, ["freq_mask", "noise", "shift", "time_mask"], 30.0)),
     # a flag given on the command line always wins over the dataset's default
     ("speech_commands", ["--epochs", "3", "--mixup", "0.2", "--augment", "speed,none", "--trim-db", "20"],
      (3, 0.2, ["speed"], 20.0)),
-    ("fsdd", ["--augment", "none", "--trim-db", "0"], (15, kws.MIXUP_ALPHA, [], 0.0)),
+    ("fsdd", ["--augment", "none", "--trim-db", "0"], (15, kd.MIXUP_ALPHA, [], 0.0)),
 ])
 def test_dataset_defaults_fill_only_the_flags_not_given(dataset, flags, expected):
-    args = kws.apply_dataset_defaults(kws.parse_args(["train", *flags]), dataset)
+    args = kd.apply_dataset_defaults(kws.parse_args(["train", *flags]), dataset)
     assert (args.epochs, args.mixup, args.augment_set, args.trim_db) == expected
 
 
@@ -266,7 +269,7 @@ def test_quick_run_on_real_fsdd(shared_data, tmp_path, monkeypatch, capsys):
     # FSDD validated on the training speakers: the final weights (checkpoints/gru.pt) are the ones tested
     assert m["tested_checkpoint"] == "last" and m["tested_epoch_gru"] == 2
     args = kws.parse_args(argv)
-    data = kws.load_data(args)
+    data = kd.load_keywords(args, small=args.quick)
     n_samples = kws.clip_samples(args, data)
     features = kws.make_features(args, data, n_samples)  # as train_one: the model sized by features.n_features
     model = kws.KwsModel(features, kws.model_from_args("gru", args, features.n_features, len(data.labels)))
@@ -313,8 +316,8 @@ def test_auto_finds_the_test_set_layout_and_splits_it_by_speaker(tmp_path, monke
     assert 0.0 <= m["test_set_accuracy_rnn"] <= 1.0 and 0.0 <= m["test_set_macro_f1_rnn"] <= 1.0
     # the reported test-set accuracy is the checkpoint's accuracy on every clip of the folder
     args = kws.parse_args(["--quick", "--data-root", str(root), "--models", "rnn"])
-    data = kws.load_data(args)
-    ts = kd.load_test_set_layout(other, progress=False)
+    data = kd.load_keywords(args, small=args.quick)
+    ts = speech_commands.load_test_set_layout(other, progress=False)
     features = kws.make_features(args, data, 16000)
     model = kws.KwsModel(features, kws.model_from_args("rnn", args, features.n_features, len(data.labels)))
     model.load_state_dict(load_checkpoint(out / "checkpoints" / "rnn_best.pt")["model"])
@@ -367,7 +370,7 @@ def test_long_clip_is_reported_and_cropped(tmp_path, capsys):
     long = root / "speech_commands_test_v0.02" / "yes" / "abcdef01_nohash_0.flac"
     sf.write(long, _tone_16k(60.0), 16000, subtype="PCM_16")
     args = kws.parse_args(["train", "--quick", "--data-root", str(root), "--max-per-class", "100"])
-    data = kws.load_data(args)
+    data = kd.load_keywords(args, small=args.quick)
     clip = next(c for c in data.clips if c.path == str(long))
     assert len(clip.wav) <= 4 * 16000
     assert f"cropped: {long}: 60.0 s long" in capsys.readouterr().out

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from audiolab.data import fsdd, speech_commands as sc, synthetic_keywords as synkw
 from audiolab.data import keywords as kd
 from audiolab.augment import waveform
 from audiolab.augment.spectrogram import SpecAugment
@@ -45,26 +46,26 @@ def _fake_speech_commands(root: Path, lists: bool = True) -> Path:
 def test_which_set_is_per_speaker_and_near_10_10_80():
     rng = np.random.default_rng(0)
     names = ["".join(rng.choice(list(string.hexdigits[:16]), 8)) for _ in range(4000)]
-    sets = [kd.which_set(f"{n}_nohash_0.wav") for n in names]
+    sets = [sc.which_set(f"{n}_nohash_0.wav") for n in names]
     # all clips of one speaker land in the same split, whatever the utterance number or word folder
-    assert all(kd.which_set(f"yes/{n}_nohash_3.wav") == s for n, s in zip(names[:200], sets))
+    assert all(sc.which_set(f"yes/{n}_nohash_3.wav") == s for n, s in zip(names[:200], sets))
     frac = {k: sets.count(k) / len(sets) for k in ("training", "validation", "testing")}
     assert 0.08 < frac["validation"] < 0.12 and 0.08 < frac["testing"] < 0.12, frac
     # percentages move the boundary monotonically
-    assert sum(kd.which_set(f"{n}_nohash_0.wav", 30, 30) != "training" for n in names) > 0.55 * len(names)
+    assert sum(sc.which_set(f"{n}_nohash_0.wav", 30, 30) != "training" for n in names) > 0.55 * len(names)
 
 
 def test_official_lists_used_and_missing_file_reported(tmp_path, capsys):
     folder = _fake_speech_commands(tmp_path)
     issues = []
-    splits = kd.official_split_files(folder, issues)
+    splits = sc.official_split_files(folder, issues)
     names = {k: sorted(f"{p.parent.name}/{p.name}" for p in v) for k, v in splits.items()}
     assert names["val"] == ["cat/bbbb2222_nohash_0.wav", "no/bbbb2222_nohash_0.wav", "yes/bbbb2222_nohash_0.wav"]
     assert "yes/dddd4444_nohash_9.wav" not in names["test"] and len(names["test"]) == 3
     assert len(names["train"]) == 3 and all("aaaa1111" in n for n in names["train"])
     assert any("dddd4444" in p and "missing" in why for p, why in issues)
     assert "missing" in capsys.readouterr().out
-    assert kd.find_speech_commands(tmp_path) == folder
+    assert sc.find_speech_commands(tmp_path) == folder
 
 
 def test_load_speech_commands_unknown_silence_and_bad_files(tmp_path):
@@ -75,7 +76,7 @@ def test_load_speech_commands_unknown_silence_and_bad_files(tmp_path):
     raw = (folder / "no" / "ffff6666_nohash_0.wav").read_bytes()
     (folder / "no" / "ffff6666_nohash_0.wav").write_bytes(raw[: len(raw) // 2])
     (folder / "yes" / "gggg7777_nohash_0.wav").write_bytes(b"not a wav file at all")
-    data = kd.load_speech_commands(folder, ["yes", "no"], unknown=True, silence=True, progress=False)
+    data = sc.load_speech_commands(folder, ["yes", "no"], unknown=True, silence=True, progress=False)
     assert data.labels == ["yes", "no", kd.UNKNOWN, kd.SILENCE]
     assert all(len(c.wav.shape) == 1 and c.wav.dtype == np.float32 for c in data.clips)
     problems = " | ".join(f"{Path(p).name}: {why}" for p, why in data.issues)
@@ -100,12 +101,12 @@ def test_load_speech_commands_unknown_silence_and_bad_files(tmp_path):
 
 def test_speech_commands_without_lists_uses_hash_rule(tmp_path):
     folder = _fake_speech_commands(tmp_path, lists=False)
-    data = kd.load_speech_commands(folder, ["yes", "no", "cat"], progress=False)
+    data = sc.load_speech_commands(folder, ["yes", "no", "cat"], progress=False)
     want = {"training": "train", "validation": "val", "testing": "test"}
-    assert all(c.split == want[kd.which_set(c.path)] for c in data.clips)
+    assert all(c.split == want[sc.which_set(c.path)] for c in data.clips)
     assert "hash" in " ".join(data.notes)
     with pytest.raises(UserError, match="no clips of the words"):
-        kd.load_speech_commands(folder, ["dog"], progress=False)
+        sc.load_speech_commands(folder, ["dog"], progress=False)
 
 
 def test_wav_declared_frames(tmp_path):
@@ -132,8 +133,8 @@ def _fake_fsdd(root: Path, speakers=("ann", "bob", "cy"), n=6) -> Path:
 
 def test_fsdd_whole_speaker_split(tmp_path, capsys):
     folder = _fake_fsdd(tmp_path)
-    assert kd.find_fsdd(tmp_path) == folder
-    data = kd.load_fsdd(folder, test_speaker="bob", progress=False)
+    assert fsdd.find_fsdd(tmp_path) == folder
+    data = fsdd.load_fsdd(folder, test_speaker="bob", progress=False)
     assert "readme.wav" in capsys.readouterr().out  # bad name reported
     assert {c.speaker for c in data.split("test")} == {"bob"}
     assert "bob" not in {c.speaker for c in data.split("train") + data.split("val")}
@@ -141,30 +142,30 @@ def test_fsdd_whole_speaker_split(tmp_path, capsys):
     assert val_idx == set(range(5))
     assert len(data.split("test")) == 60 and len(data.split("val")) == 100 and len(data.split("train")) == 20
     assert data.labels == kd.DIGIT_WORDS and data.sample_rate == 8000
-    assert kd.fsdd_speakers(folder) == ["ann", "bob", "cy"]
+    assert fsdd.fsdd_speakers(folder) == ["ann", "bob", "cy"]
     with pytest.raises(UserError, match="not in the data"):
-        kd.load_fsdd(folder, test_speaker="zed", progress=False)
+        fsdd.load_fsdd(folder, test_speaker="zed", progress=False)
     # speaker-independent validation: a second whole speaker
-    kd.fsdd_speaker_split(data, "bob", val_speaker="ann")
+    fsdd.fsdd_speaker_split(data, "bob", val_speaker="ann")
     assert {c.speaker for c in data.split("val")} == {"ann"} and {c.speaker for c in data.split("train")} == {"cy"}
     with pytest.raises(UserError, match="val-speaker"):
-        kd.fsdd_speaker_split(data, "bob", val_speaker="bob")
+        fsdd.fsdd_speaker_split(data, "bob", val_speaker="bob")
 
 
 @pytest.mark.realdata
 def test_real_fsdd_and_speech_commands_mini(shared_data):
-    folder = kd.find_fsdd(shared_data)
+    folder = fsdd.find_fsdd(shared_data)
     assert folder is not None
-    data = kd.load_fsdd(folder, test_speaker="george", progress=False)
+    data = fsdd.load_fsdd(folder, test_speaker="george", progress=False)
     assert len(data.clips) == 2000 and not data.issues
     assert {c.orig_sample_rate for c in data.clips} == {8000}
     assert len(data.split("test")) == 500 and {c.speaker for c in data.split("test")} == {"george"}
     counts = data.counts()
     assert all(v == 50 for v in counts["test"].values())
-    mini = kd.load_speech_commands(shared_data / "speech_commands_mini", kd.DIGIT_WORDS, progress=False)
+    mini = sc.load_speech_commands(shared_data / "speech_commands_mini", kd.DIGIT_WORDS, progress=False)
     assert len(mini.clips) == 30 and mini.sample_rate == 16000
     assert sorted({c.label for c in mini.clips}) == sorted(kd.DIGIT_WORDS)
-    assert all(c.split == {"training": "train", "validation": "val", "testing": "test"}[kd.which_set(c.path)]
+    assert all(c.split == {"training": "train", "validation": "val", "testing": "test"}[sc.which_set(c.path)]
                for c in mini.clips)
     noise = kd.find_noise_dir(shared_data)
     assert noise is not None and len(kd.load_noise_bank(noise, 8000)) == 6
@@ -172,21 +173,21 @@ def test_real_fsdd_and_speech_commands_mini(shared_data):
 
 # ----------------------------------------------------------------------------- synthetic
 def test_synthetic_keywords_split_by_voice():
-    voices = ["m1", kd.SYNTH_VAL_VOICES[0], kd.SYNTH_TEST_VOICES[0]]
-    data = kd.make_synthetic_keywords(["yes", "no"], 2, voices=voices, seed=1, progress=False)
+    voices = ["m1", synkw.SYNTH_VAL_VOICES[0], synkw.SYNTH_TEST_VOICES[0]]
+    data = synkw.make_synthetic_keywords(["yes", "no"], 2, voices=voices, seed=1, progress=False)
     assert data.source == "synthetic" and len(data.clips) == 12
-    assert {c.speaker for c in data.split("test")} == {kd.SYNTH_TEST_VOICES[0]}
-    assert {c.speaker for c in data.split("val")} == {kd.SYNTH_VAL_VOICES[0]}
+    assert {c.speaker for c in data.split("test")} == {synkw.SYNTH_TEST_VOICES[0]}
+    assert {c.speaker for c in data.split("val")} == {synkw.SYNTH_VAL_VOICES[0]}
     assert all(len(c.wav) == 16000 and np.abs(c.wav).max() <= 1.0 for c in data.clips)
-    again = kd.make_synthetic_keywords(["yes", "no"], 2, voices=voices, seed=1, progress=False)
+    again = synkw.make_synthetic_keywords(["yes", "no"], 2, voices=voices, seed=1, progress=False)
     # eSpeak NG renderings vary by a few samples between calls, so compare the design, not the samples
     assert [(c.label, c.speaker, c.split) for c in data.clips] == [(c.label, c.speaker, c.split) for c in again.clips]
 
 
 def test_synthetic_voices_only_join_the_training_split(tmp_path):
-    data = kd.load_fsdd(_fake_fsdd(tmp_path), test_speaker="bob", progress=False)
+    data = fsdd.load_fsdd(_fake_fsdd(tmp_path), test_speaker="bob", progress=False)
     before = {s: [(c.path, c.label) for c in data.split(s)] for s in kd.SPLITS}
-    added = kd.add_synthetic_voices(data, 1, voices=["m1", "f2"], progress=False)
+    added = synkw.add_synthetic_voices(data, 1, voices=["m1", "f2"], progress=False)
     assert added == 2 * len(kd.DIGIT_WORDS)
     new = [c for c in data.clips if c.path.startswith("synthetic:")]
     assert len(new) == added and all(c.split == "train" and c.speaker.startswith("espeak:") for c in new)
@@ -196,8 +197,8 @@ def test_synthetic_voices_only_join_the_training_split(tmp_path):
         assert [(c.path, c.label) for c in data.split(s)] == before[s]
     assert any("synthetic" in n for n in data.notes)
     data.labels = data.labels + [kd.UNKNOWN]  # classes eSpeak cannot say get no clips
-    assert kd.add_synthetic_voices(data, 1, voices=["m1"], progress=False) == len(kd.DIGIT_WORDS)
-    assert kd.add_synthetic_voices(data, 0, progress=False) == 0
+    assert synkw.add_synthetic_voices(data, 1, voices=["m1"], progress=False) == len(kd.DIGIT_WORDS)
+    assert synkw.add_synthetic_voices(data, 0, progress=False) == 0
 
 
 # ----------------------------------------------------------------------------- batching / augmentation
@@ -269,7 +270,7 @@ def test_dataset_augments_only_when_asked():
     plain = kd.KwsDataset(clips, ["yes", "no"], 8000)
     wav, label, i = plain[0]
     assert label == 0 and i == 0 and np.array_equal(wav.numpy(), clips[0].wav)
-    aug = kd.KwsDataset(clips, ["yes", "no"], 8000, augment=kd.WaveAugment(noise_prob=1.0),
+    aug = kd.KwsDataset(clips, ["yes", "no"], 8000, augment=waveform.WaveAugment(noise_prob=1.0),
                         noises=kd.synthetic_noise_bank(8000), seed=0)
     assert not np.array_equal(aug[0][0].numpy()[:3900], clips[0].wav[:3900])
     with pytest.raises(ValueError, match="not among the classes"):
@@ -318,7 +319,7 @@ def make_test_set_layout(folder: Path, n_speakers: int = 20, words=("yes", "no")
 
 def test_test_set_layout_loader_speakers_and_bad_files(tmp_path, capsys):
     folder = make_test_set_layout(tmp_path / "speech_commands_test_v0.02", n_speakers=4)
-    assert kd.is_test_set_layout(folder) and kd.find_speech_commands(tmp_path) == folder
+    assert sc.is_test_set_layout(folder) and sc.find_speech_commands(tmp_path) == folder
     (folder / "left").mkdir()  # an empty class folder
     sf.write(folder / kd.UNKNOWN / "catnohash.flac", _tone(), 16000)  # speaker cannot be parsed
     sf.write(folder / "yes" / "ffff0000_nohash_0.wav", _tone(sr=8000, channels=2), 8000)  # other rate, stereo, WAV
@@ -329,7 +330,7 @@ def test_test_set_layout_loader_speakers_and_bad_files(tmp_path, capsys):
     sf.write(folder / "no" / "cccc0000_nohash_0.flac", _tone(seconds=0.5), 16000)  # another length
     dup = folder / "yes" / f"{SPEAKER_IDS[0]}_nohash_1.flac"
     dup.write_bytes((folder / "yes" / f"{SPEAKER_IDS[0]}_nohash_0.flac").read_bytes())
-    data = kd.load_test_set_layout(folder, progress=False)
+    data = sc.load_test_set_layout(folder, progress=False)
     assert data.labels == ["yes", "no", kd.UNKNOWN, kd.SILENCE]  # the empty "left" is not a class
     problems = {}
     for p, why in data.issues:
@@ -354,8 +355,8 @@ def test_test_set_layout_loader_speakers_and_bad_files(tmp_path, capsys):
 def test_find_prefers_the_full_release_over_the_test_set(tmp_path):
     make_test_set_layout(tmp_path / "speech_commands_test", n_speakers=3)
     release = _fake_speech_commands(tmp_path)
-    assert kd.find_speech_commands(tmp_path) == release
-    assert not kd.is_test_set_layout(release)  # it has validation_list.txt
+    assert sc.find_speech_commands(tmp_path) == release
+    assert not sc.is_test_set_layout(release)  # it has validation_list.txt
 
 
 def _clips(n_speakers: int, per_speaker: int = 3, n_silence: int = 30) -> list:
@@ -414,9 +415,9 @@ def test_check_splits_refuses_empty_or_nearly_empty(train, val, test, ok):
 
 @pytest.mark.realdata
 def test_real_speech_commands_test_set(shared_data):
-    folder = kd.find_speech_commands(shared_data)
-    assert folder is not None and kd.is_test_set_layout(folder)
-    data = kd.load_test_set_layout(folder, progress=False)
+    folder = sc.find_speech_commands(shared_data)
+    assert folder is not None and sc.is_test_set_layout(folder)
+    data = sc.load_test_set_layout(folder, progress=False)
     assert len(data.clips) == 3671 and not data.issues and len(data.labels) == 12
     assert len({c.speaker for c in data.clips if c.label != kd.SILENCE}) == 180
     groups = kd.duplicate_groups(data.clips)

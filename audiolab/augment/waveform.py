@@ -3,13 +3,16 @@
 - :func:`speed_perturb`: resampling, tempo and pitch together (Ko et al., Interspeech 2015);
 - :func:`time_shift`: a zero-filled shift;
 - :func:`trim_silence`: leading / trailing silence cut (``librosa.effects.trim``);
-- :func:`pink_noise`, :func:`mix_at_snr`, :func:`add_noise`: noise made and mixed at an SNR in dB.
+- :func:`pink_noise`, :func:`mix_at_snr`, :func:`add_noise`: noise made and mixed at an SNR in dB;
+- :class:`WaveAugment`: the settings of a training-time chain of them (speed, shift, gain, noise),
+  applied to one clip with the caller's random generator.
 
 All take and return ``[n_samples]`` float32 NumPy arrays.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -97,3 +100,47 @@ def trim_silence(wav: np.ndarray, sample_rate: int, top_db: float = 30.0, margin
     _, (start, end) = librosa.effects.trim(wav, top_db=top_db, frame_length=frame, hop_length=hop)
     margin = int(margin_s * sample_rate)
     return wav[max(0, start - margin):min(len(wav), end + margin)]
+
+
+@dataclass
+class WaveAugment:
+    """Waveform augmentation for training clips (each part off when its setting is 0 / empty).
+
+    Attributes:
+        shift_s: random time shift of up to +-``shift_s`` seconds (zero fill).
+        speeds: speed-perturbation factors drawn uniformly (resampling: tempo and pitch move
+            together, as in Ko et al. 2015, "Audio augmentation for speech recognition").
+        noise_prob: probability of adding background noise.
+        snr_db: range of the noise SNR in dB.
+        gain_db: random gain range in dB.
+    """
+
+    shift_s: float = 0.1
+    speeds: tuple[float, ...] = (0.9, 0.95, 1.0, 1.05, 1.1)
+    noise_prob: float = 0.5
+    snr_db: tuple[float, float] = (5.0, 25.0)
+    gain_db: tuple[float, float] = (-6.0, 6.0)
+
+    def __call__(self, wav: np.ndarray, sample_rate: int, rng: np.random.Generator,
+                 noises: Sequence[np.ndarray] = ()) -> np.ndarray:
+        """One augmented copy of ``wav`` (``[n_samples]`` at ``sample_rate`` Hz; the length changes with speed).
+
+        Draws from ``rng`` in a fixed order: a speed factor, a shift in samples, a gain, then (with
+        ``noise_prob``) a noise recording of ``noises`` and its SNR (:func:`add_noise`).
+        """
+        if self.speeds:
+            wav = speed_perturb(wav, float(rng.choice(self.speeds)), sample_rate)
+        if self.shift_s > 0:
+            wav = time_shift(wav, int(rng.integers(-int(self.shift_s * sample_rate),
+                                                   int(self.shift_s * sample_rate) + 1)))
+        if self.gain_db and self.gain_db != (0.0, 0.0):
+            wav = wav * 10 ** (float(rng.uniform(*self.gain_db)) / 20)
+        if self.noise_prob > 0 and noises and rng.random() < self.noise_prob:
+            wav = add_noise(wav, noises, float(rng.uniform(*self.snr_db)), rng)
+        return wav
+
+
+def speed_factors(spread: float, step: float = 0.05) -> tuple[float, ...]:
+    """Speed-perturbation factors ``1 - spread ... 1 + spread`` in steps of ``step`` (1.0 included)."""
+    n = int(round(spread / step))
+    return tuple(round(1.0 + step * k, 2) for k in range(-n, n + 1))
