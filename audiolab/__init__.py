@@ -1,17 +1,14 @@
-"""audiolab: the shared building blocks of the audio deep-learning scripts.
+"""audiolab: the shared library under the assignment scripts, one folder per concern.
 
-Scripts import from here; nothing here imports a script (except `q2_ctc`, which is
-both a script and the CTC module other scripts import). Modules:
+- ``audiolab.core``     command line, run-time plumbing, outputs, the training loop, torchrun, audio I/O,
+                        STFT, features, metrics, evaluation, plots, progress; knows no dataset or task
+- ``audiolab.data``     one module per kind of data (keywords, emotion, speech + noise, music, images), each
+                        with a registry of its corpora; splits; eSpeak NG synthesis for the default data
+- ``audiolab.augment``  augmentation, one implementation each: waveform, noise mixing, spectrogram
+- ``audiolab.report``   the summary table and outputs/report.html that ``make run`` ends with
 
-- ``audiolab.core.io``        audio read/write through soundfile, resampling, down-mixing
-- ``audiolab.core.dsp``       STFT / spectrogram helpers
-- ``audiolab.core.metrics``   SI-SNR and SNR in dB
-- ``audiolab.core.plotting``  spectrogram figures, training curves
-- ``audiolab.core.train``     one training loop (tqdm, checkpoints, resume, CSV log)
-- ``audiolab.core.runtime``   seeding, device selection, common CLI flags, metrics.json
-- ``audiolab.data.common``  data-root resolution, dataset banners, clear "not found" errors
-- ``audiolab.data.synth``     eSpeak NG speech synthesis (embedded default data)
-- ``audiolab.report.html``    ``python -m audiolab.report`` builds outputs/report.html
+Scripts import from here; nothing here imports a script. The layout and where to add a model, dataset,
+augmentation or report section: docs/ARCHITECTURE.md.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from audiolab.core.progress import progress
 
 from audiolab.core.io import save_audio
 from audiolab.core.metrics import si_snr, snr
@@ -146,7 +146,7 @@ def evaluate_set(mixtures: Sequence[Mixture], methods: dict[str, Callable[[np.nd
     """
     rows = []
     seen: dict = {}
-    for mix in tqdm(mixtures, desc=desc, leave=False, dynamic_ncols=True):
+    for mix in progress(mixtures, desc):
         seen[mix.snr_db] = seen.get(mix.snr_db, 0) + 1
         perc = perceptual and (pesq_max <= 0 or seen[mix.snr_db] <= pesq_max)
         mix_rows = []

@@ -332,7 +332,7 @@ def _optimizer_step(run: _Run) -> None:
 
 
 def _train_epoch(run: _Run, epoch: int, label: str, progress: bool) -> _EpochSums:
-    """One pass over this process's batches of ``epoch`` (:func:`_train_step` each) behind a tqdm bar
+    """One pass over this process's batches of ``epoch`` (:func:`_train_step` each) behind a progress bar
     named ``label``; returns this process's sums of the logged metrics."""
     run.model.train()
     sums = _EpochSums()

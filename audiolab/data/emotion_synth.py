@@ -66,7 +66,7 @@ def synthesize_emotional_speech(n_speakers: int = 8, sentences: Sequence[str] = 
         UserError: bad sizes or an unknown emotion.
         audiolab.data.synth.SynthesisError: eSpeak NG is not usable.
     """
-    from tqdm.auto import tqdm
+    from audiolab.core.progress import progress as progress_bar
 
     from audiolab.augment.waveform import mix_at_snr, pink_noise
     from audiolab.data.synth import Voice, synthesize
@@ -86,7 +86,7 @@ def synthesize_emotional_speech(n_speakers: int = 8, sentences: Sequence[str] = 
             for k in range(per_sentence):
                 jobs.append((spk, text, emotions[(s_idx + t_idx * per_sentence + k) % len(emotions)]))
     examples = []
-    for spk, text, emotion in tqdm(jobs, desc="synthesising (eSpeak NG)", disable=not progress, leave=False):
+    for spk, text, emotion in progress_bar(jobs, "synthesising (eSpeak NG)", disable=not progress):
         p = EMOTION_PROSODY[emotion]
         voice = Voice(name=f"{language}+{spk['variant']}",
                       rate=int(np.clip(spk["rate"] * p["rate"] * rng.uniform(0.93, 1.07), 80, 450)),

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from tqdm.auto import tqdm
+from audiolab.core.progress import progress as progress_bar
 
 from audiolab.core.io import find_audio_files
 from audiolab.core.runtime import UserError
@@ -60,7 +60,7 @@ def load_fsdd(folder: Path, sample_rate: int = FSDD_SAMPLE_RATE, test_speaker: s
     folder = Path(folder)
     issues: list[tuple[str, str]] = []
     clips = []
-    for path in tqdm(find_audio_files(folder), desc="reading fsdd", disable=not progress, leave=False):
+    for path in progress_bar(find_audio_files(folder), "reading fsdd", disable=not progress):
         m = _FSDD_NAME.match(path.stem)
         if m is None:
             print(f"skipped: {path}: name does not follow {{digit}}_{{speaker}}_{{index}}.wav")

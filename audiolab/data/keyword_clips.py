@@ -220,7 +220,8 @@ def crop_long_clips(data: KwsData, max_seconds: float) -> int:
     n = 0
     for c in data.clips:
         if len(c.wav) > limit:
-            msg = f"{len(c.wav) / data.sample_rate:.1f} s long, centre-cropped to {max_seconds:g} s (--max-clip-seconds)"
+            msg = (f"{len(c.wav) / data.sample_rate:.1f} s long, centre-cropped to {max_seconds:g} s "
+                   "(--max-clip-seconds)")
             print(f"cropped: {c.path}: {msg}")
             data.issues.append((c.path, msg))
             start = (len(c.wav) - limit) // 2

@@ -39,8 +39,8 @@ from audiolab.data.common import RealDataset, choose_dataset, resolve_data_root
 from audiolab.data.fsdd import FSDD, load_fsdd
 from audiolab.data.keyword_clips import (DIGIT_WORDS, FSDD_SAMPLE_RATE, KEYWORDS, SC_SAMPLE_RATE,  # noqa: F401
                                          SILENCE, SPLITS, UNKNOWN, Clip, KwsData, crop_long_clips,
-                                         dataset_splits_summary, duplicate_groups, find_noise_dir, load_noise_bank, read_clip,
-                                         synthetic_noise_bank, trim_clips, wav_declared_frames)
+                                         dataset_splits_summary, duplicate_groups, find_noise_dir, load_noise_bank,
+                                         read_clip, synthetic_noise_bank, trim_clips, wav_declared_frames)
 from audiolab.data.speech_commands import (SPEECH_COMMANDS, is_test_set_layout, load_speech_commands,  # noqa: F401
                                            load_test_set, load_test_set_layout)
 from audiolab.data.synth import VARIANTS

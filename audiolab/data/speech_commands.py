@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 import torchaudio
-from tqdm.auto import tqdm
+from audiolab.core.progress import progress as progress_bar
 
 from audiolab.core.io import find_audio_files
 from audiolab.core.runtime import UserError
@@ -193,7 +193,7 @@ def load_speech_commands(folder: Path, words: Sequence[str] = KEYWORDS, *, unkno
         raise UserError(f"{folder} holds no clips of the words {list(words)}; "
                         f"its folders are {sorted(p.name for p in folder.iterdir() if p.is_dir())[:40]}")
     clips = []
-    for path, label, split in tqdm(chosen, desc="reading speech commands", disable=not progress, leave=False):
+    for path, label, split in progress_bar(chosen, "reading speech commands", disable=not progress):
         got = read_clip(path, sample_rate, issues)
         if got is None:
             continue
@@ -314,7 +314,7 @@ def load_test_set_layout(folder: Path, sample_rate: int = SC_SAMPLE_RATE, *, spl
                 speaker = m.group("speaker")
             jobs.append((path, d.name, speaker))
     clips = []
-    for path, label, speaker in tqdm(jobs, desc=f"reading {folder.name}", disable=not progress, leave=False):
+    for path, label, speaker in progress_bar(jobs, f"reading {folder.name}", disable=not progress):
         got = read_clip(path, sample_rate, issues)
         if got is None:
             continue

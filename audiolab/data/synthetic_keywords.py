@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
+from audiolab.core.progress import progress as progress_bar
 
 from audiolab.augment.waveform import mix_at_snr, pink_noise
 from audiolab.data.keyword_clips import KEYWORDS, SC_SAMPLE_RATE, SILENCE, UNKNOWN, Clip, KwsData
@@ -45,7 +45,7 @@ def make_synthetic_keywords(words: Sequence[str] = KEYWORDS, clips_per_voice: in
     n = sample_rate
     clips = []
     jobs = [(v, w, k) for v in voices for w in words for k in range(clips_per_voice)]
-    for variant, word, k in tqdm(jobs, desc="synthesising keywords (eSpeak NG)", disable=not progress, leave=False):
+    for variant, word, k in progress_bar(jobs, "synthesising keywords (eSpeak NG)", disable=not progress):
         language = languages[int(rng.integers(len(languages)))] if len(languages) > 1 else languages[0]
         voice = Voice(name=f"{language}+{variant}", rate=int(rng.integers(120, 220)), pitch=int(rng.integers(20, 80)),
                       pitch_range=int(rng.integers(20, 80)), volume=100)
