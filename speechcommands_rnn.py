@@ -4,49 +4,22 @@ What: classify one-second clips into keywords (Speech Commands' ten words, FSDD'
 digits or the embedded eSpeak NG keyword set) with six models that share one feature
 front end and one training loop, and compare them.
 
-How (top to bottom in this file):
-1. data (``audiolab.data.keywords.load_keywords``, one registry entry per dataset): Speech Commands
-   through ``torchaudio.datasets.SPEECHCOMMANDS`` (download, official validation/testing lists; audio
-   read with soundfile), or a folder in the canonical test-set layout (``speech_commands_test_v0.02``:
-   ``<word>/``, ``_unknown_/``, ``_silence_/``, any audio format; the 12-class task) split into a
-   seeded speaker-disjoint 80/10/10 (``audiolab.data.splits``); FSDD with a whole speaker held out for test; or
-   the synthetic eSpeak NG keywords (the default when no real data is found; labelled SYNTHETIC
-   everywhere). A split left empty or nearly empty is refused. ``explore`` draws waveforms per
-   class, the duration histogram, class counts per split, checks sample rates and lists the
-   speakers per split (``speakers.csv``) and byte-identical duplicate clips (``duplicate_groups.csv``).
-   ``--test-set DIR`` scores every trained model on a whole canonical test-set folder as well
-   (how published Speech Commands accuracies are measured: train on the release, test on it).
-2. features (``audiolab.core.features.Features``): torchaudio's ``MelSpectrogram`` + ``AmplitudeToDB`` (40 log-mel
-   bands, the default) or ``MFCC`` (13 coefficients) computed on the batch (so augmentation can act
-   on the spectrogram), after leading / trailing silence is trimmed at load (``--trim-db``); a
-   40 dB floor below each clip's
-   peak (``--top-db``), per-utterance mean normalisation (CMN; ``--cmvn``) over the frames that
-   hold signal, then standardisation with mean/std from the training split only. Clips are
-   padded/cropped to ``--clip-seconds`` in the ``collate_fn``. These choices were made for
-   speaker-independent FSDD (experiments/keywords.md): the recordings' noise floors differ by 25 dB
-   between speakers, and with three training speakers the features must not carry that.
-   FSDD's training split also gets eSpeak NG renderings of the ten digit words in 30 voices and
-   eight English accents (``--synthetic-voices``, validation and test stay real): three real
-   training speakers are too few for a model to learn the words rather than the voices.
-3. augmentation, training clips only: time shift, speed perturbation, background noise at a
-   random SNR (waveform; ``audiolab.augment.waveform.WaveAugment``), ``TimeStretch``, ``FrequencyMasking``, ``TimeMasking``
-   (spectrogram; ``SpecAugment``); then mixup of the normalised features and their labels
-   (``--mixup``, Zhang et al. 2018), which blends clips of different speakers and words.
-4. models (:func:`build_model`): ``rnn`` (``nn.RNN`` baseline), ``lstm``, ``bilstm``, ``gru``
-   (``BatchNorm1d`` on the input features, dropout, last hidden state), ``cnn_lstm`` (2-D conv
-   front end on the spectrogram, then a BiLSTM) and ``attn_lstm`` (BiLSTM with attention pooling,
-   after Raffel & Ellis 2015 "Feed-forward networks with attention", as in de Andrade et al.
-   2018, arXiv:1808.08929).
-5. training (``audiolab.core.train.fit``): CrossEntropyLoss (label smoothing), AdamW, cosine learning
-   rate, gradient clipping, validation every epoch, best checkpoint by validation accuracy. The test
-   split scores that checkpoint, or the final weights where the validation clips come from the
-   training speakers themselves (FSDD's default; :func:`tested_checkpoint`, ``--test-checkpoint``).
-6. evaluation: test accuracy, macro-F1 and a per-class report (scikit-learn), a confusion
-   matrix per model and all side by side, the most-confused pairs, misclassified test clips as
-   WAV, curves, and a comparison table (``comparison.csv`` / ``.md``, ``metrics.json`` keys
-   ``test_accuracy_<model>``).
-7. ``--experiment features|hparams|augment``: a one-factor-at-a-time grid around the defaults
-   with one model (``--experiment-model``); CSV + bar chart.
+How (top to bottom in this file): settings; data, one call into the library
+(``audiolab.data.keywords.load_keywords``: one registry entry per dataset; Speech Commands, its
+canonical test-set folder split 80/10/10 by speaker, FSDD with a whole speaker held out, or the
+synthetic eSpeak NG keywords, labelled SYNTHETIC everywhere); the front end
+(``audiolab.core.features``: log-mel or MFCC computed on the batch, a dB floor, per-utterance mean
+normalisation, train-split standardisation; choices made for speaker-independent FSDD,
+experiments/keywords.md); augmentation of training clips (time shift, speed, noise:
+``augment.waveform``; time stretch and masks: ``augment.spectrogram``; then mixup, Zhang et al.
+2018); the six models (:func:`build_model`: ``rnn``, ``lstm``, ``bilstm``, ``gru``, ``cnn_lstm`` =
+2-D conv front end + BiLSTM, ``attn_lstm`` after de Andrade et al. 2018); training with
+``audiolab.core.train.fit`` (label-smoothed cross-entropy, AdamW, cosine schedule, the best
+checkpoint by validation accuracy, :func:`tested_checkpoint`); evaluation (accuracy, macro-F1,
+per-class report, confusion matrices, most-confused pairs, misclassified clips as WAV, a
+comparison table); ``--experiment features|hparams|augment``, one-factor grids around the
+defaults. ``explore`` draws the data figures (waveforms per class, durations, class counts,
+speakers and duplicate clips per split); ``--test-set DIR`` also scores a canonical test-set folder.
 
 Usage::
 
@@ -72,25 +45,22 @@ import shutil
 import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+import torch.nn as nn
+from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
-from sklearn.metrics import classification_report, confusion_matrix, f1_score  # noqa: E402
-
-from audiolab.core import cli  # noqa: E402
-from audiolab.core.features import Features, default_stft, spec_augment_for  # noqa: E402
-from audiolab.core.io import save_audio  # noqa: E402
-from audiolab.core.outputs import format_table, out_dir_for, write_csv, write_metrics  # noqa: E402
-from audiolab.core.plotting import plot_confusion_matrix, plot_training_curves, save_figure  # noqa: E402
-from audiolab.core.runtime import UserError, seed_everything, select_device  # noqa: E402
-from audiolab.core.train import fit, is_main_process, load_checkpoint  # noqa: E402
-from audiolab.data import keywords as kd  # noqa: E402
-from audiolab.data.keyword_explore import explore, feature_figure  # noqa: E402
-from audiolab.data.common import SYNTHETIC_NOTE  # noqa: E402
+from audiolab.core import cli
+from audiolab.core.features import Features, default_stft, spec_augment_for
+from audiolab.core.io import save_audio
+from audiolab.core.outputs import format_table, out_dir_for, write_csv, write_metrics
+from audiolab.core.plotting import (plot_confusion_grid, plot_confusion_matrix, plot_training_curves,
+                                     plot_val_test_bars)
+from audiolab.core.runtime import UserError, seed_everything, select_device
+from audiolab.core.train import fit, is_main_process, load_checkpoint
+from audiolab.data import keywords as kd
+from audiolab.data.keyword_explore import explore, feature_figure
+from audiolab.data.common import SYNTHETIC_NOTE
 
 SCRIPT = "speechcommands_rnn"
 MODELS = ["rnn", "lstm", "bilstm", "gru", "cnn_lstm", "attn_lstm"]
@@ -563,19 +533,8 @@ def comparison_outputs(results: list[dict], data: kd.KwsData, out: Path) -> list
     """Side-by-side confusion matrices, a bar chart and the comparison table (CSV + Markdown)."""
     tag = kd.title_tag(data)
     labels = data.labels
-    n = len(results)
-    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.6), squeeze=False)
-    for ax, res in zip(axes[0], results):
-        cm = res["confusion"].astype(float)
-        ax.imshow(cm / np.maximum(cm.sum(1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
-        ax.set_title(f"{res['name']} ({res['test_accuracy']:.3f})", fontsize=9)
-        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
-        ax.set_yticks(range(len(labels)), labels, fontsize=6)
-        ax.set_xlabel("predicted")
-    axes[0, 0].set_ylabel("true")
-    fig.suptitle(f"Test confusion matrices (row-normalised), {tag}")
-    fig.tight_layout()
-    save_figure(fig, out / "confusion_all.png")
+    plot_confusion_grid([r["confusion"] for r in results], [f"{r['name']} ({r['test_accuracy']:.3f})" for r in results],
+                        labels, out / "confusion_all.png", f"Test confusion matrices (row-normalised), {tag}")
     rows = [{"model": r["name"], "params": r["n_params"], "train_s": round(r["train_seconds"], 1),
              "best_val_acc": round(r["best_val_accuracy"], 4), "tested_epoch": r["tested_epoch"],
              "test_acc": round(r["test_accuracy"], 4),
@@ -587,17 +546,8 @@ def comparison_outputs(results: list[dict], data: kd.KwsData, out: Path) -> list
           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     (out / "comparison.md").write_text("\n".join(md) + "\n")
-    fig, ax = plt.subplots(figsize=(1.3 * n + 2, 3.6))
-    x = np.arange(n)
-    ax.bar(x - 0.2, [r["best_val_acc"] for r in rows], 0.4, label="best validation")
-    ax.bar(x + 0.2, [r["test_acc"] for r in rows], 0.4, label="test")
-    ax.set_xticks(x, [r["model"] for r in rows])
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy (fraction)")
-    ax.set_xlabel("model")
-    ax.set_title(f"Model comparison, {tag}")
-    ax.legend(loc="lower right")
-    save_figure(fig, out / "comparison.png")
+    plot_val_test_bars([r["model"] for r in rows], [r["best_val_acc"] for r in rows], [r["test_acc"] for r in rows],
+                       out / "comparison.png", f"Model comparison, {tag}")
     return rows
 
 
@@ -651,17 +601,9 @@ def run_experiment(name: str, args: argparse.Namespace, data: kd.KwsData, n_samp
                      "tested_epoch": res["tested_epoch"],  # no checkpoints in a grid: always the final weights
                      "test_acc": round(res["test_accuracy"], 4), "test_macro_f1": round(res["test_macro_f1"], 4)})
     write_csv(out / f"experiment_{name}.csv", rows)
-    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows) + 2), 4.2))
-    x = np.arange(len(rows))
-    ax.bar(x - 0.2, [r["best_val_acc"] for r in rows], 0.4, label="best validation")
-    ax.bar(x + 0.2, [r["test_acc"] for r in rows], 0.4, label="test")
-    ax.set_xticks(x, [r["setting"] for r in rows], rotation=40, ha="right")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy (fraction)")
-    ax.set_xlabel("setting")
-    ax.set_title(f"Experiment '{name}' with {args.experiment_model}, {args.epochs} epochs: {kd.title_tag(data)}")
-    ax.legend(loc="lower right")
-    save_figure(fig, out / f"experiment_{name}.png")
+    plot_val_test_bars([r["setting"] for r in rows], [r["best_val_acc"] for r in rows], [r["test_acc"] for r in rows],
+                       out / f"experiment_{name}.png", f"Experiment '{name}' with {args.experiment_model}, "
+                       f"{args.epochs} epochs: {kd.title_tag(data)}", xlabel="setting")
     print(format_table(rows))
     best = max(rows, key=lambda r: r["best_val_acc"])
     return {f"experiment_{name}_best_setting": best["setting"],

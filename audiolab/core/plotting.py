@@ -139,3 +139,38 @@ def plot_confusion_matrix(matrix: np.ndarray, labels: Sequence[str], path: str |
                         color="white" if shown[i, j] > 0.5 else "black")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_confusion_grid(matrices: Sequence[np.ndarray], titles: Sequence[str], labels: Sequence[str],
+                        path: str | Path, title: str) -> Path:
+    """Several confusion matrices side by side, each row-normalised (rows: true class, columns: predicted)."""
+    n = len(matrices)
+    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.6), squeeze=False)
+    for ax, cm, name in zip(axes[0], matrices, titles):
+        cm = np.asarray(cm, dtype=float)
+        ax.imshow(cm / np.maximum(cm.sum(1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+        ax.set_yticks(range(len(labels)), labels, fontsize=6)
+        ax.set_xlabel("predicted")
+    axes[0, 0].set_ylabel("true")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_val_test_bars(names: Sequence[str], val: Sequence[float], test: Sequence[float], path: str | Path,
+                       title: str, xlabel: str = "model") -> Path:
+    """Best-validation and test accuracy (fractions, 0 to 1) side by side for each named run."""
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(names) + 2), 4.2))
+    ax.bar(x - 0.2, val, 0.4, label="best validation")
+    ax.bar(x + 0.2, test, 0.4, label="test")
+    ax.set_xticks(x, names, rotation=40 if max(map(len, names), default=0) > 8 else 0, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy (fraction)")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return save_figure(fig, path)
