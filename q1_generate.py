@@ -36,9 +36,9 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
-from audiolab.core.cli import script_help
+from audiolab.core.cli import (apply_quick, base_parser, float_range, main_guard, positive_float, positive_int,
+                               script_help)
 from audiolab.core.io import save_audio
-from audiolab.core.cli import base_parser, float_range, main_guard, positive_float, positive_int
 from audiolab.core.outputs import out_dir_for, write_metrics
 from audiolab.core.runtime import UserError
 
@@ -67,12 +67,8 @@ def build_parser():
     return p
 
 
-def apply_quick(args):
-    """``--quick`` (a smoke test): cap the sizes once, right after parsing; nothing later reads ``args.quick``."""
-    if args.quick:
-        args.n_examples = min(args.n_examples, 20)
-        args.n_samples = min(args.n_samples, 4000)
-    return args
+# --quick (a smoke test): these sizes, unless the flag is given on the command line
+QUICK = {"n_examples": 20, "n_samples": 4000}
 
 
 def check_settings(sample_rate: int, boundary_hz: float, guard_hz: float, f1_min_hz: float, f2_max_hz: float,
@@ -135,7 +131,8 @@ def make_examples(n_examples: int, n_samples: int, sample_rate: int, boundary_hz
 
 
 def main(argv=None):
-    args = apply_quick(build_parser().parse_args(argv))
+    argv = None if argv is None else [str(a) for a in argv]
+    args = apply_quick(build_parser().parse_args(argv), QUICK, argv)
     check_settings(args.sample_rate, args.boundary_hz, args.guard_hz, args.f1_min_hz, args.f2_max_hz,
                    args.amp_min, args.amp_max, args.test_fraction, args.n_examples)
     gib = args.n_examples * 3 * args.n_samples * 8 / 2**30

@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audiolab.core.cli import script_help
+from audiolab.core.cli import add_stft_args, base_parser, main_guard, script_help
 from audiolab.core.dsp import check_stft_fits, frequencies_hz, stft
 from audiolab.core.io import AudioReadError, load_audio
 from audiolab.core.plotting import spectrogram_figure
-from audiolab.core.cli import base_parser, main_guard, positive_int
 from audiolab.core.outputs import out_dir_for, write_metrics
 from audiolab.core.runtime import UserError
 
@@ -36,8 +35,7 @@ def build_parser():
     p.add_argument("--data-dir", type=Path, default=Path("data/q1"),
                    help="folder written by q1_generate.py (default %(default)s)")
     p.add_argument("--id", type=int, default=None, help="example id to plot (default: the first test example)")
-    p.add_argument("--n-fft", type=positive_int, default=512, help="STFT size in samples (default %(default)s)")
-    p.add_argument("--hop-length", type=positive_int, default=128, help="STFT hop in samples (default %(default)s)")
+    add_stft_args(p, n_fft=512, hop_length=128)
     p.add_argument("--boundary-hz", type=float, default=8000.0, help="line drawn at this frequency (default %(default)s)")
     return p
 

@@ -47,12 +47,12 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from audiolab.core.cli import script_help
+from audiolab.core.cli import (add_stft_args, add_training_args, apply_quick, base_parser, int_range, main_guard,
+                               positive_float, script_help)
 from audiolab.core.dsp import amplitude_to_db, check_stft_fits, istft, stft
 from audiolab.core.io import AudioReadError, load_audio, save_audio
 from audiolab.core.metrics import si_snr
 from audiolab.core.plotting import plot_spectrogram_db, plot_training_curves, save_figure
-from audiolab.core.cli import base_parser, int_range, main_guard, positive_float, positive_int
 from audiolab.core.outputs import out_dir_for, write_metrics
 from audiolab.core.runtime import UserError, seed_everything, select_device
 from audiolab.core.train import fit
@@ -65,25 +65,17 @@ def build_parser():
     p = script_help(base_parser(__doc__, epochs=10))
     p.add_argument("--data-dir", type=Path, default=Path("data/q1"),
                    help="folder written by q1_generate.py (default %(default)s)")
-    p.add_argument("--n-fft", type=positive_int, default=512, help="STFT size in samples (default %(default)s)")
-    p.add_argument("--hop-length", type=positive_int, default=256,
-                   help="STFT hop in samples; 50 %% overlap halves the LSTM's work against 75 %% at the same "
-                        "SI-SNR (default %(default)s)")
+    add_stft_args(p, n_fft=512, hop_length=256,
+                  hop_help="STFT hop in samples; 50 %% overlap halves the LSTM's work against 75 %% at the same SI-SNR")
     p.add_argument("--hidden", type=int_range(1, 4096), default=16,
                    help="LSTM units per direction (default %(default)s)")
-    p.add_argument("--batch-size", type=positive_int, default=9, help="examples per batch (default %(default)s)")
-    p.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate (default %(default)s)")
+    add_training_args(p, lr=1e-2, batch_size=9, resume_help="continue from outputs/.../checkpoint.pt")
     p.add_argument("--boundary-hz", type=positive_float, default=8000.0,
                    help="frequency the model's position input is centred on (default %(default)s)")
-    p.add_argument("--resume", action="store_true", help="continue from outputs/.../checkpoint.pt")
     return p
 
 
-def apply_quick(args):
-    """``--quick`` (a smoke test): at most 2 epochs, set once after parsing; nothing later reads ``args.quick``."""
-    if args.quick:
-        args.epochs = min(args.epochs, 2)
-    return args
+QUICK = {"epochs": 2}  # --quick (a smoke test): 2 epochs, unless --epochs is given
 
 
 # --------------------------------------------------------------------------------- data
@@ -277,7 +269,8 @@ def write_test_examples(out: Path, est: torch.Tensor, test: torch.Tensor, test_i
 
 # --------------------------------------------------------------------------------- main
 def main(argv=None):
-    args = apply_quick(build_parser().parse_args(argv))
+    argv = None if argv is None else [str(a) for a in argv]
+    args = apply_quick(build_parser().parse_args(argv), QUICK, argv)
     seed_everything(args.seed)
     device = select_device(args.device)
     out = out_dir_for(args, "q1_train_lstm")

@@ -1,4 +1,4 @@
-"""Compare our CTC loss (q2_ctc.ctc_loss) with torch.nn.functional.ctc_loss on the exam's data.
+"""Compare our CTC loss (ctc.ctc_loss) with torch.nn.functional.ctc_loss on the exam's data.
 
 What: the exam's random batch, drawn with a fixed seed exactly as the exam writes it,
 
@@ -33,13 +33,13 @@ import time
 
 import torch
 
-from audiolab.core.cli import script_help
-from audiolab.core.cli import base_parser, int_range, main_guard
+from audiolab.core.cli import apply_quick, base_parser, int_range, main_guard, script_help
 from audiolab.core.outputs import write_csv, format_table, out_dir_for, write_metrics
 from audiolab.core.runtime import seed_everything
-from q2_ctc import ctc_loss, plot_alignment, viterbi_align
+from ctc import ctc_loss, plot_alignment, viterbi_align
 
 REDUCTIONS = ("none", "sum", "mean")
+QUICK = {"repeats": 1}  # --quick (a smoke test): one timed repeat per row, unless --repeats is given
 
 
 def build_parser():
@@ -49,13 +49,6 @@ def build_parser():
     parser.add_argument("--example", type=int_range(0, 15), default=0,
                         help="batch item shown in the alignment figure (0-15)")
     return parser
-
-
-def apply_quick(args):
-    """``--quick`` (a smoke test): one timed repeat per row; nothing later reads ``args.quick``."""
-    if args.quick:
-        args.repeats = 1
-    return args
 
 
 def exam_data(seed: int):
@@ -149,7 +142,8 @@ def summary_metrics(rows: list[dict]) -> dict:
 
 
 def main(argv=None) -> None:
-    args = apply_quick(build_parser().parse_args(argv))
+    argv = None if argv is None else [str(a) for a in argv]
+    args = apply_quick(build_parser().parse_args(argv), QUICK, argv)
     seed_everything(args.seed)
     out = out_dir_for(args, "q2_compare")
     data = exam_data(args.seed)

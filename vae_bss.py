@@ -90,21 +90,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from audiolab.core.cli import ShortUsageFormatter, script_help
 from audiolab.core import dsp
-from audiolab.data.common import RealDataset, choose_dataset, resolve_data_root
-from audiolab.data.images import (IMAGE_SETS, MixturePairs, download_idx, find_idx_folder, fixed_pairs,
-                                 idx_folder_candidates, load_idx_split, synthetic_digits, synthetic_garments,
-                                 to_float_images)
+from audiolab.core.cli import (ShortUsageFormatter, add_data_args, add_stft_args, add_training_args, apply_quick,
+                               base_parser, float_range, int_range, main_guard, positive_int, script_help)
 from audiolab.core.io import AudioReadError, find_audio_files, load_audio, save_audio, unique_name
-from audiolab.core.metrics import psnr
-from audiolab.data.music import (Song, find_irmas_voi, find_mir1k, find_musdb, load_musdb, load_songs_from_stereo,
-                                 mir1k_files, synthetic_songs)
+from audiolab.core.metrics import bss_scores, gnsdr_summary, length_weighted, psnr, ssim
+from audiolab.core.outputs import format_table, out_dir_for, read_json, write_csv, write_metrics
 from audiolab.core.plotting import plot_training_curves, save_figure, spectrogram_figure
-from audiolab.core.cli import add_data_args, base_parser, float_range, int_range, main_guard, positive_int
-from audiolab.core.outputs import write_csv, format_table, out_dir_for, read_json, write_metrics
 from audiolab.core.runtime import UserError, seed_everything, select_device
-from audiolab.augment.waveform import mix_at_snr
+from audiolab.data.images import MixturePairs, fixed_pairs, load_mnist_fashion
+from audiolab.data.music import (PatchSampler, Song, clip_problem, feature_stats, load_music_splits,
+                                 magnitude_scale, patch_samples, separate_with_masks)
 from audiolab.core.train import fit, is_main_process, load_checkpoint, world_size
 
 SCRIPT = "vae_bss"
@@ -167,9 +163,8 @@ def add_image_args(img: argparse.ArgumentParser) -> None:
     img.add_argument("--kl-warmup-epochs", type=float_range(0, 10_000), default=2.0,
                      help="epochs over which beta rises linearly from 0 (default %(default)s)")
     img.add_argument("--latent-dim", type=int_range(1, 4096), default=64, help="latent size (default %(default)s)")
-    img.add_argument("--batch-size", type=positive_int, default=128, help="default %(default)s")
-    img.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=2e-3,
-                     help="Adam learning rate (default %(default)s)")
+    add_training_args(img, lr=2e-3, batch_size=128, batch_help="mixtures per batch",
+                      resume_help="continue from <out>/images/checkpoint.pt")
     img.add_argument("--train-pairs", type=int_range(1, MAX_PAIRS), default=None,
                      help="mixtures drawn per epoch (default: 60000 real, 12000 synthetic)")
     img.add_argument("--test-pairs", type=int_range(1, MAX_TEST_PAIRS), default=1000,
@@ -181,8 +176,7 @@ def add_image_args(img: argparse.ArgumentParser) -> None:
     img.add_argument("--study-epochs", type=positive_int, default=2, help="epochs per study run (default %(default)s)")
     img.add_argument("--study-train-pairs", type=int_range(1, MAX_PAIRS), default=10000,
                      help="mixtures per epoch in each study run (default %(default)s)")
-    img.add_argument("--resume", action="store_true", help="continue from <out>/images/checkpoint.pt")
-    # a size without a flag (apply_quick sets it for --quick): the synthetic sets' images (train, test);
+    # a size without a flag (QUICK sets it for --quick): the synthetic sets' images (train, test);
     # None: 12000 and max(--test-pairs, 200)
     img.set_defaults(synthetic_images=None)
 
@@ -190,17 +184,15 @@ def add_image_args(img: argparse.ArgumentParser) -> None:
 def add_music_args(mus: argparse.ArgumentParser) -> None:
     """The flags of ``vae_bss.py music``."""
     mus.add_argument("--sample-rate", type=int_range(1000, 384000), default=16000, help="Hz (default %(default)s)")
-    mus.add_argument("--n-fft", type=int_range(16, 65536), default=1024, help="STFT size (default %(default)s)")
-    mus.add_argument("--hop-length", type=positive_int, default=256, help="STFT hop (default %(default)s)")
+    add_stft_args(mus, n_fft=1024, hop_length=256, n_fft_help="STFT size in samples, at least 16")
     mus.add_argument("--patch-frames", type=int_range(1, 1024), default=8,
                      help="STFT frames per VAE input patch (default %(default)s)")
     mus.add_argument("--hidden", type=int_range(1, 16384), default=512, help="MLP width (default %(default)s)")
     mus.add_argument("--latent-dim", type=int_range(1, 4096), default=128, help="latent size (default %(default)s)")
     mus.add_argument("--beta", type=float_range(0, 1000), default=0.01,
                      help="KL weight after annealing over the first 20%% of training (default %(default)s)")
-    mus.add_argument("--batch-size", type=positive_int, default=64, help="default %(default)s")
-    mus.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-3,
-                     help="Adam learning rate (default %(default)s)")
+    add_training_args(mus, lr=1e-3, batch_size=64, batch_help="spectrogram patches per batch",
+                      resume_help="continue from <out>/music/checkpoint.pt")
     mus.add_argument("--patches-per-epoch", type=int_range(1, MAX_PAIRS), default=4096, help="default %(default)s")
     mus.add_argument("--remix-prob", type=float_range(0, 1), default=0.5,
                      help="share of training patches that pair vocals and accompaniment of different clips")
@@ -215,34 +207,21 @@ def add_music_args(mus: argparse.ArgumentParser) -> None:
                      help="IRMAS voi folder to separate for listening (default: looked for under the data root)")
     mus.add_argument("--irmas-max", type=int_range(0), default=3,
                      help="IRMAS excerpts to separate (default %(default)s)")
-    mus.add_argument("--resume", action="store_true", help="continue from <out>/music/checkpoint.pt")
-    # sizes without a flag (apply_quick shrinks them for --quick): the synthetic songs (train, test,
+    # sizes without a flag (QUICK shrinks them for --quick): the synthetic songs (train, test,
     # seconds each) and the MUSDB18 tracks (train, test; None: --max-train-clips / --max-test-clips or 20 / 10)
     mus.set_defaults(synthetic_songs=(48, 12, 6.0), musdb_tracks=None)
 
 
-def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
-    """``--quick`` (a smoke test) as explicit sizes, set once right after parsing; nothing later reads it.
-
-    images: 1 epoch of 1024 mixtures (unless ``--train-pairs``), 100 test mixtures, 1024 / 100
-    synthetic images per set, study runs of 1 epoch x at most 256 mixtures. music: 2 epochs of
-    256 patches, a VAE of at most 128 hidden units and 32 latents, 6 / 2 synthetic songs of
-    3 s, at most 6 / 2 MIR-1K clips, 2 / 1 MUSDB18 tracks.
-    """
-    if not args.quick:
-        return args
-    if args.command == "images":
-        args.epochs, args.test_pairs = 1, 100
-        args.train_pairs = args.train_pairs or 1024
-        args.study_epochs, args.study_train_pairs = 1, min(args.study_train_pairs, 256)
-        args.synthetic_images = (1024, 100)
-    else:
-        args.epochs, args.patches_per_epoch = 2, 256
-        args.hidden, args.latent_dim = min(args.hidden, 128), min(args.latent_dim, 32)
-        args.synthetic_songs, args.musdb_tracks = (6, 2, 3.0), (2, 1)
-        args.max_train_clips = min(args.max_train_clips or 6, 6)  # MIR-1K
-        args.max_test_clips = min(args.max_test_clips or 2, 2)
-    return args
+# --quick (a smoke test): these sizes, set right after parsing, except for a flag given on the command line.
+# images: 1 epoch of 1024 mixtures, 100 test mixtures, 1024 / 100 synthetic images per set, study runs of
+# 1 epoch x 256 mixtures. music: 2 epochs of 256 patches, a VAE of 128 hidden units and 32 latents,
+# 6 / 2 synthetic songs of 3 s, 6 / 2 MIR-1K clips, 2 / 1 MUSDB18 tracks.
+QUICK = {
+    "images": {"epochs": 1, "test_pairs": 100, "train_pairs": 1024, "study_epochs": 1, "study_train_pairs": 256,
+               "synthetic_images": (1024, 100)},
+    "music": {"epochs": 2, "patches_per_epoch": 256, "hidden": 128, "latent_dim": 32,
+              "synthetic_songs": (6, 2, 3.0), "musdb_tracks": (2, 1), "max_train_clips": 6, "max_test_clips": 2},
+}
 
 
 def out_root(args) -> Path:
@@ -286,43 +265,6 @@ def update_combined_metrics(args, part: str, metrics: dict, dataset: str, data_s
     return write_metrics(root, merged, args=configs, dataset=datasets,
                          data_source="real" if all(s == "real" for s in sources) else "synthetic",
                          device=device, anchors=anchors)
-
-
-# ====================================================================== images: data
-def download_both(data_root: Path) -> Path:
-    """``--download``: fetch MNIST and Fashion-MNIST with torchvision into the data root; return the root."""
-    download_idx(data_root, "mnist")
-    download_idx(data_root, "fashion_mnist")
-    return data_root
-
-
-def load_image_data(args) -> dict:
-    """Train/test images of both sets, ``float32 [N, 1, 28, 28]``, and where they came from."""
-    root = resolve_data_root(args.data_root)
-    both = RealDataset(
-        name="mnist_fashion",
-        find=lambda r: r if (find_idx_folder(r, "mnist") and find_idx_folder(r, "fashion_mnist")) else None,
-        how_to_get=f"{IMAGE_SETS['mnist'][2]}; {IMAGE_SETS['fashion_mnist'][2]}",
-        download=download_both,
-        looked_for="the four IDX files of each set in " + ", ".join(
-            str(p) for n in IMAGE_SETS for p in idx_folder_candidates(Path("<root>"), n)))
-    choice = choose_dataset(args.dataset, root, [both], "synthetic",
-                            "sklearn 8x8 digits upsampled + drawn garments", download=args.download)
-    if choice.synthetic:
-        n_train, n_test = args.synthetic_images or (12000, max(args.test_pairs, 200))
-        data = {"a_train": synthetic_digits(n_train, args.seed, "train"),
-                "b_train": synthetic_garments(n_train, args.seed, "train"),
-                "a_test": synthetic_digits(n_test, 0, "test"), "b_test": synthetic_garments(n_test, 0, "test")}
-        names = ("synthetic digits", "synthetic garments")
-    else:
-        fa, fb = find_idx_folder(choice.path, "mnist"), find_idx_folder(choice.path, "fashion_mnist")
-        data = {"a_train": load_idx_split(fa, "train")[0], "b_train": load_idx_split(fb, "train")[0],
-                "a_test": load_idx_split(fa, "test")[0], "b_test": load_idx_split(fb, "test")[0]}
-        names = ("MNIST", "Fashion-MNIST")
-    out = {k: to_float_images(v) for k, v in data.items()}
-    out.update(dataset="mnist_fashion" if not choice.synthetic else "synthetic_images",
-               data_source=choice.source, names=names)
-    return out
 
 
 # ===================================================================== images: models
@@ -472,8 +414,6 @@ def evaluate_images(model: nn.Module, x, a, b, device, batch_size: int = 500) ->
     Returns a dict of ``[N]`` tensors: ``psnr_a``, ``psnr_b``, ``psnr_mix``, ``ssim_a``, ``ssim_b``,
     and the estimates ``a_hat``, ``b_hat``, ``mix_hat`` (``[N, 1, 28, 28]``).
     """
-    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
-
     model.eval()
     outs = {"a": [], "b": [], "mix": []}
     for s in range(0, len(x), batch_size):
@@ -482,8 +422,7 @@ def evaluate_images(model: nn.Module, x, a, b, device, batch_size: int = 500) ->
             outs[k].append(o[k].cpu())
     a_hat, b_hat, mix_hat = (torch.cat(outs[k]) for k in ("a", "b", "mix"))
     return {"psnr_a": psnr(a_hat, a), "psnr_b": psnr(b_hat, b), "psnr_mix": psnr(mix_hat, x),
-            "ssim_a": ssim(a_hat, a, data_range=1.0, reduction="none"),
-            "ssim_b": ssim(b_hat, b, data_range=1.0, reduction="none"),
+            "ssim_a": ssim(a_hat, a), "ssim_b": ssim(b_hat, b),
             "a_hat": a_hat, "b_hat": b_hat, "mix_hat": mix_hat}
 
 
@@ -610,7 +549,9 @@ def run_study(args, data: dict, test: tuple, device, out_dir: Path) -> list[dict
 def run_images(args) -> dict:
     device = select_device(args.device)
     seed_everything(args.seed)
-    data = load_image_data(args)  # before creating folders: bad input leaves nothing behind
+    # the data before the folders: bad input leaves nothing behind
+    data = load_mnist_fashion(args.dataset, args.data_root, download=args.download, seed=args.seed,
+                              synthetic_sizes=args.synthetic_images or (12000, max(args.test_pairs, 200)))
     out_dir = locked_out_dir(args, "images")
     n_test = args.test_pairs
     ia, ib = fixed_pairs(len(data["a_test"]), len(data["b_test"]), n_test, TEST_PAIR_SEED)
@@ -653,120 +594,6 @@ def run_images(args) -> dict:
     return metrics
 
 
-# ======================================================================== music: data
-def patch_samples(args) -> int:
-    """Samples that give exactly ``patch_frames`` STFT frames without centre padding."""
-    return (args.patch_frames - 1) * args.hop_length + args.n_fft
-
-
-def prepare_song(song: Song, snr_db: float) -> Song:
-    """The song with its accompaniment scaled to ``snr_db`` voice-to-accompaniment ratio (silent stems kept)."""
-    try:
-        _, acc = mix_at_snr(song.vocals, song.accompaniment, snr_db)
-    except ValueError:  # a silent stem: no ratio to set
-        acc = song.accompaniment
-    return Song(song.name, song.vocals, acc, song.sample_rate)
-
-
-def drop_short(songs: list[Song], min_samples: int, what: str) -> list[Song]:
-    """Report and drop clips shorter than one patch; raise when none is left."""
-    kept = []
-    for s in songs:
-        if s.n_samples < min_samples:
-            print(f"skipped: {what} clip {s.name} is {s.n_samples / s.sample_rate:.3f} s, shorter than one patch "
-                  f"({min_samples / s.sample_rate:.3f} s = --patch-frames x --hop-length + --n-fft)")
-        else:
-            kept.append(s)
-    if not kept:
-        raise UserError(f"every {what} clip is shorter than one patch ({min_samples} samples); use longer audio "
-                        "or a smaller --patch-frames / --n-fft")
-    return kept
-
-
-def load_music_data(args) -> dict:
-    """Train / validation / test songs (vocals and accompaniment stems) and where they came from."""
-    root = resolve_data_root(args.data_root)
-    sr = args.sample_rate
-    mir = RealDataset("mir1k", find_mir1k, "MIR-1K: http://mirlab.org/dataset/public/MIR-1K.zip; unzip into "
-                      "<data-root>/MIR-1K (Wavfile/) or put train/ and test/ folders in <data-root>/mir1k",
-                      looked_for="mir1k/ or MIR-1K/ with train/+test/ or Wavfile/")
-    mus = RealDataset("musdb", find_musdb, "MUSDB18: https://sigsep.github.io/datasets/musdb.html; pip install "
-                      "musdb and put it in <data-root>/musdb18 (train/, test/)",
-                      looked_for="musdb18/ with train/ and test/ (and the musdb package installed)")
-    choice = choose_dataset(args.dataset, root, [mir, mus], "synthetic",
-                            "synthetic songs: harmonic voice through vowel formants + chords, bass, drums",
-                            download=args.download)
-    skipped: list = []
-    if choice.synthetic:
-        n_train, n_test, secs = args.synthetic_songs
-        train = synthetic_songs(n_train, secs, sr, seed=args.seed, prefix="synth_train")
-        test = synthetic_songs(n_test, secs, sr, seed=10_000 + args.seed, prefix="synth_test")
-        dataset = "synthetic_songs"
-    elif choice.name == "mir1k":
-        train_files, test_files = mir1k_files(choice.path, "train"), mir1k_files(choice.path, "test")
-        train_files = train_files[:args.max_train_clips] if args.max_train_clips else train_files
-        test_files = test_files[:args.max_test_clips] if args.max_test_clips else test_files
-        train = load_songs_from_stereo(train_files, sr, skipped)
-        test = load_songs_from_stereo(test_files, sr, skipped)
-        dataset = "mir1k"
-    else:
-        n_tr, n_te = args.musdb_tracks or (args.max_train_clips or 20, args.max_test_clips or 10)
-        train = load_musdb(choice.path, "train", sr, max_tracks=n_tr)
-        test = load_musdb(choice.path, "test", sr, max_tracks=n_te)
-        dataset = "musdb18"
-    train = drop_short(train, patch_samples(args), "training")
-    test = drop_short(test, patch_samples(args), "test")
-    train = [prepare_song(s, args.mix_snr_db) for s in train]
-    test = [prepare_song(s, args.mix_snr_db) for s in test]
-    n_val = min(args.val_clips, max(1, len(train) // 5)) if len(train) > 1 else 0
-    rng = np.random.default_rng(args.seed)
-    order = rng.permutation(len(train))
-    val = [train[i] for i in order[:n_val]]
-    train = [train[i] for i in order[n_val:]] or val
-    irmas = args.irmas_dir or find_irmas_voi(root)
-    return {"train": train, "val": val, "test": test, "dataset": dataset, "data_source": choice.source,
-            "skipped": skipped, "irmas": irmas}
-
-
-class PatchSampler:
-    """Each iteration (epoch): ``n_patches`` random ``(vocals, accompaniment)`` waveform segments ``[B, L]``.
-
-    A share ``remix_prob`` of the segments pairs the vocals of one clip with the
-    accompaniment of another; every accompaniment segment gets a random gain of +-3 dB.
-    """
-
-    def __init__(self, songs: list[Song], segment: int, n_patches: int, batch_size: int, remix_prob: float,
-                 seed: int):
-        self.songs, self.segment, self.n_patches, self.batch_size = songs, segment, n_patches, batch_size
-        self.remix_prob = remix_prob
-        self.rng = np.random.default_rng(seed)
-
-    def __len__(self) -> int:
-        return (self.n_patches + self.batch_size - 1) // self.batch_size
-
-    def _segment(self, wav: np.ndarray) -> np.ndarray:
-        start = self.rng.integers(0, wav.shape[-1] - self.segment + 1)
-        return wav[start:start + self.segment]
-
-    def __iter__(self):
-        n_songs = len(self.songs)
-        for start in range(0, self.n_patches, self.batch_size):
-            b = min(self.batch_size, self.n_patches - start)
-            voc, acc = [], []
-            for _ in range(b):
-                i = self.rng.integers(n_songs)
-                j = self.rng.integers(n_songs) if self.rng.random() < self.remix_prob else i
-                if i == j:  # same excerpt of both stems
-                    off = self.rng.integers(0, self.songs[i].n_samples - self.segment + 1)
-                    v = self.songs[i].vocals[off:off + self.segment]
-                    a = self.songs[i].accompaniment[off:off + self.segment]
-                else:
-                    v, a = self._segment(self.songs[i].vocals), self._segment(self.songs[j].accompaniment)
-                voc.append(v)
-                acc.append(a * 10 ** (self.rng.uniform(-3, 3) / 20))
-            yield torch.from_numpy(np.stack(voc)), torch.from_numpy(np.stack(acc).astype(np.float32))
-
-
 # ======================================================================= music: model
 class MusicVAE(nn.Module):
     """MLP VAE on mixture spectrogram patches that predicts a soft mask per source.
@@ -804,67 +631,20 @@ class MusicVAE(nn.Module):
 
 
 # ================================================================== music: separation
-@torch.no_grad()
 def separate(model: MusicVAE, mixture: np.ndarray, args, device, batch_size: int = 256) -> tuple[np.ndarray, ...]:
     """Separate a mono mixture ``[n_samples]`` into ``(vocals, accompaniment)`` estimates ``[n_samples]``.
 
-    The STFT is cut into patches of ``patch_frames`` frames with 50 % overlap, masks are
-    averaged where patches overlap, applied to the complex mixture STFT (mixture phase)
-    and inverted.
+    The model's masks on patches of ``--patch-frames`` frames (50 % overlap, averaged) scale the
+    complex mixture STFT (mixture phase), which is inverted
+    (:func:`audiolab.data.music.separate_with_masks`).
 
     Raises:
         UserError: the mixture is shorter than one STFT frame.
     """
-    if mixture.shape[-1] < args.n_fft:
-        raise UserError(f"the mixture has {mixture.shape[-1]} samples, fewer than one STFT frame ({args.n_fft})")
     model.eval()
-    spec = dsp.stft(torch.from_numpy(np.ascontiguousarray(mixture, dtype=np.float32)), n_fft=args.n_fft,
-                    hop_length=args.hop_length)  # [F, N]
-    mag = spec.abs()
-    n_frames, T = mag.shape[-1], args.patch_frames
-    hop = max(1, T // 2)
-    n_patch = max(1, math.ceil(max(n_frames - T, 0) / hop) + 1)
-    padded = F.pad(mag, (0, (n_patch - 1) * hop + T - n_frames))
-    patches = padded.unfold(-1, T, hop).permute(1, 0, 2)  # [P, F, T]
-    masks = torch.cat([model(patches[s:s + batch_size].to(device))["masks"].cpu()
-                       for s in range(0, len(patches), batch_size)])  # [P, 2, F, T]
-    acc = torch.zeros(2, mag.shape[0], padded.shape[-1])
-    weight = torch.zeros(padded.shape[-1])
-    for p in range(n_patch):
-        acc[:, :, p * hop:p * hop + T] += masks[p]
-        weight[p * hop:p * hop + T] += 1
-    mask = (acc / weight)[..., :n_frames]
-    est = dsp.istft(mask * spec, n_fft=args.n_fft, hop_length=args.hop_length, length=mixture.shape[-1])
-    return est[0].numpy(), est[1].numpy()
-
-
-def bss_scores(vocals: np.ndarray, accompaniment: np.ndarray, est_v: np.ndarray, est_a: np.ndarray) -> dict:
-    """SDR / SIR / SAR (dB) of both estimates and the SDR of the unprocessed mixture, via fast_bss_eval.
-
-    BSS Eval v3 (Vincent et al. 2006) with 512-tap distortion filters, as ``mir_eval``;
-    computed in float64 with the torch backend.
-    """
-    import fast_bss_eval
-
-    ref = torch.from_numpy(np.stack([vocals, accompaniment]).astype(np.float64))
-    est = torch.from_numpy(np.stack([est_v, est_a]).astype(np.float64))
-    mix = ref.sum(0, keepdim=True).repeat(2, 1)
-    sdr, sir, sar = fast_bss_eval.bss_eval_sources(ref, est, compute_permutation=False)
-    sdr_mix, _, _ = fast_bss_eval.bss_eval_sources(ref, mix, compute_permutation=False)
-    out = {}
-    for i, name in enumerate(("vocals", "accompaniment")):
-        out.update({f"{name}_sdr_db": float(sdr[i]), f"{name}_sir_db": float(sir[i]), f"{name}_sar_db": float(sar[i]),
-                    f"{name}_sdr_mixture_db": float(sdr_mix[i]),
-                    f"{name}_nsdr_db": float(sdr[i] - sdr_mix[i])})
-    return out
-
-
-def length_weighted(rows: list[dict], key: str) -> float:
-    """Mean of ``key`` over clips weighted by clip length (GNSDR / GSIR / GSAR), skipping non-finite values."""
-    vals = np.array([r[key] for r in rows], dtype=np.float64)
-    w = np.array([r["n_samples"] for r in rows], dtype=np.float64)
-    ok = np.isfinite(vals)
-    return float((vals[ok] * w[ok]).sum() / w[ok].sum()) if ok.any() else float("nan")
+    return separate_with_masks(lambda patches: model(patches.to(device))["masks"].cpu(), mixture,
+                               n_fft=args.n_fft, hop_length=args.hop_length, patch_frames=args.patch_frames,
+                               batch_size=batch_size)
 
 
 def evaluate_songs(model, songs: list[Song], args, device, progress: bool = False,
@@ -880,7 +660,7 @@ def evaluate_songs(model, songs: list[Song], args, device, progress: bool = Fals
 
     rows = []
     for s in tqdm(songs, desc="separating", leave=False, disable=not progress):
-        reason = clip_problem(s, args)
+        reason = clip_problem(s, args.n_fft)
         if reason is None:
             mixture = s.vocals + s.accompaniment
             try:
@@ -900,39 +680,7 @@ def evaluate_songs(model, songs: list[Song], args, device, progress: bool = Fals
     return rows
 
 
-def clip_problem(song: Song, args) -> str | None:
-    """Why ``song`` cannot be scored (silent stem, too short, non-finite samples), or ``None``."""
-    if song.n_samples < args.n_fft:
-        return f"{song.n_samples} samples, shorter than one STFT frame (--n-fft {args.n_fft})"
-    for stem in ("vocals", "accompaniment"):
-        wav = getattr(song, stem)
-        if not np.isfinite(wav).all():
-            return f"the {stem} stem holds NaN or inf samples"
-        if not np.any(wav):
-            return f"the {stem} reference stem is silent (all zeros): SDR/SIR/SAR are undefined"
-    return None
-
-
 # ==================================================================== music: training
-def magnitude_scale(songs: list[Song], args) -> float:
-    """RMS of the training mixtures' STFT magnitudes: the fixed scale the loss divides by."""
-    total, count = 0.0, 0
-    for s in songs[:50]:
-        mag = dsp.stft(torch.from_numpy(s.vocals + s.accompaniment), n_fft=args.n_fft,
-                       hop_length=args.hop_length).abs()
-        total += float((mag ** 2).sum())
-        count += mag.numel()
-    return max(math.sqrt(total / max(count, 1)), 1e-8)
-
-
-def feature_stats(songs: list[Song], args) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-bin mean and std ``[n_freq, 1]`` of ``log1p(|X|)`` over the training mixtures."""
-    feats = [torch.log1p(dsp.stft(torch.from_numpy(s.vocals + s.accompaniment), n_fft=args.n_fft,
-                                  hop_length=args.hop_length).abs()) for s in songs[:50]]
-    allf = torch.cat(feats, dim=-1)
-    return allf.mean(-1, keepdim=True), allf.std(-1, keepdim=True).clamp_min(1e-3)
-
-
 def train_music(model: MusicVAE, train: list[Song], val: list[Song], args, device, out_dir: Path):
     """Train ``model`` on random patches of ``train`` (validation NSDR on ``val`` every epoch).
 
@@ -945,9 +693,9 @@ def train_music(model: MusicVAE, train: list[Song], val: list[Song], args, devic
         ``(history, train_seconds)``.
     """
     epochs, n_patches = args.epochs, args.patches_per_epoch
-    scale = magnitude_scale(train, args)
+    scale = magnitude_scale(train, args.n_fft, args.hop_length)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    loader = PatchSampler(train, patch_samples(args), n_patches, args.batch_size, args.remix_prob, args.seed)
+    loader = PatchSampler(train, patch_samples(args.patch_frames, args.hop_length, args.n_fft), n_patches, args.batch_size, args.remix_prob, args.seed)
     warmup_steps = max(1, int(0.2 * epochs * len(loader)))
     state = {"step": 0}
     if args.resume and (out_dir / "checkpoint.pt").exists():
@@ -984,17 +732,6 @@ def train_music(model: MusicVAE, train: list[Song], val: list[Song], args, devic
     return history, train_seconds
 
 
-def music_metrics(rows: list[dict]) -> dict:
-    """Length-weighted GNSDR / GSDR / GSIR / GSAR and the mean SDR of both stems over the scored clips."""
-    metrics = {"vocals_gnsdr_db": length_weighted(rows, "vocals_nsdr_db"),
-               "accompaniment_gnsdr_db": length_weighted(rows, "accompaniment_nsdr_db")}
-    for stem in ("vocals", "accompaniment"):
-        for m in ("sdr", "sir", "sar"):
-            metrics[f"{stem}_g{m}_db"] = length_weighted(rows, f"{stem}_{m}_db")
-        metrics[f"{stem}_mean_sdr_db"] = float(np.mean([r[f"{stem}_sdr_db"] for r in rows])) if rows else None
-    return metrics
-
-
 def write_music_examples(model, test: list[Song], rows: list[dict], args, device, out_dir: Path, label: str) -> None:
     """WAVs (mixture, true and estimated stems) and a spectrogram figure of the first ``--save-audio`` scored clips."""
     sr = args.sample_rate
@@ -1020,10 +757,18 @@ def run_music(args) -> dict:
     """``vae_bss.py music``: data, model, training, evaluation on the test clips, outputs; returns the metrics."""
     device = select_device(args.device)
     seed_everything(args.seed)
+    if args.n_fft < 16:
+        raise UserError(f"--n-fft {args.n_fft} is too small for the music model: use at least 16 samples")
     if args.hop_length > args.n_fft:
         raise UserError(f"--hop-length {args.hop_length} is larger than --n-fft {args.n_fft}: samples between "
                         f"frames would be skipped; use --hop-length <= {args.n_fft}")
-    data = load_music_data(args)  # before creating folders: bad input leaves nothing behind
+    # the data before the folders: bad input leaves nothing behind
+    data = load_music_splits(args.dataset, args.data_root, sample_rate=args.sample_rate, seed=args.seed,
+                             min_samples=patch_samples(args.patch_frames, args.hop_length, args.n_fft),
+                             mix_snr_db=args.mix_snr_db, val_clips=args.val_clips, download=args.download,
+                             synthetic=args.synthetic_songs, max_train_clips=args.max_train_clips,
+                             max_test_clips=args.max_test_clips, musdb_tracks=args.musdb_tracks,
+                             irmas_dir=args.irmas_dir)
     out_dir = locked_out_dir(args, "music")
     synthetic = data["data_source"] == "synthetic"
     label = " [SYNTHETIC]" if synthetic else ""
@@ -1034,8 +779,8 @@ def run_music(args) -> dict:
     # model, with the input statistics of the training mixtures; training
     n_freq = args.n_fft // 2 + 1
     model = MusicVAE(n_freq, args.patch_frames, args.hidden, args.latent_dim)
-    model.feat_mean.copy_(feature_stats(train, args)[0])
-    model.feat_std.copy_(feature_stats(train, args)[1])
+    model.feat_mean.copy_(feature_stats(train, args.n_fft, args.hop_length)[0])
+    model.feat_std.copy_(feature_stats(train, args.n_fft, args.hop_length)[1])
     history, train_seconds = train_music(model, train, val, args, device, out_dir)
     if not is_main_process():  # torchrun: the other ranks helped train; rank 0 evaluates and writes
         return {}
@@ -1049,7 +794,7 @@ def run_music(args) -> dict:
     rows = evaluate_songs(model, test, args, device, progress=True, skipped=eval_skipped)
     if rows:
         write_csv(out_dir / "test_clips.csv", rows)
-    metrics = music_metrics(rows)
+    metrics = gnsdr_summary(rows)
     metrics.update(music_train_seconds=train_seconds, music_params=count_parameters(model),
                    music_epochs=len(history), music_test_clips=len(rows), music_train_clips=len(train),
                    music_test_seconds_total=float(sum(r["seconds"] for r in rows)),
@@ -1092,7 +837,7 @@ def separate_irmas(model, folder: Path, args, device, out_dir: Path) -> None:
         except AudioReadError as err:
             print(f"skipped: {err}")
             continue
-        if mixture.shape[-1] < patch_samples(args):
+        if mixture.shape[-1] < patch_samples(args.patch_frames, args.hop_length, args.n_fft):
             print(f"skipped: {path} is shorter than one patch")
             continue
         est_v, est_a = separate(model, mixture, args, device)
@@ -1108,7 +853,9 @@ def separate_irmas(model, folder: Path, args, device, out_dir: Path) -> None:
 
 # ============================================================================== main
 def main(argv=None) -> None:
-    args = apply_quick(build_parser().parse_args(argv))
+    argv = None if argv is None else [str(a) for a in argv]
+    args = build_parser().parse_args(argv)
+    apply_quick(args, QUICK[args.command], argv)
     if args.command == "images":
         run_images(args)
     else:

@@ -1,4 +1,4 @@
-"""Speed of our CTC loss (q2_ctc.ctc_loss) against PyTorch's kernel, in one run.
+"""Speed of our CTC loss (ctc.ctc_loss) against PyTorch's kernel, in one run.
 
 For each shape (T, N, C, S) it times, interleaved so that both see the same machine load:
 forward only (inference: log_probs without grad) and forward + backward (training), for
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from audiolab.core.outputs import format_table, write_csv
-from q2_ctc import ctc_loss
+from ctc import ctc_loss
 
 SHAPES = [(50, 16, 20, 30), (256, 128, 32, 60), (500, 32, 30, 100), (1000, 8, 40, 200)]
 TARGETS = {(256, 128, 32, 60): 1.0, (50, 16, 20, 30): 5.0}   # max forward+backward ratio ours / torch

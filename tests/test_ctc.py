@@ -1,4 +1,5 @@
-"""Tests of q2_ctc: CTC loss against PyTorch, gradients, Viterbi alignment, greedy decoding, bad input.
+"""Tests of ctc.py (CTC loss against PyTorch, gradients, Viterbi alignment, greedy decoding, bad input)
+and of the q2_ctc.py and q2_compare.py scripts.
 
 Reference for float32 cases: PyTorch's kernel run in float64 on the same (float32-rounded)
 values, i.e. the exact answer for those inputs. PyTorch's own float32 kernel is itself
@@ -18,8 +19,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import ctc
 import q2_ctc
-from q2_ctc import ctc_feasible, ctc_loss, greedy_decode, viterbi_align
+from ctc import ctc_feasible, ctc_loss, greedy_decode, viterbi_align
 
 TOL = {torch.float32: dict(loss_rel=1e-6, grad_abs=1e-5), torch.float64: dict(loss_rel=1e-10, grad_abs=1e-10)}
 
@@ -218,21 +220,21 @@ def test_log_space_fallback_on_extreme_log_probs():
     lp, targets, il, tl = random_case(gen, 60, 4, 6, 10, torch.float64, sharp=400.0, repeats=False)
     tl = tl.clamp(min=3)
     assert_close(*both(lp, targets, il, tl, reduction="none"), torch.float64)
-    nll_fast, grad_fast = q2_ctc._ctc_core(lp, *_prep(lp, targets, il, tl), True)
-    nll_log, grad_log = q2_ctc._ctc_core(lp, *_prep(lp, targets, il, tl), True, force_log=True)
+    nll_fast, grad_fast = ctc._ctc_core(lp, *_prep(lp, targets, il, tl), True)
+    nll_log, grad_log = ctc._ctc_core(lp, *_prep(lp, targets, il, tl), True, force_log=True)
     assert torch.allclose(nll_fast, nll_log, rtol=1e-10) and torch.allclose(grad_fast, grad_log, atol=1e-10)
 
 
 def _prep(lp, targets, il, tl):
-    _, padded, il2, tl2, _ = q2_ctc._prepare(lp, targets, il, tl, 0)
+    _, padded, il2, tl2, _ = ctc._prepare(lp, targets, il, tl, 0)
     return padded, il2, tl2, 0
 
 
 def test_scaled_and_log_space_paths_agree_on_ordinary_input():
     gen = torch.Generator().manual_seed(13)
     lp, targets, il, tl = random_case(gen, 40, 5, 7, 9, torch.float64, sharp=2.0)
-    nll_fast, grad_fast = q2_ctc._ctc_core(lp, *_prep(lp, targets, il, tl), True)
-    nll_log, grad_log = q2_ctc._ctc_core(lp, *_prep(lp, targets, il, tl), True, force_log=True)
+    nll_fast, grad_fast = ctc._ctc_core(lp, *_prep(lp, targets, il, tl), True)
+    nll_log, grad_log = ctc._ctc_core(lp, *_prep(lp, targets, il, tl), True, force_log=True)
     fin = torch.isfinite(nll_log)
     assert torch.equal(fin, torch.isfinite(nll_fast))
     assert torch.allclose(nll_fast[fin], nll_log[fin], rtol=1e-12)

@@ -17,6 +17,9 @@
 - ``MixturePairs``: mixtures ``x = (a + b) / 2`` of a random image of each set, the pairs
   re-drawn every time it is iterated (every epoch); ``fixed_pairs`` gives the fixed test
   pairs.
+- ``load_mnist_fashion``: the train / test images of both sets for ``--dataset``: the IDX
+  files when found under the data root (or downloaded with ``--download``), else the
+  synthetic stand-in.
 
 Images are ``uint8 [N, 28, 28]`` on disk and ``float32 [N, 1, 28, 28]`` in ``[0, 1]`` once
 loaded for training.
@@ -34,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from audiolab.core.runtime import UserError
+from audiolab.data.common import RealDataset, choose_dataset, resolve_data_root
 
 IMAGE_SIZE = 28
 IDX_FILES = {
@@ -330,3 +334,57 @@ class MixturePairs:
             a = self.a[ia[start:start + self.batch_size]]
             b = self.b[ib[start:start + self.batch_size]]
             yield (a + b) / 2, a, b
+
+
+def _download_both(data_root: Path) -> Path:
+    """``--download``: fetch MNIST and Fashion-MNIST with torchvision into the data root; return the root."""
+    download_idx(data_root, "mnist")
+    download_idx(data_root, "fashion_mnist")
+    return data_root
+
+
+def load_mnist_fashion(dataset: str, data_root: str | Path | None, *, download: bool, seed: int,
+                       synthetic_sizes: tuple[int, int]) -> dict:
+    """Train / test images of MNIST (``a``) and Fashion-MNIST (``b``), and where they came from.
+
+    Args:
+        dataset: ``auto`` (the IDX files if found under the data root, else synthetic),
+            ``mnist_fashion`` or ``synthetic`` (the ``--dataset`` choices).
+        data_root: ``--data-root`` (``None``: ``$AUDIOLAB_DATA``, else ``data/``).
+        download: fetch the IDX files with torchvision when missing (``--download``).
+        seed: seed of the synthetic training images (the synthetic test images use seed 0).
+        synthetic_sizes: ``(n_train, n_test)`` images per synthetic set.
+
+    Returns:
+        ``{"a_train", "b_train", "a_test", "b_test"}`` as ``float32 [N, 1, 28, 28]`` in ``[0, 1]``,
+        plus ``dataset`` (``mnist_fashion`` or ``synthetic_images``), ``data_source``
+        (``real`` / ``synthetic``) and ``names`` (the two sets' display names).
+
+    Raises:
+        UserError: the named real dataset is missing or unreadable (:class:`IdxError`).
+    """
+    root = resolve_data_root(data_root)
+    both = RealDataset(
+        name="mnist_fashion",
+        find=lambda r: r if (find_idx_folder(r, "mnist") and find_idx_folder(r, "fashion_mnist")) else None,
+        how_to_get=f"{IMAGE_SETS['mnist'][2]}; {IMAGE_SETS['fashion_mnist'][2]}",
+        download=_download_both,
+        looked_for="the four IDX files of each set in " + ", ".join(
+            str(p) for n in IMAGE_SETS for p in idx_folder_candidates(Path("<root>"), n)))
+    choice = choose_dataset(dataset, root, [both], "synthetic",
+                            "sklearn 8x8 digits upsampled + drawn garments", download=download)
+    if choice.synthetic:
+        n_train, n_test = synthetic_sizes
+        data = {"a_train": synthetic_digits(n_train, seed, "train"),
+                "b_train": synthetic_garments(n_train, seed, "train"),
+                "a_test": synthetic_digits(n_test, 0, "test"), "b_test": synthetic_garments(n_test, 0, "test")}
+        names = ("synthetic digits", "synthetic garments")
+    else:
+        fa, fb = find_idx_folder(choice.path, "mnist"), find_idx_folder(choice.path, "fashion_mnist")
+        data = {"a_train": load_idx_split(fa, "train")[0], "b_train": load_idx_split(fb, "train")[0],
+                "a_test": load_idx_split(fa, "test")[0], "b_test": load_idx_split(fb, "test")[0]}
+        names = ("MNIST", "Fashion-MNIST")
+    out = {k: to_float_images(v) for k, v in data.items()}
+    out.update(dataset="mnist_fashion" if not choice.synthetic else "synthetic_images",
+               data_source=choice.source, names=names)
+    return out

@@ -15,17 +15,31 @@
   bass and a drum pattern). Labelled synthetic wherever it is used.
 
 Every waveform is mono ``float32 [n_samples]`` at the requested sample rate.
+
+For training and separation on spectrogram patches: ``load_music_splits`` (train /
+validation / test songs of the chosen dataset, clips shorter than one patch dropped, test
+mixtures set to a voice-to-accompaniment ratio), ``PatchSampler`` (random waveform segments
+per epoch, with remixing across clips), ``magnitude_scale`` / ``feature_stats`` (input
+statistics of the training mixtures), ``clip_problem`` (why a clip cannot be scored) and
+``separate_with_masks`` (patch-wise soft masks applied to the mixture STFT, inverted to audio).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
+from audiolab.augment.waveform import mix_at_snr
+from audiolab.core import dsp
 from audiolab.core.io import AudioReadError, find_audio_files, load_audio, resample, unique_name
 from audiolab.core.runtime import UserError
+from audiolab.data.common import RealDataset, choose_dataset, resolve_data_root
 
 MIR1K_TRAIN_SINGERS = ("abjones", "amy")
 
@@ -291,3 +305,215 @@ def synthetic_songs(n_songs: int, seconds: float = 6.0, sample_rate: int = 16000
         vocals = synthetic_vocals(n, sample_rate, rng)
         songs.append(Song(f"{prefix}_{i:03d}", vocals, synthetic_accompaniment(n, sample_rate, rng), sample_rate))
     return songs
+
+
+# ------------------------------------------------------------ splits and spectrogram patches
+def patch_samples(patch_frames: int, hop_length: int, n_fft: int) -> int:
+    """Samples that give exactly ``patch_frames`` STFT frames without centre padding."""
+    return (patch_frames - 1) * hop_length + n_fft
+
+
+def prepare_song(song: Song, snr_db: float) -> Song:
+    """The song with its accompaniment scaled to ``snr_db`` voice-to-accompaniment ratio (silent stems kept)."""
+    try:
+        _, acc = mix_at_snr(song.vocals, song.accompaniment, snr_db)
+    except ValueError:  # a silent stem: no ratio to set
+        acc = song.accompaniment
+    return Song(song.name, song.vocals, acc, song.sample_rate)
+
+
+def drop_short(songs: list[Song], min_samples: int, what: str) -> list[Song]:
+    """Report and drop clips shorter than one patch (``min_samples``).
+
+    Raises:
+        UserError: no clip is left.
+    """
+    kept = []
+    for s in songs:
+        if s.n_samples < min_samples:
+            print(f"skipped: {what} clip {s.name} is {s.n_samples / s.sample_rate:.3f} s, shorter than one patch "
+                  f"({min_samples / s.sample_rate:.3f} s = --patch-frames x --hop-length + --n-fft)")
+        else:
+            kept.append(s)
+    if not kept:
+        raise UserError(f"every {what} clip is shorter than one patch ({min_samples} samples); use longer audio "
+                        "or a smaller --patch-frames / --n-fft")
+    return kept
+
+
+def load_music_splits(dataset: str, data_root: str | Path | None, *, sample_rate: int, seed: int, min_samples: int,
+                      mix_snr_db: float = 0.0, val_clips: int = 8, download: bool = False,
+                      synthetic: tuple[int, int, float] = (48, 12, 6.0), max_train_clips: int | None = None,
+                      max_test_clips: int | None = None, musdb_tracks: tuple[int, int] | None = None,
+                      irmas_dir: Path | None = None) -> dict:
+    """Train / validation / test songs (vocals and accompaniment stems) and where they came from.
+
+    Args:
+        dataset: ``auto`` (MIR-1K, then MUSDB18 if found under the data root, else synthetic),
+            ``mir1k``, ``musdb`` or ``synthetic`` (the ``--dataset`` choices).
+        data_root: ``--data-root`` (``None``: ``$AUDIOLAB_DATA``, else ``data/``).
+        sample_rate: Hz of every returned waveform.
+        seed: seed of the synthetic training songs (test songs: ``10000 + seed``) and of the
+            validation split.
+        min_samples: clips shorter than this (one patch, :func:`patch_samples`) are reported and dropped.
+        mix_snr_db: voice-to-accompaniment ratio every song is set to (:func:`prepare_song`).
+        val_clips: training clips held out for validation (at most a fifth of them; none with one clip).
+        download: passed to :func:`audiolab.data.common.choose_dataset`.
+        synthetic: ``(n_train, n_test, seconds)`` synthetic songs.
+        max_train_clips, max_test_clips: MIR-1K clips used at most (``None``: all).
+        musdb_tracks: ``(n_train, n_test)`` MUSDB18 tracks (``None``: the two limits above, else 20 / 10).
+        irmas_dir: IRMAS ``voi`` folder (``None``: looked for under the data root).
+
+    Returns:
+        ``{"train", "val", "test": list[Song], "dataset": str, "data_source": "real" | "synthetic",
+        "skipped": [(path, reason)], "irmas": Path | None}``.
+
+    Raises:
+        UserError: the named dataset is missing, or every train / test clip is too short.
+    """
+    root = resolve_data_root(data_root)
+    sr = sample_rate
+    mir = RealDataset("mir1k", find_mir1k, "MIR-1K: http://mirlab.org/dataset/public/MIR-1K.zip; unzip into "
+                      "<data-root>/MIR-1K (Wavfile/) or put train/ and test/ folders in <data-root>/mir1k",
+                      looked_for="mir1k/ or MIR-1K/ with train/+test/ or Wavfile/")
+    mus = RealDataset("musdb", find_musdb, "MUSDB18: https://sigsep.github.io/datasets/musdb.html; pip install "
+                      "musdb and put it in <data-root>/musdb18 (train/, test/)",
+                      looked_for="musdb18/ with train/ and test/ (and the musdb package installed)")
+    choice = choose_dataset(dataset, root, [mir, mus], "synthetic",
+                            "synthetic songs: harmonic voice through vowel formants + chords, bass, drums",
+                            download=download)
+    skipped: list = []
+    if choice.synthetic:
+        n_train, n_test, secs = synthetic
+        train = synthetic_songs(n_train, secs, sr, seed=seed, prefix="synth_train")
+        test = synthetic_songs(n_test, secs, sr, seed=10_000 + seed, prefix="synth_test")
+        name = "synthetic_songs"
+    elif choice.name == "mir1k":
+        train_files, test_files = mir1k_files(choice.path, "train"), mir1k_files(choice.path, "test")
+        train_files = train_files[:max_train_clips] if max_train_clips else train_files
+        test_files = test_files[:max_test_clips] if max_test_clips else test_files
+        train = load_songs_from_stereo(train_files, sr, skipped)
+        test = load_songs_from_stereo(test_files, sr, skipped)
+        name = "mir1k"
+    else:
+        n_tr, n_te = musdb_tracks or (max_train_clips or 20, max_test_clips or 10)
+        train = load_musdb(choice.path, "train", sr, max_tracks=n_tr)
+        test = load_musdb(choice.path, "test", sr, max_tracks=n_te)
+        name = "musdb18"
+    train = drop_short(train, min_samples, "training")
+    test = drop_short(test, min_samples, "test")
+    train = [prepare_song(s, mix_snr_db) for s in train]
+    test = [prepare_song(s, mix_snr_db) for s in test]
+    n_val = min(val_clips, max(1, len(train) // 5)) if len(train) > 1 else 0
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(train))
+    val = [train[i] for i in order[:n_val]]
+    train = [train[i] for i in order[n_val:]] or val
+    irmas = irmas_dir or find_irmas_voi(root)
+    return {"train": train, "val": val, "test": test, "dataset": name, "data_source": choice.source,
+            "skipped": skipped, "irmas": irmas}
+
+
+class PatchSampler:
+    """Each iteration (epoch): ``n_patches`` random ``(vocals, accompaniment)`` waveform segments ``[B, L]``.
+
+    A share ``remix_prob`` of the segments pairs the vocals of one clip with the
+    accompaniment of another; every accompaniment segment gets a random gain of +-3 dB.
+    Draws come from ``numpy.random.default_rng(seed)``, in a fixed order.
+    """
+
+    def __init__(self, songs: list[Song], segment: int, n_patches: int, batch_size: int, remix_prob: float,
+                 seed: int):
+        self.songs, self.segment, self.n_patches, self.batch_size = songs, segment, n_patches, batch_size
+        self.remix_prob = remix_prob
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return (self.n_patches + self.batch_size - 1) // self.batch_size
+
+    def _segment(self, wav: np.ndarray) -> np.ndarray:
+        start = self.rng.integers(0, wav.shape[-1] - self.segment + 1)
+        return wav[start:start + self.segment]
+
+    def __iter__(self):
+        n_songs = len(self.songs)
+        for start in range(0, self.n_patches, self.batch_size):
+            b = min(self.batch_size, self.n_patches - start)
+            voc, acc = [], []
+            for _ in range(b):
+                i = self.rng.integers(n_songs)
+                j = self.rng.integers(n_songs) if self.rng.random() < self.remix_prob else i
+                if i == j:  # same excerpt of both stems
+                    off = self.rng.integers(0, self.songs[i].n_samples - self.segment + 1)
+                    v = self.songs[i].vocals[off:off + self.segment]
+                    a = self.songs[i].accompaniment[off:off + self.segment]
+                else:
+                    v, a = self._segment(self.songs[i].vocals), self._segment(self.songs[j].accompaniment)
+                voc.append(v)
+                acc.append(a * 10 ** (self.rng.uniform(-3, 3) / 20))
+            yield torch.from_numpy(np.stack(voc)), torch.from_numpy(np.stack(acc).astype(np.float32))
+
+
+def clip_problem(song: Song, n_fft: int) -> str | None:
+    """Why ``song`` cannot be scored (silent stem, shorter than one ``n_fft`` frame, non-finite samples), or ``None``."""
+    if song.n_samples < n_fft:
+        return f"{song.n_samples} samples, shorter than one STFT frame (--n-fft {n_fft})"
+    for stem in ("vocals", "accompaniment"):
+        wav = getattr(song, stem)
+        if not np.isfinite(wav).all():
+            return f"the {stem} stem holds NaN or inf samples"
+        if not np.any(wav):
+            return f"the {stem} reference stem is silent (all zeros): SDR/SIR/SAR are undefined"
+    return None
+
+
+def magnitude_scale(songs: list[Song], n_fft: int, hop_length: int) -> float:
+    """RMS of the first 50 songs' mixture STFT magnitudes (a fixed scale for a magnitude loss)."""
+    total, count = 0.0, 0
+    for s in songs[:50]:
+        mag = dsp.stft(torch.from_numpy(s.vocals + s.accompaniment), n_fft=n_fft, hop_length=hop_length).abs()
+        total += float((mag ** 2).sum())
+        count += mag.numel()
+    return max(math.sqrt(total / max(count, 1)), 1e-8)
+
+
+def feature_stats(songs: list[Song], n_fft: int, hop_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-bin mean and std ``[n_freq, 1]`` of ``log1p(|X|)`` over the first 50 songs' mixtures."""
+    feats = [torch.log1p(dsp.stft(torch.from_numpy(s.vocals + s.accompaniment), n_fft=n_fft,
+                                  hop_length=hop_length).abs()) for s in songs[:50]]
+    allf = torch.cat(feats, dim=-1)
+    return allf.mean(-1, keepdim=True), allf.std(-1, keepdim=True).clamp_min(1e-3)
+
+
+@torch.no_grad()
+def separate_with_masks(mask_fn: Callable[[torch.Tensor], torch.Tensor], mixture: np.ndarray, *, n_fft: int,
+                        hop_length: int, patch_frames: int, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Separate a mono mixture ``[n_samples]`` into two estimates ``[n_samples]`` with patch-wise soft masks.
+
+    The mixture STFT is cut into patches of ``patch_frames`` frames with 50 % overlap;
+    ``mask_fn`` maps magnitude patches ``[P, n_freq, patch_frames]`` (up to ``batch_size`` at a
+    time) to masks ``[P, 2, n_freq, patch_frames]`` on the CPU; masks are averaged where
+    patches overlap, applied to the complex mixture STFT (mixture phase) and inverted.
+
+    Raises:
+        UserError: the mixture is shorter than one STFT frame.
+    """
+    if mixture.shape[-1] < n_fft:
+        raise UserError(f"the mixture has {mixture.shape[-1]} samples, fewer than one STFT frame ({n_fft})")
+    spec = dsp.stft(torch.from_numpy(np.ascontiguousarray(mixture, dtype=np.float32)), n_fft=n_fft,
+                    hop_length=hop_length)  # [F, N]
+    mag = spec.abs()
+    n_frames, T = mag.shape[-1], patch_frames
+    hop = max(1, T // 2)
+    n_patch = max(1, math.ceil(max(n_frames - T, 0) / hop) + 1)
+    padded = F.pad(mag, (0, (n_patch - 1) * hop + T - n_frames))
+    patches = padded.unfold(-1, T, hop).permute(1, 0, 2)  # [P, F, T]
+    masks = torch.cat([mask_fn(patches[s:s + batch_size]) for s in range(0, len(patches), batch_size)])
+    acc = torch.zeros(2, mag.shape[0], padded.shape[-1])
+    weight = torch.zeros(padded.shape[-1])
+    for p in range(n_patch):
+        acc[:, :, p * hop:p * hop + T] += masks[p]
+        weight[p * hop:p * hop + T] += 1
+    mask = (acc / weight)[..., :n_frames]
+    est = dsp.istft(mask * spec, n_fft=n_fft, hop_length=hop_length, length=mixture.shape[-1])
+    return est[0].numpy(), est[1].numpy()
