@@ -1,9 +1,8 @@
-"""CTC loss from scratch (Graves et al., ICML 2006), Viterbi forced alignment and greedy decoding.
+"""CTC loss from scratch (Graves et al., ICML 2006), with exactly the contract of PyTorch's.
 
 What: ``ctc_loss`` with exactly the contract of ``torch.nn.functional.ctc_loss`` (value and
-gradient agree with PyTorch to floating-point precision), ``viterbi_align`` (best
-alignment of a target to ``log_probs``) and ``greedy_decode`` (best-path decoding), plus
-``plot_alignment`` (a figure of one alignment). Imported by ``q2_ctc.py`` (which trains a tiny
+gradient agree with PyTorch to floating-point precision); Viterbi alignment and greedy decoding
+are in ``ctc_decode.py``, which builds on the input checks here. Imported by ``q2_ctc.py`` (which trains a tiny
 CTC model with it on a synthetic task and checks it against PyTorch), ``q2_compare.py``,
 ``q2_multitask.py``, ``benchmarks/ctc_speed.py`` and the tests; it is not a script.
 
@@ -60,7 +59,7 @@ import warnings
 
 import torch
 
-__all__ = ["ctc_loss", "viterbi_align", "greedy_decode", "ctc_feasible", "clear_workspace", "plot_alignment"]
+__all__ = ["ctc_loss", "ctc_feasible", "clear_workspace", "prepare_inputs", "extend_targets", "as_long_1d"]
 
 _TINY = 1e-280       # float64 rescaled sums below this count as underflow -> exact log-space recompute
 _RESCALE_EVERY = 4  # rescale alpha / beta every this many frames (float64 has range to spare)
@@ -97,7 +96,7 @@ def clear_workspace() -> None:
 
 
 # --------------------------------------------------------------------------- input checks
-def _as_long_1d(value, name: str, device) -> torch.Tensor:
+def as_long_1d(value, name: str, device) -> torch.Tensor:
     """Lengths given as tensor / list / tuple / int -> 1-D int64 tensor on ``device``."""
     if isinstance(value, torch.Tensor):
         if value.is_floating_point() or value.is_complex():
@@ -111,7 +110,7 @@ def _as_long_1d(value, name: str, device) -> torch.Tensor:
     return out.to(device=device, dtype=torch.long)
 
 
-def _prepare(log_probs, targets, input_lengths, target_lengths, blank):
+def prepare_inputs(log_probs, targets, input_lengths, target_lengths, blank):
     """Validate torch.nn.functional.ctc_loss-style inputs and normalise them.
 
     Returns ``(log_probs [T, N, C], targets [N, S] long (padding set to blank), input_lengths [N],
@@ -136,8 +135,8 @@ def _prepare(log_probs, targets, input_lengths, target_lengths, blank):
     if not (isinstance(blank, int) and 0 <= blank < C):
         raise ValueError(f"blank must be an int in [0, {C}), got {blank!r}")
     device = log_probs.device
-    input_lengths = _as_long_1d(input_lengths, "input_lengths", device)
-    target_lengths = _as_long_1d(target_lengths, "target_lengths", device)
+    input_lengths = as_long_1d(input_lengths, "input_lengths", device)
+    target_lengths = as_long_1d(target_lengths, "target_lengths", device)
     for name, lengths in (("input_lengths", input_lengths), ("target_lengths", target_lengths)):
         if lengths.numel() != N:
             raise ValueError(f"{name} must have {N} entries (one per batch item), got {lengths.numel()}")
@@ -226,7 +225,7 @@ def ctc_feasible(input_lengths: torch.Tensor, targets: torch.Tensor, target_leng
 
 
 # ------------------------------------------------------------------- extended labels
-def _extend(targets: torch.Tensor, target_lengths: torch.Tensor, blank: int):
+def extend_targets(targets: torch.Tensor, target_lengths: torch.Tensor, blank: int):
     """The blank-extended labels and their transition masks (Graves 2006, section 4.1).
 
     Returns ``ext [N, K]`` (K = 2S+1, blanks at even states), ``valid [N, K]``
@@ -535,7 +534,7 @@ def _ctc_core(log_probs, targets, input_lengths, target_lengths, blank, need_gra
     """
     T, N, C = log_probs.shape
     dev = log_probs.device
-    ext, valid, skip = _extend(targets, target_lengths, blank)
+    ext, valid, skip = extend_targets(targets, target_lengths, blank)
     K = ext.shape[1]
     lp = log_probs.detach()
     feasible = ctc_feasible(input_lengths, targets, target_lengths)
@@ -636,7 +635,7 @@ def ctc_loss(log_probs: torch.Tensor, targets, input_lengths, target_lengths, bl
     """
     if reduction not in ("none", "sum", "mean"):
         raise ValueError(f"reduction must be 'none', 'sum' or 'mean', got {reduction!r}")
-    lp, tgt, il, tl, unbatched = _prepare(log_probs, targets, input_lengths, target_lengths, blank)
+    lp, tgt, il, tl, unbatched = prepare_inputs(log_probs, targets, input_lengths, target_lengths, blank)
     _warn_if_not_log_probs(lp, il)
     need_grad = lp.requires_grad and torch.is_grad_enabled()      # else skip beta entirely
     nll = _CTCLossFunction.apply(lp, tgt, il, tl, blank, bool(zero_infinity), False, need_grad)
@@ -645,167 +644,3 @@ def ctc_loss(log_probs: torch.Tensor, targets, input_lengths, target_lengths, bl
     if reduction == "sum":
         return nll.sum()
     return (nll / tl.clamp(min=1).to(nll.dtype)).mean()
-
-
-# --------------------------------------------------------------------------- alignment
-def viterbi_align(log_probs: torch.Tensor, targets, input_lengths, target_lengths, blank: int = 0,
-                  return_positions: bool = False):
-    """Viterbi forced alignment: the single best CTC path for each target (batched).
-
-    Max-product version of the alpha recursion (Graves 2006 eq. 6 with max for sum;
-    Rabiner 1989 section III.B), with back-pointers and a vectorised backtrack.
-
-    Args:
-        log_probs: ``(T, N, C)`` log-probabilities (or ``(T, C)``); same input contract as
-            :func:`ctc_loss` (padded or concatenated targets).
-        targets, input_lengths, target_lengths, blank: as for :func:`ctc_loss`.
-        return_positions: also return the index into the target of each frame.
-
-    Returns:
-        ``(paths, scores)`` or ``(paths, scores, positions)``:
-        - ``paths`` ``LongTensor [N, T]``: for each frame the class of the best alignment
-          (a target token id or ``blank``), ``-1`` past ``input_lengths``;
-        - ``scores`` ``[N]`` (dtype of log_probs): the best alignment's log-probability
-          ``sum_t log_probs[t, n, paths[n, t]]`` (``-inf`` and paths of ``-1`` when infeasible);
-        - ``positions`` ``LongTensor [N, T]``: index into the target (0..L-1) on label frames,
-          ``-1`` on blank frames and past ``input_lengths``.
-        Unbatched input gives ``[T]`` paths and a scalar score.
-    """
-    lp, tgt, il, tl, unbatched = _prepare(log_probs, targets, input_lengths, target_lengths, blank)
-    T, N, C = lp.shape
-    dev = lp.device
-    ext, valid, skip = _extend(tgt, tl, blank)
-    K = ext.shape[1]
-    ninf = -math.inf
-    lpe = lp.detach().to(torch.float64).gather(2, ext[None].expand(T, N, K)).masked_fill(~valid[None], ninf)
-    no_skip = torch.where(skip, 0.0, ninf).to(torch.float64)
-    # delta with two leading -inf columns (column s + 2 holds state s): predecessors are views
-    D = torch.full((N, K + 2), ninf, dtype=torch.float64, device=dev)
-    D[:, 2:4] = lpe[0, :, :2]
-    back = torch.zeros(T, N, K, dtype=torch.uint8, device=dev)     # 0: stay, 1: from s-1, 2: from s-2
-    cand = torch.empty(3, N, K, dtype=torch.float64, device=dev)
-    t_idx = torch.arange(T, device=dev)
-    last_t = (il - 1).clamp(min=0)
-    end = 2 * tl
-    final = torch.full((N, K), ninf, dtype=torch.float64, device=dev)   # delta at each item's last frame
-    ends: dict[int, list[int]] = {}
-    for n, length in enumerate(il.tolist()):
-        if length > 0:
-            ends.setdefault(length - 1, []).append(n)
-    for t in range(T):
-        if t > 0:
-            cand[0].copy_(D[:, 2:])
-            cand[1].copy_(D[:, 1:-1])
-            torch.add(D[:, :-2], no_skip, out=cand[2])
-            best, arg = cand.max(0)                 # ties prefer staying, then s-1
-            back[t] = arg
-            torch.add(lpe[t], best, out=D[:, 2:])
-        if t in ends:
-            idx = torch.tensor(ends[t], device=dev)
-            final[idx] = D[idx, 2:]
-    ar = torch.arange(N, device=dev)
-    s_end = final.gather(1, end[:, None]).squeeze(1)
-    s_end1 = torch.where(tl > 0, final.gather(1, (end - 1).clamp(min=0)[:, None]).squeeze(1),
-                         torch.full_like(s_end, ninf))
-    take1 = s_end1 > s_end
-    state = torch.where(take1, end - 1, end)
-    scores = torch.maximum(s_end, s_end1)
-    scores = torch.where(il > 0, scores, torch.where(tl == 0, 0.0, ninf).to(scores.dtype))
-    states = torch.full((N, T), -1, dtype=torch.long, device=dev)
-    for t in range(T - 1, -1, -1):
-        active = t <= last_t
-        states[:, t] = torch.where(active & (il > 0), state, -1)
-        step = back[t, ar, state.clamp(0, K - 1)].long()
-        state = torch.where(active & (t > 0), state - step, state)
-    feasible = torch.isfinite(scores)
-    keep = (t_idx[None, :] < il[:, None]) & feasible[:, None]
-    safe = states.clamp(min=0)
-    paths = torch.where(keep, ext.gather(1, safe), torch.full_like(safe, -1))
-    positions = torch.where(keep & (safe % 2 == 1), (safe - 1) // 2, torch.full_like(safe, -1))
-    scores = scores.to(lp.dtype)
-    if unbatched:
-        paths, scores, positions = paths[0], scores[0], positions[0]
-    return (paths, scores, positions) if return_positions else (paths, scores)
-
-
-def greedy_decode(log_probs: torch.Tensor, input_lengths=None, blank: int = 0) -> list[list[int]]:
-    """Best-path (greedy) CTC decoding: argmax per frame, collapse repeats, drop blanks (batched).
-
-    Graves 2006 section 3.2, "best path decoding".
-
-    Args:
-        log_probs: ``(T, N, C)`` scores (log-probabilities or logits: only the argmax matters),
-            or ``(T, C)`` for one sequence.
-        input_lengths: ``(N,)`` valid frames per item; ``None`` means all ``T``.
-        blank: index of the blank class.
-    Returns:
-        One list of class indices per item (a list with one list for ``(T, C)`` input).
-    Raises:
-        ValueError: wrong rank, lengths out of ``[0, T]``, ``blank`` outside ``[0, C)``.
-    """
-    if not isinstance(log_probs, torch.Tensor) or log_probs.dim() not in (2, 3):
-        raise ValueError("log_probs must be a tensor of shape (T, N, C) or (T, C)")
-    if log_probs.dim() == 2:
-        log_probs = log_probs.unsqueeze(1)
-    T, N, C = log_probs.shape
-    if not (isinstance(blank, int) and 0 <= blank < C):
-        raise ValueError(f"blank must be an int in [0, {C}), got {blank!r}")
-    il = torch.full((N,), T, dtype=torch.long) if input_lengths is None else \
-        _as_long_1d(input_lengths, "input_lengths", "cpu")
-    if il.numel() != N or (il < 0).any() or (il > T).any():
-        raise ValueError(f"input_lengths must have {N} entries in [0, T={T}]")
-    best = log_probs.detach().argmax(2).cpu()                    # [T, N]
-    new = torch.ones_like(best, dtype=torch.bool)
-    new[1:] = best[1:] != best[:-1]
-    keep = new & (best != blank) & (torch.arange(T)[:, None] < il[None, :])
-    return [best[keep[:, n], n].tolist() for n in range(N)]
-
-
-# --------------------------------------------------------------------------- figure
-def plot_alignment(log_probs_tc, path, labels, *, title: str, out_path, class_names=None,
-                   frame_s: float | None = None, occupancy_tc=None):
-    """Save a PNG of one example's ``log_probs`` (classes x frames) with its Viterbi path on top.
-
-    Args:
-        log_probs_tc: ``[T, C]`` log-probabilities of one example (valid frames only).
-        path: ``[T]`` class of the best alignment per frame (from :func:`viterbi_align`).
-        labels: the target (list of ints), shown in the title.
-        title: figure title (say "synthetic" where the data are).
-        out_path: PNG path.
-        class_names: optional names for the C classes (y tick labels).
-        frame_s: frame hop in seconds (x axis in seconds), else frames.
-        occupancy_tc: optional ``[T, C]`` CTC posterior occupancy ``gamma_t(k)`` (Graves 2006
-            eq. 15), drawn in a second panel with the same path.
-    """
-    from audiolab.core.plotting import plt, save_figure
-
-    lp = log_probs_tc.detach().cpu().float().numpy()
-    path = [int(p) for p in path]
-    T, C = lp.shape
-    scale = frame_s or 1.0
-    panels = [("log_probs (nats)", lp, max(float(lp.min()), -20.0), 0.0, "viridis")]
-    if occupancy_tc is not None:
-        panels.append(("posterior occupancy gamma_t(k)", occupancy_tc.detach().cpu().float().numpy(), 0.0, 1.0,
-                       "magma"))
-    from matplotlib.ticker import MaxNLocator
-
-    fig, axes = plt.subplots(len(panels), 1, figsize=(min(5 + 0.06 * T, 14), (0.15 * C + 2.2) * len(panels)),
-                             squeeze=False)
-    xs = [t * scale for t in range(T)]
-    for ax, (label, data, vmin, vmax, cmap) in zip(axes[:, 0], panels):
-        img = ax.imshow(data.T, origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
-                        extent=[-0.5 * scale, (T - 0.5) * scale, -0.5, C - 0.5], interpolation="nearest")
-        ax.step(xs, path, where="mid", color="red", linewidth=1.2, label="Viterbi path")
-        ax.plot(xs, path, "r.", markersize=3)
-        ax.set_xlabel("time (s)" if frame_s else "frame")
-        ax.set_ylabel("class (0 = blank)")
-        if class_names is not None and C <= 40:
-            ax.set_yticks(range(C))
-            ax.set_yticklabels(class_names, fontsize=7)
-        else:
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(loc="upper right", fontsize=7)
-        fig.colorbar(img, ax=ax, label=label)
-    axes[0, 0].set_title(f"{title}\ntarget {labels}", fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, out_path)

@@ -36,7 +36,9 @@ import torch
 from audiolab.core.cli import apply_quick, base_parser, int_range, main_guard, script_help
 from audiolab.core.outputs import write_csv, format_table, out_dir_for, write_metrics
 from audiolab.core.runtime import seed_everything
-from ctc import ctc_loss, plot_alignment, viterbi_align
+from audiolab.core.plotting import plot_alignment
+from ctc import ctc_loss
+from ctc_decode import viterbi_align
 
 REDUCTIONS = ("none", "sum", "mean")
 QUICK = {"repeats": 1}  # --quick (a smoke test): one timed repeat per row, unless --repeats is given

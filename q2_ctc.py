@@ -28,10 +28,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-# what q2_multitask.py imports from here (``from q2_ctc import ...``); the code is in ctc.py
-from ctc import ctc_loss, greedy_decode, plot_alignment, viterbi_align
+from audiolab.core.plotting import plot_alignment
+from ctc import ctc_loss
+from ctc_decode import greedy_decode, viterbi_align
 
-__all__ = ["ctc_loss", "greedy_decode", "viterbi_align", "main"]
 
 # ------------------------------------------------------------------------ settings
 DTMF_HZ = {1: (697, 1209), 2: (697, 1336), 3: (697, 1477), 4: (770, 1209), 5: (770, 1336),

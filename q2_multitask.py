@@ -4,7 +4,7 @@ What: question 2 (iii). One network reads log-mel frames; a shared encoder (two 
 convolutions = 4x time subsampling, LayerNorm, one bidirectional LSTM layer of 160 units per
 direction by default) feeds two heads:
 - an ASR head: per-frame log-probabilities over characters (index 0 = CTC blank), trained
-  with *our* CTC loss (``q2_ctc.ctc_loss``) and decoded greedily (``q2_ctc.greedy_decode``);
+  with *our* CTC loss (``ctc.ctc_loss``) and decoded greedily (``ctc_decode.greedy_decode``);
 - an emotion head: attentive statistics pooling over the encoder frames (a learned
   softmax weighting, then the weighted mean and standard deviation; Okabe et al.,
   Interspeech 2018) and a small classifier, trained with cross-entropy. By default it pools
@@ -101,7 +101,8 @@ from audiolab.data import multitask as mtdata
 from audiolab.data.common import SYNTHETIC_NOTE
 from audiolab.data.multitask import (BucketBatches, Corpus, DataConfig, Splits, Utterances, ctc_min_frames,
                                      subsampled_length)
-from q2_ctc import ctc_loss, greedy_decode, viterbi_align
+from ctc import ctc_loss
+from ctc_decode import greedy_decode, viterbi_align
 
 SCRIPT = "q2_multitask"
 SYNTHETIC_DEMO_EPOCHS = 20  # default --epochs on the embedded synthetic corpus (real corpora: 60)

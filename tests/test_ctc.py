@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 import ctc
 import q2_ctc
-from ctc import ctc_feasible, ctc_loss, greedy_decode, viterbi_align
+from ctc import ctc_feasible, ctc_loss
+from ctc_decode import greedy_decode, viterbi_align
 
 TOL = {torch.float32: dict(loss_rel=1e-6, grad_abs=1e-5), torch.float64: dict(loss_rel=1e-10, grad_abs=1e-10)}
 
@@ -226,7 +227,7 @@ def test_log_space_fallback_on_extreme_log_probs():
 
 
 def _prep(lp, targets, il, tl):
-    _, padded, il2, tl2, _ = ctc._prepare(lp, targets, il, tl, 0)
+    _, padded, il2, tl2, _ = ctc.prepare_inputs(lp, targets, il, tl, 0)
     return padded, il2, tl2, 0
 
 

@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from audiolab.core.dsp import frame_times_s, frequencies_hz, spectrogram_db  # noqa: E402
 from audiolab.core.outputs import atomic_write
@@ -174,3 +175,48 @@ def plot_val_test_bars(names: Sequence[str], val: Sequence[float], test: Sequenc
     ax.legend(loc="lower right")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_alignment(log_probs_tc, path, labels, *, title: str, out_path, class_names=None,
+                   frame_s: float | None = None, occupancy_tc=None):
+    """Save a PNG of one example's ``log_probs`` (classes x frames) with its Viterbi path on top.
+
+    Args:
+        log_probs_tc: ``[T, C]`` log-probabilities of one example (valid frames only).
+        path: ``[T]`` class of the best alignment per frame (from ``ctc_decode.viterbi_align``).
+        labels: the target (list of ints), shown in the title.
+        title: figure title (say "synthetic" where the data are).
+        out_path: PNG path.
+        class_names: optional names for the C classes (y tick labels).
+        frame_s: frame hop in seconds (x axis in seconds), else frames.
+        occupancy_tc: optional ``[T, C]`` CTC posterior occupancy ``gamma_t(k)`` (Graves 2006
+            eq. 15), drawn in a second panel with the same path.
+    """
+    lp = log_probs_tc.detach().cpu().float().numpy()
+    path = [int(p) for p in path]
+    T, C = lp.shape
+    scale = frame_s or 1.0
+    panels = [("log_probs (nats)", lp, max(float(lp.min()), -20.0), 0.0, "viridis")]
+    if occupancy_tc is not None:
+        panels.append(("posterior occupancy gamma_t(k)", occupancy_tc.detach().cpu().float().numpy(), 0.0, 1.0,
+                       "magma"))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(min(5 + 0.06 * T, 14), (0.15 * C + 2.2) * len(panels)),
+                             squeeze=False)
+    xs = [t * scale for t in range(T)]
+    for ax, (label, data, vmin, vmax, cmap) in zip(axes[:, 0], panels):
+        img = ax.imshow(data.T, origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
+                        extent=[-0.5 * scale, (T - 0.5) * scale, -0.5, C - 0.5], interpolation="nearest")
+        ax.step(xs, path, where="mid", color="red", linewidth=1.2, label="Viterbi path")
+        ax.plot(xs, path, "r.", markersize=3)
+        ax.set_xlabel("time (s)" if frame_s else "frame")
+        ax.set_ylabel("class (0 = blank)")
+        if class_names is not None and C <= 40:
+            ax.set_yticks(range(C))
+            ax.set_yticklabels(class_names, fontsize=7)
+        else:
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(loc="upper right", fontsize=7)
+        fig.colorbar(img, ax=ax, label=label)
+    axes[0, 0].set_title(f"{title}\ntarget {labels}", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, out_path)
