@@ -8,7 +8,7 @@ How (top to bottom in this file): settings; data, one call into the library
 (``audiolab.data.keywords.load_keywords``: one registry entry per dataset; Speech Commands, its
 canonical test-set folder split 80/10/10 by speaker, FSDD with a whole speaker held out, or the
 synthetic eSpeak NG keywords, labelled SYNTHETIC everywhere); the front end
-(``audiolab.core.features``: log-mel or MFCC computed on the batch, a dB floor, per-utterance mean
+(``audiolab.data.features``: log-mel or MFCC computed on the batch, a dB floor, per-utterance mean
 normalisation, train-split standardisation; choices made for speaker-independent FSDD,
 experiments/keywords.md); augmentation of training clips (time shift, speed, noise:
 ``augment.waveform``; time stretch and masks: ``augment.spectrogram``; then mixup, Zhang et al.
@@ -51,7 +51,7 @@ import torch.nn as nn
 from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
 from audiolab.core import cli
-from audiolab.core.features import Features, default_stft, spec_augment_for
+from audiolab.data.features import Features, default_stft, spec_augment_for
 from audiolab.core.io import save_audio
 from audiolab.core.outputs import format_table, out_dir_for, write_csv, write_metrics
 from audiolab.core.plotting import (plot_confusion_grid, plot_confusion_matrix, plot_training_curves,
@@ -94,7 +94,8 @@ def add_feature_flags(p: argparse.ArgumentParser) -> None:
     """The front end: log-mel or MFCC, STFT sizes, dB floor, per-utterance normalisation."""
     g = p.add_argument_group("features")
     g.add_argument("--features", default="logmel", choices=["mfcc", "logmel"],
-                   help="log-mel (MelSpectrogram + AmplitudeToDB) or MFCC (default %(default)s; experiments/keywords.md)")
+                   help="log-mel (MelSpectrogram + AmplitudeToDB) or MFCC "
+                        "(default %(default)s; experiments/keywords.md)")
     g.add_argument("--n-mfcc", type=cli.positive_int, default=13, help="MFCC coefficients (default %(default)s)")
     g.add_argument("--n-mels", type=cli.positive_int, default=40, help="mel bands (default %(default)s)")
     cli.add_stft_args(g, n_fft=None, hop_length=None,
@@ -134,7 +135,8 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dropout", type=cli.float_range(0, 1, hi_open=True), default=0.2,
                    help="dropout (default %(default)s)")
     cli.add_training_args(g, lr=3e-3, batch_size=64, lr_help="peak learning rate (cosine schedule)",
-                          batch_help="training clips per batch", resume_help="continue each model from its last checkpoint")
+                          batch_help="training clips per batch",
+                          resume_help="continue each model from its last checkpoint")
     g.add_argument("--optimizer", default="adamw", choices=["adam", "adamw", "sgd"], help="default %(default)s")
     g.add_argument("--weight-decay", type=cli.float_range(0, 10), default=1e-2,
                    help="AdamW weight decay (default %(default)s)")
@@ -267,8 +269,8 @@ class RecurrentClassifier(nn.Module):
         rnn_cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.input_norm = nn.BatchNorm1d(n_features)
         self.frame_stack = frame_stack
-        self.rnn = rnn_cls(n_features * frame_stack, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional,
-                           dropout=dropout if layers > 1 else 0.0)
+        self.rnn = rnn_cls(n_features * frame_stack, hidden, num_layers=layers, batch_first=True,
+                           bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0)
         out_dim = hidden * (2 if bidirectional else 1)
         self.pool = AttentionPool(out_dim) if pool == "attention" else None
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(out_dim, n_classes))
@@ -314,7 +316,8 @@ class CNNLSTM(nn.Module):
             return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
                                  nn.ReLU(), nn.MaxPool2d(pool))
 
-        blocks, c_out, f_out = [block(1, channels // 2, 2), block(channels // 2, channels, 2)], channels, n_features // 4
+        blocks = [block(1, channels // 2, 2), block(channels // 2, channels, 2)]
+        c_out, f_out = channels, n_features // 4
         for _ in range(freq_blocks):
             blocks.append(block(c_out, 2 * c_out, (2, 1)))
             c_out, f_out = 2 * c_out, f_out // 2
@@ -563,7 +566,8 @@ def experiment_grid(name: str, args: argparse.Namespace, sample_rate: int) -> li
                 ("logmel n_mels=40", {"features": "logmel", "n_mels": 40}),
                 ("logmel n_mels=64", {"features": "logmel", "n_mels": 64}),
                 ("n_fft x2", {"n_fft": 2 * n_fft}),
-                ("hop_length x2", {"hop_length": 2 * hop}), ("CMVN (mean and variance)", {"cmvn": "meanvar"}), ("top_db 40", {"top_db": 40.0}),
+                ("hop_length x2", {"hop_length": 2 * hop}), ("CMVN (mean and variance)", {"cmvn": "meanvar"}),
+                ("top_db 40", {"top_db": 40.0}),
                 ("top_db 80", {"top_db": 80.0}),
                 ("no CMVN", {"cmvn": "none"})]
     if name == "hparams":
@@ -624,8 +628,8 @@ def main(argv=None) -> None:
                      "n_synthetic_train_clips": sum(c.path.startswith("synthetic:") for c in data.split("train"))}
     n_samples = clip_samples(args, data)
     check_frames(args, data.sample_rate, n_samples)  # bad flags and a bad --test-set fail before any work
-    test_set = (kd.load_test_set(args.test_set, data, args.max_clip_seconds, args.trim_db) if args.test_set is not None and args.experiment is None
-                and args.command != "explore" else None)
+    wants_test_set = args.test_set is not None and args.experiment is None and args.command != "explore"
+    test_set = kd.load_test_set(args.test_set, data, args.max_clip_seconds, args.trim_db) if wants_test_set else None
     if test_set is not None:
         metrics.update({"test_set_dir": str(args.test_set), "test_set_n_clips": len(test_set.clips),
                         "test_set_missing_classes": [lab for lab in data.labels
@@ -655,7 +659,8 @@ def main(argv=None) -> None:
                   f"most confused: {', '.join(f'{a}->{b} ({c})' for a, b, c in res['pairs'][:3]) or 'none'}")
             if test_set is not None:
                 metrics.update(score_test_set(res, test_set, data, n_samples, device))
-            metrics.update({f"test_accuracy_{name}": res["test_accuracy"], f"test_macro_f1_{name}": res["test_macro_f1"],
+            metrics.update({f"test_accuracy_{name}": res["test_accuracy"],
+                            f"test_macro_f1_{name}": res["test_macro_f1"],
                             f"best_val_accuracy_{name}": res["best_val_accuracy"],
                             f"tested_epoch_{name}": res["tested_epoch"],
                             f"train_seconds_{name}": res["train_seconds"], f"n_params_{name}": res["n_params"],

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from audiolab.core.features import Features
+from audiolab.data.features import Features
 from audiolab.core.outputs import format_table, write_csv
 from audiolab.core.plotting import save_figure
 from audiolab.data.keywords import SILENCE, SPLITS, KwsData, PadCollate, duplicate_groups, title_tag

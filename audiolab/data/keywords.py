@@ -32,7 +32,7 @@ import torch
 
 from audiolab.augment.waveform import WaveAugment, speed_factors
 from audiolab.core import cli
-from audiolab.core.features import SPEC_AUGMENTATIONS
+from audiolab.data.features import SPEC_AUGMENTATIONS
 from audiolab.core.runtime import UserError
 from audiolab.data import splits
 from audiolab.data.common import RealDataset, choose_dataset, resolve_data_root
@@ -47,7 +47,7 @@ from audiolab.data.synth import VARIANTS
 from audiolab.data.synthetic_keywords import (SYNTH_TEST_VOICES, SYNTH_VAL_VOICES, add_synthetic_voices,
                                               make_synthetic_keywords)
 
-#: waveform augmentations (:class:`KwsDataset`) and spectrogram ones (``audiolab.core.features``)
+#: waveform augmentations (:class:`KwsDataset`) and spectrogram ones (``audiolab.data.features``)
 WAVE_AUGMENTATIONS = ("shift", "speed", "noise")
 AUGMENTATIONS = frozenset(WAVE_AUGMENTATIONS + SPEC_AUGMENTATIONS)
 ALL_AUGMENT = "shift,speed,noise,stretch,freq_mask,time_mask"
