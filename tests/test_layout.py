@@ -57,3 +57,22 @@ def test_nothing_edits_sys_path_and_nothing_cites_the_old_design_doc():
         if '(DESIGN "' in text or "DESIGN.md" in text:
             bad.append(f"{p.relative_to(REPO)}: cites DESIGN")
     assert [b for b in bad if not b.startswith("tests/test_layout.py")] == []
+
+
+def test_library_layers_point_one_way():
+    """core imports nothing else of the library; augment imports only core; data may import both."""
+    allowed = {"core": {"core"}, "augment": {"core", "augment"}, "report": {"core", "report"}}
+    bad = {}
+    for p in tracked("audiolab/*/*.py"):
+        layer = p.parent.name
+        if layer not in allowed:
+            continue
+        uses = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("audiolab."):
+                uses.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                uses |= {a.name.split(".")[1] for a in node.names if a.name.startswith("audiolab.")}
+        if uses - allowed[layer]:
+            bad[str(p.relative_to(REPO))] = sorted(uses - allowed[layer])
+    assert bad == {}
