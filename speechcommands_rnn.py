@@ -57,7 +57,7 @@ from audiolab.core.outputs import format_table, out_dir_for, write_csv, write_me
 from audiolab.core.plotting import (plot_confusion_grid, plot_confusion_matrix, plot_training_curves,
                                      plot_val_test_bars)
 from audiolab.core.runtime import UserError, seed_everything, select_device
-from audiolab.core.train import fit, is_main_process, load_checkpoint
+from audiolab.core.train import fit, is_main_process, load_checkpoint, n_parameters
 from audiolab.data import keywords as kd
 from audiolab.data.keyword_explore import explore, feature_figure
 from audiolab.data.common import SYNTHETIC_NOTE
@@ -373,10 +373,6 @@ class KwsModel(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         return self.net(self.features(wav, augment=self.training))
-
-
-def n_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 # =============================================================================== training

@@ -1,80 +1,31 @@
 """Blind source separation with variational autoencoders: image mixtures, then singing voice.
 
-Two subcommands:
+``images``: separate ``x = (a + b) / 2``, a random MNIST digit ``a`` plus a random Fashion-MNIST
+image ``b`` (pairs re-drawn every epoch; 1000 fixed test pairs, the same for every seed). An MLP
+VAE (64-d latent) reads the mixture; its decoder gives the reconstructed mixture ``x_hat`` and a
+soft mask ``m``: ``a_hat = m * 2x``, ``b_hat = (1 - m) * 2x``. Loss ``R(a_hat, a) + R(b_hat, b) +
+R(x_hat, x) + beta_t * KL`` (``R`` = BCE, MSE or L1, KL annealed). ``--study``: {BCE, MSE, L1} x
+beta {0, 0.1, 1}, the direct-output VAE, a same-size autoencoder and a small U-Net, one budget.
 
-``images``: separate ``x = (a + b) / 2``, the average of a random MNIST digit ``a`` and a
-random Fashion-MNIST image ``b`` (pairs re-drawn every epoch; 1000 fixed test pairs from
-the official test splits, the same for every seed).
+``music``: separate singing voice from accompaniment. An MLP VAE reads ``--patch-frames`` frames
+of the mixture's log-magnitude STFT and returns a soft mask per source (softmax: they add up to
+the mixture); loss: squared error of the masked magnitudes against the true stems' + beta * KL.
+Scored per clip by SDR / SIR / SAR (BSS Eval via ``fast_bss_eval``); GNSDR: their length-weighted mean.
+The design in detail, the data layouts and the results: experiments/vae.md.
 
-  Design. One VAE reads the mixture: an MLP encoder (784 -> 512 -> 256) gives
-  ``q(z | x) = N(mu, diag(sigma^2))`` with a 64-d latent; the decoder (64 -> 256 -> 512 ->
-  5 x 784) returns (i) the reconstructed mixture ``x_hat`` (the VAE's ``p(x | z)``, through
-  the bottleneck only) and (ii) four feature maps from which a small per-pixel MLP,
-  which also sees the mixture's 5x5 neighbourhood, makes a soft mask ``m``. The sources
-  are ``a_hat = m * 2x`` and ``b_hat = (1 - m) * 2x`` (clipped to [0, 1]): as with
-  spectrogram masks, the pixel values come from the observation and the latent code
-  only has to say which source owns each pixel, which a 64-d code can do far better
-  than paint 1568 pixel values (``--output direct``, the plain two-image decoder, is
-  kept for comparison in the study). The mixture term ``R(x_hat, x)`` keeps the
-  latent a real generative code of the observation (it is what ``test_psnr_db_mixture``
-  measures); the per-source terms supervise the separation with the known parts.
-  Loss per image, summed over pixels: ``R(a_hat, a) + R(b_hat, b) + R(x_hat, x) +
-  beta_t * KL(q(z|x) || N(0, I))``, with ``R`` = BCE, MSE or L1 and ``beta_t`` rising
-  linearly from 0 to ``beta`` over the first ``--kl-warmup-epochs`` (KL annealing,
-  Bowman et al. 2016); Adam with a cosine learning-rate decay. At test time ``z = mu``.
-  ``--study`` runs the assignment's loss study: {BCE, MSE, L1} x beta {0, 0.1, 1}, the
-  direct-output VAE, a non-variational autoencoder of the same size (same layers, no
-  sampling, no KL) and a small U-Net (skip connections, no bottleneck), all on the
-  same budget, scored by per-source PSNR / SSIM and mixture PSNR on the test pairs.
+Top to bottom: settings; images (models, losses, evaluation, training, the study, ``run_images``);
+music (model, separation and scoring, training, outputs, ``run_music``); ``main``. Outputs go to
+``outputs/vae_bss/images/`` and ``.../music/`` (or ``--out-dir``), with ``metrics.json`` merging both.
 
-``music``: separate singing voice from accompaniment. The same idea on magnitude
-spectrograms: an MLP VAE reads a patch of ``--patch-frames`` STFT frames of the
-mixture (log-magnitude, standardised per frequency bin) and its decoder returns a
-soft time-frequency mask for each source (softmax over the two sources, so the masks
-sum to one and the masked sources always add back up to the mixture: the mixture
-reconstruction is exact by construction). The masked mixture STFT, with the mixture
-phase, is inverted to audio; overlapping patches are averaged.
-
-  Loss. Signal approximation (Huang et al. 2014/2015; Weninger et al. 2014): the mean
-  squared error between the masked mixture magnitude ``m_s * |X|`` and the true
-  magnitude ``|S|`` of each source, plus ``beta * KL``. It weights each bin by its
-  energy, as SDR does, whereas an error on the mask itself would spend effort on
-  silent bins; magnitudes are divided by a fixed scale so that ``beta`` is comparable
-  between data sets. Training patches are drawn at random each epoch and half of them
-  re-mix the vocals of one clip with the accompaniment of another, with random gain
-  (+-3 dB), a standard augmentation for small singing-voice sets.
-
-  Evaluation: SDR / SIR / SAR per clip for both stems with ``fast_bss_eval`` (the
-  BSS Eval v3 definitions of Vincent et al. 2006, as in ``mir_eval``), NSDR = SDR of the
-  estimate minus SDR of the unprocessed mixture, and GNSDR / GSIR / GSAR, the means
-  weighted by clip length (the MIR-1K convention). Test mixtures are made at 0 dB
-  voice-to-accompaniment ratio, as in Huang et al. (2014).
-
-Data (``--data-root``, default ``$AUDIOLAB_DATA`` else ``data/``; ``--dataset auto`` uses
-what it finds, else an embedded synthetic default that is labelled synthetic):
-  images: the official IDX files in ``<root>/mnist`` and ``<root>/fashion_mnist`` (or
-  torchvision's ``MNIST/raw``, ``FashionMNIST/raw``; ``--download`` fetches them with
-  torchvision); synthetic: scikit-learn's 8x8 digits upsampled + drawn garments.
-  music: MIR-1K (``<root>/mir1k`` with ``train/`` + ``test/`` or ``Wavfile/``; stereo, left
-  accompaniment, right voice), MUSDB18 (``<root>/musdb18``, needs ``pip install musdb``);
-  IRMAS ``voi`` excerpts (``<root>/IRMAS-TrainingData/voi``) are separated for listening
-  only; synthetic songs otherwise.
-
-Outputs (``outputs/vae_bss/`` or ``--out-dir``): ``images/`` and ``music/`` each with
-metrics.json, anchors.json, log.csv, checkpoint.pt (``--resume``), figures, and for music
-separated WAVs; ``metrics.json`` at the top merges the headline numbers of both.
-
-Sources: Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014; Higgins et al.,
-"beta-VAE", ICLR 2017; Ronneberger et al., "U-Net", MICCAI 2015; Huang, Kim,
-Hasegawa-Johnson & Smaragdis, "Singing-voice separation from monaural recordings using
-deep recurrent neural networks", ISMIR 2014 (GNSDR 7.45 dB on MIR-1K); Hsu & Jang, MIR-1K,
-IEEE TASLP 2010; Vincent, Gribonval & Fevotte, BSS Eval, IEEE TASLP 2006; Scheibler,
-fast_bss_eval, 2021; Wang et al., SSIM, IEEE TIP 2004 (via torchmetrics).
-
-Examples:
+Usage:
   python vae_bss.py images                       # default model, grids every 2 epochs
   python vae_bss.py images --study               # + the loss / beta / baseline table
   python vae_bss.py music --data-root ../shared/data
+
+Sources: Kingma & Welling, ICLR 2014 (VAE); Higgins et al., ICLR 2017 (beta-VAE); Ronneberger et
+al., MICCAI 2015 (U-Net); Huang, Kim, Hasegawa-Johnson & Smaragdis, ISMIR 2014 (singing-voice
+separation, GNSDR 7.45 dB on MIR-1K); Hsu & Jang, IEEE TASLP 2010 (MIR-1K); Vincent, Gribonval &
+Fevotte, IEEE TASLP 2006 (BSS Eval); Scheibler 2021 (fast_bss_eval); Wang et al., IEEE TIP 2004 (SSIM).
 """
 
 from __future__ import annotations
@@ -93,15 +44,16 @@ import torch.nn.functional as F
 from audiolab.core import dsp
 from audiolab.core.cli import (ShortUsageFormatter, add_data_args, add_stft_args, add_training_args, apply_quick,
                                base_parser, float_range, int_range, main_guard, positive_int, script_help)
-from audiolab.core.io import AudioReadError, find_audio_files, load_audio, save_audio, unique_name
+from audiolab.core.io import find_audio_files, iter_readable, save_audio, unique_name
 from audiolab.core.metrics import bss_scores, gnsdr_summary, length_weighted, psnr, ssim
-from audiolab.core.outputs import format_table, out_dir_for, read_json, write_csv, write_metrics
-from audiolab.core.plotting import plot_training_curves, save_figure, spectrogram_figure
+from audiolab.core.outputs import format_table, part_out_dir, write_combined_metrics, write_csv, write_metrics
+from audiolab.core.progress import progress as progress_bar
+from audiolab.core.plotting import image_grid_figure, plot_grouped_bars, plot_training_curves, spectrogram_figure
 from audiolab.core.runtime import UserError, seed_everything, select_device
-from audiolab.data.images import MixturePairs, fixed_pairs, load_mnist_fashion
+from audiolab.data.images import MixturePairs, fixed_test_mixtures, load_mnist_fashion
 from audiolab.data.music import (PatchSampler, Song, clip_problem, feature_stats, load_music_splits,
                                  magnitude_scale, patch_samples, separate_with_masks)
-from audiolab.core.train import fit, is_main_process, load_checkpoint, world_size
+from audiolab.core.train import fit, is_main_process, load_checkpoint, n_parameters, world_size
 
 SCRIPT = "vae_bss"
 TEST_PAIR_SEED = 20_141_007  # the 1000 test pairs are the same whatever --seed is
@@ -114,8 +66,7 @@ IMAGE_ANCHORS = [
     {"metric": "test_psnr_db_mean", "anchor": 22.0, "source": "target (mean per-source PSNR)"},
     {"metric": "test_psnr_db_mnist", "anchor": 22.0, "source": "target"},
     {"metric": "test_psnr_db_fashion", "anchor": 22.0, "source": "target"},
-    {"metric": "test_psnr_db_mean", "anchor": 35.0,
-     "source": "supervised U-Net, MSE 3e-4"},
+    {"metric": "test_psnr_db_mean", "anchor": 35.0, "source": "supervised U-Net, MSE 3e-4"},
 ]
 MUSIC_ANCHORS = [
     {"metric": "vocals_gnsdr_db", "anchor": 4.0, "source": "target (MIR-1K test clips)"},
@@ -134,17 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     shared = base_parser("", epochs=10)
     add_data_args(shared, ["mnist_fashion", "synthetic"])
     img = sub.add_parser("images", parents=[shared], add_help=False, help="MNIST + Fashion-MNIST mixtures",
-                         description="Separate (MNIST + Fashion-MNIST) / 2 mixtures with a VAE (see the module "
-                                     "docstring at the top of vae_bss.py).",
-                         formatter_class=ShortUsageFormatter)
+                         description="Separate (MNIST + Fashion-MNIST) / 2 mixtures with a VAE (see the docstring at "
+                         "the top of vae_bss.py).", formatter_class=ShortUsageFormatter)
     add_image_args(img)
 
     shared_m = base_parser("", epochs=20)
     add_data_args(shared_m, ["mir1k", "musdb", "synthetic"])
     mus = sub.add_parser("music", parents=[shared_m], add_help=False, help="singing voice vs accompaniment",
                          description="Separate singing voice and accompaniment with a VAE predicting soft masks "
-                                     "(see the module docstring at the top of vae_bss.py).",
-                         formatter_class=ShortUsageFormatter)
+                         "(see the docstring at the top of vae_bss.py).", formatter_class=ShortUsageFormatter)
     add_music_args(mus)
     return top
 
@@ -213,9 +162,6 @@ def add_music_args(mus: argparse.ArgumentParser) -> None:
 
 
 # --quick (a smoke test): these sizes, set right after parsing, except for a flag given on the command line.
-# images: 1 epoch of 1024 mixtures, 100 test mixtures, 1024 / 100 synthetic images per set, study runs of
-# 1 epoch x 256 mixtures. music: 2 epochs of 256 patches, a VAE of 128 hidden units and 32 latents,
-# 6 / 2 synthetic songs of 3 s, 6 / 2 MIR-1K clips, 2 / 1 MUSDB18 tracks.
 QUICK = {
     "images": {"epochs": 1, "test_pairs": 100, "train_pairs": 1024, "study_epochs": 1, "study_train_pairs": 256,
                "synthetic_images": (1024, 100)},
@@ -224,58 +170,13 @@ QUICK = {
 }
 
 
-def out_root(args) -> Path:
-    return Path(args.out_dir) if args.out_dir else Path("outputs") / SCRIPT
-
-
-def locked_out_dir(args, part: str) -> Path:
-    """``<out>/<part>``, created, with ``<out>`` locked for this run (:func:`audiolab.core.outputs.out_dir_for`)."""
-    out_dir = out_dir_for(args, SCRIPT) / part
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create the output folder {out_dir}: {err.strerror or err}") from None
-    return out_dir
-
-
-def update_combined_metrics(args, part: str, metrics: dict, dataset: str, data_source: str, device) -> Path:
-    """Merge this subcommand's headline metrics into ``<out>/metrics.json`` (both parts in one file).
-
-    The merged file keeps ``images_*`` / ``music_*`` dataset and source keys; its
-    ``data_source`` is ``real`` only when every part present used real data.
-    """
-    root = out_root(args)
-    path = root / "metrics.json"
-    merged: dict = {}
-    if path.exists():
-        try:
-            old = read_json(path)
-            merged = {k: v for k, v in old.items() if k not in
-                      {"dataset", "data_source", "seed", "git_commit", "device", "torch_version"}}
-        except UserError:
-            merged = {}
-    configs = merged.pop("config", {}) if isinstance(merged.get("config"), dict) else {}
-    configs[part] = vars(args)
-    merged.update(metrics)
-    merged[f"{part}_dataset"] = dataset
-    merged[f"{part}_data_source"] = data_source
-    sources = [merged[k] for k in ("images_data_source", "music_data_source") if k in merged]
-    datasets = "; ".join(f"{p}: {merged[p + '_dataset']}" for p in ("images", "music") if p + "_dataset" in merged)
-    anchors = [a for a in (IMAGE_ANCHORS + MUSIC_ANCHORS) if a["metric"] in merged]
-    return write_metrics(root, merged, args=configs, dataset=datasets,
-                         data_source="real" if all(s == "real" for s in sources) else "synthetic",
-                         device=device, anchors=anchors)
-
-
 # ===================================================================== images: models
 class ImageVAE(nn.Module):
-    """MLP VAE: mixture ``[B, 1, 28, 28]`` -> latent ``z [B, latent_dim]`` -> two images.
+    """MLP VAE: mixture ``[B, 1, 28, 28]`` -> latent ``z [B, latent_dim]`` -> mask and ``x_hat`` (or two images).
 
-    Encoder 784 -> 512 -> 256 -> (mu, logvar); decoder latent -> 256 -> 512 -> 2 x 784
-    logits (the digit and the garment). Fully connected layers, as in Kingma & Welling
-    (2014), rather than convolutions: about 15x cheaper on a 2-core CPU at the same
-    quality on 28x28 images. With ``variational=False`` it is the same network as a plain
-    autoencoder (``z = mu``, no sampling, no KL): the same-size non-variational baseline.
+    784 -> 512 -> 256 -> (mu, logvar) and back: fully connected, as in Kingma & Welling (2014),
+    about 15x cheaper than convolutions on 2 CPU cores at the same quality. ``variational=False``:
+    the same network as a plain autoencoder (``z = mu``, no sampling, no KL), the study's baseline.
     """
 
     def __init__(self, latent_dim: int = 64, variational: bool = True, hidden: int = 512, output: str = "mask",
@@ -337,14 +238,11 @@ class SmallUNet(nn.Module):
 
 
 def _outputs(logits: torch.Tensor, x: torch.Tensor, mu, logvar, output: str = "mask") -> dict:
-    """Turn the decoder's two channels into the separated images and the reconstructed mixture.
+    """The decoder's two channels -> the separated images and the reconstructed mixture.
 
-    ``mask`` (default): channel 0 is a soft mask ``m = sigmoid(.)``; the sources are
-    ``a_hat = m * 2x`` and ``b_hat = (1 - m) * 2x`` (clipped to [0, 1]), so pixel values come from
-    the mixture and the decoder only says which source each pixel belongs to, as a
-    spectrogram mask does; channel 1 is the VAE's reconstruction ``x_hat`` of the mixture
-    (its ``p(x | z)``). ``direct``: the two channels are the sources' own logits and
-    ``x_hat = (a_hat + b_hat) / 2``.
+    ``mask``: channel 0 is a soft mask ``m = sigmoid(.)``, ``a_hat = m * 2x``, ``b_hat = (1 - m) * 2x``
+    (clipped to [0, 1]); channel 1 is the VAE's ``x_hat`` (its ``p(x | z)``). ``direct``: the two
+    channels are the sources' own logits and ``x_hat = (a_hat + b_hat) / 2``.
     """
     if output == "mask":
         m = torch.sigmoid(logits[:, :1])
@@ -364,18 +262,11 @@ def build_image_model(kind: str, latent_dim: int, output: str = "mask") -> nn.Mo
     return ImageVAE(latent_dim, variational=(kind == "vae"), output=output)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 # ===================================================================== images: losses
 def reconstruction_loss(kind: str, estimate: torch.Tensor, target: torch.Tensor,
                         logits: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-image reconstruction loss ``[B]``, summed over pixels.
-
-    ``bce``: binary cross-entropy with continuous targets in [0, 1] (from ``logits`` when
-    given, numerically safer); ``mse``: squared error; ``l1``: absolute error.
-    """
+    """Per-image loss ``[B]`` summed over pixels: ``bce`` (targets in [0, 1]; from ``logits`` when given,
+    numerically safer), ``mse`` (squared error) or ``l1`` (absolute error)."""
     if kind == "bce":
         if logits is not None:
             per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
@@ -409,11 +300,8 @@ def separation_loss(out: dict, x, a, b, loss: str, beta: float) -> tuple[torch.T
 # ================================================================= images: evaluation
 @torch.no_grad()
 def evaluate_images(model: nn.Module, x, a, b, device, batch_size: int = 500) -> dict:
-    """Per-item scores on the test mixtures: PSNR (dB) and SSIM of each source, PSNR of the mixture.
-
-    Returns a dict of ``[N]`` tensors: ``psnr_a``, ``psnr_b``, ``psnr_mix``, ``ssim_a``, ``ssim_b``,
-    and the estimates ``a_hat``, ``b_hat``, ``mix_hat`` (``[N, 1, 28, 28]``).
-    """
+    """Per-item ``[N]`` scores ``psnr_a``, ``psnr_b``, ``psnr_mix`` (dB), ``ssim_a``, ``ssim_b``, and the
+    estimates ``a_hat``, ``b_hat``, ``mix_hat`` ``[N, 1, 28, 28]``."""
     model.eval()
     outs = {"a": [], "b": [], "mix": []}
     for s in range(0, len(x), batch_size):
@@ -434,41 +322,20 @@ def summarize_scores(scores: dict) -> dict:
             "test_ssim_mnist": m["ssim_a"], "test_ssim_fashion": m["ssim_b"]}
 
 
-def save_image_grid(path: Path, x, a, b, scores: dict, title: str, n: int = 8) -> Path:
-    """PNG grid: one row per example; columns mixture, true a, est a, true b, est b, reconstructed mixture."""
-    import matplotlib.pyplot as plt
-
-    cols = [("mixture", x), ("true a", a), ("estimated a", scores["a_hat"]), ("true b", b),
-            ("estimated b", scores["b_hat"]), ("reconstructed mixture", scores["mix_hat"])]
-    n = min(n, len(x))
-    fig, axes = plt.subplots(n, len(cols), figsize=(1.45 * len(cols), 1.45 * n + 0.6), squeeze=False)
-    for j, (name, imgs) in enumerate(cols):
-        for i in range(n):
-            ax = axes[i, j]
-            ax.imshow(imgs[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(name, fontsize=8)
-            if name == "estimated a":
-                ax.set_xlabel(f"{float(scores['psnr_a'][i]):.1f} dB", fontsize=7)
-            elif name == "estimated b":
-                ax.set_xlabel(f"{float(scores['psnr_b'][i]):.1f} dB", fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, path)
+def save_image_grid(path: Path, x, a, b, scores: dict, title: str) -> Path:
+    """The first 8 test examples: mixture, true and estimated sources (with PSNR), reconstructed mixture."""
+    return image_grid_figure({"mixture": x, "true a": a, "estimated a": scores["a_hat"], "true b": b,
+                              "estimated b": scores["b_hat"], "reconstructed mixture": scores["mix_hat"]}, path, title,
+                             captions={f"estimated {k}": [f"{float(v):.1f} dB" for v in scores[f"psnr_{k}"][:8]]
+                                       for k in "ab"})
 
 
 # =================================================================== images: training
 def train_image_model(kind: str, loss: str, beta: float, output: str, data: dict, test: tuple, args, device, *,
-                      epochs: int,
-                      train_pairs: int, out_dir: Path | None = None, resume: bool = False,
+                      epochs: int, train_pairs: int, out_dir: Path | None = None, resume: bool = False,
                       desc: str = "images", progress: bool = True) -> tuple[nn.Module, list[dict]]:
-    """Train one model on freshly drawn pairs each epoch; return ``(model, history)``.
-
-    With ``out_dir`` the run logs ``log.csv``, keeps ``checkpoint.pt`` (resumable) and saves
-    a grid PNG every ``args.grid_every`` epochs; without it (the study) it only trains.
-    """
+    """Train one model on freshly drawn pairs each epoch; return ``(model, history)``. With ``out_dir``:
+    ``log.csv``, ``checkpoint.pt`` (``--resume``), a grid PNG every ``--grid-every`` epochs (the study: none)."""
     gen = seed_everything(args.seed)
     model = build_image_model(kind, args.latent_dim, output)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -519,7 +386,7 @@ def run_study(args, data: dict, test: tuple, device, out_dir: Path) -> list[dict
                                      train_pairs=pairs, desc=f"study {kind} {output} {loss} b={beta:g}", progress=False)
         s = summarize_scores(evaluate_images(model, *test, device))
         rows.append({"model": kind, "output": output, "loss": loss, "beta": beta if kind == "vae" else float("nan"),
-                     "params": count_parameters(model), "psnr_mnist_db": s["test_psnr_db_mnist"],
+                     "params": n_parameters(model), "psnr_mnist_db": s["test_psnr_db_mnist"],
                      "psnr_fashion_db": s["test_psnr_db_fashion"], "psnr_mean_db": s["test_psnr_db_mean"],
                      "ssim_mnist": s["test_ssim_mnist"], "ssim_fashion": s["test_ssim_fashion"],
                      "psnr_mixture_db": s["test_psnr_db_mixture"], "train_seconds": time.perf_counter() - t0})
@@ -529,20 +396,12 @@ def run_study(args, data: dict, test: tuple, device, out_dir: Path) -> list[dict
     (out_dir / "study.md").write_text(f"# Loss study{label}: {epochs} epochs x {pairs} mixtures per run, "
                                       f"{len(test[0])} test pairs\n\n```\n{table}\n```\n")
     print(table)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 3.8))
     names = [f"{r['model']}{'' if r['output'] == 'mask' else '-direct'}\n{r['loss']}"
              + (f" b={r['beta']:g}" if r["model"] == "vae" else "") for r in rows]
-    pos = np.arange(len(rows))
-    ax.bar(pos - 0.2, [r["psnr_mnist_db"] for r in rows], 0.4, label="MNIST digit (a)")
-    ax.bar(pos + 0.2, [r["psnr_fashion_db"] for r in rows], 0.4, label="Fashion item (b)")
-    ax.axhline(22.0, color="k", ls="--", lw=1, label="target 22 dB")
-    ax.set_xticks(pos, names, fontsize=7)
-    ax.set_ylabel("test PSNR (dB)")
-    ax.set_title(f"Loss study: per-source PSNR on {len(test[0])} test mixtures{label}")
-    ax.legend(fontsize=8)
-    save_figure(fig, out_dir / "study_psnr.png")
+    plot_grouped_bars(names, {"MNIST digit (a)": [r["psnr_mnist_db"] for r in rows],
+                              "Fashion item (b)": [r["psnr_fashion_db"] for r in rows]}, out_dir / "study_psnr.png",
+                      ylabel="test PSNR (dB)", hline=(22.0, "target 22 dB"),
+                      title=f"Loss study: per-source PSNR on {len(test[0])} test mixtures{label}")
     return rows
 
 
@@ -552,23 +411,19 @@ def run_images(args) -> dict:
     # the data before the folders: bad input leaves nothing behind
     data = load_mnist_fashion(args.dataset, args.data_root, download=args.download, seed=args.seed,
                               synthetic_sizes=args.synthetic_images or (12000, max(args.test_pairs, 200)))
-    out_dir = locked_out_dir(args, "images")
+    out_dir = part_out_dir(args, SCRIPT, "images")
     n_test = args.test_pairs
-    ia, ib = fixed_pairs(len(data["a_test"]), len(data["b_test"]), n_test, TEST_PAIR_SEED)
-    a_t, b_t = data["a_test"][ia], data["b_test"][ib]
-    test = ((a_t + b_t) / 2, a_t, b_t)
-    epochs = args.epochs
+    test = fixed_test_mixtures(data, n_test, TEST_PAIR_SEED)
     train_pairs = args.train_pairs or (12000 if data["data_source"] == "synthetic" else 60000)
-    print(f"images: {args.model} ({args.loss}, beta={args.beta:g}), {epochs} epochs x {train_pairs} mixtures, "
+    print(f"images: {args.model} ({args.loss}, beta={args.beta:g}), {args.epochs} epochs x {train_pairs} mixtures, "
           f"{n_test} fixed test mixtures, device {device}")
     model, history = train_image_model(args.model, args.loss, args.beta, args.output, data, test, args, device,
-                                       epochs=epochs,
-                                       train_pairs=train_pairs, out_dir=out_dir, resume=args.resume)
+                                       epochs=args.epochs, train_pairs=train_pairs, out_dir=out_dir,
+                                       resume=args.resume)
     train_seconds = history.train_seconds  # the whole run, --resume included
     scores = evaluate_images(model, *test, device)
     metrics = summarize_scores(scores)
-    metrics.update(images_train_seconds=train_seconds, images_params=count_parameters(model),
-                   images_epochs=len(history))
+    metrics.update(images_train_seconds=train_seconds, images_params=n_parameters(model), images_epochs=len(history))
     label = " [SYNTHETIC]" if data["data_source"] == "synthetic" else ""
     save_image_grid(out_dir / "grid_final.png", *test, scores,
                     f"{args.model.upper()} ({args.loss}, beta={args.beta:g}) on {n_test} test mixtures{label}: "
@@ -576,8 +431,7 @@ def run_images(args) -> dict:
     if history:
         plot_training_curves(history, out_dir / "training_curves.png",
                              {"loss terms (per image)": ["train_loss", "recon_a", "recon_b", "recon_mix", "kl"],
-                              "test PSNR (dB)": ["test_psnr_db_mnist", "test_psnr_db_fashion",
-                                                 "test_psnr_db_mixture"]},
+                              "test PSNR (dB)": ["test_psnr_db_mnist", "test_psnr_db_fashion", "test_psnr_db_mixture"]},
                              title=f"vae_bss images: training{label}")
     if args.study:
         rows = run_study(args, data, test, device, out_dir)
@@ -585,9 +439,9 @@ def run_images(args) -> dict:
             name = f"{r['model']}{'' if r['output'] == 'mask' else '_direct'}_{r['loss']}" + (
                 f"_beta{r['beta']:g}".replace(".", "p") if r["model"] == "vae" else "")
             metrics[f"study_{name}_psnr_db_mean"] = r["psnr_mean_db"]
-    write_metrics(out_dir, metrics, args=args, dataset=data["dataset"], data_source=data["data_source"],
-                  device=device, anchors=IMAGE_ANCHORS)
-    update_combined_metrics(args, "images", metrics, data["dataset"], data["data_source"], device)
+    provenance = dict(args=args, dataset=data["dataset"], data_source=data["data_source"], device=device)
+    write_metrics(out_dir, metrics, anchors=IMAGE_ANCHORS, **provenance)
+    write_combined_metrics(out_dir.parent, "images", metrics, anchors=IMAGE_ANCHORS + MUSIC_ANCHORS, **provenance)
     print(f"vae_bss images{label}: test PSNR MNIST {metrics['test_psnr_db_mnist']:.2f} dB, Fashion "
           f"{metrics['test_psnr_db_fashion']:.2f} dB, mixture {metrics['test_psnr_db_mixture']:.2f} dB, SSIM "
           f"{metrics['test_ssim_mnist']:.3f}/{metrics['test_ssim_fashion']:.3f} ({train_seconds:.0f} s) -> {out_dir}")
@@ -596,12 +450,11 @@ def run_images(args) -> dict:
 
 # ======================================================================= music: model
 class MusicVAE(nn.Module):
-    """MLP VAE on mixture spectrogram patches that predicts a soft mask per source.
+    """MLP VAE: mixture magnitude patch ``[B, n_freq, patch_frames]`` -> a soft mask per source.
 
-    Input: log-magnitude patch ``[B, n_freq, patch_frames]``, standardised per bin with the
-    training set's statistics (stored as buffers, so the checkpoint carries them).
-    Output: masks ``[B, 2, n_freq, patch_frames]`` (index 0 vocals, 1 accompaniment),
-    softmax over the sources, plus ``mu``, ``logvar`` ``[B, latent_dim]``.
+    The input's ``log1p`` is standardised per bin with the training set's statistics (buffers: the
+    checkpoint carries them). Output: masks ``[B, 2, n_freq, patch_frames]`` (0 vocals, 1
+    accompaniment; softmax over the sources), ``mu``, ``logvar`` ``[B, latent_dim]``.
     """
 
     def __init__(self, n_freq: int, patch_frames: int, hidden: int = 1024, latent_dim: int = 128):
@@ -632,34 +485,23 @@ class MusicVAE(nn.Module):
 
 # ================================================================== music: separation
 def separate(model: MusicVAE, mixture: np.ndarray, args, device, batch_size: int = 256) -> tuple[np.ndarray, ...]:
-    """Separate a mono mixture ``[n_samples]`` into ``(vocals, accompaniment)`` estimates ``[n_samples]``.
-
-    The model's masks on patches of ``--patch-frames`` frames (50 % overlap, averaged) scale the
-    complex mixture STFT (mixture phase), which is inverted
-    (:func:`audiolab.data.music.separate_with_masks`).
-
-    Raises:
-        UserError: the mixture is shorter than one STFT frame.
-    """
+    """Mono mixture ``[n_samples]`` -> ``(vocals, accompaniment)`` through the model's masks on patches
+    (:func:`audiolab.data.music.separate_with_masks`); UserError if shorter than one STFT frame."""
     model.eval()
     return separate_with_masks(lambda patches: model(patches.to(device))["masks"].cpu(), mixture,
                                n_fft=args.n_fft, hop_length=args.hop_length, patch_frames=args.patch_frames,
                                batch_size=batch_size)
 
 
-def evaluate_songs(model, songs: list[Song], args, device, progress: bool = False,
-                   skipped: list | None = None) -> list[dict]:
+def evaluate_songs(model, songs: list[Song], args, device, progress: bool = False, skipped: list | None = None) -> list:
     """Separate every song's mixture and score it; one row per clip.
 
-    A clip that cannot be scored (a silent reference stem, where BSS Eval's projection is
-    singular; a clip shorter than one STFT frame; non-finite scores) is reported by name
-    (``skipped: ...``), appended to ``skipped`` as ``(name, reason)`` and left out, so one
-    bad clip never loses the evaluation of the others.
+    A clip that cannot be scored (a silent reference stem: BSS Eval's projection is singular; shorter
+    than one STFT frame; non-finite scores) is printed (``skipped: ...``), appended to ``skipped`` as
+    ``(name, reason)`` and left out: one bad clip never loses the evaluation of the others.
     """
-    from tqdm.auto import tqdm
-
     rows = []
-    for s in tqdm(songs, desc="separating", leave=False, disable=not progress):
+    for s in progress_bar(songs, "separating", disable=not progress):
         reason = clip_problem(s, args.n_fft)
         if reason is None:
             mixture = s.vocals + s.accompaniment
@@ -682,20 +524,17 @@ def evaluate_songs(model, songs: list[Song], args, device, progress: bool = Fals
 
 # ==================================================================== music: training
 def train_music(model: MusicVAE, train: list[Song], val: list[Song], args, device, out_dir: Path):
-    """Train ``model`` on random patches of ``train`` (validation NSDR on ``val`` every epoch).
+    """Train ``model`` on random patches of ``train``; return ``fit``'s history.
 
-    The loss is the squared error of both masked magnitudes against the true stems' (divided
-    by the training mixtures' fixed :func:`magnitude_scale`) plus the KL term, its weight
-    rising linearly to ``--beta`` over the first 20 % of the steps. Checkpoints to
-    ``out_dir/checkpoint.pt`` (``--resume``) and keeps the best by validation vocals NSDR.
-
-    Returns:
-        ``(history, train_seconds)``.
+    Loss: squared error of both masked magnitudes against the true stems' (divided by the fixed
+    :func:`magnitude_scale`) + KL, its weight rising to ``--beta`` over the first 20 % of the steps.
+    Checkpoints ``out_dir/checkpoint.pt`` (``--resume``); keeps the best by validation vocals NSDR.
     """
     epochs, n_patches = args.epochs, args.patches_per_epoch
     scale = magnitude_scale(train, args.n_fft, args.hop_length)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    loader = PatchSampler(train, patch_samples(args.patch_frames, args.hop_length, args.n_fft), n_patches, args.batch_size, args.remix_prob, args.seed)
+    loader = PatchSampler(train, patch_samples(args.patch_frames, args.hop_length, args.n_fft), n_patches,
+                          args.batch_size, args.remix_prob, args.seed)
     warmup_steps = max(1, int(0.2 * epochs * len(loader)))
     state = {"step": 0}
     if args.resume and (out_dir / "checkpoint.pt").exists():
@@ -724,12 +563,10 @@ def train_music(model: MusicVAE, train: list[Song], val: list[Song], args, devic
         return {"val_vocals_nsdr_db": length_weighted(rows, "vocals_nsdr_db"),
                 "val_accompaniment_nsdr_db": length_weighted(rows, "accompaniment_nsdr_db")}
 
-    history = fit(model, optimizer, loader, step_fn, epochs, eval_fn=eval_fn, device=device,
-                  checkpoint_path=out_dir / "checkpoint.pt", log_path=out_dir / "log.csv", resume=args.resume,
-                  best_key="val_vocals_nsdr_db" if val else None, best_mode="max", config=vars(args),
-                  desc="music", grad_clip=5.0)
-    train_seconds = history.train_seconds  # the whole run, --resume included
-    return history, train_seconds
+    return fit(model, optimizer, loader, step_fn, epochs, eval_fn=eval_fn, device=device,
+               checkpoint_path=out_dir / "checkpoint.pt", log_path=out_dir / "log.csv", resume=args.resume,
+               best_key="val_vocals_nsdr_db" if val else None, best_mode="max", config=vars(args),
+               desc="music", grad_clip=5.0)
 
 
 def write_music_examples(model, test: list[Song], rows: list[dict], args, device, out_dir: Path, label: str) -> None:
@@ -769,24 +606,22 @@ def run_music(args) -> dict:
                              synthetic=args.synthetic_songs, max_train_clips=args.max_train_clips,
                              max_test_clips=args.max_test_clips, musdb_tracks=args.musdb_tracks,
                              irmas_dir=args.irmas_dir)
-    out_dir = locked_out_dir(args, "music")
-    synthetic = data["data_source"] == "synthetic"
-    label = " [SYNTHETIC]" if synthetic else ""
+    out_dir = part_out_dir(args, SCRIPT, "music")
+    label = " [SYNTHETIC]" if data["data_source"] == "synthetic" else ""
     train, val, test = data["train"], data["val"], data["test"]
     print(f"music: {len(train)} training, {len(val)} validation, {len(test)} test clips; {args.epochs} epochs x "
           f"{args.patches_per_epoch} patches of {args.patch_frames} frames; device {device}")
 
     # model, with the input statistics of the training mixtures; training
-    n_freq = args.n_fft // 2 + 1
-    model = MusicVAE(n_freq, args.patch_frames, args.hidden, args.latent_dim)
-    model.feat_mean.copy_(feature_stats(train, args.n_fft, args.hop_length)[0])
-    model.feat_std.copy_(feature_stats(train, args.n_fft, args.hop_length)[1])
-    history, train_seconds = train_music(model, train, val, args, device, out_dir)
+    model = MusicVAE(args.n_fft // 2 + 1, args.patch_frames, args.hidden, args.latent_dim)
+    for buffer, stat in zip((model.feat_mean, model.feat_std), feature_stats(train, args.n_fft, args.hop_length)):
+        buffer.copy_(stat)
+    history = train_music(model, train, val, args, device, out_dir)
+    train_seconds = history.train_seconds  # the whole run, --resume included
     if not is_main_process():  # torchrun: the other ranks helped train; rank 0 evaluates and writes
         return {}
-    best = out_dir / "checkpoint_best.pt"
-    if best.exists():
-        model.load_state_dict(load_checkpoint(best, map_location=device)["model"])
+    if (out_dir / "checkpoint_best.pt").exists():
+        model.load_state_dict(load_checkpoint(out_dir / "checkpoint_best.pt", map_location=device)["model"])
     model.to(device)
 
     print(f"evaluating on {len(test)} test clips ...")
@@ -795,7 +630,7 @@ def run_music(args) -> dict:
     if rows:
         write_csv(out_dir / "test_clips.csv", rows)
     metrics = gnsdr_summary(rows)
-    metrics.update(music_train_seconds=train_seconds, music_params=count_parameters(model),
+    metrics.update(music_train_seconds=train_seconds, music_params=n_parameters(model),
                    music_epochs=len(history), music_test_clips=len(rows), music_train_clips=len(train),
                    music_test_seconds_total=float(sum(r["seconds"] for r in rows)),
                    music_test_clips_skipped=len(eval_skipped))
@@ -812,17 +647,17 @@ def run_music(args) -> dict:
                               "KL (nats)": ["kl"],
                               "validation NSDR (dB)": ["val_vocals_nsdr_db", "val_accompaniment_nsdr_db"]},
                              title=f"vae_bss music: training{label}")
-    write_metrics(out_dir, metrics, args=args, dataset=data["dataset"], data_source=data["data_source"],
-                  device=device, anchors=MUSIC_ANCHORS)
-    update_combined_metrics(args, "music", metrics, data["dataset"], data["data_source"], device)
+    provenance = dict(args=args, dataset=data["dataset"], data_source=data["data_source"], device=device)
+    write_metrics(out_dir, metrics, anchors=MUSIC_ANCHORS, **provenance)
+    write_combined_metrics(out_dir.parent, "music", metrics, anchors=IMAGE_ANCHORS + MUSIC_ANCHORS, **provenance)
     if not rows:
         print(f"vae_bss music{label}: no test clip could be scored ({len(eval_skipped)} skipped); metrics.json "
               f"records training only -> {out_dir}")
-        return metrics
-    print(f"vae_bss music{label} ({data['dataset']}, {len(rows)} test clips): vocals GNSDR "
-          f"{metrics['vocals_gnsdr_db']:.2f} dB (GSIR {metrics['vocals_gsir_db']:.2f}, GSAR "
-          f"{metrics['vocals_gsar_db']:.2f}), accompaniment GNSDR {metrics['accompaniment_gnsdr_db']:.2f} dB; "
-          f"training {train_seconds:.0f} s -> {out_dir}")
+    else:
+        print(f"vae_bss music{label} ({data['dataset']}, {len(rows)} test clips): vocals GNSDR "
+              f"{metrics['vocals_gnsdr_db']:.2f} dB (GSIR {metrics['vocals_gsir_db']:.2f}, GSAR "
+              f"{metrics['vocals_gsar_db']:.2f}), accompaniment GNSDR {metrics['accompaniment_gnsdr_db']:.2f} dB; "
+              f"training {train_seconds:.0f} s -> {out_dir}")
     return metrics
 
 
@@ -831,12 +666,7 @@ def separate_irmas(model, folder: Path, args, device, out_dir: Path) -> None:
     files = find_audio_files(folder)[:max(0, args.irmas_max)]
     print(f"IRMAS voi: separating {len(files)} excerpt(s) from {folder} (qualitative: no stems, no scores)")
     used: set[str] = set()
-    for path in files:
-        try:
-            mixture, _ = load_audio(path, sample_rate=args.sample_rate, mono=True)
-        except AudioReadError as err:
-            print(f"skipped: {err}")
-            continue
+    for path, mixture, _ in iter_readable(files, sample_rate=args.sample_rate, mono=True):
         if mixture.shape[-1] < patch_samples(args.patch_frames, args.hop_length, args.n_fft):
             print(f"skipped: {path} is shorter than one patch")
             continue

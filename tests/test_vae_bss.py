@@ -66,7 +66,7 @@ def test_image_models_shapes_and_ranges(kind, output):
         assert float(out[key].min()) >= 0 and float(out[key].max()) <= 1
     assert (out["logvar"] is None) == (kind != "vae")
     if kind == "ae":  # same size as the VAE: the fair non-variational baseline
-        assert V.count_parameters(model) == V.count_parameters(V.build_image_model("vae", 16, output))
+        assert V.n_parameters(model) == V.n_parameters(V.build_image_model("vae", 16, output))
     with torch.no_grad():  # eval mode is deterministic (z = mu)
         torch.testing.assert_close(model(x)["a"], out["a"])
 

@@ -55,6 +55,56 @@ def out_dir_for(args: argparse.Namespace, script: str) -> Path:
     return path
 
 
+def part_out_dir(args: argparse.Namespace, script: str, part: str) -> Path:
+    """``<out>/<part>`` of a script with subcommands, created, with ``<out>`` locked (:func:`out_dir_for`).
+
+    Each subcommand writes its own subfolder; :func:`write_combined_metrics` merges their
+    headlines into ``<out>/metrics.json``.
+
+    Raises:
+        UserError: as :func:`out_dir_for`, or the subfolder cannot be created.
+    """
+    out_dir = out_dir_for(args, script) / part
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the output folder {out_dir}: {err.strerror or err}") from None
+    return out_dir
+
+
+def write_combined_metrics(root: str | Path, part: str, metrics: Mapping[str, Any], *, args: argparse.Namespace,
+                           dataset: str, data_source: str, device: torch.device | str | None = None,
+                           anchors: Iterable[Mapping[str, Any]] = ()) -> Path:
+    """Merge subcommand ``part``'s metrics into ``<root>/metrics.json``, which holds every part run so far.
+
+    The file keeps the other parts' metrics and ``<part>_dataset`` / ``<part>_data_source``
+    keys; its ``config`` maps each part to its arguments, its ``dataset`` lists the parts'
+    datasets (parts in alphabetical order), and its ``data_source`` is ``real`` only when every
+    part present used real data. ``anchors`` are kept for the metrics the file holds. A
+    missing or unreadable file starts afresh.
+    """
+    path = Path(root) / "metrics.json"
+    merged: dict = {}
+    if path.exists():
+        try:
+            old = read_json(path)
+            merged = {k: v for k, v in old.items() if k not in
+                      {"dataset", "data_source", "seed", "git_commit", "device", "torch_version"}}
+        except UserError:
+            merged = {}
+    configs = merged.pop("config", {}) if isinstance(merged.get("config"), dict) else {}
+    configs[part] = vars(args)
+    merged.update(metrics)
+    merged[f"{part}_dataset"] = dataset
+    merged[f"{part}_data_source"] = data_source
+    parts = sorted(configs)
+    sources = [merged[f"{p}_data_source"] for p in parts if f"{p}_data_source" in merged]
+    datasets = "; ".join(f"{p}: {merged[p + '_dataset']}" for p in parts if p + "_dataset" in merged)
+    return write_metrics(root, merged, args=configs, dataset=datasets,
+                         data_source="real" if all(s == "real" for s in sources) else "synthetic",
+                         device=device, anchors=[a for a in anchors if a["metric"] in merged])
+
+
 # ------------------------------------------------------------------ output-folder lock
 LOCK_NAME = ".audiolab.lock"
 _HELD_LOCKS: dict[Path, int] = {}

@@ -1,4 +1,4 @@
-"""Figures: spectrograms (Hz / seconds axes, dB colour bar), training curves, confusion matrices.
+"""Figures: spectrograms (Hz / seconds axes, dB colour bar), training curves, confusion matrices, image grids.
 
 Everything renders with matplotlib's non-interactive ``Agg`` backend and is saved as
 PNG with titled, labelled axes.
@@ -119,6 +119,33 @@ def plot_training_curves(history: Sequence[Mapping[str, float]], path: str | Pat
     return save_figure(fig, path)
 
 
+def image_grid_figure(columns: Mapping[str, Sequence], path: str | Path, title: str, n_rows: int = 8,
+                      captions: Mapping[str, Sequence[str]] | None = None, vmin: float = 0.0,
+                      vmax: float = 1.0) -> Path:
+    """PNG grid of grey-scale images: one column per name, one row per example (the first ``n_rows``).
+
+    Args:
+        columns: column title -> images, each ``[H, W]`` or ``[1, H, W]`` (arrays or CPU tensors).
+        captions: column title -> one caption per row, written under that column's images.
+    """
+    captions = captions or {}
+    n = min(n_rows, *(len(imgs) for imgs in columns.values()))
+    fig, axes = plt.subplots(n, len(columns), figsize=(1.45 * len(columns), 1.45 * n + 0.6), squeeze=False)
+    for j, (name, imgs) in enumerate(columns.items()):
+        for i in range(n):
+            ax = axes[i, j]
+            ax.imshow(np.asarray(imgs[i]).reshape(np.shape(imgs[i])[-2:]), cmap="gray", vmin=vmin, vmax=vmax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=8)
+            if name in captions:
+                ax.set_xlabel(captions[name][i], fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def plot_confusion_matrix(matrix: np.ndarray, labels: Sequence[str], path: str | Path,
                           title: str = "Confusion matrix", normalize: bool = True) -> Path:
     """Confusion matrix heat map (rows: true class, columns: predicted), counts annotated."""
@@ -157,6 +184,29 @@ def plot_confusion_grid(matrices: Sequence[np.ndarray], titles: Sequence[str], l
     axes[0, 0].set_ylabel("true")
     fig.suptitle(title)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_grouped_bars(names: Sequence[str], series: Mapping[str, Sequence[float]], path: str | Path, *, ylabel: str,
+                      title: str, hline: tuple[float, str] | None = None, figsize: tuple[float, float] = (9, 3.8),
+                      fontsize: int = 7) -> Path:
+    """One group of bars per name, one bar per series (e.g. a score per source for each run of a study).
+
+    Args:
+        series: legend label -> one value per name.
+        hline: ``(y, label)`` of a dashed reference line (e.g. a target), or None.
+    """
+    pos = np.arange(len(names))
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=figsize)
+    for k, (label, values) in enumerate(series.items()):
+        ax.bar(pos + (k - (len(series) - 1) / 2) * width, values, width, label=label)
+    if hline is not None:
+        ax.axhline(hline[0], color="k", ls="--", lw=1, label=hline[1])
+    ax.set_xticks(pos, names, fontsize=fontsize)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
     return save_figure(fig, path)
 
 

@@ -72,7 +72,7 @@ from audiolab.core.runtime import UserError, is_main_process
 StepFn = Callable[[torch.nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, Mapping[str, float]]"]
 
 __all__ = ["fit", "History", "save_checkpoint", "load_checkpoint", "data_fingerprint", "config_fingerprint",
-           "is_main_process", "world_size", "write_log_csv", "to_device"]
+           "is_main_process", "world_size", "write_log_csv", "to_device", "n_parameters"]
 
 
 # ------------------------------------------------------------------------------- history
@@ -96,6 +96,11 @@ class History(list):
 def write_log_csv(path: str | Path, history: list[Mapping[str, Any]]) -> Path:
     """Write the per-epoch history as CSV (union of keys as columns), atomically."""
     return write_csv(path, history)
+
+
+def n_parameters(model: torch.nn.Module) -> int:
+    """The number of trainable parameters of ``model`` (buffers and frozen parameters not counted)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:

@@ -304,6 +304,13 @@ def fixed_pairs(n_a: int, n_b: int, n_pairs: int, seed: int) -> tuple[torch.Tens
     return pick(n_a), pick(n_b)
 
 
+def fixed_test_mixtures(data: dict, n_pairs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The fixed test set ``(x, a, b)``, ``x = (a + b) / 2``, from :func:`fixed_pairs` of ``data``'s test images."""
+    ia, ib = fixed_pairs(len(data["a_test"]), len(data["b_test"]), n_pairs, seed)
+    a, b = data["a_test"][ia], data["b_test"][ib]
+    return (a + b) / 2, a, b
+
+
 class MixturePairs:
     """Batches ``(x, a, b)`` with ``x = (a + b) / 2``, the pairs re-drawn on every iteration.
 
