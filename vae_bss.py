@@ -79,19 +79,21 @@ MUSIC_ANCHORS = [
 # ============================================================================ settings
 def build_parser() -> argparse.ArgumentParser:
     """The CLI: ``vae_bss.py images ...`` and ``vae_bss.py music ...`` (each with the shared flags)."""
-    top = script_help(argparse.ArgumentParser(description=__doc__))
+    top = script_help(argparse.ArgumentParser(description=__doc__, allow_abbrev=False))
     sub = top.add_subparsers(dest="command", required=True, metavar="{images,music}")
 
     shared = base_parser("", epochs=10)
     add_data_args(shared, ["mnist_fashion", "synthetic"])
-    img = sub.add_parser("images", parents=[shared], add_help=False, help="MNIST + Fashion-MNIST mixtures",
+    img = sub.add_parser("images", parents=[shared], add_help=False, allow_abbrev=False,
+                         help="MNIST + Fashion-MNIST mixtures",
                          description="Separate (MNIST + Fashion-MNIST) / 2 mixtures with a VAE (see the docstring at "
                          "the top of vae_bss.py).", formatter_class=ShortUsageFormatter)
     add_image_args(img)
 
     shared_m = base_parser("", epochs=20)
     add_data_args(shared_m, ["mir1k", "musdb", "synthetic"])
-    mus = sub.add_parser("music", parents=[shared_m], add_help=False, help="singing voice vs accompaniment",
+    mus = sub.add_parser("music", parents=[shared_m], add_help=False, allow_abbrev=False,
+                         help="singing voice vs accompaniment",
                          description="Separate singing voice and accompaniment with a VAE predicting soft masks "
                          "(see the docstring at the top of vae_bss.py).", formatter_class=ShortUsageFormatter)
     add_music_args(mus)

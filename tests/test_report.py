@@ -296,7 +296,7 @@ def test_import_applies_the_policy_unless_omp_num_threads_is_set(env, expected):
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["--epochs", "5"], True), (["--epochs=5"], True), (["--ep", "5"], True),
+    (["--epochs", "5"], True), (["--epochs=5"], True), (["--ep", "5"], False), (["--epochs-extra"], False),
     (["--seed", "1"], False), (["--", "--epochs"], False), (["-e", "5"], False), ([], False),
 ])
 def test_option_given_sees_the_flag_only_on_the_command_line(argv, expected):

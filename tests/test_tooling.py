@@ -96,6 +96,12 @@ def test_quick_sets_sizes_but_keeps_what_the_user_gave():
     assert (args.epochs, args.n_train, args.hidden_size) == (3, 64, 32)
     plain = cli.apply_quick(parser.parse_args([]), sizes, [])
     assert (plain.epochs, plain.n_train) == (10, 1000) and not hasattr(plain, "hidden_size")
+    # a flag that is a prefix of a sized one (--n for --n-train) is another flag, not the sized one
+    parser.add_argument("--n", type=int, default=0)
+    argv = ["--quick", "--n", "3"]
+    assert cli.apply_quick(parser.parse_args(argv), sizes, argv).n_train == 64
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--epo", "3"])          # abbreviations are refused, so argv tells what was given
 
 
 def test_shared_flags_are_declared_once_with_ranges():

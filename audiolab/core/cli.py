@@ -112,7 +112,10 @@ def base_parser(description: str, *, epochs: int | None = None, seed: int = 0) -
             train, or that add it themselves with :func:`add_epochs`).
         seed: default random seed.
     """
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # allow_abbrev=False: a flag is spelt out in full, so ``--study`` can never be read as ``--study-epochs``
+    # and option_given / apply_quick can tell from argv alone which flags the user gave
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--seed", type=int, default=seed, help="random seed (default %(default)s)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="compute device; auto picks cuda, then mps, then cpu (default %(default)s)")
@@ -208,16 +211,17 @@ def add_threads_arg(parser: argparse.ArgumentParser) -> None:
 def option_given(option: str, argv: list[str] | None = None) -> bool:
     """True when ``option`` (e.g. ``"--epochs"``) is on the command line ``argv`` (default ``sys.argv[1:]``).
 
-    Accepts ``--epochs 5``, ``--epochs=5`` and argparse's unambiguous prefixes (``--ep 5``);
-    stops at ``--``. Scripts use it to give a synthetic demo smaller sizes than real data
-    unless the user chose the size.
+    Accepts ``--epochs 5`` and ``--epochs=5``; stops at ``--``. Only the full spelling counts:
+    the scripts' parsers refuse abbreviations (``allow_abbrev=False`` in :func:`base_parser`), so
+    ``--study`` is never taken for ``--study-epochs``. Scripts use it to give a synthetic demo
+    smaller sizes than real data unless the user chose the size, and :func:`apply_quick` to keep
+    the sizes the user gave.
     """
     argv = sys.argv[1:] if argv is None else argv
     for token in argv:
         if token == "--":
             break
-        name = token.split("=", 1)[0]
-        if name.startswith("--") and len(name) > 2 and option.startswith(name):
+        if token.split("=", 1)[0] == option:
             return True
     return False
 
