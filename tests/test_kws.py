@@ -14,7 +14,7 @@ import torchaudio.transforms as T
 
 REPO = Path(__file__).resolve().parent.parent
 import speechcommands_rnn as kws
-from audiolab.core import features as feat
+from audiolab.data import features as feat
 from audiolab.data import keywords as kd
 from audiolab.data import speech_commands
 from audiolab.augment.spectrogram import SpecAugment
