@@ -7,9 +7,9 @@ recursions and the gradient) and decoded greedily. On the trained model's test o
 loss and its gradient are compared with ``torch.nn.functional.ctc_loss``, and one test
 example's Viterbi alignment is drawn.
 
-The loss, alignment and decoding live in ``ctc.py`` (imported by ``q2_compare.py``,
-``q2_multitask.py`` and the benchmarks); this file is the recipe: settings, data, model,
-training (``audiolab.core.train.fit``), evaluation, outputs.
+The loss lives in ``ctc.py``, Viterbi alignment and greedy decoding in ``ctc_decode.py`` (both
+imported by ``q2_compare.py`` and ``q2_multitask.py`` too); this file is the recipe: settings,
+data, model, training (``audiolab.core.train.fit``), evaluation, outputs.
 
 Outputs (outputs/q2_ctc/): metrics.json (train_loss, test_loss, test_cer,
 test_sequence_accuracy, loss_ours, loss_torch, max_abs_loss_diff_vs_torch,
