@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
-from tqdm import tqdm
 
 from audiolab.core.cli import (apply_quick, base_parser, float_range, main_guard, positive_float, positive_int,
                                script_help)
 from audiolab.core.io import save_audio
 from audiolab.core.outputs import out_dir_for, write_metrics
+from audiolab.core.progress import progress
 from audiolab.core.runtime import UserError
 
 PCM_SCALE = 32768.0  # 16-bit full scale: samples are k / 32768 for integer k
@@ -156,7 +156,7 @@ def main(argv=None):
     names = ("source1", "source2", "mixture")
     for name in names:
         params[f"{name}_path"] = [f"{s}/{i:03d}_{name}.wav" for i, s in zip(params["id"], params["split"])]
-    for row, sig in tqdm(zip(params.itertuples(), signals), total=len(params), desc="writing WAVs"):
+    for row, sig in progress(zip(params.itertuples(), signals), "writing WAVs", total=len(params)):
         for name, wav in zip(names, sig):
             save_audio(tmp / getattr(row, f"{name}_path"), wav, args.sample_rate)
     cols = ["id", "split", "f1_hz", "f2_hz", "a1", "a2", "phase1_rad", "phase2_rad", "sample_rate", "n_samples",
