@@ -54,8 +54,8 @@ from audiolab.core import cli
 from audiolab.data.features import Features, default_stft, spec_augment_for
 from audiolab.core.io import save_audio
 from audiolab.core.outputs import format_table, out_dir_for, write_csv, write_metrics
-from audiolab.core.plotting import (plot_confusion_grid, plot_confusion_matrix, plot_training_curves,
-                                     plot_val_test_bars)
+from audiolab.core.plotting import (plot_confusion_grid, plot_confusion_matrix, plot_grouped_bars,
+                                     plot_training_curves)
 from audiolab.core.runtime import UserError, seed_everything, select_device
 from audiolab.core.train import fit, is_main_process, load_checkpoint, n_parameters
 from audiolab.data import keywords as kd
@@ -491,6 +491,14 @@ def train_one(name: str, args: argparse.Namespace, data: kd.KwsData, features: F
 
 
 # =============================================================================== evaluation outputs
+def plot_accuracies(rows: list[dict], key: str, path: Path, title: str) -> Path:
+    """Best-validation and test accuracy side by side for each row (a model or a grid setting)."""
+    return plot_grouped_bars([r[key] for r in rows], {"best validation": [r["best_val_acc"] for r in rows],
+                                                      "test": [r["test_acc"] for r in rows]},
+                             path, ylabel="accuracy (fraction)", title=title, xlabel=key, ylim=(0, 1),
+                             figsize=(max(6.0, 0.8 * len(rows) + 2), 4.2), fontsize=9)
+
+
 def confused_pairs(cm: np.ndarray, labels, top: int = 5) -> list[tuple[str, str, int]]:
     """The ``top`` largest off-diagonal cells of a confusion matrix as ``(true, predicted, count)``."""
     off = cm.copy()
@@ -545,8 +553,7 @@ def comparison_outputs(results: list[dict], data: kd.KwsData, out: Path) -> list
           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     (out / "comparison.md").write_text("\n".join(md) + "\n")
-    plot_val_test_bars([r["model"] for r in rows], [r["best_val_acc"] for r in rows], [r["test_acc"] for r in rows],
-                       out / "comparison.png", f"Model comparison, {tag}")
+    plot_accuracies(rows, "model", out / "comparison.png", f"Model comparison, {tag}")
     return rows
 
 
@@ -601,9 +608,8 @@ def run_experiment(name: str, args: argparse.Namespace, data: kd.KwsData, n_samp
                      "tested_epoch": res["tested_epoch"],  # no checkpoints in a grid: always the final weights
                      "test_acc": round(res["test_accuracy"], 4), "test_macro_f1": round(res["test_macro_f1"], 4)})
     write_csv(out / f"experiment_{name}.csv", rows)
-    plot_val_test_bars([r["setting"] for r in rows], [r["best_val_acc"] for r in rows], [r["test_acc"] for r in rows],
-                       out / f"experiment_{name}.png", f"Experiment '{name}' with {args.experiment_model}, "
-                       f"{args.epochs} epochs: {kd.title_tag(data)}", xlabel="setting")
+    plot_accuracies(rows, "setting", out / f"experiment_{name}.png",
+                    f"Experiment '{name}' with {args.experiment_model}, {args.epochs} epochs: {kd.title_tag(data)}")
     print(format_table(rows))
     best = max(rows, key=lambda r: r["best_val_acc"])
     return {f"experiment_{name}_best_setting": best["setting"],

@@ -188,13 +188,16 @@ def plot_confusion_grid(matrices: Sequence[np.ndarray], titles: Sequence[str], l
 
 
 def plot_grouped_bars(names: Sequence[str], series: Mapping[str, Sequence[float]], path: str | Path, *, ylabel: str,
-                      title: str, hline: tuple[float, str] | None = None, figsize: tuple[float, float] = (9, 3.8),
+                      title: str, xlabel: str | None = None, hline: tuple[float, str] | None = None,
+                      ylim: tuple[float, float] | None = None, figsize: tuple[float, float] = (9, 3.8),
                       fontsize: int = 7) -> Path:
-    """One group of bars per name, one bar per series (e.g. a score per source for each run of a study).
+    """One group of bars per name, one bar per series (a score per source for each run of a study,
+    validation and test accuracy per model, ...).
 
     Args:
         series: legend label -> one value per name.
         hline: ``(y, label)`` of a dashed reference line (e.g. a target), or None.
+        ylim: the y range, e.g. ``(0, 1)`` for accuracies; None lets matplotlib choose.
     """
     pos = np.arange(len(names))
     width = 0.8 / max(1, len(series))
@@ -203,26 +206,16 @@ def plot_grouped_bars(names: Sequence[str], series: Mapping[str, Sequence[float]
         ax.bar(pos + (k - (len(series) - 1) / 2) * width, values, width, label=label)
     if hline is not None:
         ax.axhline(hline[0], color="k", ls="--", lw=1, label=hline[1])
-    ax.set_xticks(pos, names, fontsize=fontsize)
+    long_names = max(map(len, names), default=0) > 8
+    ax.set_xticks(pos, names, fontsize=fontsize, rotation=40 if long_names else 0,
+                  ha="right" if long_names else "center")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    if xlabel:
+        ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    return save_figure(fig, path)
-
-
-def plot_val_test_bars(names: Sequence[str], val: Sequence[float], test: Sequence[float], path: str | Path,
-                       title: str, xlabel: str = "model") -> Path:
-    """Best-validation and test accuracy (fractions, 0 to 1) side by side for each named run."""
-    x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(names) + 2), 4.2))
-    ax.bar(x - 0.2, val, 0.4, label="best validation")
-    ax.bar(x + 0.2, test, 0.4, label="test")
-    ax.set_xticks(x, names, rotation=40 if max(map(len, names), default=0) > 8 else 0, ha="right")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy (fraction)")
-    ax.set_xlabel(xlabel)
-    ax.set_title(title)
-    ax.legend(loc="lower right")
     fig.tight_layout()
     return save_figure(fig, path)
 
