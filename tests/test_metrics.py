@@ -1,5 +1,6 @@
 """audiolab.core.metrics against torchmetrics (the reference implementation) and their defining properties."""
 
+import numpy as np
 import pytest
 import torch
 from torchmetrics.functional.audio import scale_invariant_signal_noise_ratio, signal_noise_ratio
@@ -64,3 +65,11 @@ def test_si_snri_and_helpers(pair):
     img = torch.rand(2, 1, 8, 8, dtype=torch.float64)
     expected = 10 * torch.log10(1 / ((img - img * 0.9) ** 2).reshape(2, -1).mean(1))
     torch.testing.assert_close(psnr(img * 0.9, img), expected)
+
+
+def test_mean_finite_is_float64_and_skips_missing_scores():
+    """Python floats are averaged in float64 (no float32 round trip), None counts as missing."""
+    values = [0.1, None, 1e-9 + 0.2, float("nan")]
+    assert mean_finite(values) == float(np.mean([0.1, 1e-9 + 0.2]))
+    assert mean_finite(torch.tensor([[1.0, float("inf")], [3.0, 5.0]], dtype=torch.float64)) == 3.0
+    assert np.isnan(mean_finite([None, float("nan")]))

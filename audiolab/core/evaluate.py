@@ -28,7 +28,7 @@ import torch
 from audiolab.core.progress import progress
 
 from audiolab.core.io import save_audio
-from audiolab.core.metrics import si_snr, snr
+from audiolab.core.metrics import mean_finite, si_snr, snr
 
 SAMPLE_RATE = 16000  # Hz; PESQ wide-band needs 16 kHz
 METRICS = ("snr_db", "snr_improvement_db", "si_snr_db", "si_snr_improvement_db", "pesq", "stoi")
@@ -116,9 +116,9 @@ def score(estimate: np.ndarray, clean: np.ndarray, noisy: np.ndarray, with_perce
 
 
 def mean_defined(values) -> float | None:
-    """Mean of the values that are neither ``None`` nor NaN/inf; ``None`` if there are none."""
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(vals)) if vals else None
+    """:func:`audiolab.core.metrics.mean_finite`, with ``None`` (an empty CSV cell) when no value is defined."""
+    mean = mean_finite(values)
+    return mean if math.isfinite(mean) else None
 
 
 def peak_safe(wav: np.ndarray) -> np.ndarray:

@@ -121,8 +121,16 @@ def finite_or_none(value: float) -> float | None:
 
 
 def mean_finite(values) -> float:
-    """Mean over the finite entries of ``values`` (NaN if none are finite)."""
-    arr = np.asarray(torch.as_tensor(values).detach().cpu().numpy(), dtype=np.float64).ravel()
+    """Mean, in float64, over the finite entries of ``values`` (NaN if none are finite).
+
+    ``values``: a tensor or array of any shape, or an iterable of numbers in which ``None``
+    counts as missing (a score that could not be computed).
+    """
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    elif not isinstance(values, np.ndarray):
+        values = [np.nan if v is None else float(v) for v in values]
+    arr = np.asarray(values, dtype=np.float64).ravel()
     arr = arr[np.isfinite(arr)]
     return float(arr.mean()) if arr.size else float("nan")
 
