@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 
 # differ between two identical runs: when and where a run happened, not what it computed
-PROVENANCE = ("git_commit", "config.out_dir", "config.threads")
+# (every config.*.out_dir is skipped by is_provenance as well)
+PROVENANCE = ("git_commit", "config.threads")
 # wall-clock measurements: train_seconds_lstm, eval_seconds, total_seconds, ours_fwd_ms, fwd_bwd_time_ratio, ...
 TIMING = re.compile(r"(train|eval|total|cpu)_seconds|_ms$|time_ratio")
 

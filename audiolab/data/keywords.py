@@ -472,7 +472,6 @@ class PadCollate:
         return out, torch.tensor(labels, dtype=torch.long), lengths, torch.tensor(indices, dtype=torch.long)
 
 
-
 def make_loaders(data: KwsData, n_samples: int, noises: Sequence[np.ndarray] = (), *, batch_size: int = 64,
                  augment: Sequence[str] = (), speed_perturb: float = 0.15, snr_db: tuple[float, float] = (5.0, 25.0),
                  seed: int = 0) -> dict[str, torch.utils.data.DataLoader]:
@@ -489,16 +488,12 @@ def make_loaders(data: KwsData, n_samples: int, noises: Sequence[np.ndarray] = (
         wave_aug = WaveAugment(shift_s=0.1 if "shift" in aug else 0.0,
                                speeds=speed_factors(speed_perturb) if "speed" in aug else (),
                                noise_prob=0.6 if "noise" in aug else 0.0, snr_db=tuple(snr_db))
-    gen = torch.Generator().manual_seed(seed)
-    loaders = {}
-    for split in SPLITS:
-        train = split == "train"
-        ds = KwsDataset(data.split(split), data.labels, data.sample_rate, augment=wave_aug if train else None,
-                        noises=noises, seed=seed)
-        loaders[split] = torch.utils.data.DataLoader(
-            ds, batch_size=batch_size if train else 128, shuffle=train, generator=gen if train else None,
-            collate_fn=PadCollate(n_samples, random_crop=train, seed=seed))
-    return loaders
+    train = KwsDataset(data.split("train"), data.labels, data.sample_rate, augment=wave_aug, noises=noises, seed=seed)
+    return {"train": torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True,
+                                                 generator=torch.Generator().manual_seed(seed),
+                                                 collate_fn=PadCollate(n_samples, random_crop=True, seed=seed)),
+            **{split: plain_loader(data.split(split), data.labels, data.sample_rate, n_samples)
+               for split in ("val", "test")}}
 
 
 def plain_loader(clips: Sequence[Clip], labels: Sequence[str], sample_rate: int, n_samples: int,
