@@ -118,7 +118,8 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-test-utterances", type=int_range(0), default=0,
                    help="use at most this many test utterances (0: all)")
     g = parser.add_argument_group("features and training")
-    cli.add_stft_args(g, n_fft=N_FFT, hop_length=HOP_LENGTH)
+    cli.add_stft_args(g, n_fft=N_FFT, hop_length=HOP_LENGTH, min_n_fft=256,
+                      n_fft_help="STFT size in samples, at least 256 (the CNNs' unpadded layers need >= 129 bins)")
     g.add_argument("--output", choices=["mask", "magnitude"], default="mask",
                    help="the network predicts a mask in [0,1] applied to the noisy magnitude (sigmoid last layer) "
                         "or the clean log1p magnitude directly (ReLU last layer) (default %(default)s)")
@@ -181,8 +182,6 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError("--val-fraction must be in [0, 0.9)")
     if any(not 0.5 <= f <= 2.0 for f in args.speed_perturb):
         raise UserError(f"--speed-perturb factors must be between 0.5 and 2, got {args.speed_perturb}")
-    if args.n_fft < 256:
-        raise UserError(f"--n-fft must be at least 256 (the CNNs' unpadded layers need >= 129 bins), got {args.n_fft}")
     if args.hop_length > args.n_fft:
         raise UserError(f"--hop-length ({args.hop_length}) must not exceed --n-fft ({args.n_fft})")
 

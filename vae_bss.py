@@ -135,7 +135,7 @@ def add_image_args(img: argparse.ArgumentParser) -> None:
 def add_music_args(mus: argparse.ArgumentParser) -> None:
     """The flags of ``vae_bss.py music``."""
     mus.add_argument("--sample-rate", type=int_range(1000, 384000), default=16000, help="Hz (default %(default)s)")
-    add_stft_args(mus, n_fft=1024, hop_length=256, n_fft_help="STFT size in samples, at least 16")
+    add_stft_args(mus, n_fft=1024, hop_length=256, n_fft_help="STFT size in samples, at least 16", min_n_fft=16)
     mus.add_argument("--patch-frames", type=int_range(1, 1024), default=8,
                      help="STFT frames per VAE input patch (default %(default)s)")
     mus.add_argument("--hidden", type=int_range(1, 16384), default=512, help="MLP width (default %(default)s)")
@@ -596,8 +596,6 @@ def run_music(args) -> dict:
     """``vae_bss.py music``: data, model, training, evaluation on the test clips, outputs; returns the metrics."""
     device = select_device(args.device)
     seed_everything(args.seed)
-    if args.n_fft < 16:
-        raise UserError(f"--n-fft {args.n_fft} is too small for the music model: use at least 16 samples")
     if args.hop_length > args.n_fft:
         raise UserError(f"--hop-length {args.hop_length} is larger than --n-fft {args.n_fft}: samples between "
                         f"frames would be skipped; use --hop-length <= {args.n_fft}")

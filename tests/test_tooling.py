@@ -113,6 +113,11 @@ def test_shared_flags_are_declared_once_with_ranges():
     for bad in (["--lr", "0"], ["--lr", "nan"], ["--batch-size", "0"], ["--n-fft", "1"], ["--hop-length", "-1"]):
         with pytest.raises(SystemExit):
             parser.parse_args(bad)
+    model_bound = cli.base_parser("demo")
+    cli.add_stft_args(model_bound, n_fft=1024, hop_length=256, min_n_fft=256)
+    assert model_bound.parse_args(["--n-fft", "256"]).n_fft == 256
+    with pytest.raises(SystemExit):
+        model_bound.parse_args(["--n-fft", "255"])
 
 
 def test_progress_gives_the_same_batches_on_a_terminal_and_in_a_log(monkeypatch):

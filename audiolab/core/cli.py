@@ -158,15 +158,16 @@ def add_training_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
 
 def add_stft_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, n_fft: int | None,
                   hop_length: int | None, n_fft_help: str = "STFT size in samples",
-                  hop_help: str = "STFT hop in samples") -> None:
-    """Add ``--n-fft`` (2 to 65536 samples) and ``--hop-length`` (>= 1 sample).
+                  hop_help: str = "STFT hop in samples", min_n_fft: int = 2) -> None:
+    """Add ``--n-fft`` (``min_n_fft`` to 65536 samples) and ``--hop-length`` (>= 1 sample).
 
     ``None`` defaults mean the script derives them after parsing (e.g. from the sample rate);
-    its help text should then say how. Checks that involve other flags (hop <= n_fft, a
-    minimum the model needs) stay in the script.
+    its help text should then say how. ``min_n_fft`` is the smallest size the script's model
+    can take (its help should say why). Checks that involve other flags (hop <= n_fft, n_fft
+    against the clips' length) stay in the script.
     """
     default = " (default %(default)s)"
-    parser.add_argument("--n-fft", type=int_range(2, 65536), default=n_fft,
+    parser.add_argument("--n-fft", type=int_range(min_n_fft, 65536), default=n_fft,
                         help=n_fft_help + (default if n_fft is not None else ""))
     parser.add_argument("--hop-length", type=positive_int, default=hop_length,
                         help=hop_help + (default if hop_length is not None else ""))
