@@ -2,7 +2,7 @@
 
 The two scripts differ only in their network (a 1-D CNN on one STFT frame, a 2-D CNN
 on 20 consecutive frames) and its training settings; what they share is here, once, down
-to the scripts' common main body (``script_parser``, ``QUICK_SIZES``, ``run``). The generic
+to the scripts' common main body (``script_parser``, ``QUICK``, ``run``). The generic
 parts live in the library:
 
 Data (``prepare_data``; ``audiolab/data/speech.py``), three modes:
@@ -133,7 +133,7 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pesq-max", type=int_range(0), default=0,
                    help="score PESQ and STOI on at most this many signals per set and input SNR "
                         "(0: all; PESQ costs ~40 ms per 2.5 s signal)")
-    # sizes without a flag of their own (QUICK_SIZES shrinks them for --quick): the synthetic default's
+    # sizes without a flag of their own (QUICK shrinks them for --quick): the synthetic default's
     # utterances (train, test) and noise seconds (train, test); the TSP data's training utterances kept
     # and test utterances used (None: all, or --max-test-utterances)
     parser.set_defaults(synthetic_utterances=(40, 12), synthetic_noise_seconds=(20.0, 10.0),
@@ -154,7 +154,7 @@ def script_parser(doc: str, *, epochs: int, layers: str) -> argparse.ArgumentPar
 # utterance; the synthetic default renders 8 training and 2 test utterances with 3 s / 2 s of noise; the
 # TSP data keep 6 training utterances and at most 4 test utterances (fewer if --max-test-utterances says
 # so). Folder and file modes keep their data.
-QUICK_SIZES = {"epochs": 1, "mixes_per_utterance": 2, "synthetic_utterances": (8, 2),
+QUICK = {"epochs": 1, "mixes_per_utterance": 2, "synthetic_utterances": (8, 2),
                "synthetic_noise_seconds": (3.0, 2.0), "tsp_train_utterances": 6,
                "tsp_test_utterances": lambda args: args.max_test_utterances or 4}
 
@@ -162,7 +162,7 @@ QUICK_SIZES = {"epochs": 1, "mixes_per_utterance": 2, "synthetic_utterances": (8
 def parse_args(doc: str, argv: list[str] | None, *, epochs: int, layers: str) -> argparse.Namespace:
     """Parse the command line of ``hw_cnn1d.py`` / ``hw_cnn2d.py`` (:func:`script_parser`), ``--quick`` applied."""
     parser = script_parser(doc, epochs=epochs, layers=layers)
-    return cli.apply_quick(parser.parse_args(argv), QUICK_SIZES, argv)
+    return cli.apply_quick(parser.parse_args(argv), QUICK, argv)
 
 
 def check_args(args: argparse.Namespace) -> None:
