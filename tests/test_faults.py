@@ -615,3 +615,123 @@ def test_hw_cnn_n_fft_longer_than_every_clip_names_the_flag(script, tmp_path, ca
     rc, _, err = run_main(script, ["--quick", "--clean-dir", clean, "--noise-dir", noise, "--n-fft", "32768",
                                    "--hop-length", "8192", "--out-dir", out], capsys)
     assert_exit2(rc, err, "--n-fft 32768", "16000 samples", out_dir=out)
+
+
+# ============================================ rules (issue 28): one test per rule, docs/ARCHITECTURE.md "Rules"
+def test_rule_a_script_replaces_only_folders_it_owns(q1_data, tmp_path, capsys):
+    """outputs.check_owner: user folders, another script's results, files, links and a held staging folder."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.txt").write_text("mine")
+    gen = ["--quick", "--n-examples", "10", "--n-samples", "2000"]
+    rc, _, err = run_main("q1_generate", gen + ["--data-dir", notes, "--out-dir", tmp_path / "g"], capsys)
+    assert_exit2(rc, err, str(notes), "thesis.txt")
+    assert (notes / "thesis.txt").read_text() == "mine" and not (tmp_path / "notes.partial").exists()
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "link").symlink_to(q1_data)
+    for bad, needle in ((tmp_path / "file", "is a file"), (tmp_path / "link", "symbolic link")):
+        rc, _, err = run_main("q1_generate", gen + ["--data-dir", bad, "--out-dir", tmp_path / "g"], capsys)
+        assert_exit2(rc, err, str(bad), needle)
+        assert not bad.with_name(bad.name + ".partial").exists()
+    # --out-dir holding another script's results (q1_generate's) is never overwritten
+    lstm_out = tmp_path / "gen_out"
+    assert run_main("q1_generate", gen + ["--data-dir", tmp_path / "d", "--out-dir", lstm_out], capsys)[0] == 0
+    before = (lstm_out / "metrics.json").read_bytes()
+    rc, _, err = run_main("q1_plot", ["--data-dir", q1_data, "--out-dir", lstm_out], capsys)
+    assert_exit2(rc, err, "q1_generate")
+    assert (lstm_out / "metrics.json").read_bytes() == before
+    # its own folder is replaced again; a data folder is not an output folder
+    assert run_main("q1_generate", gen + ["--data-dir", tmp_path / "d", "--out-dir", lstm_out], capsys)[0] == 0
+    rc, _, err = run_main("q1_generate", gen + ["--data-dir", tmp_path / "d2", "--out-dir", tmp_path / "d"], capsys)
+    assert_exit2(rc, err, "q1_generate data")
+    # a second q1_generate into the same folder while one is writing: the staging folder is locked
+    staging = tmp_path / "d.partial"
+    staging.mkdir()
+    holder = _hold_lock(staging, raw=False)
+    try:
+        rc, _, err = run_main("q1_generate", gen + ["--data-dir", tmp_path / "d", "--out-dir", lstm_out], capsys)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert_exit2(rc, err, "another run", str(staging))
+    assert (tmp_path / "d" / "info.csv").exists()
+
+
+def test_rule_a_full_disk_during_a_checkpoint_is_one_error_and_keeps_the_previous(tmp_path, monkeypatch):
+    """checkpoint.save_checkpoint: ENOSPC / EFBIG / torch's inline_container error -> UserError, old file intact."""
+    import errno as errno_mod
+
+    from audiolab.core import checkpoint
+    path = checkpoint.save_checkpoint(tmp_path / "checkpoint.pt", {"epoch": 1})
+    failures = [OSError(errno_mod.ENOSPC, "No space left on device"), OSError(errno_mod.EFBIG, "File too large"),
+                RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")]
+    for failure in failures:
+        def full(*_a, _f=failure, **_k):
+            raise _f
+        monkeypatch.setattr(checkpoint.torch, "save", full)
+        with pytest.raises(UserError, match="--resume") as info:
+            checkpoint.save_checkpoint(path, {"epoch": 2})
+        assert "intact" in str(info.value)
+        assert torch.load(path, weights_only=False)["epoch"] == 1
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+    monkeypatch.setattr(checkpoint.torch, "save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
+    with pytest.raises(RuntimeError, match="bug"):  # other errors are not disguised as a full disk
+        checkpoint.save_checkpoint(path, {"epoch": 2})
+
+
+def _tiny_fit(tmp_path, epochs, resume=False, extend_to=None):
+    from audiolab.core.train import fit
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    loader = [(torch.ones(4, 2), torch.zeros(4, 1))]
+    config = {"epochs": epochs, "resume": resume, "extend_to": extend_to, "lr": 0.1}
+    return fit(model, optimizer, loader, lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1]), epochs,
+               checkpoint_path=tmp_path / "ck.pt", resume=resume, scheduler=scheduler, config=config,
+               progress=False)
+
+
+def test_rule_resume_is_exact_or_refused_and_an_extension_is_recorded(tmp_path, capsys):
+    """checkpoint.resume_schedule (called by train.fit): other --epochs refused; --extend-to recorded."""
+    from audiolab.core.outputs import read_json, write_metrics
+    _tiny_fit(tmp_path, 2)
+    for epochs in (3, 1):
+        with pytest.raises(UserError, match=r"2-epoch run.*--epochs 2"):
+            _tiny_fit(tmp_path, epochs, resume=True)
+    assert len(_tiny_fit(tmp_path, 2, resume=True)) == 2          # same schedule: exact (nothing left to do)
+    with pytest.raises(UserError, match="does not go beyond"):
+        _tiny_fit(tmp_path, 2, extend_to=2)
+    out_dir_for(argparse.Namespace(out_dir=tmp_path / "out", device=None), "tiny")
+    history = _tiny_fit(tmp_path, 2, extend_to=4)
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4] and history.schedule["extended_from_epochs"] == 2
+    write_metrics(tmp_path / "out", {}, args={}, dataset="x", data_source="synthetic")
+    assert read_json(tmp_path / "out" / "metrics.json")["training_schedule"] == {
+        "train": {"epochs": 4, "extended_from_epochs": 2}}
+    assert len(_tiny_fit(tmp_path, 4, resume=True)) == 4           # the extended run resumes as a 4-epoch one
+    release_out_dir_locks()
+
+
+@pytest.mark.parametrize("content", ["[" * 100000, "x" * 17 * 2**20, "/dev/zero"])
+def test_rule_reports_show_a_bad_metrics_file_as_broken(content, tmp_path):
+    """report.summary.read_json_checked: size cap, RecursionError, non-regular files -> 'broken'."""
+    from audiolab.report.html import build_report
+    from audiolab.report.summary import summary_rows
+    folder = tmp_path / "q2_ctc"
+    folder.mkdir()
+    if content == "/dev/zero":
+        (folder / "metrics.json").symlink_to("/dev/zero")
+    else:
+        (folder / "metrics.json").write_text(content)
+    rows = [r for r in summary_rows(tmp_path) if r["folder"] == "q2_ctc"]
+    assert rows and all(r["status"].startswith("broken") for r in rows), rows
+    assert "is broken" in build_report(tmp_path).read_text() or "broken" in build_report(tmp_path).read_text()
+
+
+def test_rule_timing_a_missing_command_is_a_sentence(tmp_path, monkeypatch, capsys):
+    """report.summary.time_step: a command that cannot start -> 'error: cannot run', exit 2."""
+    from audiolab.report import summary
+    monkeypatch.setenv("AUDIOLAB_OUTPUTS", str(tmp_path))
+    assert summary.main(["time", "x", "--", str(tmp_path / "missing" / "command")]) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot run" in err and "Traceback" not in err

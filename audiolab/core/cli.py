@@ -144,7 +144,7 @@ def add_epochs(parser: argparse.ArgumentParser, default: int | None, help: str =
 def add_training_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, lr: float, batch_size: int,
                       lr_help: str = "Adam learning rate", batch_help: str = "examples per batch",
                       resume_help: str = "continue training from the checkpoint in --out-dir") -> None:
-    """Add ``--lr`` (a number in (0, 10]), ``--batch-size`` (>= 1) and ``--resume`` to ``parser`` or a group of it.
+    """Add ``--lr`` (a number in (0, 10]), ``--batch-size`` (>= 1), ``--resume`` and ``--extend-to`` to ``parser``.
 
     The help texts say what the script's learning rate, batch and checkpoint are; the defaults
     are appended to them.
@@ -153,7 +153,10 @@ def add_training_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
                         help=f"{lr_help} (default %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=batch_size,
                         help=f"{batch_help} (default %(default)s)")
-    parser.add_argument("--resume", action="store_true", help=resume_help)
+    parser.add_argument("--resume", action="store_true", help=resume_help + " (with the same --epochs)")
+    parser.add_argument("--extend-to", type=positive_int, default=None, metavar="N",
+                        help="continue a finished run from its checkpoint to N epochs in all; the learning-rate "
+                             "schedule is then not an N-epoch run's, and metrics.json says so")
 
 
 def add_stft_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, n_fft: int | None,

@@ -63,8 +63,8 @@ from audiolab.core.distributed import (DistContext, broadcast, count_ranks, dist
                                        sync_gradients, world_size, zero_loss)
 from audiolab.core.checkpoint import (capture_random_state, config_fingerprint, data_fingerprint, find_generators,
                                       fingerprint_mismatch, load_checkpoint, restore_random_state, save_checkpoint,
-                                      set_global_rng_state)
-from audiolab.core.outputs import write_csv
+                                      resume_schedule, set_global_rng_state)
+from audiolab.core.outputs import note_schedule, write_csv
 from audiolab.core.progress import progress as progress_bar
 from audiolab.core.progress import write as write_line
 from audiolab.core.runtime import UserError, is_main_process
@@ -85,12 +85,14 @@ class History(list):
         train_cpu_seconds: process CPU seconds of the same, summed over all ranks.
         world_size: processes that trained together (1 without torchrun).
         backend: ``"gloo"`` / ``"nccl"`` under torchrun, else ``None``.
+        schedule: ``{"epochs", "extended_from_epochs"}`` (:func:`resume_schedule`), saved in the checkpoint.
     """
 
     train_seconds: float = 0.0
     train_cpu_seconds: float = 0.0
     world_size: int = 1
     backend: str | None = None
+    schedule: dict | None = None
 
 
 def write_log_csv(path: str | Path, history: list[Mapping[str, Any]]) -> Path:
@@ -204,7 +206,7 @@ def _load_for_resume(checkpoint_path: str | Path | None, fingerprint: Mapping[st
 
 
 def _resume(run: _Run, checkpoint_path: str | Path | None, fingerprint: Mapping[str, Any], history: History,
-            epochs: int) -> tuple[int, Any]:
+            epochs: int, extend_to: int | None = None) -> tuple[int, Any]:
     """Continue from ``checkpoint_path``: check it was written by a run with this fingerprint, then load
     the model, optimizer, scheduler and GradScaler state, the history and its times, and this rank's
     random state (:func:`restore_random_state`).
@@ -217,6 +219,7 @@ def _resume(run: _Run, checkpoint_path: str | Path | None, fingerprint: Mapping[
             checkpoint saved for another model shape.
     """
     state = _load_for_resume(checkpoint_path, fingerprint, run.ctx)
+    history.schedule = resume_schedule(state, epochs, extend_to, checkpoint_path)
     try:
         run.model.load_state_dict(state["model"])
     except RuntimeError as err:  # missing/unexpected keys or other shapes: saved with other settings
@@ -394,6 +397,7 @@ def _checkpoint_state(run: _Run, epoch: int, history: History, random_state: lis
             "epoch": epoch, "history": list(history), "rng": random_state[0]["rng"],
             "random_state": random_state, "config": dict(config or {}), "fingerprint": fingerprint,
             "best_value": best_value, "world_size": run.world, "backend": history.backend,
+            "schedule": history.schedule,
             "train_seconds": history.train_seconds, "train_cpu_seconds": history.train_cpu_seconds}
 
 
@@ -432,7 +436,9 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
             ``device`` first unless ``move_batch`` is False. A loss that does not require grad
             (no term applied to the batch) skips the batch: no update, not counted. Under
             torchrun ``model`` is a stand-in whose call runs ``DistributedDataParallel``.
-        epochs: total number of epochs (a resumed run trains the remaining ones).
+        epochs: total number of epochs (a resumed run trains the remaining ones; it must be the
+            checkpoint's, :func:`resume_schedule`). ``config["extend_to"]`` (``--extend-to``)
+            resumes a finished run and trains it on to that many epochs, recorded in metrics.json.
         eval_fn: per-epoch evaluation, called under ``torch.no_grad()`` in eval mode (on rank 0
             only under torchrun; its metrics are sent to the other ranks).
         checkpoint_path: where ``{model, optimizer, scheduler, scaler, epoch, history, random
@@ -453,8 +459,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
 
     Raises:
         UserError: ``resume`` without a readable checkpoint, with one saved for another model
-            shape, with other settings / data / number of processes (the message names what
-            differs), a non-finite loss, or a batch iterable torchrun cannot split.
+            shape, with other settings / data / number of processes / epochs (the message names
+            what differs), a non-finite loss, or a batch iterable torchrun cannot split.
     """
     t_start, cpu_start = time.perf_counter(), time.process_time()
     run = _set_up(model, optimizer, scheduler, train_loader, step_fn, device=device, config=config, amp=amp,
@@ -465,8 +471,14 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
     history.world_size, history.backend = run.world, (run.ctx.backend if run.ctx else None)
     history.train_seconds, history.train_cpu_seconds = 0.0, 0.0
     start_epoch, best_value = 1, None
+    extend_to = (config or {}).get("extend_to")
+    if extend_to is not None:  # --extend-to N: continue a finished run to N epochs (resume_schedule)
+        resume, epochs = True, int(extend_to)
+    history.schedule = {"epochs": epochs, "extended_from_epochs": None}
     if resume:
-        start_epoch, best_value = _resume(run, checkpoint_path, fingerprint, history, epochs)
+        start_epoch, best_value = _resume(run, checkpoint_path, fingerprint, history, epochs, extend_to)
+    if history.schedule["extended_from_epochs"] is not None:
+        note_schedule(desc, history.schedule)  # metrics.json says this is not a plain run of `epochs` epochs
     prev_seconds, prev_cpu = history.train_seconds, history.train_cpu_seconds
 
     for epoch in range(start_epoch, epochs + 1):
