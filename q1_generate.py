@@ -36,7 +36,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from audiolab.core.cli import (apply_quick, base_parser, float_range, main_guard, positive_float, positive_int,
-                               script_help)
+                               sample_rate_hz, script_help)
 from audiolab.core.io import save_audio
 from audiolab.core.outputs import check_owner, out_dir_for, replace_folder, write_metrics
 from audiolab.core.progress import progress
@@ -53,7 +53,7 @@ def build_parser():
     p.add_argument("--data-dir", type=Path, default=Path("data/q1"), help="output folder (default %(default)s)")
     p.add_argument("--n-examples", type=positive_int, default=100, help="number of examples (default %(default)s)")
     p.add_argument("--n-samples", type=positive_int, default=10000, help="samples per signal, T (default %(default)s)")
-    p.add_argument("--sample-rate", type=positive_int, default=32000, help="sample rate in Hz (default %(default)s)")
+    p.add_argument("--sample-rate", type=sample_rate_hz, default=32000, help="sample rate in Hz (default %(default)s)")
     p.add_argument("--boundary-hz", type=positive_float, default=8000.0,
                    help="source1 below, source2 above this frequency (default %(default)s)")
     p.add_argument("--guard-hz", type=float_range(0), default=500.0,

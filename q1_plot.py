@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audiolab.core.cli import add_stft_args, base_parser, main_guard, script_help
+from audiolab.core.cli import add_stft_args, base_parser, int_range, main_guard, positive_float, script_help
 from audiolab.core.dsp import check_stft_fits, frequencies_hz, stft
 from audiolab.core.io import AudioReadError, load_audio
 from audiolab.core.plotting import spectrogram_figure
@@ -34,9 +34,10 @@ def build_parser():
     p = script_help(base_parser(__doc__, epochs=None))
     p.add_argument("--data-dir", type=Path, default=Path("data/q1"),
                    help="folder written by q1_generate.py (default %(default)s)")
-    p.add_argument("--id", type=int, default=None, help="example id to plot (default: the first test example)")
+    p.add_argument("--id", type=int_range(0), default=None, help="example id to plot (default: the first test example)")
     add_stft_args(p, n_fft=512, hop_length=128)
-    p.add_argument("--boundary-hz", type=float, default=8000.0, help="line drawn at this frequency (default %(default)s)")
+    p.add_argument("--boundary-hz", type=positive_float, default=8000.0,
+                   help="line drawn at this frequency (default %(default)s)")
     return p
 
 

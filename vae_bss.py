@@ -43,7 +43,8 @@ import torch.nn.functional as F
 
 from audiolab.core import dsp
 from audiolab.core.cli import (ShortUsageFormatter, add_data_args, add_stft_args, add_training_args, apply_quick,
-                               base_parser, float_range, int_range, main_guard, positive_int, script_help)
+                               base_parser, float_range, int_range, main_guard, positive_int, sample_rate_hz,
+                               script_help)
 from audiolab.core.io import find_audio_files, iter_readable, save_audio, unique_name
 from audiolab.core.metrics import bss_scores, gnsdr_summary, length_weighted, psnr, ssim
 from audiolab.core.outputs import format_table, part_out_dir, write_combined_metrics, write_csv, write_metrics
@@ -134,7 +135,7 @@ def add_image_args(img: argparse.ArgumentParser) -> None:
 
 def add_music_args(mus: argparse.ArgumentParser) -> None:
     """The flags of ``vae_bss.py music``."""
-    mus.add_argument("--sample-rate", type=int_range(1000, 384000), default=16000, help="Hz (default %(default)s)")
+    mus.add_argument("--sample-rate", type=sample_rate_hz, default=16000, help="Hz (default %(default)s)")
     add_stft_args(mus, n_fft=1024, hop_length=256, n_fft_help="STFT size in samples, at least 16", min_n_fft=16)
     mus.add_argument("--patch-frames", type=int_range(1, 1024), default=8,
                      help="STFT frames per VAE input patch (default %(default)s)")

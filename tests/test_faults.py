@@ -735,3 +735,38 @@ def test_rule_timing_a_missing_command_is_a_sentence(tmp_path, monkeypatch, caps
     assert summary.main(["time", "x", "--", str(tmp_path / "missing" / "command")]) == 2
     err = capsys.readouterr().err
     assert "error: cannot run" in err and "Traceback" not in err
+
+
+def _parsers(parser: argparse.ArgumentParser, prefix: str = ""):
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, f"{prefix}{name} ")
+
+
+def _all_parsers():
+    for name in ("q1_generate", "q1_plot", "q1_train_lstm", "q2_ctc", "q2_compare", "q2_multitask", "vae_bss",
+                 "speechcommands_rnn"):
+        module = SCRIPTS.get(name) or load_script(name)
+        yield from ((f"{name} {p}", q) for p, q in _parsers(module.build_parser()))
+    yield "hw_cnn1d/2d ", load_script("hw_denoise").script_parser("", epochs=1, layers="x")
+
+
+def test_rule_every_numeric_flag_has_a_range():
+    """cli.int_range / float_range / positive_* / sample_rate_hz / trim_db: no plain int or float flag anywhere."""
+    from audiolab.core.cli import positive_float, positive_int
+    plain = []
+    for where, parser in _all_parsers():
+        for action in parser._actions:
+            kind = action.type
+            if kind is None or kind in (str, Path) or action.choices is not None:
+                continue
+            bounds = getattr(kind, "bounds", None)
+            if kind not in (positive_int, positive_float) and bounds is None:
+                plain.append(f"{where}{action.option_strings[0]} ({getattr(kind, '__name__', kind)})")
+            if action.dest == "sample_rate":
+                assert bounds is not None and bounds[0] >= 8000, f"{where}--sample-rate accepts {bounds}"
+            if action.dest == "trim_db":
+                assert bounds == (0, 120), f"{where}--trim-db accepts {bounds}"
+    assert not plain, plain

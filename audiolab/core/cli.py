@@ -116,7 +116,7 @@ def base_parser(description: str, *, epochs: int | None = None, seed: int = 0) -
     # and option_given / apply_quick can tell from argv alone which flags the user gave
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
-    parser.add_argument("--seed", type=int, default=seed, help="random seed (default %(default)s)")
+    parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=seed, help="random seed (default %(default)s)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="compute device; auto picks cuda, then mps, then cpu (default %(default)s)")
     if epochs is not None:
@@ -279,6 +279,7 @@ def float_range(lo: float | None = None, hi: float | None = None, *, lo_open: bo
             raise argparse.ArgumentTypeError(f"must be in {_range_text(lo, hi, lo_open, hi_open)}, got {text}")
         return value
     parse.__name__ = "float_range"
+    parse.bounds = (lo, hi)  # read by the test that every numeric flag has a range
     return parse
 
 
@@ -293,7 +294,15 @@ def int_range(lo: int | None = None, hi: int | None = None):
             raise argparse.ArgumentTypeError(f"must be in {_range_text(lo, hi, False, False)}, got {value}")
         return value
     parse.__name__ = "int_range"
+    parse.bounds = (lo, hi)
     return parse
+
+
+#: argparse type of every ``--sample-rate``: 8 kHz (telephone speech; below it the 40-mel front ends and the
+#: 4 kHz speech band no longer fit) to 192 kHz
+sample_rate_hz = int_range(8000, 192000)
+#: argparse type of every ``--trim-db`` (dB below the loudest frame; 0 switches trimming off)
+trim_db = float_range(0, 120)
 
 
 def _range_text(lo, hi, lo_open: bool, hi_open: bool) -> str:

@@ -231,9 +231,9 @@ def add_keyword_args(p: argparse.ArgumentParser) -> None:
                    help="real data: add N eSpeak NG renderings per voice (30 voices) of every class word to the "
                         "training split only (default: 8 for FSDD, whose three training speakers are too few to "
                         "generalise from; 0 for Speech Commands and the synthetic default)")
-    g.add_argument("--sample-rate", type=cli.positive_int, default=None,
+    g.add_argument("--sample-rate", type=cli.sample_rate_hz, default=None,
                    help="resample everything to this rate in Hz (default the dataset's: FSDD 8000, others 16000)")
-    g.add_argument("--trim-db", type=float, default=None,
+    g.add_argument("--trim-db", type=cli.trim_db, default=None,
                    help="trim leading/trailing audio more than this many dB below the clip's loudest frame before "
                         f"the centred padding, train and test alike (0 = off; default {defaults_help('trim_db')})")
     g.add_argument("--clip-seconds", type=cli.positive_float, default=1.0,
