@@ -22,7 +22,7 @@ import pandas as pd
 
 from audiolab.core.cli import add_stft_args, base_parser, int_range, main_guard, positive_float, script_help
 from audiolab.core.dsp import check_stft_fits, frequencies_hz, stft
-from audiolab.core.io import AudioReadError, load_audio
+from audiolab.core.io import AudioReadError, is_silent, load_audio
 from audiolab.core.plotting import spectrogram_figure
 from audiolab.core.outputs import out_dir_for, write_metrics
 from audiolab.core.runtime import UserError
@@ -73,7 +73,7 @@ def load_example(args) -> tuple[pd.Series, dict[str, np.ndarray], int]:
             signals[name], sample_rate = load_audio(path)
         except AudioReadError as err:
             raise UserError(f"{err}; re-run q1_generate.py") from None
-        if not np.any(signals[name]):
+        if is_silent(signals[name]):
             raise UserError(f"{path} is silent (all zeros): it has no spectral peak to check; re-run q1_generate.py")
         expected = {"sample_rate": (sample_rate, "Hz"), "n_samples": (len(signals[name]), "samples")}
         for column, (got, unit) in expected.items():

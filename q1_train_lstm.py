@@ -50,7 +50,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from audiolab.core.cli import (add_stft_args, add_training_args, apply_quick, base_parser, int_range, main_guard,
                                positive_float, script_help)
 from audiolab.core.dsp import amplitude_to_db, check_stft_fits, istft, stft
-from audiolab.core.io import AudioReadError, load_audio, save_audio
+from audiolab.core.io import AudioReadError, is_silent, load_audio, save_audio
 from audiolab.core.metrics import si_snr
 from audiolab.core.plotting import plot_spectrogram_db, plot_training_curves, save_figure
 from audiolab.core.outputs import out_dir_for, write_metrics
@@ -110,7 +110,7 @@ def load_split(data_dir: Path, split: str) -> tuple[torch.Tensor, pd.DataFrame, 
                 wav, sr = load_audio(path)
             except AudioReadError as err:
                 raise UserError(f"{err}; re-run q1_generate.py") from None
-            if not np.any(wav):
+            if is_silent(wav):
                 raise UserError(f"{path} is silent (all zeros): SI-SNR against it is undefined; "
                                 f"re-run q1_generate.py")
             if sr != sample_rate:

@@ -631,7 +631,8 @@ def main(argv=None) -> None:
     n_samples = clip_samples(args, data)
     check_frames(args, data.sample_rate, n_samples)  # bad flags and a bad --test-set fail before any work
     wants_test_set = args.test_set is not None and args.experiment is None and args.command != "explore"
-    test_set = kd.load_test_set(args.test_set, data, args.max_clip_seconds, args.trim_db) if wants_test_set else None
+    test_set = (kd.load_test_set(args.test_set, data, args.max_clip_seconds, args.trim_db, args.allow_overlap)
+                if wants_test_set else None)
     if test_set is not None:
         metrics.update({"test_set_dir": str(args.test_set), "test_set_n_clips": len(test_set.clips),
                         "test_set_missing_classes": [lab for lab in data.labels

@@ -606,7 +606,7 @@ def run_music(args) -> dict:
                              mix_snr_db=args.mix_snr_db, val_clips=args.val_clips, download=args.download,
                              synthetic=args.synthetic_songs, max_train_clips=args.max_train_clips,
                              max_test_clips=args.max_test_clips, musdb_tracks=args.musdb_tracks,
-                             irmas_dir=args.irmas_dir)
+                             irmas_dir=args.irmas_dir, allow_overlap=args.allow_overlap)
     out_dir = part_out_dir(args, SCRIPT, "music")
     label = " [SYNTHETIC]" if data["data_source"] == "synthetic" else ""
     train, val, test = data["train"], data["val"], data["test"]

@@ -231,7 +231,7 @@ def option_given(option: str, argv: list[str] | None = None) -> bool:
 
 
 def add_data_args(parser: argparse.ArgumentParser, datasets: Iterable[str]) -> None:
-    """Add ``--data-root``, ``--dataset`` and ``--download`` (docs/ARCHITECTURE.md, "Data flow")."""
+    """Add ``--data-root``, ``--dataset``, ``--download``, ``--allow-overlap`` (docs/ARCHITECTURE.md, "Data flow")."""
     names = ["auto", *datasets]
     parser.add_argument("--data-root", type=Path, default=None,
                         help="folder that holds the datasets (default $AUDIOLAB_DATA, else data/)")
@@ -240,6 +240,26 @@ def add_data_args(parser: argparse.ArgumentParser, datasets: Iterable[str]) -> N
                              "else the embedded synthetic default (default %(default)s)")
     parser.add_argument("--download", action="store_true",
                         help="download the named real dataset into the data root if missing")
+    parser.add_argument("--allow-overlap", action="store_true",
+                        help="score evaluation clips whose audio equals a training clip's (refused by default)")
+
+
+def refuse_ignored(args: argparse.Namespace, ignored: Mapping[str, Any], why: str) -> None:
+    """A flag the run would ignore is an error, not a silent no-op (docs/ARCHITECTURE.md, "Rules").
+
+    Args:
+        args: the parsed flags.
+        ignored: ``{dest: default}`` of the flags this run does not read; one whose value is
+            not its default was given by the user.
+        why: why they do nothing, e.g. ``"on fsdd (its ten digit classes are fixed)"``.
+
+    Raises:
+        UserError: naming every such flag given.
+    """
+    given = ["--" + k.replace("_", "-") for k, default in ignored.items() if getattr(args, k, default) != default]
+    if given:
+        raise UserError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} nothing {why}; leave "
+                        f"{'it' if len(given) == 1 else 'them'} out")
 
 
 def positive_int(text: str) -> int:
