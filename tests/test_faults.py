@@ -770,3 +770,130 @@ def test_rule_every_numeric_flag_has_a_range():
             if action.dest == "trim_db":
                 assert bounds == (0, 120), f"{where}--trim-db accepts {bounds}"
     assert not plain, plain
+
+
+def _noise(n: int, seed: int, channels: int = 1) -> np.ndarray:
+    wav = np.random.default_rng(seed).uniform(-0.3, 0.3, (n, channels) if channels > 1 else n)
+    return wav.astype(np.float32)
+
+
+def _overlap_fsdd(root: Path, allow: bool):
+    import audiolab.data.keywords as kd
+    rec = root / "fsdd" / "recordings"
+    rec.mkdir(parents=True)
+    for k, spk in enumerate("abcd"):
+        for digit in range(10):
+            for i in range(7):
+                sf.write(rec / f"{digit}_{spk}_{i}.wav", _noise(800, 1000 * k + 10 * digit + i), 8000)
+    shutil.copy(rec / "3_d_1.wav", rec / "3_a_9.wav")  # the test speaker's clip under a training speaker's name
+    kws = load_script("speechcommands_rnn")
+    args = kws.parse_args(["train", "--dataset", "fsdd", "--data-root", str(root), "--synthetic-voices", "0"]
+                          + (["--allow-overlap"] if allow else []))
+    return kd.load_keywords(args)
+
+
+def _denoise_folders(root: Path) -> tuple[Path, Path]:
+    for k, spk in enumerate(("A", "B")):
+        for i in range(4):
+            float_wav(root / "speech" / spk / f"{spk}{i}.wav", tone(0.5, 150 + 40 * i + 7 * k, seed=k))
+    for i in range(2):
+        float_wav(root / "noise" / f"n{i}.wav", _noise(SR, 50 + i))
+    return root / "speech", root / "noise"
+
+
+def _denoise_args(allow: bool) -> argparse.Namespace:
+    from audiolab.core.cli import base_parser
+    hw_denoise = load_script("hw_denoise")
+    parser = base_parser("test", epochs=1)
+    hw_denoise.add_denoise_args(parser)
+    args = parser.parse_args(["--n-fft", "256"])
+    args.allow_overlap = allow
+    return args
+
+
+def _overlap_denoise_speech(root: Path, allow: bool):
+    speech_dir, noise_dir = _denoise_folders(root)
+    shutil.copy(speech_dir / "B" / "B2.wav", speech_dir / "A" / "copy_of_B2.wav")
+    return speech.folder_data(speech_dir, noise_dir, _denoise_args(allow), "toy")
+
+
+def _overlap_denoise_heldout_noise(root: Path, allow: bool):
+    speech_dir, noise_dir = _denoise_folders(root)
+    return speech.folder_data(speech_dir, noise_dir, _denoise_args(allow), "toy", heldout_dir=noise_dir)
+
+
+def _overlap_mir1k(root: Path, allow: bool):
+    from audiolab.data.music import load_music_splits
+    for split, n in (("train", 4), ("test", 2)):
+        for i in range(n):
+            float_wav(root / "mir1k" / split / f"{split}{i}.wav", _noise(4000, 7 * i + len(split), channels=2))
+    shutil.copy(root / "mir1k" / "train" / "train2.wav", root / "mir1k" / "test" / "copy.wav")
+    return load_music_splits("mir1k", root, sample_rate=SR, seed=0, min_samples=256, val_clips=1, allow_overlap=allow)
+
+
+def _overlap_emotion(root: Path, allow: bool):
+    from audiolab.data import multitask
+    from audiolab.data.emotion import Example
+    examples = [Example(_noise(1600, 10 * s + 2 * e + i), SR, "ciao", emo, f"s{s}", f"s{s}_{emo}_{i}.wav")
+                for s in range(3) for e, emo in enumerate(("neutral", "anger")) for i in range(2)]
+    examples[0].waveform = examples[-1].waveform.copy()  # a test speaker's clip again under s0
+    cfg = multitask.DataConfig(test_speakers="s2", allow_overlap=allow)
+    return multitask.split_indices(cfg, examples)
+
+
+OVERLAP_LOADERS = {"keywords_fsdd": _overlap_fsdd, "denoise_speech": _overlap_denoise_speech,
+                   "denoise_heldout_noise": _overlap_denoise_heldout_noise, "music_mir1k": _overlap_mir1k,
+                   "emotion": _overlap_emotion}
+
+
+@pytest.mark.parametrize("loader", list(OVERLAP_LOADERS))
+def test_rule_the_same_audio_on_both_sides_of_a_split_is_refused(loader, tmp_path, capsys):
+    """splits.refuse_overlap, called by every loader: exit 2 naming a pair and the count; --allow-overlap warns."""
+    with pytest.raises(UserError, match=r"[12] evaluation item\(s\) .* same audio as a training item") as info:
+        OVERLAP_LOADERS[loader](tmp_path / "refused", allow=False)
+    assert "--allow-overlap" in str(info.value)
+    OVERLAP_LOADERS[loader](tmp_path / "allowed", allow=True)
+    out = capsys.readouterr().out
+    assert "WARNING: " in out and "evaluation item(s)" in out.split("WARNING: ", 1)[1]
+
+
+@pytest.mark.parametrize("case", ["test_set_layout_words", "fsdd_unknown", "fsdd_words", "speech_commands_fsdd_flag"])
+def test_rule_a_flag_the_data_ignore_is_refused(case, tmp_path, capsys):
+    """cli.refuse_ignored, called by each keyword loader: a flag it would not read is an error, not a no-op."""
+    import audiolab.data.keywords as kd
+    layout = tmp_path / "speech_commands_test_v0.02"
+    (layout / "_unknown_").mkdir(parents=True)
+    float_wav(layout / "yes" / "abc_nohash_0.wav", tone(0.1, 200))
+    float_wav(tmp_path / "fsdd" / "recordings" / "1_a_0.wav", tone(0.1, 200, sample_rate=8000), 8000)
+    dataset, flags, needle = {"test_set_layout_words": ("speech_commands", ["--words", "up,down"], "--words"),
+                              "fsdd_unknown": ("fsdd", ["--unknown", "--silence"], "--unknown, --silence"),
+                              "fsdd_words": ("fsdd", ["--words", "up,down"], "--words"),
+                              "speech_commands_fsdd_flag": ("speech_commands", ["--test-speaker", "a"],
+                                                            "--test-speaker")}[case]
+    kws = load_script("speechcommands_rnn")
+    args = kws.parse_args(["train", "--dataset", dataset, "--data-root", str(tmp_path)] + flags)
+    with pytest.raises(UserError, match="nothing") as info:
+        kd.load_keywords(args)
+    assert needle in str(info.value)
+
+
+def test_rule_a_clip_silent_after_the_mono_mix_is_skipped_by_every_loader(tmp_path, capsys):
+    """io.is_silent in the keyword (read_clip) and emotion (load_examples) loaders, as in the Q1 / denoising ones."""
+    from audiolab.data.emotion import Listing, UtteranceInfo, load_examples
+    from audiolab.data.keyword_clips import read_clip
+    left = np.sign(tone(0.2, 300)) * 1.0  # full scale: -1.0 is -32768, +1.0 clips to 32767
+    cancel = tmp_path / "cancel.wav"
+    sf.write(cancel, np.stack([left, -left], axis=1), SR, subtype="PCM_16")
+    zeros = tmp_path / "zeros.wav"
+    sf.write(zeros, np.zeros(3200, np.float32), SR, subtype="PCM_16")
+    good = float_wav(tmp_path / "good.wav", tone(0.2, 300))
+    issues: list = []
+    assert read_clip(cancel, SR, issues) is None and read_clip(zeros, SR, issues) is None
+    assert read_clip(good, SR, issues) is not None
+    assert [p for p, _ in issues] == [str(cancel), str(zeros)]
+    listing = Listing([UtteranceInfo(p, "ciao", "neutral", "s1") for p in (cancel, zeros, good)])
+    skipped: list = []
+    assert [ex.path for ex in load_examples(listing, SR, skipped=skipped)] == [str(good)]
+    assert {str(p) for p, _ in skipped} == {str(cancel), str(zeros)}
+    out = capsys.readouterr().out
+    assert f"skipped: audio file {cancel}" in out
