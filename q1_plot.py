@@ -26,6 +26,7 @@ from audiolab.core.io import AudioReadError, is_silent, load_audio
 from audiolab.core.plotting import spectrogram_figure
 from audiolab.core.outputs import out_dir_for, write_metrics
 from audiolab.core.runtime import UserError
+from audiolab.data.common import Q1_INFO_COLUMNS, read_table
 
 NAMES = ("source1", "source2", "mixture")
 
@@ -51,13 +52,13 @@ def load_example(args) -> tuple[pd.Series, dict[str, np.ndarray], int]:
     """The example to plot (``--id``, else the first test example): ``(info row, signals by name, sample_rate)``.
 
     Raises:
-        UserError: no info.csv, no such id, or a file that is unreadable, silent, or whose rate
-            or length differs from info.csv (the file is named).
+        UserError: no info.csv or a malformed one (line and column named), no such id, or a file that
+            is unreadable, silent, or whose rate or length differs from info.csv (the file is named).
     """
     info_path = args.data_dir / "info.csv"
     if not info_path.exists():
         raise UserError(f"{info_path} not found: run `python q1_generate.py` first (or point --data-dir at its output)")
-    info = pd.read_csv(info_path)
+    info = read_table(info_path, Q1_INFO_COLUMNS, unique="id", fix="re-run q1_generate.py")  # every cell checked
     if args.id is None:
         test = info[info["split"] == "test"]
         row = (test if not test.empty else info).sort_values("id").iloc[0]

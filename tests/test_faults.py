@@ -897,3 +897,27 @@ def test_rule_a_clip_silent_after_the_mono_mix_is_skipped_by_every_loader(tmp_pa
     assert {str(p) for p, _ in skipped} == {str(cancel), str(zeros)}
     out = capsys.readouterr().out
     assert f"skipped: audio file {cancel}" in out
+
+
+INFO_FAULTS = {"not_utf8": (lambda lines: lines[:2] + [lines[2][:-1] + b"\xff\xfe"] + lines[3:], "line 3", "UTF-8"),
+               "stray_row": (lambda lines: lines + [b"oops,1"], "line 12", "fields"),
+               "empty_field": (lambda lines: lines[:4] + [lines[4].replace(b",train,", b",,").replace(b",test,", b",,")]
+                               + lines[5:], "line 5", "column split"),
+               "duplicate_id": (lambda lines: lines + [lines[1]], "line 12", "repeats"),
+               "escaping_path": (lambda lines: lines[:1] + [lines[1].replace(b"train/", b"../../")
+                                                              .replace(b"test/", b"../../")] + lines[2:],
+                                 "line 2", "inside the data folder")}
+
+
+@pytest.mark.parametrize("fault", list(INFO_FAULTS))
+@pytest.mark.parametrize("script", ["q1_train_lstm", "q1_plot"])
+def test_rule_a_malformed_task_table_is_refused_before_training(script, fault, q1_data, tmp_path, capsys):
+    """data.common.read_table (Q1_INFO_COLUMNS): every cell of info.csv checked first; line and column named."""
+    data = _q1_copy(q1_data, tmp_path)
+    lines = (data / "info.csv").read_bytes().splitlines()
+    change, line, needle = INFO_FAULTS[fault]
+    (data / "info.csv").write_bytes(b"\n".join(change(lines)) + b"\n")
+    argv = ["--data-dir", data, "--out-dir", tmp_path / "out"] + (["--epochs", "1"] if script == "q1_train_lstm" else [])
+    rc, out, err = run_main(script, argv, capsys)
+    assert_exit2(rc, err, "info.csv", line, needle, out_dir=tmp_path / "out")
+    assert "epoch 1" not in out  # refused before training
