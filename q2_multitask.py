@@ -198,7 +198,7 @@ def add_model_flags(m) -> None:
     m.add_argument("--emotion-input", choices=["lstm", "conv+lstm"], default="conv+lstm",
                    help="what the emotion head pools: the BiLSTM outputs, or the convolutional features beside "
                         "them (default %(default)s)")
-    m.add_argument("--lambda-emotion", type=float_range(0), default=0.1,
+    m.add_argument("--lambda-emotion", type=float_range(0, 1000), default=0.1,
                    help="weight of the emotion cross-entropy in CTC + lambda * CE (default %(default)s)")
     add_training_args(m, lr=5e-3, batch_size=8, lr_help="peak learning rate",
                       resume_help="continue the joint model from its checkpoint")

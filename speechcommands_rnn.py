@@ -164,11 +164,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     """Parse and check the flags; ``--quick`` sizes applied (:data:`QUICK`). The dataset-dependent
     defaults (``--epochs``, ``--mixup``, ``--augment``, ``--trim-db``) stay ``None`` until the data are loaded."""
     args = build_parser().parse_args(argv)
-    args.model_list = [m.strip() for m in args.models.split(",") if m.strip()]
+    args.model_list = cli.comma_list(args.models, "--models")
     bad = [m for m in args.model_list if m not in MODELS]
     if bad or not args.model_list:
         raise UserError(f"--models: unknown {bad or 'empty list'}; choose from {MODELS}")
-    args.word_list = [w.strip() for w in args.words.split(",") if w.strip()]
+    args.word_list = cli.comma_list(args.words, "--words")
     if not args.word_list:
         raise UserError("--words is empty")
     if args.augment is not None:  # else filled in with the dataset's default by kd.apply_dataset_defaults

@@ -921,3 +921,58 @@ def test_rule_a_malformed_task_table_is_refused_before_training(script, fault, q
     rc, out, err = run_main(script, argv, capsys)
     assert_exit2(rc, err, "info.csv", line, needle, out_dir=tmp_path / "out")
     assert "epoch 1" not in out  # refused before training
+
+
+def test_rule_training_that_diverges_stops_with_a_sentence(tmp_path, capsys):
+    """train._train_step (DIVERGED_RATIO): q2_ctc --lr 10 used to exit 0 with inf written as null."""
+    rc, _, err = run_main("q2_ctc", ["--quick", "--lr", "10", "--out-dir", tmp_path / "out"], capsys)
+    assert_exit2(rc, err, "training diverged at epoch 1", "--lr", out_dir=tmp_path / "out")
+
+
+def test_rule_speaker_ids_that_differ_only_in_case_are_refused(tmp_path):
+    """splits.refuse_case_twins, in splits.leave_speakers_out (every speaker split) and the denoising folders."""
+    with pytest.raises(UserError, match="'M2' and 'm2' differ only in case"):
+        from audiolab.data import splits
+        splits.speaker_split(["f1", "m2", "M2", "f1"], 0.5)
+    speech_dir, noise_dir = _denoise_folders(tmp_path)
+    shutil.copytree(speech_dir / "A", speech_dir / "a")
+    with pytest.raises(UserError, match="differ only in case"):
+        speech.folder_data(speech_dir, noise_dir, _denoise_args(False), "toy")
+
+
+def test_rule_an_emotion_training_split_of_one_class_is_refused():
+    """multitask.check_split: a one-class manifest used to report accuracy 1.000."""
+    from audiolab.data import multitask
+    with pytest.raises(UserError, match="one emotion only"):
+        multitask.check_split([0, 1, 2], [3, 4], ["anger"] * 5)
+    assert multitask.check_split([0, 1, 2], [3, 4], ["anger", "joy", "anger", "joy", "anger"]) is not None
+
+
+def test_rule_a_list_flag_with_a_value_given_twice_is_refused(tmp_path, capsys):
+    """cli.comma_list (--models, --words) and cli.Distinct (--test-snrs): no model trained or SNR scored twice."""
+    kws = load_script("speechcommands_rnn")
+    for flag in ("--models", "--words"):
+        with pytest.raises(UserError, match=f"{flag}: 'lstm' is given twice" if flag == "--models" else "twice"):
+            kws.parse_args(["train", flag, "lstm,gru,lstm" if flag == "--models" else "up,down,up"])
+    rc, _, err = run_main("hw_cnn1d", ["--quick", "--out-dir", tmp_path / "o", "--test-snrs", "0", "0", "5"], capsys)
+    assert_exit2(rc, err, "--test-snrs", "given twice", out_dir=tmp_path / "o")
+
+
+def test_rule_a_data_root_that_is_a_file_is_refused(tmp_path, monkeypatch):
+    """data.common.resolve_data_root: $AUDIOLAB_DATA naming a file used to fall back to synthetic data silently."""
+    from audiolab.data.common import resolve_data_root
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("AUDIOLAB_DATA", str(tmp_path / "file"))
+    with pytest.raises(UserError, match=r"\$AUDIOLAB_DATA .* is a file"):
+        resolve_data_root(None)
+    with pytest.raises(UserError, match="--data-root .* is a file"):
+        resolve_data_root(tmp_path / "file")
+    monkeypatch.setenv("AUDIOLAB_DATA", str(tmp_path))
+    assert resolve_data_root(None) == tmp_path
+
+
+def test_rule_a_folder_where_files_are_expected_is_a_sentence(tmp_path, capsys):
+    """speech.load_unlabeled: hw_cnn --test DIR used to say "Format not recognised"."""
+    (tmp_path / "noisy").mkdir()
+    rc, _, err = run_main("hw_cnn1d", ["--quick", "--out-dir", tmp_path / "o", "--test", tmp_path / "noisy"], capsys)
+    assert_exit2(rc, err, "is a folder", "*.wav", out_dir=tmp_path / "o")

@@ -262,6 +262,29 @@ def refuse_ignored(args: argparse.Namespace, ignored: Mapping[str, Any], why: st
                         f"{'it' if len(given) == 1 else 'them'} out")
 
 
+class Distinct(argparse.Action):
+    """``action=`` of a list flag (``nargs``) whose values must differ: ``--test-snrs 0 0 5`` would score 0 dB twice."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        twice = [v for i, v in enumerate(values) if v in values[:i]]
+        if twice:
+            parser.error(f"argument {option_string}: {twice[0]:g} is given twice")
+        setattr(namespace, self.dest, values)
+
+
+def comma_list(text: str, flag: str) -> list[str]:
+    """The items of a comma-separated flag value, stripped, empty ones dropped.
+
+    Raises:
+        UserError: an item given twice (``--models lstm,lstm`` would train and write one model twice).
+    """
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    twice = [t for i, t in enumerate(items) if t in items[:i]]
+    if twice:
+        raise UserError(f"{flag}: {twice[0]!r} is given twice")
+    return items
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     value = int(text)

@@ -135,6 +135,7 @@ class _Run:
     ctx: DistContext | None  # None without torchrun
     grad_clip: float | None
     move_batch: bool
+    first_loss: float | None = None  # this process's first step loss, the yardstick of DIVERGED_RATIO
 
     @property
     def main(self) -> bool:
@@ -291,7 +292,8 @@ def _train_step(run: _Run, batch: Any, epoch: int) -> tuple[torch.Tensor, Mappin
     applied to it).
 
     Raises:
-        UserError: a non-finite loss (on any rank), or ranks that took different paths through ``step_fn``.
+        UserError: a non-finite loss or one over :data:`DIVERGED_RATIO` times the first step's (on any
+            rank), or ranks that took different paths through ``step_fn``.
     """
     if run.move_batch:
         batch = to_device(batch, run.device)
@@ -299,14 +301,20 @@ def _train_step(run: _Run, batch: Any, epoch: int) -> tuple[torch.Tensor, Mappin
     with run.autocast():
         out = run.step_fn(run.step_model, batch)
     loss, extras = (out if isinstance(out, tuple) else (out, {}))
-    finite, has_grad = bool(torch.isfinite(loss)), bool(loss.requires_grad)
+    value, has_grad = float(loss.detach()), bool(loss.requires_grad)
+    finite = math.isfinite(value)
+    if finite and has_grad and run.first_loss is None:
+        run.first_loss = value
+    exploded = finite and run.first_loss is not None and value > DIVERGED_RATIO * max(abs(run.first_loss), 1.0)
     if run.ctx is not None:  # agree on what to do with this step, all ranks alike
-        n_grad, n_ddp, n_bad = count_ranks([has_grad, run.step_model.calls > calls, not finite], run.ctx)
+        n_grad, n_ddp, n_bad = count_ranks([has_grad, run.step_model.calls > calls, not finite or exploded], run.ctx)
     else:
-        n_grad, n_ddp, n_bad = int(has_grad), 0, int(not finite)
-    if n_bad:
-        raise UserError(f"non-finite training loss ({loss.item() if not finite else 'on another rank'}) "
-                        f"at epoch {epoch}; lower the learning rate or check the data")
+        n_grad, n_ddp, n_bad = int(has_grad), 0, int(not finite or exploded)
+    if n_bad:  # diverged: stop with the last good epoch's checkpoint kept, never write its numbers
+        why = (f"the loss {value:.4g} is over {DIVERGED_RATIO:g} times the first step's ({run.first_loss:.4g})"
+               if exploded else f"non-finite training loss ({value})" if not finite else "on another rank")
+        raise UserError(f"training diverged at epoch {epoch}: {why}; lower the learning rate (--lr) or the loss "
+                        "weights, or check the data (checkpoints of earlier epochs are kept)")
     if run.ctx is not None and 0 < n_ddp < run.world:
         raise UserError("step_fn called the model on some ranks but not on others in one step; "
                         "under torchrun every rank must take the same path through step_fn")
@@ -367,6 +375,10 @@ def _evaluate(model: torch.nn.Module, eval_fn: Callable[[torch.nn.Module], Mappi
     model.eval()
     with torch.no_grad():
         return {k: float(v) for k, v in eval_fn(model).items()}
+
+
+#: a step whose loss exceeds this many times the run's first step loss (at least 1) has diverged
+DIVERGED_RATIO = 1e4
 
 
 def _log_epoch(row: Mapping[str, Any], history: History, log_path: str | Path | None, label: str) -> None:
@@ -460,7 +472,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
     Raises:
         UserError: ``resume`` without a readable checkpoint, with one saved for another model
             shape, with other settings / data / number of processes / epochs (the message names
-            what differs), a non-finite loss, or a batch iterable torchrun cannot split.
+            what differs), a diverged run (a non-finite step loss, or one over :data:`DIVERGED_RATIO`
+            times the first), or a batch iterable torchrun cannot split.
     """
     t_start, cpu_start = time.perf_counter(), time.process_time()
     run = _set_up(model, optimizer, scheduler, train_loader, step_fn, device=device, config=config, amp=amp,

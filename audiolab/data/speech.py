@@ -33,7 +33,7 @@ from audiolab.core.evaluate import Mixture, safe_name
 from audiolab.core.io import AudioReadError, find_audio_files, is_silent, iter_readable, load_audio, unique_name
 from audiolab.core.runtime import UserError
 from audiolab.data.common import RealDataset, SYNTHETIC_NOTE
-from audiolab.data.splits import refuse_overlap
+from audiolab.data.splits import refuse_case_twins, refuse_overlap
 from audiolab.data.synth import HARVARD_SENTENCES
 
 SAMPLE_RATE = 16000          # Hz; PESQ wide-band needs 16 kHz
@@ -116,7 +116,14 @@ def load_unlabeled(paths: Sequence[Path], sample_rate: int = SAMPLE_RATE, min_sa
     ``min_samples`` (one STFT frame, ``--n-fft``) are reported by path and skipped. Each
     file gets a distinct output name: two files with the same base name (``a/x.wav``,
     ``b/x.wav``) become ``x`` and ``x_2`` rather than overwriting each other's outputs.
+
+    Raises:
+        UserError: a path is a folder (name its files, e.g. ``DIR/*.wav``).
     """
+    folders = [p for p in paths if Path(p).is_dir()]
+    if folders:
+        raise UserError(f"--test {folders[0]} is a folder; --test takes audio files: name them, e.g. "
+                        f"--test {folders[0]}/*.wav")
     out = []
     used: set[str] = set()
     for path, wav, _ in iter_readable(paths, sample_rate=sample_rate, mono=True):
@@ -241,6 +248,7 @@ def folder_data(clean_dir: Path, noise_dir: Path, args: argparse.Namespace, data
             raise UserError(f"{p} is not a folder")
     utts = load_folder(Path(clean_dir), min_samples=args.n_fft)
     speakers = sorted({s for s, _, _ in utts})
+    refuse_case_twins(speakers)
     test_spk = _split_list(args.test_speakers) or ([speakers[-1]] if len(speakers) > 1 else [])
     train_spk = _split_list(args.train_speakers) or [s for s in speakers if s not in test_spk]
     for s in test_spk + train_spk:

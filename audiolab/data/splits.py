@@ -48,9 +48,11 @@ def leave_speakers_out(speakers: Sequence[str], test_speakers: Sequence[str]) ->
     """Indices of utterances by speakers not in / in ``test_speakers``.
 
     Raises:
-        UserError: a named test speaker is absent, or no training speaker is left.
+        UserError: a named test speaker is absent, no training speaker is left, or two speaker
+            IDs differ only in case (:func:`refuse_case_twins`).
     """
     known = set(speakers)
+    refuse_case_twins(known)
     missing = [s for s in test_speakers if s not in known]
     if missing:
         raise UserError(f"test speaker(s) {missing} not in the data; speakers are {sorted(known)}")
@@ -60,6 +62,24 @@ def leave_speakers_out(speakers: Sequence[str], test_speakers: Sequence[str]) ->
     if not train:
         raise UserError("no training speaker left after holding out the test speakers")
     return train, test
+
+
+def refuse_case_twins(speakers: Iterable[str]) -> None:
+    """Refuse speaker IDs that differ only in letter case (``m2`` and ``M2``).
+
+    Are they one speaker (a typo: then a speaker split would put the same voice on both sides)
+    or two? The data cannot tell, so the user decides by renaming.
+
+    Raises:
+        UserError: naming the first such pair.
+    """
+    by_fold: dict[str, str] = {}
+    for spk in sorted(speakers):
+        other = by_fold.setdefault(spk.casefold(), spk)
+        if other != spk:
+            raise UserError(f"speaker IDs {other!r} and {spk!r} differ only in case: if they are one speaker, a "
+                            "speaker split could put the same voice in training and test; give each speaker one "
+                            "spelling (rename the files or the manifest rows)")
 
 
 def random_split(n: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
