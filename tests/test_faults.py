@@ -640,6 +640,10 @@ def test_rule_a_script_replaces_only_folders_it_owns(q1_data, tmp_path, capsys):
     rc, _, err = run_main("q1_plot", ["--data-dir", q1_data, "--out-dir", lstm_out], capsys)
     assert_exit2(rc, err, "q1_generate")
     assert (lstm_out / "metrics.json").read_bytes() == before
+    # a folder written before the marker existed: its metrics.json names the flags of the script that wrote it
+    (lstm_out / ".audiolab-owner").unlink()
+    rc, _, err = run_main("q1_plot", ["--data-dir", q1_data, "--out-dir", lstm_out], capsys)
+    assert_exit2(rc, err, "did not write", "metrics.json")
     # its own folder is replaced again; a data folder is not an output folder
     assert run_main("q1_generate", gen + ["--data-dir", tmp_path / "d", "--out-dir", lstm_out], capsys)[0] == 0
     rc, _, err = run_main("q1_generate", gen + ["--data-dir", tmp_path / "d2", "--out-dir", tmp_path / "d"], capsys)
@@ -917,7 +921,8 @@ def test_rule_a_malformed_task_table_is_refused_before_training(script, fault, q
     lines = (data / "info.csv").read_bytes().splitlines()
     change, line, needle = INFO_FAULTS[fault]
     (data / "info.csv").write_bytes(b"\n".join(change(lines)) + b"\n")
-    argv = ["--data-dir", data, "--out-dir", tmp_path / "out"] + (["--epochs", "1"] if script == "q1_train_lstm" else [])
+    argv = ["--data-dir", data, "--out-dir", tmp_path / "out"]
+    argv += ["--epochs", "1"] if script == "q1_train_lstm" else []
     rc, out, err = run_main(script, argv, capsys)
     assert_exit2(rc, err, "info.csv", line, needle, out_dir=tmp_path / "out")
     assert "epoch 1" not in out  # refused before training

@@ -50,7 +50,7 @@ def out_dir_for(args: argparse.Namespace, script: str) -> Path:
     _SCHEDULES.clear()
     git_commit()                                    # fixed now: metrics.json names the code this run started with
     path = Path(args.out_dir) if getattr(args, "out_dir", None) else Path("outputs") / script
-    check_owner(path, script, what="output folder (--out-dir)")
+    check_owner(path, script, what="output folder (--out-dir)", config_keys=set(vars(args)))
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -127,16 +127,19 @@ def folder_owner(path: str | Path) -> str | None:
 
 
 def check_owner(path: str | Path, script: str, *, what: str = "folder",
-                legacy_names: Iterable[str] | None = None) -> None:
+                legacy_names: Iterable[str] | None = None, config_keys: set[str] | None = None) -> None:
     """Refuse to write into ``path`` unless ``script`` may replace what is there (docs/ARCHITECTURE.md, "Rules").
 
     The rule every script follows before it writes, deletes or replaces anything: a folder is
     ``script``'s when it does not exist yet, is empty, or holds the marker ``.audiolab-owner``
     naming ``script`` (written by :func:`mark_owner`). A folder from before the marker existed
     counts as ``script``'s when ``legacy_names`` is given and it holds only those names (e.g.
-    ``info.csv``, ``train``, ``test``), or, without ``legacy_names``, when its own name is
-    ``script`` (the default ``outputs/<script>``). A symbolic link (it would be replaced, not
-    its target) and a path naming a file are refused too. Nothing is written here.
+    ``info.csv``, ``train``, ``test``); an output folder (no ``legacy_names``) when its own name
+    is ``script`` (the default ``outputs/<script>``) or its ``metrics.json`` was written with
+    every flag of ``config_keys`` (the same script's command line). Launcher logs (``*.log``,
+    e.g. ``benchmarks/jobs.py``'s) in an output folder do not count as foreign files. A symbolic
+    link to a data folder (it would be replaced, not its target) and a path naming a file are
+    refused too. Nothing is written here.
 
     Raises:
         UserError: naming the folder, who owns it (another script, or files no audiolab script
@@ -162,15 +165,30 @@ def check_owner(path: str | Path, script: str, *, what: str = "folder",
         names = sorted(p.name for p in path.iterdir() if p.name not in (LOCK_NAME, OWNER_NAME))
     except OSError as err:
         raise UserError(f"cannot read the {what} {path}: {describe_os_error(err)}") from None
+    if legacy_names is None:
+        names = [n for n in names if not n.endswith(".log")]
     if not names:
         return
     if legacy_names is not None and set(names) <= set(legacy_names):
         return
-    if legacy_names is None and path.resolve().name == script:
+    if legacy_names is None and (path.resolve().name == script or _same_flags(path, config_keys)):
         return
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     raise UserError(f"the {what} {path} holds files {script} did not write ({shown}); it writes only into a new "
                     "or empty folder, or one it wrote before: choose another folder")
+
+
+def _same_flags(folder: Path, config_keys: set[str] | None) -> bool:
+    """Whether ``folder/metrics.json`` (from before the owner marker) was written with every flag in ``config_keys``."""
+    if not config_keys or not (folder / "metrics.json").is_file():
+        return False
+    try:
+        if (folder / "metrics.json").stat().st_size > 16 << 20:
+            return False
+        config = read_json(folder / "metrics.json").get("config")
+    except (UserError, OSError, AttributeError):
+        return False
+    return isinstance(config, dict) and config_keys <= set(config)
 
 
 def mark_owner(path: str | Path, script: str) -> None:

@@ -436,7 +436,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
         log_path: str | Path | None = None, resume: bool = False, scheduler=None,
         grad_clip: float | None = None, best_key: str | None = None, best_mode: str = "max",
         config: Mapping[str, Any] | None = None, desc: str = "train", progress: bool = True,
-        move_batch: bool = True, data: Any = None, amp: bool | None = None) -> History:
+        move_batch: bool = True, data: Any = None, amp: bool | None = None, extend_to: int | None = None) -> History:
     """Train ``model`` for ``epochs`` epochs; return the per-epoch history (a :class:`History` list of dicts).
 
     Args:
@@ -449,8 +449,9 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
             (no term applied to the batch) skips the batch: no update, not counted. Under
             torchrun ``model`` is a stand-in whose call runs ``DistributedDataParallel``.
         epochs: total number of epochs (a resumed run trains the remaining ones; it must be the
-            checkpoint's, :func:`resume_schedule`). ``config["extend_to"]`` (``--extend-to``)
-            resumes a finished run and trains it on to that many epochs, recorded in metrics.json.
+            checkpoint's, :func:`resume_schedule`).
+        extend_to: resume a finished run and train it on to this many epochs in all, recorded in
+            metrics.json (default ``config["extend_to"]``, the ``--extend-to`` flag).
         eval_fn: per-epoch evaluation, called under ``torch.no_grad()`` in eval mode (on rank 0
             only under torchrun; its metrics are sent to the other ranks).
         checkpoint_path: where ``{model, optimizer, scheduler, scaler, epoch, history, random
@@ -484,7 +485,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
     history.world_size, history.backend = run.world, (run.ctx.backend if run.ctx else None)
     history.train_seconds, history.train_cpu_seconds = 0.0, 0.0
     start_epoch, best_value = 1, None
-    extend_to = (config or {}).get("extend_to")
+    extend_to = extend_to if extend_to is not None else (config or {}).get("extend_to")
     if extend_to is not None:  # --extend-to N: continue a finished run to N epochs (resume_schedule)
         resume, epochs = True, int(extend_to)
     history.schedule = {"epochs": epochs, "extended_from_epochs": None}
