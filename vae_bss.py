@@ -413,7 +413,8 @@ def run_images(args) -> dict:
     seed_everything(args.seed)
     # the data before the folders: bad input leaves nothing behind
     data = load_mnist_fashion(args.dataset, args.data_root, download=args.download, seed=args.seed,
-                              synthetic_sizes=args.synthetic_images or (12000, max(args.test_pairs, 200)))
+                              synthetic_sizes=args.synthetic_images or (12000, max(args.test_pairs, 200)),
+                              allow_overlap=args.allow_overlap)
     out_dir = part_out_dir(args, SCRIPT, "images")
     n_test = args.test_pairs
     test = fixed_test_mixtures(data, n_test, TEST_PAIR_SEED)

@@ -845,9 +845,29 @@ def _overlap_emotion(root: Path, allow: bool):
     return multitask.split_indices(cfg, examples)
 
 
+def _overlap_images(root: Path, allow: bool):
+    import gzip
+    import struct
+
+    from audiolab.data.images import IDX_FILES, IMAGE_SETS, load_mnist_fashion
+    rng = np.random.default_rng(0)
+    for name in IMAGE_SETS:
+        folder = root / IMAGE_SETS[name][0]
+        folder.mkdir(parents=True)
+        arrays = {"train": rng.integers(0, 256, (6, 28, 28)), "test": rng.integers(0, 256, (3, 28, 28))}
+        arrays["test"][1] = arrays["train"][4]  # a test image that is a training image
+        for split, images in arrays.items():
+            for stem, arr in zip(IDX_FILES[split], (images, rng.integers(0, 10, len(images)))):
+                with gzip.open(folder / f"{stem}.gz", "wb") as fh:
+                    fh.write(bytes([0, 0, 8, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+                             + arr.astype(np.uint8).tobytes())
+    return load_mnist_fashion("mnist_fashion", root, download=False, seed=0, synthetic_sizes=(4, 2),
+                              allow_overlap=allow)
+
+
 OVERLAP_LOADERS = {"keywords_fsdd": _overlap_fsdd, "denoise_speech": _overlap_denoise_speech,
                    "denoise_heldout_noise": _overlap_denoise_heldout_noise, "music_mir1k": _overlap_mir1k,
-                   "emotion": _overlap_emotion}
+                   "emotion": _overlap_emotion, "images_mnist_fashion": _overlap_images}
 
 
 @pytest.mark.parametrize("loader", list(OVERLAP_LOADERS))
