@@ -220,7 +220,7 @@ def replace_folder(final: str | Path, script: str, legacy_names: Iterable[str]) 
     final = Path(final)
     tmp = final.with_name(final.name + ".partial")
     check_owner(final, script, what="data folder", legacy_names=legacy_names)
-    check_owner(tmp, script, what="staging folder", legacy_names=())
+    check_owner(tmp, script, what="staging folder", legacy_names=legacy_names)  # an older interrupted run's
     try:
         tmp.mkdir(parents=True, exist_ok=True)
     except OSError as err:
