@@ -174,8 +174,8 @@ def check_owner(path: str | Path, script: str, *, what: str = "folder",
     if legacy_names is None and (path.resolve().name == script or _same_flags(path, config_keys)):
         return
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    raise UserError(f"the {what} {path} holds files {script} did not write ({shown}); it writes only into a new "
-                    "or empty folder, or one it wrote before: choose another folder")
+    raise UserError(f"the {what} {path} holds files {script.split()[0]} did not write ({shown}); it writes only "
+                    "into a new or empty folder, or one it wrote before: choose another folder")
 
 
 def _same_flags(folder: Path, config_keys: set[str] | None) -> bool:
