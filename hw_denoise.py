@@ -65,13 +65,16 @@ from audiolab.core.dsp import from_magnitude_phase, magnitude_phase
 from audiolab.core.evaluate import (SAMPLE_RATE, Mixture, evaluate_set, mean_defined, metrics_from_summary,
                                     peak_safe, score, spectral_gating, summarize)
 from audiolab.core.frames import FrameBank
+from audiolab.core.masks import ORACLES, oracle_methods, quality_figure
 from audiolab.core.io import save_audio
 from audiolab.core.outputs import out_dir_for, write_csv, write_json_atomic, write_metrics
 from audiolab.core.plotting import plot_training_curves, save_figure, spectrogram_figure
 from audiolab.core.runtime import UserError, is_main_process, seed_everything, select_device
 from audiolab.core.train import fit, load_checkpoint
 from audiolab.data.common import SYNTHETIC_NOTE, choose_dataset, resolve_data_root
-from audiolab.data.speech import TSP, DenoiseData, folder_data, load_pair, load_unlabeled, synthetic_data
+from audiolab.augment.noise import Mixer
+from audiolab.data.speech import (TSP, DenoiseData, folder_data, load_folder, load_pair, load_unlabeled,
+                                  synthetic_data)
 
 N_FFT = 1024                 # -> 513 frequency bins
 HOP_LENGTH = 512
@@ -113,6 +116,11 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
                    help="training utterances are played at one of these speeds (resampling shifts pitch and "
                         "formants) to generalise to unseen speakers; 1 alone switches it off "
                         "(default 0.8 0.9 1.0 1.1 1.2)")
+    g.add_argument("--extra-clean-dir", type=Path, nargs="+", default=[],
+                   help="more clean speech for training only (folders of audio, any rate; e.g. emovo/, "
+                        "emodb_2s/wav/): never validation or test; mixed with the training noise parts")
+    g.add_argument("--extra-mixes", type=int_range(1, 100), default=1,
+                   help="training mixtures per --extra-clean-dir utterance and epoch (default %(default)s)")
     g.add_argument("--noise-test-fraction", type=float_range(0, 1, lo_open=True, hi_open=True), default=0.25,
                    help="last fraction of each noise file reserved for test mixtures (default 0.25)")
     g.add_argument("--max-test-utterances", type=int_range(0), default=0,
@@ -123,8 +131,10 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--output", choices=["mask", "magnitude"], default="mask",
                    help="the network predicts a mask in [0,1] applied to the noisy magnitude (sigmoid last layer) "
                         "or the clean log1p magnitude directly (ReLU last layer) (default %(default)s)")
-    g.add_argument("--loss", choices=["log1p", "magnitude"], default="magnitude",
-                   help="MSE on log1p magnitudes or on (compressed, |X|^0.5) magnitudes (default %(default)s)")
+    g.add_argument("--loss", choices=["log1p", "magnitude", "compressed", "psa"], default="magnitude",
+                   help="MSE on log1p magnitudes, on |X|^0.5 (magnitude) or |X|^0.3 (compressed) magnitudes, or "
+                        "psa: |X|^0.3 against the truncated phase-sensitive target |S|cos(dphi) (Erdogan et al. "
+                        "2015) (default %(default)s)")
     cli.add_training_args(g, lr=1e-3, batch_size=256, batch_help="frames per batch")
     g.add_argument("--val-fraction", type=float_range(0, 0.9, hi_open=True), default=0.1,
                    help="fraction of the training utterances (or of the training pair) kept for validation "
@@ -225,8 +235,35 @@ def prepare_data(args: argparse.Namespace) -> DenoiseData:
                                "tsp", heldout, max_test_utterances=args.tsp_test_utterances)
             if args.tsp_train_utterances:  # --quick: a few training utterances only
                 data.sample_epoch.keep(args.tsp_train_utterances)
+    if args.extra_clean_dir:
+        add_extra_clean(data, args)
     data.unlabeled = unlabeled
     return data
+
+
+def add_extra_clean(data: DenoiseData, args: argparse.Namespace) -> None:
+    """Add the utterances of ``--extra-clean-dir`` to ``data``'s training mixtures (training only, in place).
+
+    They are mixed like the training speakers' (the same noise training parts, SNR range and
+    level augmentation), ``--extra-mixes`` times per epoch, without speed perturbation.
+
+    Raises:
+        UserError: homework-pair mode (no noise recordings to mix with), or unusable folders.
+    """
+    base = data.sample_epoch
+    if not isinstance(base, Mixer):
+        raise UserError("--extra-clean-dir needs noise recordings to mix with: use it with --clean-dir/--noise-dir "
+                        "or a dataset, not with the --clean/--noisy pair")
+    wavs = []
+    for folder in args.extra_clean_dir:
+        if not Path(folder).is_dir():
+            raise UserError(f"--extra-clean-dir {folder} is not a folder")
+        wavs += [w for _, _, w in load_folder(Path(folder), min_samples=args.n_fft)]
+    extra = Mixer(wavs, base.noises, args.train_snr_range, args.extra_mixes)
+    data.sample_epoch = lambda rng: base(rng) + extra(rng)
+    data.info.update({"extra_clean_dirs": [str(f) for f in args.extra_clean_dir], "n_extra_utterances": len(wavs),
+                      "extra_seconds": round(sum(len(w) for w in wavs) / SAMPLE_RATE, 1)})
+    print(f"extra clean speech for training: {len(wavs)} utterances, {data.info['extra_seconds']:.0f} s")
 
 
 # ============================================================================ model
@@ -291,20 +328,23 @@ def magnitude_estimate(out: torch.Tensor, noisy_mag: torch.Tensor, output: str) 
 
 def spectral_loss(out: torch.Tensor, noisy_mag: torch.Tensor, clean_mag: torch.Tensor, output: str,
                   loss: str = "log1p") -> torch.Tensor:
-    """MSE between the estimated and the clean magnitude, on ``log1p`` or on ``|X|^0.5`` scale.
+    """MSE between the estimated and the clean magnitude, on ``log1p``, ``|X|^0.5`` or ``|X|^0.3`` scale.
 
     Args:
         out: network output ``[B, F]``; noisy_mag, clean_mag: linear magnitudes ``[B, F]``.
         output: ``"mask"`` or ``"magnitude"`` (see :func:`magnitude_estimate`).
-        loss: ``"log1p"`` (log-spectral MSE) or ``"magnitude"`` (MSE of square-root
-            compressed magnitudes, closer to the time-domain SNR).
+        loss: ``"log1p"`` (log-spectral MSE), ``"magnitude"`` (MSE of square-root
+            compressed magnitudes, closer to the time-domain SNR), ``"compressed"`` (power 0.3)
+            or ``"psa"`` (power 0.3; ``clean_mag`` holds the phase-sensitive target, Erdogan et
+            al. 2015; signal approximation as in Weninger et al. 2014).
     """
     if output == "magnitude" and loss == "log1p":
         return F.mse_loss(out, torch.log1p(clean_mag))
     est = magnitude_estimate(out, noisy_mag, output)
     if loss == "log1p":
         return F.mse_loss(torch.log1p(est), torch.log1p(clean_mag))
-    return F.mse_loss(est.clamp_min(1e-8).sqrt(), clean_mag.sqrt())
+    power = 0.5 if loss == "magnitude" else 0.3  # "compressed", "psa" (clean_mag is then the PSA target)
+    return F.mse_loss(est.clamp_min(1e-8) ** power, clean_mag.clamp_min(1e-8) ** power)
 
 
 @torch.no_grad()
@@ -340,12 +380,13 @@ class TrainStream:
     ``bank`` is the current epoch's bank (the first one also fits the feature normaliser).
     """
 
-    def __init__(self, data: DenoiseData, context: int, batch_size: int, n_fft: int, hop_length: int, seed: int):
+    def __init__(self, data: DenoiseData, context: int, batch_size: int, n_fft: int, hop_length: int, seed: int,
+                 target: str = "magnitude"):
         self.data, self.context, self.batch_size = data, context, batch_size
-        self.n_fft, self.hop_length = n_fft, hop_length
+        self.n_fft, self.hop_length, self.target = n_fft, hop_length, target
         self.rng = np.random.default_rng(seed)
         self.gen = torch.Generator().manual_seed(seed)
-        self.bank = FrameBank(data.sample_epoch(self.rng), context, n_fft, hop_length, seed)
+        self.bank = FrameBank(data.sample_epoch(self.rng), context, n_fft, hop_length, seed, target)
         self._fresh = True
 
     def __len__(self) -> int:
@@ -354,7 +395,7 @@ class TrainStream:
     def __iter__(self):
         if not self._fresh:
             self.bank = FrameBank(self.data.sample_epoch(self.rng), self.context, self.n_fft, self.hop_length,
-                                  int(self.rng.integers(2**31)))
+                                  int(self.rng.integers(2**31)), self.target)
         self._fresh = False
         return self.bank.batches(self.batch_size, self.gen)
 
@@ -446,10 +487,15 @@ def improvement_figure(summary: Sequence[dict], model_method: str, title: str, p
 
 
 def anchors_for(metrics: dict, data: DenoiseData) -> list[dict]:
-    """Reference numbers shown beside ours in the report: the target and the baselines."""
+    """Reference numbers shown beside ours in the report: the targets, the baselines and the oracle masks."""
     where = "" if data.dataset == "tsp" else " (set for tsp FA->MC; this run is on another dataset)"
-    out = [{"metric": "test_snr_improvement_db_input_0db", "anchor": 6.0,
-            "source": f"target: >= 6 dB at 0 dB input{where}"}]
+    out = [{"metric": f"test_{k}_input_0db", "anchor": v, "source": f"target (issue 29): >= {v} at 0 dB input{where}"}
+           for k, v in (("snr_improvement_db", 9.0), ("pesq", 1.9), ("stoi", 0.85))]
+    for kind in ("irm", "psm"):
+        for k in ("pesq", "stoi", "snr_improvement_db"):
+            if metrics.get(f"oracle_{kind}_test_{k}_input_0db") is not None:
+                out.append({"metric": f"test_{k}_input_0db", "anchor": metrics[f"oracle_{kind}_test_{k}_input_0db"],
+                            "source": f"oracle {kind.upper()} (clean speech known, noisy phase) on the same signals"})
     for key, name in (("snr_db", "SNR"), ("pesq", "PESQ"), ("stoi", "STOI")):
         if metrics.get(f"baseline_gating_test_{key}") is not None:
             out.append({"metric": f"test_{key}", "anchor": metrics[f"baseline_gating_test_{key}"],
@@ -506,12 +552,15 @@ def evaluate_and_write(model: torch.nn.Module, data: DenoiseData, args: argparse
         return enhance(model, x, context, args.output, n_fft, hop, device=device)
 
     methods = {"noisy": lambda x: x, "spectral_gating": spectral_gating, method: model_fn}
+    oracles = oracle_methods(n_fft, hop)
     t0 = time.perf_counter()
     rows = evaluate_set(data.train_eval, {"noisy": lambda x: x, method: model_fn}, perceptual=False, desc="train")
+    # the validation signals (training speakers, training noise parts) with every score: settings are chosen here
+    rows += evaluate_set(data.val, methods, oracles=oracles, desc="validation")
     rows += evaluate_set(data.test, methods, args.pesq_max, wav_dir=out_dir / "test_denoised", wav_method=method,
-                         desc="test")
+                         desc="test", oracles=oracles)
     rows += evaluate_set(data.heldout, methods, args.pesq_max, wav_dir=out_dir / "heldout_denoised",
-                         wav_method=method, desc="held-out noise")
+                         wav_method=method, desc="held-out noise", oracles=oracles)
     evaluate_set(data.unlabeled, {method: model_fn, "spectral_gating": spectral_gating},
                  wav_dir=out_dir / "unlabeled_denoised", wav_method=method, desc="--test files")
     summary = summarize(rows)
@@ -522,6 +571,8 @@ def evaluate_and_write(model: torch.nn.Module, data: DenoiseData, args: argparse
 
     write_examples(model_fn, data, method, script, out_dir, n_fft, hop)
     improvement_figure(summary, method, f"{script} on {label}: model vs spectral gating", out_dir / "snr_vs_input.png")
+    quality_figure(summary, ["noisy", "spectral_gating", method, *ORACLES], out_dir / "quality_vs_input.png",
+                   f"{script} on {label}: PESQ and STOI (n_fft={n_fft}, hop={hop}; oracles keep the noisy phase)")
     if history:
         plot_training_curves(history, out_dir / "training_curves.png",
                              {"loss (MSE)": ["train_loss"], "validation SNR (dB)": ["val_snr_db",
@@ -559,7 +610,10 @@ def headline(script: str, m: dict, data: DenoiseData) -> str:
                 f"STOI {_fmt(m.get('test_stoi'))} | spectral gating: SNR "
                 f"{_fmt(m.get('baseline_gating_test_snr_db'), ' dB')}, "
                 f"PESQ {_fmt(m.get('baseline_gating_test_pesq'))} | noisy: SNR "
-                f"{_fmt(m.get('baseline_noisy_test_snr_db'), ' dB')}, PESQ {_fmt(m.get('baseline_noisy_test_pesq'))}")
+                f"{_fmt(m.get('baseline_noisy_test_snr_db'), ' dB')}, PESQ {_fmt(m.get('baseline_noisy_test_pesq'))}"
+                f" | oracle IRM / PSM: PESQ {_fmt(m.get('oracle_irm_test_pesq'))} / "
+                f"{_fmt(m.get('oracle_psm_test_pesq'))}"
+                f", STOI {_fmt(m.get('oracle_irm_test_stoi'))} / {_fmt(m.get('oracle_psm_test_stoi'))}")
     return (f"{script} {src}: training-pair SNR {_fmt(m.get('train_snr_db'), ' dB')} (noisy "
             f"{_fmt(m.get('baseline_noisy_train_snr_db'), ' dB')}); {len(data.unlabeled)} --test file(s) denoised "
             "(no reference: SNR undefined for them)")
@@ -586,7 +640,8 @@ def run(args: argparse.Namespace, *, script: str, context: int,
     # data: `context` frames per example
     data = prepare_data(args)
     stream = TrainStream(data, context=context, batch_size=args.batch_size, n_fft=args.n_fft,
-                         hop_length=args.hop_length, seed=args.seed)
+                         hop_length=args.hop_length, seed=args.seed,
+                         target="psa" if args.loss == "psa" else "magnitude")
     n_freq = args.n_fft // 2 + 1
     print(f"{script}: {data.description}; {len(stream.bank)} training frames per epoch, "
           f"{len(data.val)} validation / {len(data.test)} test / {len(data.heldout)} held-out-noise signals")
