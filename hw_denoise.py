@@ -31,7 +31,8 @@ magnitude directly; the estimate is recombined with the noisy phase and inverted
 
 Training (``train_denoiser``): the MSE between square-root-compressed magnitudes of
 estimate and clean speech (``--loss magnitude``; ``--loss log1p`` uses log1p magnitudes,
-see experiments/denoise.md), with Adam and a cosine learning-rate decay; the checkpoint
+see experiments/denoise.md; ``--loss compressed``: |X|^0.3; ``--loss psa``: |X|^0.3 against the
+truncated phase-sensitive target, Erdogan et al. 2015), with Adam and a cosine learning-rate decay; the checkpoint
 with the best validation SNR improvement (held-out training-speaker utterances) is the
 one evaluated. ``FeatureNorm`` takes its statistics from the first epoch's training
 mixtures (stored in the checkpoint). Training mixtures are drawn afresh every epoch, with
@@ -43,7 +44,10 @@ defines it, ``10 log10(sum s^2 / sum (s - s_hat)^2)`` in dB on the time signal; 
 Roux et al. 2019); PESQ wide-band (ITU-T P.862.2, ``pesq`` package) and STOI (Taal et al.
 2011, ``pystoi``). Baselines on the same signals: the noisy input itself and spectral gating
 (``noisereduce``, Sainburg et al. 2020, non-stationary mode, no noise clip, i.e. as blind
-as the CNNs). An undefined score (silent reference, PESQ finding no speech) is reported
+as the CNNs), and the ceiling of any noisy-phase mask, the oracle ideal ratio and phase-sensitive
+masks (``audiolab/core/masks.py``; ``oracle_irm_*``, ``oracle_psm_*``), all on the same signals with
+the same STFT; the validation signals get every score too (``val_*``: settings are chosen there,
+never on the test speakers). An undefined score (silent reference, PESQ finding no speech) is reported
 as missing with a reason, never as inf or NaN.
 """
 
@@ -72,13 +76,14 @@ from audiolab.core.plotting import plot_training_curves, save_figure, spectrogra
 from audiolab.core.runtime import UserError, is_main_process, seed_everything, select_device
 from audiolab.core.train import fit, load_checkpoint
 from audiolab.data.common import SYNTHETIC_NOTE, choose_dataset, resolve_data_root
-from audiolab.augment.noise import Mixer
+from audiolab.augment.noise import TRAIN_LEVEL_DBFS, Mixer, random_mix
 from audiolab.data.speech import (TSP, DenoiseData, folder_data, load_folder, load_pair, load_unlabeled,
                                   synthetic_data)
 
 N_FFT = 1024                 # -> 513 frequency bins
 HOP_LENGTH = 512
 CONTEXT_2D = 20              # frames seen by the 2-D CNN
+LOG_FLOOR = 1e-5             # linear-magnitude floor of --features log
 
 
 # ============================================================================ CLI
@@ -116,11 +121,14 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
                    help="training utterances are played at one of these speeds (resampling shifts pitch and "
                         "formants) to generalise to unseen speakers; 1 alone switches it off "
                         "(default 0.8 0.9 1.0 1.1 1.2)")
-    g.add_argument("--extra-clean-dir", type=Path, nargs="+", default=[],
-                   help="more clean speech for training only (folders of audio, any rate; e.g. emovo/, "
-                        "emodb_2s/wav/): never validation or test; mixed with the training noise parts")
-    g.add_argument("--extra-mixes", type=int_range(1, 100), default=1,
-                   help="training mixtures per --extra-clean-dir utterance and epoch (default %(default)s)")
+    g.add_argument("--extra-clean-dir", type=Path, nargs="+", default=None,
+                   help="more clean speech (other voices) for training only, mixed with the training noise parts; "
+                        "never validation or test (default with --dataset tsp: the data root's emovo/<speaker>/ and "
+                        "emodb_2s/wav/ where present; otherwise none)")
+    g.add_argument("--no-extra-clean", action="store_true", help="no --extra-clean-dir speech, not even the default")
+    g.add_argument("--extra-per-epoch", type=int_range(1), default=200,
+                   help="--extra-clean-dir utterances drawn (without speed perturbation) into each epoch's "
+                        "training mixtures (default %(default)s)")
     g.add_argument("--noise-test-fraction", type=float_range(0, 1, lo_open=True, hi_open=True), default=0.25,
                    help="last fraction of each noise file reserved for test mixtures (default 0.25)")
     g.add_argument("--max-test-utterances", type=int_range(0), default=0,
@@ -131,6 +139,9 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--output", choices=["mask", "magnitude"], default="mask",
                    help="the network predicts a mask in [0,1] applied to the noisy magnitude (sigmoid last layer) "
                         "or the clean log1p magnitude directly (ReLU last layer) (default %(default)s)")
+    g.add_argument("--features", choices=["log1p", "log"], default="log1p",
+                   help="network input: log1p|Y| (near-linear for the many bins below 1) or log|Y| (floor "
+                        f"{LOG_FLOOR:g}), each standardised per frequency bin (default %(default)s)")
     g.add_argument("--loss", choices=["log1p", "magnitude", "compressed", "psa"], default="magnitude",
                    help="MSE on log1p magnitudes, on |X|^0.5 (magnitude) or |X|^0.3 (compressed) magnitudes, or "
                         "psa: |X|^0.3 against the truncated phase-sensitive target |S|cos(dphi) (Erdogan et al. "
@@ -161,10 +172,10 @@ def script_parser(doc: str, *, epochs: int, layers: str) -> argparse.ArgumentPar
 
 
 # --quick (a smoke test), set by cli.apply_quick right after parsing: one short epoch of 2 mixtures per
-# utterance; the synthetic default renders 8 training and 2 test utterances with 3 s / 2 s of noise; the
-# TSP data keep 6 training utterances and at most 4 test utterances (fewer if --max-test-utterances says
-# so). Folder and file modes keep their data.
-QUICK = {"epochs": 1, "mixes_per_utterance": 2, "synthetic_utterances": (8, 2),
+# utterance (and 8 --extra-clean-dir utterances); the synthetic default renders 8 training and 2 test
+# utterances with 3 s / 2 s of noise; the TSP data keep 6 training utterances and at most 4 test utterances
+# (fewer if --max-test-utterances says so). Folder and file modes keep their data.
+QUICK = {"epochs": 1, "mixes_per_utterance": 2, "synthetic_utterances": (8, 2), "extra_per_epoch": 8,
                "synthetic_noise_seconds": (3.0, 2.0), "tsp_train_utterances": 6,
                "tsp_test_utterances": lambda args: args.max_test_utterances or 4}
 
@@ -235,7 +246,12 @@ def prepare_data(args: argparse.Namespace) -> DenoiseData:
                                "tsp", heldout, max_test_utterances=args.tsp_test_utterances)
             if args.tsp_train_utterances:  # --quick: a few training utterances only
                 data.sample_epoch.keep(args.tsp_train_utterances)
-    if args.extra_clean_dir:
+            if args.extra_clean_dir is None:  # other voices from the data root (issue 29)
+                top = choice.path.parent
+                args.extra_clean_dir = sorted(p for p in (top / "emovo").glob("*") if p.is_dir()
+                                              and p.name != "original_format") + [top / "emodb_2s" / "wav"]
+                args.extra_clean_dir = [p for p in args.extra_clean_dir if p.is_dir()]
+    if args.extra_clean_dir and not args.no_extra_clean:
         add_extra_clean(data, args)
     data.unlabeled = unlabeled
     return data
@@ -244,8 +260,9 @@ def prepare_data(args: argparse.Namespace) -> DenoiseData:
 def add_extra_clean(data: DenoiseData, args: argparse.Namespace) -> None:
     """Add the utterances of ``--extra-clean-dir`` to ``data``'s training mixtures (training only, in place).
 
-    They are mixed like the training speakers' (the same noise training parts, SNR range and
-    level augmentation), ``--extra-mixes`` times per epoch, without speed perturbation.
+    Each epoch draws ``--extra-per-epoch`` of them (without replacement) and mixes each once
+    like the training speakers' (the same noise training parts, SNR range and level
+    augmentation; ``audiolab.augment.noise.random_mix``), without speed perturbation.
 
     Raises:
         UserError: homework-pair mode (no noise recordings to mix with), or unusable folders.
@@ -259,11 +276,19 @@ def add_extra_clean(data: DenoiseData, args: argparse.Namespace) -> None:
         if not Path(folder).is_dir():
             raise UserError(f"--extra-clean-dir {folder} is not a folder")
         wavs += [w for _, _, w in load_folder(Path(folder), min_samples=args.n_fft)]
-    extra = Mixer(wavs, base.noises, args.train_snr_range, args.extra_mixes)
-    data.sample_epoch = lambda rng: base(rng) + extra(rng)
+    n, noises, (lo, hi) = min(args.extra_per_epoch, len(wavs)), base.noises, args.train_snr_range
+
+    def sample_epoch(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+        pairs = base(rng)
+        for i in rng.choice(len(wavs), size=n, replace=False):
+            noise = noises[int(rng.integers(len(noises)))].train
+            pairs.append(random_mix(wavs[i], noise, float(rng.uniform(lo, hi)), rng, TRAIN_LEVEL_DBFS))
+        return pairs
+    data.sample_epoch = sample_epoch
     data.info.update({"extra_clean_dirs": [str(f) for f in args.extra_clean_dir], "n_extra_utterances": len(wavs),
                       "extra_seconds": round(sum(len(w) for w in wavs) / SAMPLE_RATE, 1)})
-    print(f"extra clean speech for training: {len(wavs)} utterances, {data.info['extra_seconds']:.0f} s")
+    print(f"extra clean speech for training: {len(wavs)} utterances, {data.info['extra_seconds']:.0f} s, "
+          f"{n} per epoch")
 
 
 # ============================================================================ model
@@ -311,10 +336,15 @@ class FrameCNN(torch.nn.Module):
             n_flat = self.features(torch.zeros(1, 1, *input_shape)).numel()
         self.head = torch.nn.Linear(n_flat, n_freq)
         self.out_act = torch.nn.Sigmoid() if output == "mask" else torch.nn.ReLU()
+        self.log_input = False  # True: the network sees log(|Y|) (floor LOG_FLOOR) instead of log1p(|Y|)
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """``log1p|Y|`` features -> the network's input scale (``log|Y|`` when ``log_input``), before normalising."""
+        return torch.log(torch.expm1(x).clamp_min(LOG_FLOOR)) if self.log_input else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``[B, 1, F]`` or ``[B, 1, T, F]`` log1p magnitudes (oldest frame first) -> ``[B, F]``."""
-        return self.out_act(self.head(self.features(self.norm(x)).flatten(1)))
+        return self.out_act(self.head(self.features(self.norm(self.transform(x))).flatten(1)))
 
 
 def magnitude_estimate(out: torch.Tensor, noisy_mag: torch.Tensor, output: str) -> torch.Tensor:
@@ -648,7 +678,8 @@ def run(args: argparse.Namespace, *, script: str, context: int,
 
     # model, with the input normaliser fitted on the first epoch's noisy frames
     model = build_model(n_freq)
-    model.norm.fit(stream.bank.features[stream.bank.ends])  # real frames only, not the prefix
+    model.log_input = args.features == "log"
+    model.norm.fit(model.transform(stream.bank.features[stream.bank.ends]))  # real frames only, not the prefix
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{script}: {type(model).__name__} with {n_params:,} parameters, output={args.output}, loss={args.loss}")
 
