@@ -1,6 +1,8 @@
 """Benchmark: the 1-D and 2-D denoising CNNs on real speech (TSP) and real noise.
 
-Protocol: train on TSP speaker FA, test on speaker MC (speaker-disjoint); noise from
+Protocol: train on TSP speaker FA (plus, by the scripts' default since issue 29, 200 clips per
+epoch drawn from the EMOVO and EmoDB speakers under the data root: other voices, other
+languages), test on speaker MC (speaker-disjoint, never trained on); noise from
 Speech Commands' _background_noise_ recordings, each cut into a training part (first
 75 %) and a test part (last 25 %, after a 0.5 s gap), so test noise segments were never
 heard in training. Test mixtures: every MC utterance at -5, 0, 5 and 10 dB SNR.
