@@ -382,6 +382,35 @@ def test_train_stream_serves_fresh_epochs():
     assert not torch.equal(torch.cat(first).sum(0), torch.cat(second).sum(0))  # re-mixed
 
 
+def test_extra_clean_speech_joins_training_only_and_needs_noise_to_mix_with(tmp_path):
+    rng = np.random.default_rng(13)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for i in range(3):
+        write(extra / f"x{i}.wav", speechlike(0.5, 200 + 20 * i, rng))
+    clean = [speechlike(0.5, 150, rng)]
+    noise = noisemix.NoiseSource("w", rng.standard_normal(2 * SR).astype(np.float32), np.zeros(1, np.float32))
+    data = speech.DenoiseData("toy", "synthetic", "toy", noisemix.Mixer(clean, [noise], (0, 10), 1), [], [], [],
+                              info={})
+    args = make_args("--extra-clean-dir", str(extra), "--extra-per-epoch", "2")
+    denoise.add_extra_clean(data, args)
+    pairs = data.sample_epoch(np.random.default_rng(0))
+    assert len(pairs) == 1 + 2 and data.info["n_extra_utterances"] == 3
+    assert data.val == [] and data.test == []  # training only
+    pair = speech.DenoiseData("p", "real", "p", lambda r: [], [], [], [], info={})
+    with pytest.raises(UserError, match="noise recordings"):
+        denoise.add_extra_clean(pair, args)
+
+
+def test_log_features_are_the_log_magnitude_with_a_floor():
+    model = denoise.FrameCNN(4, torch.nn.Identity(), (4,))
+    x = torch.log1p(torch.tensor([[0.0, 1e-3, 1.0, 50.0]]))
+    assert torch.equal(model.transform(x), x)
+    model.log_input = True
+    expected = torch.log(torch.tensor([[denoise.LOG_FLOOR, 1e-3, 1.0, 50.0]]))
+    assert torch.allclose(model.transform(x), expected, atol=1e-4)
+
+
 # ----------------------------------------------------------------------------- real data
 @pytest.mark.realdata
 def test_tsp_split_and_an_oracle_mask_on_real_speech(shared_data):
