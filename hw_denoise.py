@@ -31,7 +31,8 @@ magnitude directly; the estimate is recombined with the noisy phase and inverted
 
 Training (``train_denoiser``): the MSE between square-root-compressed magnitudes of
 estimate and clean speech (``--loss magnitude``; ``--loss log1p`` uses log1p magnitudes,
-see experiments/denoise.md), with Adam and a cosine learning-rate decay; the checkpoint
+see experiments/denoise.md; ``--loss compressed``: |X|^0.3; ``--loss psa``: |X|^0.3 against the
+truncated phase-sensitive target, Erdogan et al. 2015), with Adam and a cosine learning-rate decay; the checkpoint
 with the best validation SNR improvement (held-out training-speaker utterances) is the
 one evaluated. ``FeatureNorm`` takes its statistics from the first epoch's training
 mixtures (stored in the checkpoint). Training mixtures are drawn afresh every epoch, with
@@ -43,7 +44,10 @@ defines it, ``10 log10(sum s^2 / sum (s - s_hat)^2)`` in dB on the time signal; 
 Roux et al. 2019); PESQ wide-band (ITU-T P.862.2, ``pesq`` package) and STOI (Taal et al.
 2011, ``pystoi``). Baselines on the same signals: the noisy input itself and spectral gating
 (``noisereduce``, Sainburg et al. 2020, non-stationary mode, no noise clip, i.e. as blind
-as the CNNs). An undefined score (silent reference, PESQ finding no speech) is reported
+as the CNNs), and the ceiling of any noisy-phase mask, the oracle ideal ratio and phase-sensitive
+masks (``audiolab/core/masks.py``; ``oracle_irm_*``, ``oracle_psm_*``), all on the same signals with
+the same STFT; the validation signals get every score too (``val_*``: settings are chosen there,
+never on the test speakers). An undefined score (silent reference, PESQ finding no speech) is reported
 as missing with a reason, never as inf or NaN.
 """
 
@@ -65,17 +69,21 @@ from audiolab.core.dsp import from_magnitude_phase, magnitude_phase
 from audiolab.core.evaluate import (SAMPLE_RATE, Mixture, evaluate_set, mean_defined, metrics_from_summary,
                                     peak_safe, score, spectral_gating, summarize)
 from audiolab.core.frames import FrameBank
+from audiolab.core.masks import ORACLES, oracle_methods, quality_figure
 from audiolab.core.io import save_audio
 from audiolab.core.outputs import out_dir_for, write_csv, write_json_atomic, write_metrics
 from audiolab.core.plotting import plot_training_curves, save_figure, spectrogram_figure
 from audiolab.core.runtime import UserError, is_main_process, seed_everything, select_device
 from audiolab.core.train import fit, load_checkpoint
 from audiolab.data.common import SYNTHETIC_NOTE, choose_dataset, resolve_data_root
-from audiolab.data.speech import TSP, DenoiseData, folder_data, load_pair, load_unlabeled, synthetic_data
+from audiolab.augment.noise import TRAIN_LEVEL_DBFS, Mixer, random_mix
+from audiolab.data.speech import (TSP, DenoiseData, folder_data, load_folder, load_pair, load_unlabeled,
+                                  synthetic_data)
 
 N_FFT = 1024                 # -> 513 frequency bins
 HOP_LENGTH = 512
 CONTEXT_2D = 20              # frames seen by the 2-D CNN
+LOG_FLOOR = 1e-5             # linear-magnitude floor of --features log
 
 
 # ============================================================================ CLI
@@ -113,6 +121,14 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
                    help="training utterances are played at one of these speeds (resampling shifts pitch and "
                         "formants) to generalise to unseen speakers; 1 alone switches it off "
                         "(default 0.8 0.9 1.0 1.1 1.2)")
+    g.add_argument("--extra-clean-dir", type=Path, nargs="+", default=None,
+                   help="more clean speech (other voices) for training only, mixed with the training noise parts; "
+                        "never validation or test (default with --dataset tsp: the data root's emovo/<speaker>/ and "
+                        "emodb_2s/wav/ where present; otherwise none)")
+    g.add_argument("--no-extra-clean", action="store_true", help="no --extra-clean-dir speech, not even the default")
+    g.add_argument("--extra-per-epoch", type=int_range(1), default=200,
+                   help="--extra-clean-dir utterances drawn (without speed perturbation) into each epoch's "
+                        "training mixtures (default %(default)s)")
     g.add_argument("--noise-test-fraction", type=float_range(0, 1, lo_open=True, hi_open=True), default=0.25,
                    help="last fraction of each noise file reserved for test mixtures (default 0.25)")
     g.add_argument("--max-test-utterances", type=int_range(0), default=0,
@@ -123,8 +139,13 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--output", choices=["mask", "magnitude"], default="mask",
                    help="the network predicts a mask in [0,1] applied to the noisy magnitude (sigmoid last layer) "
                         "or the clean log1p magnitude directly (ReLU last layer) (default %(default)s)")
-    g.add_argument("--loss", choices=["log1p", "magnitude"], default="magnitude",
-                   help="MSE on log1p magnitudes or on (compressed, |X|^0.5) magnitudes (default %(default)s)")
+    g.add_argument("--features", choices=["log1p", "log"], default="log1p",
+                   help="network input: log1p|Y| (near-linear for the many bins below 1) or log|Y| (floor "
+                        f"{LOG_FLOOR:g}), each standardised per frequency bin (default %(default)s)")
+    g.add_argument("--loss", choices=["log1p", "magnitude", "compressed", "psa"], default="magnitude",
+                   help="MSE on log1p magnitudes, on |X|^0.5 (magnitude) or |X|^0.3 (compressed) magnitudes, or "
+                        "psa: |X|^0.3 against the truncated phase-sensitive target |S|cos(dphi) (Erdogan et al. "
+                        "2015) (default %(default)s)")
     cli.add_training_args(g, lr=1e-3, batch_size=256, batch_help="frames per batch")
     g.add_argument("--val-fraction", type=float_range(0, 0.9, hi_open=True), default=0.1,
                    help="fraction of the training utterances (or of the training pair) kept for validation "
@@ -151,10 +172,10 @@ def script_parser(doc: str, *, epochs: int, layers: str) -> argparse.ArgumentPar
 
 
 # --quick (a smoke test), set by cli.apply_quick right after parsing: one short epoch of 2 mixtures per
-# utterance; the synthetic default renders 8 training and 2 test utterances with 3 s / 2 s of noise; the
-# TSP data keep 6 training utterances and at most 4 test utterances (fewer if --max-test-utterances says
-# so). Folder and file modes keep their data.
-QUICK = {"epochs": 1, "mixes_per_utterance": 2, "synthetic_utterances": (8, 2),
+# utterance (and 8 --extra-clean-dir utterances); the synthetic default renders 8 training and 2 test
+# utterances with 3 s / 2 s of noise; the TSP data keep 6 training utterances and at most 4 test utterances
+# (fewer if --max-test-utterances says so). Folder and file modes keep their data.
+QUICK = {"epochs": 1, "mixes_per_utterance": 2, "synthetic_utterances": (8, 2), "extra_per_epoch": 8,
                "synthetic_noise_seconds": (3.0, 2.0), "tsp_train_utterances": 6,
                "tsp_test_utterances": lambda args: args.max_test_utterances or 4}
 
@@ -225,8 +246,49 @@ def prepare_data(args: argparse.Namespace) -> DenoiseData:
                                "tsp", heldout, max_test_utterances=args.tsp_test_utterances)
             if args.tsp_train_utterances:  # --quick: a few training utterances only
                 data.sample_epoch.keep(args.tsp_train_utterances)
+            if args.extra_clean_dir is None:  # other voices from the data root (issue 29)
+                top = choice.path.parent
+                args.extra_clean_dir = sorted(p for p in (top / "emovo").glob("*") if p.is_dir()
+                                              and p.name != "original_format") + [top / "emodb_2s" / "wav"]
+                args.extra_clean_dir = [p for p in args.extra_clean_dir if p.is_dir()]
+    if args.extra_clean_dir and not args.no_extra_clean:
+        add_extra_clean(data, args)
     data.unlabeled = unlabeled
     return data
+
+
+def add_extra_clean(data: DenoiseData, args: argparse.Namespace) -> None:
+    """Add the utterances of ``--extra-clean-dir`` to ``data``'s training mixtures (training only, in place).
+
+    Each epoch draws ``--extra-per-epoch`` of them (without replacement) and mixes each once
+    like the training speakers' (the same noise training parts, SNR range and level
+    augmentation; ``audiolab.augment.noise.random_mix``), without speed perturbation.
+
+    Raises:
+        UserError: homework-pair mode (no noise recordings to mix with), or unusable folders.
+    """
+    base = data.sample_epoch
+    if not isinstance(base, Mixer):
+        raise UserError("--extra-clean-dir needs noise recordings to mix with: use it with --clean-dir/--noise-dir "
+                        "or a dataset, not with the --clean/--noisy pair")
+    wavs = []
+    for folder in args.extra_clean_dir:
+        if not Path(folder).is_dir():
+            raise UserError(f"--extra-clean-dir {folder} is not a folder")
+        wavs += [w for _, _, w in load_folder(Path(folder), min_samples=args.n_fft)]
+    n, noises, (lo, hi) = min(args.extra_per_epoch, len(wavs)), base.noises, args.train_snr_range
+
+    def sample_epoch(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+        pairs = base(rng)
+        for i in rng.choice(len(wavs), size=n, replace=False):
+            noise = noises[int(rng.integers(len(noises)))].train
+            pairs.append(random_mix(wavs[i], noise, float(rng.uniform(lo, hi)), rng, TRAIN_LEVEL_DBFS))
+        return pairs
+    data.sample_epoch = sample_epoch
+    data.info.update({"extra_clean_dirs": [str(f) for f in args.extra_clean_dir], "n_extra_utterances": len(wavs),
+                      "extra_seconds": round(sum(len(w) for w in wavs) / SAMPLE_RATE, 1)})
+    print(f"extra clean speech for training: {len(wavs)} utterances, {data.info['extra_seconds']:.0f} s, "
+          f"{n} per epoch")
 
 
 # ============================================================================ model
@@ -274,10 +336,15 @@ class FrameCNN(torch.nn.Module):
             n_flat = self.features(torch.zeros(1, 1, *input_shape)).numel()
         self.head = torch.nn.Linear(n_flat, n_freq)
         self.out_act = torch.nn.Sigmoid() if output == "mask" else torch.nn.ReLU()
+        self.log_input = False  # True: the network sees log(|Y|) (floor LOG_FLOOR) instead of log1p(|Y|)
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """``log1p|Y|`` features -> the network's input scale (``log|Y|`` when ``log_input``), before normalising."""
+        return torch.log(torch.expm1(x).clamp_min(LOG_FLOOR)) if self.log_input else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``[B, 1, F]`` or ``[B, 1, T, F]`` log1p magnitudes (oldest frame first) -> ``[B, F]``."""
-        return self.out_act(self.head(self.features(self.norm(x)).flatten(1)))
+        return self.out_act(self.head(self.features(self.norm(self.transform(x))).flatten(1)))
 
 
 def magnitude_estimate(out: torch.Tensor, noisy_mag: torch.Tensor, output: str) -> torch.Tensor:
@@ -291,20 +358,23 @@ def magnitude_estimate(out: torch.Tensor, noisy_mag: torch.Tensor, output: str) 
 
 def spectral_loss(out: torch.Tensor, noisy_mag: torch.Tensor, clean_mag: torch.Tensor, output: str,
                   loss: str = "log1p") -> torch.Tensor:
-    """MSE between the estimated and the clean magnitude, on ``log1p`` or on ``|X|^0.5`` scale.
+    """MSE between the estimated and the clean magnitude, on ``log1p``, ``|X|^0.5`` or ``|X|^0.3`` scale.
 
     Args:
         out: network output ``[B, F]``; noisy_mag, clean_mag: linear magnitudes ``[B, F]``.
         output: ``"mask"`` or ``"magnitude"`` (see :func:`magnitude_estimate`).
-        loss: ``"log1p"`` (log-spectral MSE) or ``"magnitude"`` (MSE of square-root
-            compressed magnitudes, closer to the time-domain SNR).
+        loss: ``"log1p"`` (log-spectral MSE), ``"magnitude"`` (MSE of square-root
+            compressed magnitudes, closer to the time-domain SNR), ``"compressed"`` (power 0.3)
+            or ``"psa"`` (power 0.3; ``clean_mag`` holds the phase-sensitive target, Erdogan et
+            al. 2015; signal approximation as in Weninger et al. 2014).
     """
     if output == "magnitude" and loss == "log1p":
         return F.mse_loss(out, torch.log1p(clean_mag))
     est = magnitude_estimate(out, noisy_mag, output)
     if loss == "log1p":
         return F.mse_loss(torch.log1p(est), torch.log1p(clean_mag))
-    return F.mse_loss(est.clamp_min(1e-8).sqrt(), clean_mag.sqrt())
+    power = 0.5 if loss == "magnitude" else 0.3  # "compressed", "psa" (clean_mag is then the PSA target)
+    return F.mse_loss(est.clamp_min(1e-8) ** power, clean_mag.clamp_min(1e-8) ** power)
 
 
 @torch.no_grad()
@@ -340,12 +410,13 @@ class TrainStream:
     ``bank`` is the current epoch's bank (the first one also fits the feature normaliser).
     """
 
-    def __init__(self, data: DenoiseData, context: int, batch_size: int, n_fft: int, hop_length: int, seed: int):
+    def __init__(self, data: DenoiseData, context: int, batch_size: int, n_fft: int, hop_length: int, seed: int,
+                 target: str = "magnitude"):
         self.data, self.context, self.batch_size = data, context, batch_size
-        self.n_fft, self.hop_length = n_fft, hop_length
+        self.n_fft, self.hop_length, self.target = n_fft, hop_length, target
         self.rng = np.random.default_rng(seed)
         self.gen = torch.Generator().manual_seed(seed)
-        self.bank = FrameBank(data.sample_epoch(self.rng), context, n_fft, hop_length, seed)
+        self.bank = FrameBank(data.sample_epoch(self.rng), context, n_fft, hop_length, seed, target)
         self._fresh = True
 
     def __len__(self) -> int:
@@ -354,7 +425,7 @@ class TrainStream:
     def __iter__(self):
         if not self._fresh:
             self.bank = FrameBank(self.data.sample_epoch(self.rng), self.context, self.n_fft, self.hop_length,
-                                  int(self.rng.integers(2**31)))
+                                  int(self.rng.integers(2**31)), self.target)
         self._fresh = False
         return self.bank.batches(self.batch_size, self.gen)
 
@@ -446,10 +517,15 @@ def improvement_figure(summary: Sequence[dict], model_method: str, title: str, p
 
 
 def anchors_for(metrics: dict, data: DenoiseData) -> list[dict]:
-    """Reference numbers shown beside ours in the report: the target and the baselines."""
+    """Reference numbers shown beside ours in the report: the targets, the baselines and the oracle masks."""
     where = "" if data.dataset == "tsp" else " (set for tsp FA->MC; this run is on another dataset)"
-    out = [{"metric": "test_snr_improvement_db_input_0db", "anchor": 6.0,
-            "source": f"target: >= 6 dB at 0 dB input{where}"}]
+    out = [{"metric": f"test_{k}_input_0db", "anchor": v, "source": f"target (issue 29): >= {v} at 0 dB input{where}"}
+           for k, v in (("snr_improvement_db", 9.0), ("pesq", 1.9), ("stoi", 0.85))]
+    for kind in ("irm", "psm"):
+        for k in ("pesq", "stoi", "snr_improvement_db"):
+            if metrics.get(f"oracle_{kind}_test_{k}_input_0db") is not None:
+                out.append({"metric": f"test_{k}_input_0db", "anchor": metrics[f"oracle_{kind}_test_{k}_input_0db"],
+                            "source": f"oracle {kind.upper()} (clean speech known, noisy phase) on the same signals"})
     for key, name in (("snr_db", "SNR"), ("pesq", "PESQ"), ("stoi", "STOI")):
         if metrics.get(f"baseline_gating_test_{key}") is not None:
             out.append({"metric": f"test_{key}", "anchor": metrics[f"baseline_gating_test_{key}"],
@@ -506,12 +582,15 @@ def evaluate_and_write(model: torch.nn.Module, data: DenoiseData, args: argparse
         return enhance(model, x, context, args.output, n_fft, hop, device=device)
 
     methods = {"noisy": lambda x: x, "spectral_gating": spectral_gating, method: model_fn}
+    oracles = oracle_methods(n_fft, hop)
     t0 = time.perf_counter()
     rows = evaluate_set(data.train_eval, {"noisy": lambda x: x, method: model_fn}, perceptual=False, desc="train")
+    # the validation signals (training speakers, training noise parts) with every score: settings are chosen here
+    rows += evaluate_set(data.val, methods, oracles=oracles, desc="validation")
     rows += evaluate_set(data.test, methods, args.pesq_max, wav_dir=out_dir / "test_denoised", wav_method=method,
-                         desc="test")
+                         desc="test", oracles=oracles)
     rows += evaluate_set(data.heldout, methods, args.pesq_max, wav_dir=out_dir / "heldout_denoised",
-                         wav_method=method, desc="held-out noise")
+                         wav_method=method, desc="held-out noise", oracles=oracles)
     evaluate_set(data.unlabeled, {method: model_fn, "spectral_gating": spectral_gating},
                  wav_dir=out_dir / "unlabeled_denoised", wav_method=method, desc="--test files")
     summary = summarize(rows)
@@ -522,6 +601,8 @@ def evaluate_and_write(model: torch.nn.Module, data: DenoiseData, args: argparse
 
     write_examples(model_fn, data, method, script, out_dir, n_fft, hop)
     improvement_figure(summary, method, f"{script} on {label}: model vs spectral gating", out_dir / "snr_vs_input.png")
+    quality_figure(summary, ["noisy", "spectral_gating", method, *ORACLES], out_dir / "quality_vs_input.png",
+                   f"{script} on {label}: PESQ and STOI (n_fft={n_fft}, hop={hop}; oracles keep the noisy phase)")
     if history:
         plot_training_curves(history, out_dir / "training_curves.png",
                              {"loss (MSE)": ["train_loss"], "validation SNR (dB)": ["val_snr_db",
@@ -559,7 +640,10 @@ def headline(script: str, m: dict, data: DenoiseData) -> str:
                 f"STOI {_fmt(m.get('test_stoi'))} | spectral gating: SNR "
                 f"{_fmt(m.get('baseline_gating_test_snr_db'), ' dB')}, "
                 f"PESQ {_fmt(m.get('baseline_gating_test_pesq'))} | noisy: SNR "
-                f"{_fmt(m.get('baseline_noisy_test_snr_db'), ' dB')}, PESQ {_fmt(m.get('baseline_noisy_test_pesq'))}")
+                f"{_fmt(m.get('baseline_noisy_test_snr_db'), ' dB')}, PESQ {_fmt(m.get('baseline_noisy_test_pesq'))}"
+                f" | oracle IRM / PSM: PESQ {_fmt(m.get('oracle_irm_test_pesq'))} / "
+                f"{_fmt(m.get('oracle_psm_test_pesq'))}"
+                f", STOI {_fmt(m.get('oracle_irm_test_stoi'))} / {_fmt(m.get('oracle_psm_test_stoi'))}")
     return (f"{script} {src}: training-pair SNR {_fmt(m.get('train_snr_db'), ' dB')} (noisy "
             f"{_fmt(m.get('baseline_noisy_train_snr_db'), ' dB')}); {len(data.unlabeled)} --test file(s) denoised "
             "(no reference: SNR undefined for them)")
@@ -586,14 +670,16 @@ def run(args: argparse.Namespace, *, script: str, context: int,
     # data: `context` frames per example
     data = prepare_data(args)
     stream = TrainStream(data, context=context, batch_size=args.batch_size, n_fft=args.n_fft,
-                         hop_length=args.hop_length, seed=args.seed)
+                         hop_length=args.hop_length, seed=args.seed,
+                         target="psa" if args.loss == "psa" else "magnitude")
     n_freq = args.n_fft // 2 + 1
     print(f"{script}: {data.description}; {len(stream.bank)} training frames per epoch, "
           f"{len(data.val)} validation / {len(data.test)} test / {len(data.heldout)} held-out-noise signals")
 
     # model, with the input normaliser fitted on the first epoch's noisy frames
     model = build_model(n_freq)
-    model.norm.fit(stream.bank.features[stream.bank.ends])  # real frames only, not the prefix
+    model.log_input = args.features == "log"
+    model.norm.fit(model.transform(stream.bank.features[stream.bank.ends]))  # real frames only, not the prefix
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{script}: {type(model).__name__} with {n_params:,} parameters, output={args.output}, loss={args.loss}")
 

@@ -16,7 +16,7 @@ import torchaudio.functional as AF
 import hw_denoise as denoise
 from audiolab.augment import noise as noisemix
 from audiolab.augment.waveform import speed_perturb
-from audiolab.core import evaluate, frames
+from audiolab.core import evaluate, frames, masks
 from audiolab.core.io import resample
 from audiolab.data import speech
 from audiolab.core.dsp import stft
@@ -183,6 +183,58 @@ def test_spectral_loss_is_zero_for_the_right_answer_and_matches_its_formula():
     assert torch.allclose(est, clean, atol=1e-4)
 
 
+def test_compressed_and_psa_losses_are_zero_for_the_right_answer_and_match_their_formula():
+    noisy = torch.rand(8, 513) * 5 + 0.1
+    clean = noisy * torch.rand(8, 513)
+    for loss in ("compressed", "psa"):
+        assert float(denoise.spectral_loss(clean / noisy, noisy, clean, "mask", loss)) < 1e-10
+    out = torch.rand(8, 513)
+    expected = torch.mean(((out * noisy) ** 0.3 - clean ** 0.3) ** 2)
+    assert float(denoise.spectral_loss(out, noisy, clean, "mask", "psa")) == pytest.approx(float(expected), rel=1e-4)
+
+
+# ----------------------------------------------------------------------------- oracle masks
+def test_psa_target_is_the_projection_of_clean_on_noisy_truncated_to_the_noisy_magnitude():
+    y = torch.tensor([2 + 0j, 1j, 1 + 0j, 1 + 0j])
+    s = torch.tensor([1 + 1j, 1 + 0j, -1 + 0j, 3 + 0j])
+    # |S| cos(dphi) = Re(S conj(Y)) / |Y|: 1, 0, -1 (-> 0), 3 (-> |Y| = 1)
+    assert torch.allclose(masks.psa_target(y, s), torch.tensor([1.0, 0.0, 0.0, 1.0]))
+
+
+def test_a_unit_mask_returns_the_mixture_and_the_oracle_masks_beat_the_noisy_input():
+    rng = np.random.default_rng(11)
+    clean = speechlike(2.0, 140, rng)
+    noise = 0.05 * rng.standard_normal(clean.shape).astype(np.float32)
+    noisy = clean + noise
+    ones = torch.ones(513, stft(torch.as_tensor(noisy), 1024, 512).shape[-1])
+    assert np.allclose(masks.apply_mask(noisy, ones, 1024, 512), noisy, atol=1e-5)
+    base = evaluate.score(noisy, clean, noisy)
+    for kind in ("irm", "psm"):
+        mask = masks.oracle_mask(noisy, clean, kind, 1024, 512)
+        assert float(mask.min()) >= 0.0 and float(mask.max()) <= 1.0 + 1e-6
+        row = evaluate.score(masks.apply_mask(noisy, mask, 1024, 512), clean, noisy)
+        assert row["snr_improvement_db"] > 6 and row["pesq"] > base["pesq"] + 0.5 and row["stoi"] > base["stoi"]
+    # the oracle of a mixture without noise is a unit mask wherever there is speech
+    s_mag = stft(torch.as_tensor(clean), 1024, 512).abs()
+    assert torch.allclose(masks.oracle_mask(clean, clean, "psm", 1024, 512)[s_mag > 1e-3], torch.tensor(1.0))
+    with pytest.raises(ValueError):
+        masks.oracle_mask(noisy, clean[:-1], "irm")
+
+
+def test_evaluate_set_scores_oracles_with_the_clean_reference_and_names_their_metrics():
+    rng = np.random.default_rng(12)
+    clean = speechlike(1.0, 150, rng)
+    noisy = clean + 0.05 * rng.standard_normal(clean.shape).astype(np.float32)
+    mixes = [evaluate.Mixture("a", noisy, clean, 0.0, "n", "test"),
+             evaluate.Mixture("u", noisy, None, None, "unknown", "unlabeled")]
+    rows = evaluate.evaluate_set(mixes, {"noisy": lambda x: x}, perceptual=False,
+                                 oracles=masks.oracle_methods(1024, 512))
+    assert [r["method"] for r in rows] == ["noisy", "oracle_irm", "oracle_psm"]
+    metrics = evaluate.metrics_from_summary(evaluate.summarize(rows), "cnn1d")
+    assert metrics["oracle_psm_test_snr_improvement_db_input_0db"] > 6
+    assert metrics["oracle_irm_test_snr_db"] > metrics["baseline_noisy_test_snr_db"]
+
+
 # ----------------------------------------------------------------------------- scores
 def test_score_matches_the_homework_snr_and_references():
     rng = np.random.default_rng(4)
@@ -328,6 +380,35 @@ def test_train_stream_serves_fresh_epochs():
     assert x.shape == (16, 1, 20, 513) and noisy_mag.shape == (16, 513) and clean_mag.shape == (16, 513)
     assert sum(b.shape[0] for b in first) == len(stream.bank)
     assert not torch.equal(torch.cat(first).sum(0), torch.cat(second).sum(0))  # re-mixed
+
+
+def test_extra_clean_speech_joins_training_only_and_needs_noise_to_mix_with(tmp_path):
+    rng = np.random.default_rng(13)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for i in range(3):
+        write(extra / f"x{i}.wav", speechlike(0.5, 200 + 20 * i, rng))
+    clean = [speechlike(0.5, 150, rng)]
+    noise = noisemix.NoiseSource("w", rng.standard_normal(2 * SR).astype(np.float32), np.zeros(1, np.float32))
+    data = speech.DenoiseData("toy", "synthetic", "toy", noisemix.Mixer(clean, [noise], (0, 10), 1), [], [], [],
+                              info={})
+    args = make_args("--extra-clean-dir", str(extra), "--extra-per-epoch", "2")
+    denoise.add_extra_clean(data, args)
+    pairs = data.sample_epoch(np.random.default_rng(0))
+    assert len(pairs) == 1 + 2 and data.info["n_extra_utterances"] == 3
+    assert data.val == [] and data.test == []  # training only
+    pair = speech.DenoiseData("p", "real", "p", lambda r: [], [], [], [], info={})
+    with pytest.raises(UserError, match="noise recordings"):
+        denoise.add_extra_clean(pair, args)
+
+
+def test_log_features_are_the_log_magnitude_with_a_floor():
+    model = denoise.FrameCNN(4, torch.nn.Identity(), (4,))
+    x = torch.log1p(torch.tensor([[0.0, 1e-3, 1.0, 50.0]]))
+    assert torch.equal(model.transform(x), x)
+    model.log_input = True
+    expected = torch.log(torch.tensor([[denoise.LOG_FLOOR, 1e-3, 1.0, 50.0]]))
+    assert torch.allclose(model.transform(x), expected, atol=1e-4)
 
 
 # ----------------------------------------------------------------------------- real data

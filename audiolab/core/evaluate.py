@@ -129,7 +129,8 @@ def peak_safe(wav: np.ndarray) -> np.ndarray:
 
 def evaluate_set(mixtures: Sequence[Mixture], methods: dict[str, Callable[[np.ndarray], np.ndarray]],
                  pesq_max: int = 0, perceptual: bool = True, wav_dir: Path | None = None,
-                 wav_method: str | None = None, desc: str = "eval", sample_rate: int = SAMPLE_RATE) -> list[dict]:
+                 wav_method: str | None = None, desc: str = "eval", sample_rate: int = SAMPLE_RATE,
+                 oracles: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] | None = None) -> list[dict]:
     """Run every method on every mixture and score it; one row per (mixture, method).
 
     Args:
@@ -138,6 +139,8 @@ def evaluate_set(mixtures: Sequence[Mixture], methods: dict[str, Callable[[np.nd
         pesq_max: PESQ/STOI for the first ``pesq_max`` mixtures of each input SNR (0: all).
         perceptual: PESQ/STOI at all.
         wav_dir, wav_method: the ``wav_method`` estimate of every mixture is saved to ``wav_dir``.
+        oracles: ``{name: fn(noisy, clean)}``, methods that see the clean reference (oracle masks,
+            ``audiolab.core.masks``), scored like the others on the mixtures that have one.
 
     Returns:
         rows of :func:`score` plus ``set``, ``signal``, ``noise``, ``input_snr_db``, ``method``. A
@@ -151,7 +154,9 @@ def evaluate_set(mixtures: Sequence[Mixture], methods: dict[str, Callable[[np.nd
         perc = perceptual and (pesq_max <= 0 or seen[mix.snr_db] <= pesq_max)
         mix_rows = []
         try:
-            for method, fn in methods.items():
+            every = {**methods, **{k: (lambda x, f=f: f(x, mix.clean)) for k, f in (oracles or {}).items()
+                                   if mix.clean is not None}}
+            for method, fn in every.items():
                 est = fn(mix.noisy)
                 if not np.all(np.isfinite(est)):
                     raise ValueError(f"the {method} estimate holds NaN or inf samples")
@@ -196,9 +201,10 @@ def metrics_from_summary(summary: Sequence[dict], model_method: str) -> dict:
     ``test_stoi`` and per input SNR ``test_snr_improvement_db_input_0db`` (``m5db`` for -5);
     spectral gating the same with ``baseline_gating_``; the noisy input
     ``baseline_noisy_test_snr_db`` / ``_pesq`` / ``_stoi``; held-out noise types ``heldout_*``;
-    training mixtures ``train_*`` (SNR only).
+    training mixtures ``train_*`` (SNR only); oracle masks ``oracle_irm_test_*``, ``oracle_psm_test_*``.
     """
-    prefix = {model_method: "", "noisy": "baseline_noisy_", "spectral_gating": "baseline_gating_"}
+    prefix = {model_method: "", "noisy": "baseline_noisy_", "spectral_gating": "baseline_gating_",
+              "oracle_irm": "oracle_irm_", "oracle_psm": "oracle_psm_"}
     flat: dict = {}
     for r in summary:
         if r["method"] not in prefix:

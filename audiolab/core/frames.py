@@ -15,7 +15,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from audiolab.core.dsp import magnitude_phase
+from audiolab.core.dsp import magnitude_phase, stft
+from audiolab.core.masks import psa_target
 
 PREFIX_MAGNITUDE = 1e-4      # scale of the near-silent prefix frames (linear magnitude)
 
@@ -39,6 +40,8 @@ class FrameBank:
         context: frames per example (1: ``[B, 1, F]``).
         n_fft, hop_length: STFT size and hop in samples (F = ``n_fft // 2 + 1``).
         seed: seed of the prefix frames' random magnitudes.
+        target: ``"magnitude"`` (``clean_mag`` is ``|S|``) or ``"psa"`` (``clean_mag`` is the truncated
+            phase-sensitive target ``clip(|S| cos(angle S - angle Y), 0, |Y|)``, ``audiolab.core.masks``).
 
     Attributes:
         features: ``[N_rows, F]`` log1p noisy magnitudes incl. prefixes.
@@ -48,7 +51,7 @@ class FrameBank:
     """
 
     def __init__(self, pairs: Sequence[tuple[np.ndarray, np.ndarray | None]], context: int,
-                 n_fft: int = 1024, hop_length: int = 512, seed: int = 0):
+                 n_fft: int = 1024, hop_length: int = 512, seed: int = 0, target: str = "magnitude"):
         gen = torch.Generator().manual_seed(seed)
         feats, noisy_m, clean_m, ends = [], [], [], []
         row = 0
@@ -57,7 +60,9 @@ class FrameBank:
             prefix = near_silent_prefix(context - 1, y.shape[1], gen)
             feats.append(torch.log1p(torch.cat([prefix, y])))
             noisy_m.append(y)
-            if clean is not None:
+            if clean is not None and target == "psa":
+                clean_m.append(psa_target(stft(noisy, n_fft, hop_length), stft(clean, n_fft, hop_length)).T)
+            elif clean is not None:
                 clean_m.append(magnitude_phase(clean, n_fft, hop_length)[0].T)
             ends.append(row + context - 1 + torch.arange(y.shape[0]))
             row += y.shape[0] + context - 1

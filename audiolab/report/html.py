@@ -50,7 +50,8 @@ class Section:
 
 
 _DENOISE_KEYS = ("test_snr_improvement_db_input_0db", "test_snr_db", "baseline_gating_test_snr_db", "test_pesq",
-                 "baseline_gating_test_pesq", "test_stoi", "train_seconds")
+                 "baseline_gating_test_pesq", "test_stoi", "test_pesq_input_0db", "test_stoi_input_0db",
+                 "oracle_irm_test_pesq_input_0db", "oracle_irm_test_stoi_input_0db", "train_seconds")
 SECTIONS: tuple[Section, ...] = (
     Section("q1", "Question 1: sinusoid source separation", (
         Part("Data: sinusoid pairs below / above 8 kHz and their mixtures", "q1_generate", (),
@@ -77,10 +78,10 @@ SECTIONS: tuple[Section, ...] = (
               "train_seconds")),
     )),
     Section("denoise", "Speech denoising: 1-D and 2-D CNNs on STFT magnitudes", (
-        Part("1-D CNN (frequency bins as channels)", "hw_cnn1d", ("spectrograms_test.png", "snr_vs_input.png"),
-             _DENOISE_KEYS),
-        Part("2-D CNN (time-frequency patches)", "hw_cnn2d", ("spectrograms_test.png", "snr_vs_input.png"),
-             _DENOISE_KEYS),
+        Part("1-D CNN (frequency bins as channels)", "hw_cnn1d",
+             ("spectrograms_test.png", "quality_vs_input.png", "snr_vs_input.png"), _DENOISE_KEYS),
+        Part("2-D CNN (time-frequency patches)", "hw_cnn2d",
+             ("spectrograms_test.png", "quality_vs_input.png", "snr_vs_input.png"), _DENOISE_KEYS),
     )),
     Section("vae", "Blind source separation with VAEs", (
         Part("Images: MNIST + Fashion-MNIST mixtures", "vae_bss", ("images/grid_final.png", "images/*.png"),
