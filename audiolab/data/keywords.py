@@ -132,9 +132,9 @@ KEYWORD_DATASETS: dict[str, KeywordDataset] = {d.name: d for d in [
         "speech_commands", _load_speech_commands, SC_SAMPLE_RATE, SPEECH_COMMANDS,
         defaults={"epochs": 30, "mixup": 0.0, "augment": "shift,noise,freq_mask,time_mask", "trim_db": 30.0},
         anchors=(
-            {"metric": "test_accuracy_cnn_lstm", "anchor": 0.92,
-             "source": "target: CNN-LSTM >= 92 % on held-out speakers of the 12-class task "
-                       "(benchmarks/kws_speech_commands.py)"},
+            {"metric": "test_accuracy_cnn_lstm", "anchor": 0.90,
+             "source": "target (issue 32): CNN-LSTM >= 90 % (92 % the moonshot) and >= M5 on held-out speakers of "
+                       "the 12-class task (benchmarks/kws_speech_commands.py)"},
             {"metric": "test_accuracy_lstm", "anchor": 0.87,
              "source": "target: LSTM >= 87 % on held-out speakers of the 12-class task"},
             {"metric": "test_accuracy_cnn_lstm", "anchor": 0.882,
