@@ -136,9 +136,9 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                         "step (default %(default)s: 60 ms steps; experiments/keywords.md)")
     g.add_argument("--dropout", type=cli.float_range(0, 1, hi_open=True), default=0.2,
                    help="dropout (default %(default)s)")
-    g.add_argument("--res-blocks", type=cli.int_range(0), default=0,
+    g.add_argument("--res-blocks", type=cli.int_range(0), default=None,
                    help="cnn_lstm: residual 3x3 conv blocks after each of its two 2x2 poolings (kws_models.ResBlock, "
-                        "after Tang & Lin 2018's res8; default %(default)s)")
+                        f"after Tang & Lin 2018's res8; default {kd.defaults_help('res_blocks')})")
     cli.add_training_args(g, lr=3e-3, batch_size=64, lr_help="peak learning rate (cosine schedule)",
                           batch_help="training clips per batch",
                           resume_help="continue each model from its last checkpoint")
@@ -171,7 +171,8 @@ def feature_bins(args: argparse.Namespace) -> int:
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Parse and check the flags; ``--quick`` sizes applied (:data:`QUICK`). The dataset-dependent
-    defaults (``--epochs``, ``--mixup``, ``--augment``, ``--trim-db``) stay ``None`` until the data are loaded."""
+    defaults (``--epochs``, ``--mixup``, ``--augment``, ``--trim-db``, ``--res-blocks``) stay ``None`` until the
+    data are loaded."""
     args = build_parser().parse_args(argv)
     args.model_list = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in args.model_list if m not in MODELS + km.PEERS]
@@ -308,7 +309,7 @@ def model_from_args(name: str, args: argparse.Namespace, n_features: int, n_clas
     """:func:`build_model` with the size flags (``--hidden``, ``--layers``, ``--dropout``, ``--frame-stack``,
     ``--res-blocks``)."""
     return build_model(name, n_features, n_classes, hidden=args.hidden, layers=args.layers, dropout=args.dropout,
-                       frame_stack=args.frame_stack, res_blocks=args.res_blocks)
+                       frame_stack=args.frame_stack, res_blocks=args.res_blocks or 0)
 
 
 class KwsModel(nn.Module):

@@ -125,3 +125,12 @@ def test_peers_and_learning_curve_end_to_end(tmp_path, monkeypatch):
     assert (tmp_path / "b" / "learning_curve.png").exists()
     m = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert m["learning_curve_test_accuracy_mfcc_stats_1"] == pytest.approx(float(rows[1]["test_acc"]), abs=1e-4)
+
+
+@pytest.mark.parametrize("dataset, flags, expected", [("speech_commands", [], 1), ("fsdd", [], 0), ("synthetic", [], 0),
+                                                      ("speech_commands", ["--res-blocks", "0"], 0)])
+def test_res_blocks_default_per_dataset(dataset, flags, expected):
+    args = kd.apply_dataset_defaults(kws.parse_args(["train", *flags]), dataset)
+    assert args.res_blocks == expected
+    net = kws.model_from_args("cnn_lstm", args, 40, 12)
+    assert n_parameters(net) == n_parameters(km.CNNLSTM(40, 12, hidden=kws.HIDDEN, res_blocks=expected))
