@@ -460,8 +460,8 @@ def run_learning_curve(args: argparse.Namespace, data: kd.KwsData, n_samples: in
         sub = km.subsample_train_speakers(data, frac, args.seed)
         train = sub.split("train")
         features = make_features(args, sub, n_samples)
-        loaders = make_loaders(args, sub, n_samples, noises)
         for name in args.model_list:
+            loaders = make_loaders(args, sub, n_samples, noises)  # fresh per model: its shuffles as in a run of its own
             print(f"--- learning curve: {name} on {frac:g} of the training speakers ({len(train)} clips)")
             res = train_any(name, args, sub, features, loaders, device,
                             out / "learning_curve" / f"{frac:g}" / "checkpoints", n_samples, progress=False)
