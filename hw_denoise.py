@@ -105,7 +105,7 @@ def add_denoise_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train-snr-range", type=float_range(-60, 60), nargs=2, default=(0.0, 10.0), metavar=("LO", "HI"),
                    help="training mixtures draw their SNR uniformly from [LO, HI] dB (default 0 10)")
     g.add_argument("--test-snrs", type=float_range(-60, 60), nargs="+", default=(-5.0, 0.0, 5.0, 10.0),
-                   help="input SNRs in dB of the test mixtures (default -5 0 5 10)")
+                   action=cli.Distinct, help="input SNRs in dB of the test mixtures (default -5 0 5 10)")
     g.add_argument("--mixes-per-utterance", type=int_range(1, 1000), default=4,
                    help="training mixtures per clean utterance and epoch, re-drawn every epoch (default 4)")
     g.add_argument("--speed-perturb", type=float_range(0.5, 2.0), nargs="+", default=(0.8, 0.9, 1.0, 1.1, 1.2),

@@ -20,14 +20,14 @@ Outputs: data/q1/{train,test}/NNN_{source1,source2,mixture}.wav (16-bit PCM) and
 data/q1/info.csv (id, split, f1_hz, f2_hz, a1, a2, phase1_rad, phase2_rad,
 sample_rate, n_samples and the three paths, relative to data/q1). The folder is
 written to a temporary location and swapped in at the end, so an interrupted run
-never leaves a half-written dataset.
+never leaves a half-written dataset. It replaces only a folder it wrote itself (the marker
+.audiolab-owner, or just info.csv, train/ and test/): any other folder is refused, untouched.
 
 Usage: python q1_generate.py [--n-examples 100] [--sample-rate 32000] [--seed 0]
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -36,13 +36,15 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from audiolab.core.cli import (apply_quick, base_parser, float_range, main_guard, positive_float, positive_int,
-                               script_help)
+                               sample_rate_hz, script_help)
 from audiolab.core.io import save_audio
-from audiolab.core.outputs import out_dir_for, write_metrics
+from audiolab.core.outputs import check_owner, out_dir_for, replace_folder, write_metrics
 from audiolab.core.progress import progress
 from audiolab.core.runtime import UserError
 
 PCM_SCALE = 32768.0  # 16-bit full scale: samples are k / 32768 for integer k
+DATA_OWNER = "q1_generate data"  # the owner marker of its data folders (its --out-dir says q1_generate)
+DATA_FILES = ("info.csv", "train", "test")  # what a data folder written before the owner marker holds
 MAX_GIB = 4  # refuse sizes whose signals alone would need more memory than this
 
 
@@ -51,7 +53,7 @@ def build_parser():
     p.add_argument("--data-dir", type=Path, default=Path("data/q1"), help="output folder (default %(default)s)")
     p.add_argument("--n-examples", type=positive_int, default=100, help="number of examples (default %(default)s)")
     p.add_argument("--n-samples", type=positive_int, default=10000, help="samples per signal, T (default %(default)s)")
-    p.add_argument("--sample-rate", type=positive_int, default=32000, help="sample rate in Hz (default %(default)s)")
+    p.add_argument("--sample-rate", type=sample_rate_hz, default=32000, help="sample rate in Hz (default %(default)s)")
     p.add_argument("--boundary-hz", type=positive_float, default=8000.0,
                    help="source1 below, source2 above this frequency (default %(default)s)")
     p.add_argument("--guard-hz", type=float_range(0), default=500.0,
@@ -139,6 +141,7 @@ def main(argv=None):
     if gib > MAX_GIB:
         raise UserError(f"--n-examples {args.n_examples} x --n-samples {args.n_samples} would need {gib:.1f} GiB "
                         f"of memory (limit {MAX_GIB} GiB); ask for fewer or shorter examples")
+    check_owner(args.data_dir, DATA_OWNER, what="data folder", legacy_names=DATA_FILES)  # before any write
     out_dir = out_dir_for(args, "q1_generate")  # locked before anything is written
 
     params, signals = make_examples(args.n_examples, args.n_samples, args.sample_rate, args.boundary_hz,
@@ -151,20 +154,16 @@ def main(argv=None):
     params["n_samples"] = args.n_samples
 
     final = Path(args.data_dir)
-    tmp = final.with_name(final.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     names = ("source1", "source2", "mixture")
     for name in names:
         params[f"{name}_path"] = [f"{s}/{i:03d}_{name}.wav" for i, s in zip(params["id"], params["split"])]
-    for row, sig in progress(zip(params.itertuples(), signals), "writing WAVs", total=len(params)):
-        for name, wav in zip(names, sig):
-            save_audio(tmp / getattr(row, f"{name}_path"), wav, args.sample_rate)
-    cols = ["id", "split", "f1_hz", "f2_hz", "a1", "a2", "phase1_rad", "phase2_rad", "sample_rate", "n_samples",
-            "source1_path", "source2_path", "mixture_path"]
-    params[cols].to_csv(tmp / "info.csv", index=False, float_format="%.6f")
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    with replace_folder(final, DATA_OWNER, legacy_names=DATA_FILES) as tmp:  # only ever replaces its own folder
+        for row, sig in progress(zip(params.itertuples(), signals), "writing WAVs", total=len(params)):
+            for name, wav in zip(names, sig):
+                save_audio(tmp / getattr(row, f"{name}_path"), wav, args.sample_rate)
+        cols = ["id", "split", "f1_hz", "f2_hz", "a1", "a2", "phase1_rad", "phase2_rad", "sample_rate", "n_samples",
+                "source1_path", "source2_path", "mixture_path"]
+        params[cols].to_csv(tmp / "info.csv", index=False, float_format="%.6f")
 
     n_train, n_test = len(train_ids), len(test_ids)
     write_metrics(out_dir,

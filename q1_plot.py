@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audiolab.core.cli import add_stft_args, base_parser, main_guard, script_help
+from audiolab.core.cli import add_stft_args, base_parser, int_range, main_guard, positive_float, script_help
 from audiolab.core.dsp import check_stft_fits, frequencies_hz, stft
-from audiolab.core.io import AudioReadError, load_audio
+from audiolab.core.io import AudioReadError, is_silent, load_audio
 from audiolab.core.plotting import spectrogram_figure
 from audiolab.core.outputs import out_dir_for, write_metrics
 from audiolab.core.runtime import UserError
+from audiolab.data.common import Q1_INFO_COLUMNS, read_table
 
 NAMES = ("source1", "source2", "mixture")
 
@@ -34,9 +35,10 @@ def build_parser():
     p = script_help(base_parser(__doc__, epochs=None))
     p.add_argument("--data-dir", type=Path, default=Path("data/q1"),
                    help="folder written by q1_generate.py (default %(default)s)")
-    p.add_argument("--id", type=int, default=None, help="example id to plot (default: the first test example)")
+    p.add_argument("--id", type=int_range(0), default=None, help="example id to plot (default: the first test example)")
     add_stft_args(p, n_fft=512, hop_length=128)
-    p.add_argument("--boundary-hz", type=float, default=8000.0, help="line drawn at this frequency (default %(default)s)")
+    p.add_argument("--boundary-hz", type=positive_float, default=8000.0,
+                   help="line drawn at this frequency (default %(default)s)")
     return p
 
 
@@ -50,13 +52,13 @@ def load_example(args) -> tuple[pd.Series, dict[str, np.ndarray], int]:
     """The example to plot (``--id``, else the first test example): ``(info row, signals by name, sample_rate)``.
 
     Raises:
-        UserError: no info.csv, no such id, or a file that is unreadable, silent, or whose rate
-            or length differs from info.csv (the file is named).
+        UserError: no info.csv or a malformed one (line and column named), no such id, or a file that
+            is unreadable, silent, or whose rate or length differs from info.csv (the file is named).
     """
     info_path = args.data_dir / "info.csv"
     if not info_path.exists():
         raise UserError(f"{info_path} not found: run `python q1_generate.py` first (or point --data-dir at its output)")
-    info = pd.read_csv(info_path)
+    info = read_table(info_path, Q1_INFO_COLUMNS, unique="id", fix="re-run q1_generate.py")  # every cell checked
     if args.id is None:
         test = info[info["split"] == "test"]
         row = (test if not test.empty else info).sort_values("id").iloc[0]
@@ -72,7 +74,7 @@ def load_example(args) -> tuple[pd.Series, dict[str, np.ndarray], int]:
             signals[name], sample_rate = load_audio(path)
         except AudioReadError as err:
             raise UserError(f"{err}; re-run q1_generate.py") from None
-        if not np.any(signals[name]):
+        if is_silent(signals[name]):
             raise UserError(f"{path} is silent (all zeros): it has no spectral peak to check; re-run q1_generate.py")
         expected = {"sample_rate": (sample_rate, "Hz"), "n_samples": (len(signals[name]), "samples")}
         for column, (got, unit) in expected.items():

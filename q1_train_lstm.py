@@ -50,12 +50,13 @@ from torch.utils.data import DataLoader, TensorDataset
 from audiolab.core.cli import (add_stft_args, add_training_args, apply_quick, base_parser, int_range, main_guard,
                                positive_float, script_help)
 from audiolab.core.dsp import amplitude_to_db, check_stft_fits, istft, stft
-from audiolab.core.io import AudioReadError, load_audio, save_audio
+from audiolab.core.io import AudioReadError, is_silent, load_audio, save_audio
 from audiolab.core.metrics import si_snr
 from audiolab.core.plotting import plot_spectrogram_db, plot_training_curves, save_figure
 from audiolab.core.outputs import out_dir_for, write_metrics
 from audiolab.core.runtime import UserError, seed_everything, select_device
 from audiolab.core.train import fit
+from audiolab.data.common import Q1_INFO_COLUMNS, read_table
 
 SOURCES = ("source1", "source2")
 
@@ -87,7 +88,8 @@ def load_split(data_dir: Path, split: str) -> tuple[torch.Tensor, pd.DataFrame, 
         mixture), ``info`` the split's rows of info.csv.
 
     Raises:
-        UserError: the dataset is missing (run q1_generate.py first), or a file is unreadable
+        UserError: the dataset is missing (run q1_generate.py first), info.csv is malformed
+            (:func:`audiolab.data.common.read_table`: line and column named), or a file is unreadable
             (truncated, NaN/inf samples) or silent, or its sample rate or length differs from the
             split's first file; the message names the file and the reason.
     """
@@ -95,7 +97,7 @@ def load_split(data_dir: Path, split: str) -> tuple[torch.Tensor, pd.DataFrame, 
     if not info_path.exists():
         raise UserError(f"{info_path} not found: run `python q1_generate.py` first "
                         f"(or point --data-dir at its output folder)")
-    info = pd.read_csv(info_path)
+    info = read_table(info_path, Q1_INFO_COLUMNS, unique="id", fix="re-run q1_generate.py")  # every cell checked
     rows = info[info["split"] == split].reset_index(drop=True)
     if rows.empty:
         raise UserError(f"{info_path} has no '{split}' examples; re-run q1_generate.py")
@@ -110,7 +112,7 @@ def load_split(data_dir: Path, split: str) -> tuple[torch.Tensor, pd.DataFrame, 
                 wav, sr = load_audio(path)
             except AudioReadError as err:
                 raise UserError(f"{err}; re-run q1_generate.py") from None
-            if not np.any(wav):
+            if is_silent(wav):
                 raise UserError(f"{path} is silent (all zeros): SI-SNR against it is undefined; "
                                 f"re-run q1_generate.py")
             if sr != sample_rate:

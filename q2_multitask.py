@@ -90,7 +90,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from audiolab.augment.spectrogram import mask_by_length, mel_warp, tempo_perturb
 from audiolab.core.cli import (add_data_args, add_stft_args, add_training_args, apply_quick, base_parser,
                                float_range, int_range, main_guard, option_given, positive_float, positive_int,
-                               script_help)
+                               sample_rate_hz, script_help, trim_db)
 from audiolab.core.io import save_audio
 from audiolab.core.outputs import format_table, out_dir_for, write_metrics
 from audiolab.core.plotting import plot_confusion_matrix, plot_training_curves, save_figure
@@ -170,14 +170,14 @@ def add_data_flags(g) -> None:
 
 def add_feature_flags(f) -> None:
     """The log-mel feature, normalisation and augmentation flags."""
-    f.add_argument("--sample-rate", type=positive_int, default=16000, help="Hz (default %(default)s)")
+    f.add_argument("--sample-rate", type=sample_rate_hz, default=16000, help="Hz (default %(default)s)")
     add_stft_args(f, n_fft=400, hop_length=160, n_fft_help="STFT size in samples (400 = 25 ms at 16 kHz)",
                   hop_help="STFT hop in samples (160 = 10 ms at 16 kHz)")
     f.add_argument("--n-mels", type=positive_int, default=80, help="mel bins (default %(default)s)")
-    f.add_argument("--trim-db", type=float, default=40.0,
+    f.add_argument("--trim-db", type=trim_db, default=40.0,
                    help="trim leading/trailing frames quieter than this many dB below the loudest frame "
                         "(0 disables; default %(default)s)")
-    f.add_argument("--mel-warp", type=float, default=0.1,
+    f.add_argument("--mel-warp", type=float_range(0, 0.5), default=0.1,
                    help="random mel-axis stretch of training batches, +- this fraction (vocal-tract-length "
                         "perturbation; 0 disables; default %(default)s)")
     f.add_argument("--tempo", type=float_range(0, 0.5, hi_open=True), default=0.1,
@@ -194,15 +194,16 @@ def add_model_flags(m) -> None:
     m.add_argument("--conv-channels", type=positive_int, default=128, help="(default %(default)s)")
     m.add_argument("--hidden", type=positive_int, default=160, help="LSTM units per direction (default %(default)s)")
     m.add_argument("--layers", type=positive_int, default=1, help="BiLSTM layers (default %(default)s)")
-    m.add_argument("--dropout", type=float, default=0.2, help="(default %(default)s)")
+    m.add_argument("--dropout", type=float_range(0, 1, hi_open=True), default=0.2, help="(default %(default)s)")
     m.add_argument("--emotion-input", choices=["lstm", "conv+lstm"], default="conv+lstm",
                    help="what the emotion head pools: the BiLSTM outputs, or the convolutional features beside "
                         "them (default %(default)s)")
-    m.add_argument("--lambda-emotion", type=float_range(0), default=0.1,
+    m.add_argument("--lambda-emotion", type=float_range(0, 1000), default=0.1,
                    help="weight of the emotion cross-entropy in CTC + lambda * CE (default %(default)s)")
     add_training_args(m, lr=5e-3, batch_size=8, lr_help="peak learning rate",
                       resume_help="continue the joint model from its checkpoint")
-    m.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default %(default)s)")
+    m.add_argument("--weight-decay", type=float_range(0, 10), default=1e-2,
+                   help="AdamW weight decay (default %(default)s)")
     m.add_argument("--ablation", action="store_true",
                    help="also train the same encoder ASR-only and emotion-only and report them beside the joint model")
 

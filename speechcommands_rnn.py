@@ -174,7 +174,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     defaults (``--epochs``, ``--mixup``, ``--augment``, ``--trim-db``, ``--res-blocks``) stay ``None`` until the
     data are loaded."""
     args = build_parser().parse_args(argv)
-    args.model_list = [m.strip() for m in args.models.split(",") if m.strip()]
+    args.model_list = cli.comma_list(args.models, "--models")
     bad = [m for m in args.model_list if m not in MODELS + km.PEERS]
     if bad or not args.model_list:
         raise UserError(f"--models: unknown {bad or 'empty list'}; choose from {MODELS + km.PEERS}")
@@ -182,7 +182,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.curve_fractions = km.parse_fractions(args.learning_curve) if args.learning_curve else None
     except ValueError as err:
         raise UserError(f"--learning-curve: {err}") from None
-    args.word_list = [w.strip() for w in args.words.split(",") if w.strip()]
+    args.word_list = cli.comma_list(args.words, "--words")
     if not args.word_list:
         raise UserError("--words is empty")
     if args.augment is not None:  # else filled in with the dataset's default by kd.apply_dataset_defaults
@@ -620,7 +620,8 @@ def main(argv=None) -> None:
     n_samples = clip_samples(args, data)
     check_frames(args, data.sample_rate, n_samples)  # bad flags and a bad --test-set fail before any work
     wants_test_set = args.test_set is not None and args.experiment is None and args.command != "explore"
-    test_set = kd.load_test_set(args.test_set, data, args.max_clip_seconds, args.trim_db) if wants_test_set else None
+    test_set = (kd.load_test_set(args.test_set, data, args.max_clip_seconds, args.trim_db, args.allow_overlap)
+                if wants_test_set else None)
     if test_set is not None:
         metrics.update({"test_set_dir": str(args.test_set), "test_set_n_clips": len(test_set.clips),
                         "test_set_missing_classes": [lab for lab in data.labels

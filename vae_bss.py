@@ -43,7 +43,8 @@ import torch.nn.functional as F
 
 from audiolab.core import dsp
 from audiolab.core.cli import (ShortUsageFormatter, add_data_args, add_stft_args, add_training_args, apply_quick,
-                               base_parser, float_range, int_range, main_guard, positive_int, script_help)
+                               base_parser, float_range, int_range, main_guard, positive_int, sample_rate_hz,
+                               script_help)
 from audiolab.core.io import find_audio_files, iter_readable, save_audio, unique_name
 from audiolab.core.metrics import bss_scores, gnsdr_summary, length_weighted, psnr, ssim
 from audiolab.core.outputs import format_table, part_out_dir, write_combined_metrics, write_csv, write_metrics
@@ -134,7 +135,7 @@ def add_image_args(img: argparse.ArgumentParser) -> None:
 
 def add_music_args(mus: argparse.ArgumentParser) -> None:
     """The flags of ``vae_bss.py music``."""
-    mus.add_argument("--sample-rate", type=int_range(1000, 384000), default=16000, help="Hz (default %(default)s)")
+    mus.add_argument("--sample-rate", type=sample_rate_hz, default=16000, help="Hz (default %(default)s)")
     add_stft_args(mus, n_fft=1024, hop_length=256, n_fft_help="STFT size in samples, at least 16", min_n_fft=16)
     mus.add_argument("--patch-frames", type=int_range(1, 1024), default=8,
                      help="STFT frames per VAE input patch (default %(default)s)")
@@ -412,7 +413,8 @@ def run_images(args) -> dict:
     seed_everything(args.seed)
     # the data before the folders: bad input leaves nothing behind
     data = load_mnist_fashion(args.dataset, args.data_root, download=args.download, seed=args.seed,
-                              synthetic_sizes=args.synthetic_images or (12000, max(args.test_pairs, 200)))
+                              synthetic_sizes=args.synthetic_images or (12000, max(args.test_pairs, 200)),
+                              allow_overlap=args.allow_overlap)
     out_dir = part_out_dir(args, SCRIPT, "images")
     n_test = args.test_pairs
     test = fixed_test_mixtures(data, n_test, TEST_PAIR_SEED)
@@ -605,7 +607,7 @@ def run_music(args) -> dict:
                              mix_snr_db=args.mix_snr_db, val_clips=args.val_clips, download=args.download,
                              synthetic=args.synthetic_songs, max_train_clips=args.max_train_clips,
                              max_test_clips=args.max_test_clips, musdb_tracks=args.musdb_tracks,
-                             irmas_dir=args.irmas_dir)
+                             irmas_dir=args.irmas_dir, allow_overlap=args.allow_overlap)
     out_dir = part_out_dir(args, SCRIPT, "music")
     label = " [SYNTHETIC]" if data["data_source"] == "synthetic" else ""
     train, val, test = data["train"], data["val"], data["test"]

@@ -5,7 +5,7 @@ torchrun by itself) and saves what the test compares under ``--out``:
 
 - ``sampler``: a ``DataLoader`` (shuffled, batch B per rank) -> ``DistributedSampler``; the
   step calls the model (DDP's forward). 3 epochs uninterrupted (``full/``), and 2 epochs,
-  then fresh objects and ``resume=True`` up to 3 (``part/``).
+  then fresh objects and ``extend_to=3`` (a resume; no LR schedule, so exact) (``part/``).
 - ``roundrobin``: a plain batch iterable with its own generator (split round-robin) and a
   step that calls a submodule only (gradients averaged by ``fit``'s own all_reduce).
 
@@ -63,7 +63,7 @@ class Batches:
             yield self.ds[order[i:i + step]]
 
 
-def run(kind: str, out: Path, epochs: int, resume: bool = False, skip: str | None = None) -> dict:
+def run(kind: str, out: Path, epochs: int, extend_to: int | None = None, skip: str | None = None) -> dict:
     """``skip``: ``"one"`` -- rank 1's first batch of every epoch has no loss term (a loss without
     grad); ``"all"`` -- every rank's first batch has none (no optimizer step)."""
     ds, model = problem()
@@ -86,7 +86,7 @@ def run(kind: str, out: Path, epochs: int, resume: bool = False, skip: str | Non
         loader = Batches(ds, B)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     history = T.fit(model, optimizer, loader, step, epochs, checkpoint_path=out / "ckpt.pt", log_path=out / "log.csv",
-                    resume=resume, config={"kind": kind, "lr": 0.05}, progress=False, desc=kind)
+                    extend_to=extend_to, config={"kind": kind, "lr": 0.05}, progress=False, desc=kind)
     return {"weights": {k: v.clone() for k, v in model.state_dict().items()}, "seen": seen,
             "optimizer_steps": int(optimizer.state_dict()["state"][0]["step"]),
             "epochs": [r["epoch"] for r in history], "train_loss": [r["train_loss"] for r in history],
@@ -105,7 +105,7 @@ def main() -> None:
     results = {"sampler_full": run("sampler", args.out / "sampler_full", EPOCHS)}
     run("sampler", args.out / "sampler_part", EPOCHS - 1)
     torch.manual_seed(999 + rank)  # a restarted process starts from other random state: resume must restore it
-    results["sampler_resumed"] = run("sampler", args.out / "sampler_part", EPOCHS, resume=True)
+    results["sampler_resumed"] = run("sampler", args.out / "sampler_part", EPOCHS, extend_to=EPOCHS)
     results["roundrobin"] = run("roundrobin", args.out / "roundrobin", EPOCHS)
     results["skip_one"] = run("sampler", args.out / "skip_one", EPOCHS, skip="one")
     results["skip_all"] = run("sampler", args.out / "skip_all", EPOCHS, skip="all")

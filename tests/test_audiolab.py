@@ -128,7 +128,7 @@ def test_main_guard_turns_user_errors_into_exit_2(capsys):
 
 
 # ------------------------------------------------------------------------- train
-def _regression_run(tmp_path, epochs, resume=False, ckpt="c.pt"):
+def _regression_run(tmp_path, epochs, resume=False, ckpt="c.pt", stop_after=None):
     runtime.seed_everything(0)
     x = torch.randn(64, 3)
     y = x @ torch.tensor([1.0, -2.0, 0.5]) + 0.1
@@ -137,7 +137,12 @@ def _regression_run(tmp_path, epochs, resume=False, ckpt="c.pt"):
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True)
 
+    calls = []
+
     def step(m, batch):
+        calls.append(1)
+        if stop_after is not None and len(calls) > stop_after * len(loader):
+            raise KeyboardInterrupt  # Ctrl-C in the first step of epoch stop_after + 1
         xb, yb = batch
         loss = ((m(xb).squeeze(-1) - yb) ** 2).mean()
         return loss, {"abs_err": float((m(xb).squeeze(-1) - yb).abs().mean().detach())}
@@ -153,7 +158,8 @@ def test_fit_learns_logs_and_resumes_exactly(tmp_path):
     assert hist_a[-1]["val_mse"] < 0.1 * hist_a[0]["val_mse"]
     assert (tmp_path / "a" / "c_best.pt").exists()
     assert len((tmp_path / "a" / "log.csv").read_text().strip().splitlines()) == 7
-    _regression_run(tmp_path / "b", 3)                         # "interrupted" after 3 epochs
+    with pytest.raises(KeyboardInterrupt):
+        _regression_run(tmp_path / "b", 6, stop_after=3)        # interrupted after 3 epochs
     model_b, hist_b = _regression_run(tmp_path / "b", 6, resume=True)
     assert [r["epoch"] for r in hist_b] == list(range(1, 7))
     torch.testing.assert_close(model_b.weight, model_a.weight)  # resume == uninterrupted run
@@ -196,7 +202,7 @@ def test_resume_with_a_checkpoint_of_another_model_shape_is_a_clear_error(tmp_pa
     wider = torch.nn.Linear(1, 3)                               # e.g. saved before a default changed
     with pytest.raises(runtime.UserError, match="does not fit this model"):
         fit(wider, torch.optim.SGD(wider.parameters(), lr=0.1), [torch.ones(2, 1)],
-            lambda m, x: m(x).pow(2).mean(), 2, checkpoint_path=tmp_path / "c.pt", resume=True, progress=False)
+            lambda m, x: m(x).pow(2).mean(), 1, checkpoint_path=tmp_path / "c.pt", resume=True, progress=False)
 
 
 # ---------------------------------------------------------------------- datasets

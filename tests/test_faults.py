@@ -615,3 +615,389 @@ def test_hw_cnn_n_fft_longer_than_every_clip_names_the_flag(script, tmp_path, ca
     rc, _, err = run_main(script, ["--quick", "--clean-dir", clean, "--noise-dir", noise, "--n-fft", "32768",
                                    "--hop-length", "8192", "--out-dir", out], capsys)
     assert_exit2(rc, err, "--n-fft 32768", "16000 samples", out_dir=out)
+
+
+# ============================================ rules (issue 28): one test per rule, docs/ARCHITECTURE.md "Rules"
+def test_rule_a_script_replaces_only_folders_it_owns(q1_data, tmp_path, capsys):
+    """outputs.check_owner: user folders, another script's results, files, links and a held staging folder."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.txt").write_text("mine")
+    gen = ["--quick", "--n-examples", "10", "--n-samples", "2000"]
+    rc, _, err = run_main("q1_generate", gen + ["--data-dir", notes, "--out-dir", tmp_path / "g"], capsys)
+    assert_exit2(rc, err, str(notes), "thesis.txt")
+    assert (notes / "thesis.txt").read_text() == "mine" and not (tmp_path / "notes.partial").exists()
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "link").symlink_to(q1_data)
+    for bad, needle in ((tmp_path / "file", "is a file"), (tmp_path / "link", "symbolic link")):
+        rc, _, err = run_main("q1_generate", gen + ["--data-dir", bad, "--out-dir", tmp_path / "g"], capsys)
+        assert_exit2(rc, err, str(bad), needle)
+        assert not bad.with_name(bad.name + ".partial").exists()
+    # --out-dir holding another script's results (q1_generate's) is never overwritten
+    lstm_out = tmp_path / "gen_out"
+    assert run_main("q1_generate", gen + ["--data-dir", tmp_path / "d", "--out-dir", lstm_out], capsys)[0] == 0
+    before = (lstm_out / "metrics.json").read_bytes()
+    rc, _, err = run_main("q1_plot", ["--data-dir", q1_data, "--out-dir", lstm_out], capsys)
+    assert_exit2(rc, err, "q1_generate")
+    assert (lstm_out / "metrics.json").read_bytes() == before
+    # a folder written before the marker existed: its metrics.json names the flags of the script that wrote it
+    (lstm_out / ".audiolab-owner").unlink()
+    rc, _, err = run_main("q1_plot", ["--data-dir", q1_data, "--out-dir", lstm_out], capsys)
+    assert_exit2(rc, err, "did not write", "metrics.json")
+    # its own folder is replaced again; a data folder is not an output folder
+    assert run_main("q1_generate", gen + ["--data-dir", tmp_path / "d", "--out-dir", lstm_out], capsys)[0] == 0
+    rc, _, err = run_main("q1_generate", gen + ["--data-dir", tmp_path / "d2", "--out-dir", tmp_path / "d"], capsys)
+    assert_exit2(rc, err, "q1_generate data")
+    # a second q1_generate into the same folder while one is writing: the staging folder is locked
+    staging = tmp_path / "d.partial"
+    staging.mkdir()
+    holder = _hold_lock(staging, raw=False)
+    try:
+        rc, _, err = run_main("q1_generate", gen + ["--data-dir", tmp_path / "d", "--out-dir", lstm_out], capsys)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert_exit2(rc, err, "another run", str(staging))
+    assert (tmp_path / "d" / "info.csv").exists()
+
+
+def test_rule_a_full_disk_during_a_checkpoint_is_one_error_and_keeps_the_previous(tmp_path, monkeypatch):
+    """checkpoint.save_checkpoint: ENOSPC / EFBIG / torch's inline_container error -> UserError, old file intact."""
+    import errno as errno_mod
+
+    from audiolab.core import checkpoint
+    path = checkpoint.save_checkpoint(tmp_path / "checkpoint.pt", {"epoch": 1})
+    failures = [OSError(errno_mod.ENOSPC, "No space left on device"), OSError(errno_mod.EFBIG, "File too large"),
+                RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")]
+    for failure in failures:
+        def full(*_a, _f=failure, **_k):
+            raise _f
+        monkeypatch.setattr(checkpoint.torch, "save", full)
+        with pytest.raises(UserError, match="--resume") as info:
+            checkpoint.save_checkpoint(path, {"epoch": 2})
+        assert "intact" in str(info.value)
+        assert torch.load(path, weights_only=False)["epoch"] == 1
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+    monkeypatch.setattr(checkpoint.torch, "save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
+    with pytest.raises(RuntimeError, match="bug"):  # other errors are not disguised as a full disk
+        checkpoint.save_checkpoint(path, {"epoch": 2})
+
+
+def _tiny_fit(tmp_path, epochs, resume=False, extend_to=None):
+    from audiolab.core.train import fit
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    loader = [(torch.ones(4, 2), torch.zeros(4, 1))]
+    config = {"epochs": epochs, "resume": resume, "extend_to": extend_to, "lr": 0.1}
+    return fit(model, optimizer, loader, lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1]), epochs,
+               checkpoint_path=tmp_path / "ck.pt", resume=resume, scheduler=scheduler, config=config,
+               progress=False)
+
+
+def test_rule_resume_is_exact_or_refused_and_an_extension_is_recorded(tmp_path, capsys):
+    """checkpoint.resume_schedule (called by train.fit): other --epochs refused; --extend-to recorded."""
+    from audiolab.core.outputs import read_json, write_metrics
+    _tiny_fit(tmp_path, 2)
+    for epochs in (3, 1):
+        with pytest.raises(UserError, match=r"2-epoch run.*--epochs 2"):
+            _tiny_fit(tmp_path, epochs, resume=True)
+    assert len(_tiny_fit(tmp_path, 2, resume=True)) == 2          # same schedule: exact (nothing left to do)
+    with pytest.raises(UserError, match="does not go beyond"):
+        _tiny_fit(tmp_path, 2, extend_to=2)
+    out_dir_for(argparse.Namespace(out_dir=tmp_path / "out", device=None), "tiny")
+    history = _tiny_fit(tmp_path, 2, extend_to=4)
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4] and history.schedule["extended_from_epochs"] == 2
+    write_metrics(tmp_path / "out", {}, args={}, dataset="x", data_source="synthetic")
+    assert read_json(tmp_path / "out" / "metrics.json")["training_schedule"] == {
+        "train": {"epochs": 4, "extended_from_epochs": 2}}
+    assert len(_tiny_fit(tmp_path, 4, resume=True)) == 4           # the extended run resumes as a 4-epoch one
+    release_out_dir_locks()
+
+
+@pytest.mark.parametrize("content", ["[" * 100000, "x" * 17 * 2**20, "/dev/zero"])
+def test_rule_reports_show_a_bad_metrics_file_as_broken(content, tmp_path):
+    """report.summary.read_json_checked: size cap, RecursionError, non-regular files -> 'broken'."""
+    from audiolab.report.html import build_report
+    from audiolab.report.summary import summary_rows
+    folder = tmp_path / "q2_ctc"
+    folder.mkdir()
+    if content == "/dev/zero":
+        (folder / "metrics.json").symlink_to("/dev/zero")
+    else:
+        (folder / "metrics.json").write_text(content)
+    rows = [r for r in summary_rows(tmp_path) if r["folder"] == "q2_ctc"]
+    assert rows and all(r["status"].startswith("broken") for r in rows), rows
+    assert "is broken" in build_report(tmp_path).read_text() or "broken" in build_report(tmp_path).read_text()
+
+
+def test_rule_timing_a_missing_command_is_a_sentence(tmp_path, monkeypatch, capsys):
+    """report.summary.time_step: a command that cannot start -> 'error: cannot run', exit 2."""
+    from audiolab.report import summary
+    monkeypatch.setenv("AUDIOLAB_OUTPUTS", str(tmp_path))
+    assert summary.main(["time", "x", "--", str(tmp_path / "missing" / "command")]) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot run" in err and "Traceback" not in err
+
+
+def _parsers(parser: argparse.ArgumentParser, prefix: str = ""):
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, f"{prefix}{name} ")
+
+
+def _all_parsers():
+    for name in ("q1_generate", "q1_plot", "q1_train_lstm", "q2_ctc", "q2_compare", "q2_multitask", "vae_bss",
+                 "speechcommands_rnn"):
+        module = SCRIPTS.get(name) or load_script(name)
+        yield from ((f"{name} {p}", q) for p, q in _parsers(module.build_parser()))
+    yield "hw_cnn1d/2d ", load_script("hw_denoise").script_parser("", epochs=1, layers="x")
+
+
+def test_rule_every_numeric_flag_has_a_range():
+    """cli.int_range / float_range / positive_* / sample_rate_hz / trim_db: no plain int or float flag anywhere."""
+    from audiolab.core.cli import positive_float, positive_int
+    plain = []
+    for where, parser in _all_parsers():
+        for action in parser._actions:
+            kind = action.type
+            if kind is None or kind in (str, Path) or action.choices is not None:
+                continue
+            bounds = getattr(kind, "bounds", None)
+            if kind not in (positive_int, positive_float) and bounds is None:
+                plain.append(f"{where}{action.option_strings[0]} ({getattr(kind, '__name__', kind)})")
+            if action.dest == "sample_rate":
+                assert bounds is not None and bounds[0] >= 8000, f"{where}--sample-rate accepts {bounds}"
+            if action.dest == "trim_db":
+                assert bounds == (0, 120), f"{where}--trim-db accepts {bounds}"
+    assert not plain, plain
+
+
+def _noise(n: int, seed: int, channels: int = 1) -> np.ndarray:
+    wav = np.random.default_rng(seed).uniform(-0.3, 0.3, (n, channels) if channels > 1 else n)
+    return wav.astype(np.float32)
+
+
+def _overlap_fsdd(root: Path, allow: bool):
+    import audiolab.data.keywords as kd
+    rec = root / "fsdd" / "recordings"
+    rec.mkdir(parents=True)
+    for k, spk in enumerate("abcd"):
+        for digit in range(10):
+            for i in range(7):
+                sf.write(rec / f"{digit}_{spk}_{i}.wav", _noise(800, 1000 * k + 10 * digit + i), 8000)
+    shutil.copy(rec / "3_d_1.wav", rec / "3_a_9.wav")  # the test speaker's clip under a training speaker's name
+    kws = load_script("speechcommands_rnn")
+    args = kws.parse_args(["train", "--dataset", "fsdd", "--data-root", str(root), "--synthetic-voices", "0"]
+                          + (["--allow-overlap"] if allow else []))
+    return kd.load_keywords(args)
+
+
+def _denoise_folders(root: Path) -> tuple[Path, Path]:
+    for k, spk in enumerate(("A", "B")):
+        for i in range(4):
+            float_wav(root / "speech" / spk / f"{spk}{i}.wav", tone(0.5, 150 + 40 * i + 7 * k, seed=k))
+    for i in range(2):
+        float_wav(root / "noise" / f"n{i}.wav", _noise(SR, 50 + i))
+    return root / "speech", root / "noise"
+
+
+def _denoise_args(allow: bool) -> argparse.Namespace:
+    from audiolab.core.cli import base_parser
+    hw_denoise = load_script("hw_denoise")
+    parser = base_parser("test", epochs=1)
+    hw_denoise.add_denoise_args(parser)
+    args = parser.parse_args(["--n-fft", "256"])
+    args.allow_overlap = allow
+    return args
+
+
+def _overlap_denoise_speech(root: Path, allow: bool):
+    speech_dir, noise_dir = _denoise_folders(root)
+    shutil.copy(speech_dir / "B" / "B2.wav", speech_dir / "A" / "copy_of_B2.wav")
+    return speech.folder_data(speech_dir, noise_dir, _denoise_args(allow), "toy")
+
+
+def _overlap_denoise_heldout_noise(root: Path, allow: bool):
+    speech_dir, noise_dir = _denoise_folders(root)
+    return speech.folder_data(speech_dir, noise_dir, _denoise_args(allow), "toy", heldout_dir=noise_dir)
+
+
+def _overlap_mir1k(root: Path, allow: bool):
+    from audiolab.data.music import load_music_splits
+    for split, n in (("train", 4), ("test", 2)):
+        for i in range(n):
+            float_wav(root / "mir1k" / split / f"{split}{i}.wav", _noise(4000, 7 * i + len(split), channels=2))
+    shutil.copy(root / "mir1k" / "train" / "train2.wav", root / "mir1k" / "test" / "copy.wav")
+    return load_music_splits("mir1k", root, sample_rate=SR, seed=0, min_samples=256, val_clips=1, allow_overlap=allow)
+
+
+def _overlap_emotion(root: Path, allow: bool):
+    from audiolab.data import multitask
+    from audiolab.data.emotion import Example
+    examples = [Example(_noise(1600, 10 * s + 2 * e + i), SR, "ciao", emo, f"s{s}", f"s{s}_{emo}_{i}.wav")
+                for s in range(3) for e, emo in enumerate(("neutral", "anger")) for i in range(2)]
+    examples[0].waveform = examples[-1].waveform.copy()  # a test speaker's clip again under s0
+    cfg = multitask.DataConfig(test_speakers="s2", allow_overlap=allow)
+    return multitask.split_indices(cfg, examples)
+
+
+def _overlap_images(root: Path, allow: bool):
+    import gzip
+    import struct
+
+    from audiolab.data.images import IDX_FILES, IMAGE_SETS, load_mnist_fashion
+    rng = np.random.default_rng(0)
+    for name in IMAGE_SETS:
+        folder = root / IMAGE_SETS[name][0]
+        folder.mkdir(parents=True)
+        arrays = {"train": rng.integers(0, 256, (6, 28, 28)), "test": rng.integers(0, 256, (3, 28, 28))}
+        arrays["test"][1] = arrays["train"][4]  # a test image that is a training image
+        for split, images in arrays.items():
+            for stem, arr in zip(IDX_FILES[split], (images, rng.integers(0, 10, len(images)))):
+                with gzip.open(folder / f"{stem}.gz", "wb") as fh:
+                    fh.write(bytes([0, 0, 8, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+                             + arr.astype(np.uint8).tobytes())
+    return load_mnist_fashion("mnist_fashion", root, download=False, seed=0, synthetic_sizes=(4, 2),
+                              allow_overlap=allow)
+
+
+OVERLAP_LOADERS = {"keywords_fsdd": _overlap_fsdd, "denoise_speech": _overlap_denoise_speech,
+                   "denoise_heldout_noise": _overlap_denoise_heldout_noise, "music_mir1k": _overlap_mir1k,
+                   "emotion": _overlap_emotion, "images_mnist_fashion": _overlap_images}
+
+
+@pytest.mark.parametrize("loader", list(OVERLAP_LOADERS))
+def test_rule_the_same_audio_on_both_sides_of_a_split_is_refused(loader, tmp_path, capsys):
+    """splits.refuse_overlap, called by every loader: exit 2 naming a pair and the count; --allow-overlap warns."""
+    with pytest.raises(UserError, match=r"[12] evaluation item\(s\) .* same audio as a training item") as info:
+        OVERLAP_LOADERS[loader](tmp_path / "refused", allow=False)
+    assert "--allow-overlap" in str(info.value)
+    OVERLAP_LOADERS[loader](tmp_path / "allowed", allow=True)
+    out = capsys.readouterr().out
+    assert "WARNING: " in out and "evaluation item(s)" in out.split("WARNING: ", 1)[1]
+
+
+@pytest.mark.parametrize("case", ["test_set_layout_words", "fsdd_unknown", "fsdd_words", "speech_commands_fsdd_flag"])
+def test_rule_a_flag_the_data_ignore_is_refused(case, tmp_path, capsys):
+    """cli.refuse_ignored, called by each keyword loader: a flag it would not read is an error, not a no-op."""
+    import audiolab.data.keywords as kd
+    layout = tmp_path / "speech_commands_test_v0.02"
+    (layout / "_unknown_").mkdir(parents=True)
+    float_wav(layout / "yes" / "abc_nohash_0.wav", tone(0.1, 200))
+    float_wav(tmp_path / "fsdd" / "recordings" / "1_a_0.wav", tone(0.1, 200, sample_rate=8000), 8000)
+    dataset, flags, needle = {"test_set_layout_words": ("speech_commands", ["--words", "up,down"], "--words"),
+                              "fsdd_unknown": ("fsdd", ["--unknown", "--silence"], "--unknown, --silence"),
+                              "fsdd_words": ("fsdd", ["--words", "up,down"], "--words"),
+                              "speech_commands_fsdd_flag": ("speech_commands", ["--test-speaker", "a"],
+                                                            "--test-speaker")}[case]
+    kws = load_script("speechcommands_rnn")
+    args = kws.parse_args(["train", "--dataset", dataset, "--data-root", str(tmp_path)] + flags)
+    with pytest.raises(UserError, match="nothing") as info:
+        kd.load_keywords(args)
+    assert needle in str(info.value)
+
+
+def test_rule_a_clip_silent_after_the_mono_mix_is_skipped_by_every_loader(tmp_path, capsys):
+    """io.is_silent in the keyword (read_clip) and emotion (load_examples) loaders, as in the Q1 / denoising ones."""
+    from audiolab.data.emotion import Listing, UtteranceInfo, load_examples
+    from audiolab.data.keyword_clips import read_clip
+    left = np.sign(tone(0.2, 300)) * 1.0  # full scale: -1.0 is -32768, +1.0 clips to 32767
+    cancel = tmp_path / "cancel.wav"
+    sf.write(cancel, np.stack([left, -left], axis=1), SR, subtype="PCM_16")
+    zeros = tmp_path / "zeros.wav"
+    sf.write(zeros, np.zeros(3200, np.float32), SR, subtype="PCM_16")
+    good = float_wav(tmp_path / "good.wav", tone(0.2, 300))
+    issues: list = []
+    assert read_clip(cancel, SR, issues) is None and read_clip(zeros, SR, issues) is None
+    assert read_clip(good, SR, issues) is not None
+    assert [p for p, _ in issues] == [str(cancel), str(zeros)]
+    listing = Listing([UtteranceInfo(p, "ciao", "neutral", "s1") for p in (cancel, zeros, good)])
+    skipped: list = []
+    assert [ex.path for ex in load_examples(listing, SR, skipped=skipped)] == [str(good)]
+    assert {str(p) for p, _ in skipped} == {str(cancel), str(zeros)}
+    out = capsys.readouterr().out
+    assert f"skipped: audio file {cancel}" in out
+
+
+INFO_FAULTS = {"not_utf8": (lambda lines: lines[:2] + [lines[2][:-1] + b"\xff\xfe"] + lines[3:], "line 3", "UTF-8"),
+               "stray_row": (lambda lines: lines + [b"oops,1"], "line 12", "fields"),
+               "empty_field": (lambda lines: lines[:4] + [lines[4].replace(b",train,", b",,").replace(b",test,", b",,")]
+                               + lines[5:], "line 5", "column split"),
+               "duplicate_id": (lambda lines: lines + [lines[1]], "line 12", "repeats"),
+               "escaping_path": (lambda lines: lines[:1] + [lines[1].replace(b"train/", b"../../")
+                                                              .replace(b"test/", b"../../")] + lines[2:],
+                                 "line 2", "inside the data folder")}
+
+
+@pytest.mark.parametrize("fault", list(INFO_FAULTS))
+@pytest.mark.parametrize("script", ["q1_train_lstm", "q1_plot"])
+def test_rule_a_malformed_task_table_is_refused_before_training(script, fault, q1_data, tmp_path, capsys):
+    """data.common.read_table (Q1_INFO_COLUMNS): every cell of info.csv checked first; line and column named."""
+    data = _q1_copy(q1_data, tmp_path)
+    lines = (data / "info.csv").read_bytes().splitlines()
+    change, line, needle = INFO_FAULTS[fault]
+    (data / "info.csv").write_bytes(b"\n".join(change(lines)) + b"\n")
+    argv = ["--data-dir", data, "--out-dir", tmp_path / "out"]
+    argv += ["--epochs", "1"] if script == "q1_train_lstm" else []
+    rc, out, err = run_main(script, argv, capsys)
+    assert_exit2(rc, err, "info.csv", line, needle, out_dir=tmp_path / "out")
+    assert "epoch 1" not in out  # refused before training
+
+
+def test_rule_training_that_diverges_stops_with_a_sentence(tmp_path, capsys):
+    """train._train_step (DIVERGED_RATIO): q2_ctc --lr 10 used to exit 0 with inf written as null."""
+    rc, _, err = run_main("q2_ctc", ["--quick", "--lr", "10", "--out-dir", tmp_path / "out"], capsys)
+    assert_exit2(rc, err, "training diverged at epoch 1", "--lr", out_dir=tmp_path / "out")
+
+
+def test_rule_speaker_ids_that_differ_only_in_case_are_refused(tmp_path):
+    """splits.refuse_case_twins, in splits.leave_speakers_out (every speaker split) and the denoising folders."""
+    with pytest.raises(UserError, match="'M2' and 'm2' differ only in case"):
+        from audiolab.data import splits
+        splits.speaker_split(["f1", "m2", "M2", "f1"], 0.5)
+    speech_dir, noise_dir = _denoise_folders(tmp_path)
+    shutil.copytree(speech_dir / "A", speech_dir / "a")
+    with pytest.raises(UserError, match="differ only in case"):
+        speech.folder_data(speech_dir, noise_dir, _denoise_args(False), "toy")
+
+
+def test_rule_an_emotion_training_split_of_one_class_is_refused():
+    """multitask.check_split: a one-class manifest used to report accuracy 1.000."""
+    from audiolab.data import multitask
+    with pytest.raises(UserError, match="one emotion only"):
+        multitask.check_split([0, 1, 2], [3, 4], ["anger"] * 5)
+    assert multitask.check_split([0, 1, 2], [3, 4], ["anger", "joy", "anger", "joy", "anger"]) is not None
+
+
+def test_rule_a_list_flag_with_a_value_given_twice_is_refused(tmp_path, capsys):
+    """cli.comma_list (--models, --words) and cli.Distinct (--test-snrs): no model trained or SNR scored twice."""
+    kws = load_script("speechcommands_rnn")
+    for flag in ("--models", "--words"):
+        with pytest.raises(UserError, match=f"{flag}: 'lstm' is given twice" if flag == "--models" else "twice"):
+            kws.parse_args(["train", flag, "lstm,gru,lstm" if flag == "--models" else "up,down,up"])
+    rc, _, err = run_main("hw_cnn1d", ["--quick", "--out-dir", tmp_path / "o", "--test-snrs", "0", "0", "5"], capsys)
+    assert_exit2(rc, err, "--test-snrs", "given twice", out_dir=tmp_path / "o")
+
+
+def test_rule_a_data_root_that_is_a_file_is_refused(tmp_path, monkeypatch):
+    """data.common.resolve_data_root: $AUDIOLAB_DATA naming a file used to fall back to synthetic data silently."""
+    from audiolab.data.common import resolve_data_root
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("AUDIOLAB_DATA", str(tmp_path / "file"))
+    with pytest.raises(UserError, match=r"\$AUDIOLAB_DATA .* is a file"):
+        resolve_data_root(None)
+    with pytest.raises(UserError, match="--data-root .* is a file"):
+        resolve_data_root(tmp_path / "file")
+    monkeypatch.setenv("AUDIOLAB_DATA", str(tmp_path))
+    assert resolve_data_root(None) == tmp_path
+
+
+def test_rule_a_folder_where_files_are_expected_is_a_sentence(tmp_path, capsys):
+    """speech.load_unlabeled: hw_cnn --test DIR used to say "Format not recognised"."""
+    (tmp_path / "noisy").mkdir()
+    rc, _, err = run_main("hw_cnn1d", ["--quick", "--out-dir", tmp_path / "o", "--test", tmp_path / "noisy"], capsys)
+    assert_exit2(rc, err, "is a folder", "*.wav", out_dir=tmp_path / "o")

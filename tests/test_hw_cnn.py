@@ -176,7 +176,8 @@ def test_mismatched_pairs_and_silent_reference_are_clear_errors(tmp_path, capsys
     rc, msg = run_main(hw1, base + ["--clean", str(tmp_path / "c.wav"), "--noisy", str(tmp_path / "short.wav")],
                        capsys)
     assert rc == 2 and "16000 samples" in msg and "15840" in msg
-    rc, msg = run_main(hw2, base + ["--clean", str(tmp_path / "c.wav"), "--noisy", str(tmp_path / "c8k.wav")],
+    rc, msg = run_main(hw2, ["--quick", "--out-dir", str(tmp_path / "out2"), "--clean", str(tmp_path / "c.wav"),
+                             "--noisy", str(tmp_path / "c8k.wav")],
                        capsys)
     assert rc == 2 and "8000 Hz" in msg
     rc, msg = run_main(hw1, base + ["--clean", str(tmp_path / "zero.wav"), "--noisy", str(tmp_path / "c.wav")],

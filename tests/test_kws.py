@@ -390,8 +390,14 @@ def test_multi_model_run_killed_in_its_second_model_resumes(tmp_path, monkeypatc
 
     def killed_in_gru(model, optimizer, loader, step, epochs, **kw):
         if kw["desc"] == "gru":  # one epoch of gru, then Ctrl-C
-            real_fit(model, optimizer, loader, step, 1, **kw)
-            raise KeyboardInterrupt
+            calls = []
+
+            def interrupted(m, batch):
+                calls.append(1)
+                if len(calls) > len(loader):
+                    raise KeyboardInterrupt
+                return step(m, batch)
+            return real_fit(model, optimizer, loader, interrupted, epochs, **kw)
         return real_fit(model, optimizer, loader, step, epochs, **kw)
 
     monkeypatch.setattr(kws, "fit", killed_in_gru)

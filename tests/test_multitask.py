@@ -172,7 +172,7 @@ def test_bad_inputs_are_clear_errors(tmp_path, monkeypatch, capsys):
     for flag, value, needle in [("--tempo", "0.7", "--tempo: must be in [0, 0.5)"),
                                 ("--synthetic-voices", "-1", "--synthetic-voices: must be in [0, inf)"),
                                 ("--test-fraction", "1", "--test-fraction: must be in (0, 1)"),
-                                ("--lambda-emotion", "-0.1", "--lambda-emotion: must be in [0, inf)")]:
+                                ("--lambda-emotion", "-0.1", "--lambda-emotion: must be in [0, 1000]")]:
         with pytest.raises(SystemExit) as exc:  # argparse rejects the value at parse time
             mt.main(["--quick", flag, value])
         assert exc.value.code == 2 and needle in capsys.readouterr().err
@@ -275,13 +275,14 @@ def test_tempo_perturb_resamples_time_and_lengths_together():
 
 # ----------------------------------------------------------------------------- faults and clips without a whole transcript
 def _tiny_manifest(tmp_path, rows, name="m.csv"):
-    """Write one tone per distinct path (pitch by emotion) and a manifest with ``rows`` (path, text, emotion, spk)."""
+    """Write one tone per distinct path (pitch by emotion; its own phase, so no two clips are the same audio, which
+    a train/test split refuses) and a manifest with ``rows`` (path, text, emotion, spk)."""
     pitch = {"anger": 330.0, "sadness": 150.0}
-    for path, _, emotion, _ in rows:
+    for k, (path, _, emotion, _) in enumerate(rows):
         if not (tmp_path / path).exists():
             t = np.arange(8000) / 16000
-            sf.write(tmp_path / path, (0.3 * np.sin(2 * np.pi * pitch.get(emotion.strip().lower(), 220.0) * t))
-                     .astype(np.float32), 16000)
+            f0 = pitch.get(emotion.strip().lower(), 220.0)
+            sf.write(tmp_path / path, (0.3 * np.sin(2 * np.pi * f0 * t + 0.1 * k)).astype(np.float32), 16000)
     (tmp_path / name).write_text("path,transcript,emotion,speaker\n" + "".join(",".join(r) + "\n" for r in rows))
     return tmp_path / name
 

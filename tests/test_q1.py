@@ -106,7 +106,7 @@ def test_plot_and_train_end_to_end_with_resume(run_script, tmp_path):
     assert len(list((out / "spectrograms").glob("*.png"))) == n_test
     assert "test SI-SNR" in proc.stdout.strip().splitlines()[-1]
 
-    proc = run_script("q1_train_lstm.py", "--quick", "--epochs", "2", "--resume")
+    proc = run_script("q1_train_lstm.py", "--quick", "--epochs", "1", "--extend-to", "2")
     assert "resumed" in proc.stdout
     log = pd.read_csv(out / "log.csv")
     assert log.epoch.tolist() == [1, 2] and {"train_loss", "test_loss", "test_si_snr_db"} <= set(log.columns)

@@ -74,10 +74,20 @@ def step(model, batch):
     return ((model(x) - y) ** 2).mean()
 
 
-def train(out: Path, epochs: int, resume: bool = False, lr: float = 0.05, scale: float = 1.0):
+def train(out: Path, epochs: int, resume: bool = False, lr: float = 0.05, scale: float = 1.0,
+          stop_after: int | None = None):
+    """``stop_after``: Ctrl-C in the first step of epoch ``stop_after + 1`` (an interrupted run)."""
     model, optimizer, loader = make(scale=scale)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, 0.9)
-    history = fit(model, optimizer, loader, step, epochs, checkpoint_path=out / "ckpt.pt", resume=resume,
+    calls = []
+
+    def interruptible(model, batch):
+        calls.append(1)
+        if stop_after is not None and len(calls) > stop_after * len(loader):
+            raise KeyboardInterrupt
+        return step(model, batch)
+
+    history = fit(model, optimizer, loader, interruptible, epochs, checkpoint_path=out / "ckpt.pt", resume=resume,
                   scheduler=scheduler, config={"lr": lr, "batch_size": 8}, progress=False)
     return model, history
 
@@ -88,7 +98,8 @@ def rows(history):
 
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
     full_model, full = train(tmp_path / "full", 4)
-    train(tmp_path / "part", 2)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "part", 4, stop_after=2)
     saved = load_checkpoint(tmp_path / "part" / "ckpt.pt")
     torch.manual_seed(12345)  # a new process starts from other global random state
     np.random.seed(6789)
@@ -112,7 +123,7 @@ class Pairs:
 def test_custom_iterable_with_state_dict_resumes_exactly(tmp_path):
     """``denoise.TrainStream`` draws new mixtures each epoch; its ``state_dict`` makes the resume exact."""
 
-    def run(epochs, resume=False):
+    def run(epochs, extend_to=None):
         torch.manual_seed(0)
         stream = denoise.TrainStream(Pairs(), context=1, batch_size=16, n_fft=64, hop_length=32, seed=0)
         model = torch.nn.Linear(33, 33)
@@ -122,19 +133,19 @@ def test_custom_iterable_with_state_dict_resumes_exactly(tmp_path):
             return ((m(x[:, 0]) - clean) ** 2).mean()
 
         fit(model, torch.optim.SGD(model.parameters(), lr=0.01), stream, step_fn, epochs,
-            checkpoint_path=tmp_path / "ckpt.pt", resume=resume, progress=False)
+            checkpoint_path=tmp_path / "ckpt.pt", extend_to=extend_to, progress=False)
         return model
 
     full = run(3).weight.detach().clone()
     run(1)
-    assert torch.equal(run(3, resume=True).weight.detach(), full)
+    assert torch.equal(run(3, extend_to=3).weight.detach(), full)  # no LR schedule: extending 1 -> 3 is exact
 
 
 def test_resume_with_other_settings_names_them(tmp_path):
     train(tmp_path, 1)
     with pytest.raises(UserError, match=r"lr 0\.05 -> 0\.1"):
         train(tmp_path, 2, resume=True, lr=0.1)
-    train(tmp_path, 2, resume=True)  # the same settings (and more epochs) resume
+    train(tmp_path, 1, resume=True)  # the same settings resume
 
 
 def test_resume_with_other_data_names_it(tmp_path):
@@ -166,7 +177,7 @@ def test_data_fingerprint_sees_content_not_identity():
 
 
 def test_q1_script_resume_exact_and_refuses_other_flags(tmp_path, capsys):
-    """The issue's case: q1_train_lstm interrupted after 2 epochs, resumed to 3, equals 3 uninterrupted."""
+    """q1_train_lstm after 2 epochs, extended to 3 (--extend-to; no LR schedule), equals 3 uninterrupted."""
     import q1_generate
     import q1_train_lstm
 
@@ -178,7 +189,7 @@ def test_q1_script_resume_exact_and_refuses_other_flags(tmp_path, capsys):
     common = ["--data-dir", data, "--hidden", "16", "--batch-size", "4"]
     run(q1_train_lstm, *common, "--out-dir", tmp_path / "full", "--epochs", "3")
     run(q1_train_lstm, *common, "--out-dir", tmp_path / "part", "--epochs", "2")
-    run(q1_train_lstm, *common, "--out-dir", tmp_path / "part", "--epochs", "3", "--resume")
+    run(q1_train_lstm, *common, "--out-dir", tmp_path / "part", "--epochs", "3", "--extend-to", "3")
     full = (tmp_path / "full" / "log.csv").read_text().splitlines()
     part = (tmp_path / "part" / "log.csv").read_text().splitlines()
     keep = [i for i, c in enumerate(full[0].split(",")) if c != "epoch_seconds"]

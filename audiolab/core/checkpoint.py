@@ -9,6 +9,7 @@ stops and names what differs.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 import random
@@ -22,19 +23,45 @@ import numpy as np
 import torch
 
 from audiolab.core.outputs import atomic_write
-from audiolab.core.runtime import UserError
+from audiolab.core.runtime import UserError, describe_os_error
 
 #: config keys that may change between a run and its ``--resume`` (where it runs, how long, what it prints)
-RESUME_FREE_KEYS = frozenset({"resume", "epochs", "device", "out_dir", "threads", "num_workers", "workers", "amp",
-                              "data_root", "download", "progress", "quiet", "verbose", "max_wavs", "save_audio",
-                              "command", "func"})
+#: (``epochs`` is checked on its own: :func:`resume_schedule`)
+RESUME_FREE_KEYS = frozenset({"resume", "epochs", "extend_to", "device", "out_dir", "threads", "num_workers",
+                              "workers", "amp", "data_root", "download", "progress", "quiet", "verbose", "max_wavs",
+                              "save_audio", "command", "func"})
+
+
+#: errno values and ``torch.save`` messages that mean "the disk (or a size limit) is full"
+_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_FULL_TEXT = ("inline_container", "No space left", "File too large", "file write failed", "Disk quota")
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
-    """``torch.save`` to a temp file, then rename (never a half-written checkpoint)."""
+    """``torch.save`` to a temp file, then rename (never a half-written checkpoint).
+
+    A full disk or a file-size limit (``OSError`` ENOSPC / EFBIG / EDQUOT, or the
+    ``RuntimeError: [enforce fail at inline_container.cc]`` torch's zip writer raises for
+    them) leaves the previous checkpoint as it was and becomes one :class:`UserError` that
+    says how to go on (docs/ARCHITECTURE.md, "Rules").
+
+    Raises:
+        UserError: the checkpoint could not be written for lack of space or a size limit.
+    """
     path = Path(path)
-    with atomic_write(path) as tmp:
-        torch.save(dict(state), tmp)
+    try:
+        with atomic_write(path) as tmp:
+            torch.save(dict(state), tmp)
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, OSError) and err.errno not in _FULL_ERRNOS:
+            raise
+        if isinstance(err, RuntimeError) and not any(t in str(err) for t in _FULL_TEXT):
+            raise
+        kept = ("the previous checkpoint there is intact: free some space and rerun the same command with --resume"
+                if path.exists() else "free some space and rerun the same command")
+        why = describe_os_error(err) if isinstance(err, OSError) else str(err).splitlines()[0][:160]
+        raise UserError(f"cannot write the checkpoint {path}: the disk is full or the file is too large ({why}); "
+                        f"{kept}") from None
     return path
 
 
@@ -315,3 +342,45 @@ def fingerprint_mismatch(saved: Mapping[str, Any] | None, current: Mapping[str, 
         problems.append(f"world_size {old_world} -> {new_world} (torchrun processes; the effective batch size "
                         "would change)")
     return problems
+
+
+def resume_schedule(state: Mapping[str, Any], epochs: int, extend_to: int | None, checkpoint_path: Any) -> dict:
+    """The schedule a resumed run follows: the checkpoint's own, or an explicit extension of a finished run.
+
+    Resume is exact or refused (docs/ARCHITECTURE.md, "Rules"): the learning-rate schedules
+    depend on the epoch count, so ``--resume`` must ask for the epochs the checkpoint was
+    written for. ``--extend-to N`` (``extend_to``) continues a *finished* run to ``N`` epochs;
+    the result is not an ``N``-epoch run and says so (``extended_from_epochs``).
+
+    Args:
+        state: the loaded checkpoint (``schedule``, else ``config["epochs"]`` of older ones, and ``epoch``).
+        epochs: the epochs this run asks for.
+        extend_to: ``--extend-to``, or ``None``.
+
+    Returns:
+        ``{"epochs": N, "extended_from_epochs": E or None}``, saved in every later checkpoint.
+
+    Raises:
+        UserError: another epoch count without ``--extend-to``, an extension of an unfinished run,
+            or one that does not go beyond the checkpoint's epochs.
+    """
+    saved = dict(state.get("schedule") or {})
+    planned = saved.get("epochs", (state.get("config") or {}).get("epochs"))
+    done = int(state.get("epoch", 0))
+    base = {"epochs": epochs, "extended_from_epochs": saved.get("extended_from_epochs")}
+    if planned is None:
+        return base
+    planned = int(planned)
+    if extend_to is None:
+        if epochs != planned:
+            raise UserError(f"cannot --resume {checkpoint_path} with --epochs {epochs}: it belongs to a "
+                            f"{planned}-epoch run (at epoch {done}) and the learning-rate schedule depends on the "
+                            f"epoch count, so the result would match neither run. Resume with --epochs {planned}, or, "
+                            f"once it is finished, continue it with --extend-to {epochs} (recorded in metrics.json)")
+        return base
+    if done < planned:
+        raise UserError(f"cannot --extend-to {extend_to}: {checkpoint_path} is an unfinished {planned}-epoch run "
+                        f"(at epoch {done}); finish it first with --resume --epochs {planned}")
+    if extend_to <= planned:
+        raise UserError(f"--extend-to {extend_to} does not go beyond the {planned} epochs of {checkpoint_path}")
+    return {"epochs": extend_to, "extended_from_epochs": saved.get("extended_from_epochs") or planned}

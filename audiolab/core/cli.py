@@ -116,7 +116,7 @@ def base_parser(description: str, *, epochs: int | None = None, seed: int = 0) -
     # and option_given / apply_quick can tell from argv alone which flags the user gave
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
-    parser.add_argument("--seed", type=int, default=seed, help="random seed (default %(default)s)")
+    parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=seed, help="random seed (default %(default)s)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="compute device; auto picks cuda, then mps, then cpu (default %(default)s)")
     if epochs is not None:
@@ -144,7 +144,7 @@ def add_epochs(parser: argparse.ArgumentParser, default: int | None, help: str =
 def add_training_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, lr: float, batch_size: int,
                       lr_help: str = "Adam learning rate", batch_help: str = "examples per batch",
                       resume_help: str = "continue training from the checkpoint in --out-dir") -> None:
-    """Add ``--lr`` (a number in (0, 10]), ``--batch-size`` (>= 1) and ``--resume`` to ``parser`` or a group of it.
+    """Add ``--lr`` (a number in (0, 10]), ``--batch-size`` (>= 1), ``--resume`` and ``--extend-to`` to ``parser``.
 
     The help texts say what the script's learning rate, batch and checkpoint are; the defaults
     are appended to them.
@@ -153,7 +153,10 @@ def add_training_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
                         help=f"{lr_help} (default %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=batch_size,
                         help=f"{batch_help} (default %(default)s)")
-    parser.add_argument("--resume", action="store_true", help=resume_help)
+    parser.add_argument("--resume", action="store_true", help=resume_help + " (with the same --epochs)")
+    parser.add_argument("--extend-to", type=positive_int, default=None, metavar="N",
+                        help="continue a finished run from its checkpoint to N epochs in all; the learning-rate "
+                             "schedule is then not an N-epoch run's, and metrics.json says so")
 
 
 def add_stft_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, n_fft: int | None,
@@ -228,7 +231,7 @@ def option_given(option: str, argv: list[str] | None = None) -> bool:
 
 
 def add_data_args(parser: argparse.ArgumentParser, datasets: Iterable[str]) -> None:
-    """Add ``--data-root``, ``--dataset`` and ``--download`` (docs/ARCHITECTURE.md, "Data flow")."""
+    """Add ``--data-root``, ``--dataset``, ``--download``, ``--allow-overlap`` (docs/ARCHITECTURE.md, "Data flow")."""
     names = ["auto", *datasets]
     parser.add_argument("--data-root", type=Path, default=None,
                         help="folder that holds the datasets (default $AUDIOLAB_DATA, else data/)")
@@ -237,6 +240,49 @@ def add_data_args(parser: argparse.ArgumentParser, datasets: Iterable[str]) -> N
                              "else the embedded synthetic default (default %(default)s)")
     parser.add_argument("--download", action="store_true",
                         help="download the named real dataset into the data root if missing")
+    parser.add_argument("--allow-overlap", action="store_true",
+                        help="score evaluation clips whose audio equals a training clip's (refused by default)")
+
+
+def refuse_ignored(args: argparse.Namespace, ignored: Mapping[str, Any], why: str) -> None:
+    """A flag the run would ignore is an error, not a silent no-op (docs/ARCHITECTURE.md, "Rules").
+
+    Args:
+        args: the parsed flags.
+        ignored: ``{dest: default}`` of the flags this run does not read; one whose value is
+            not its default was given by the user.
+        why: why they do nothing, e.g. ``"on fsdd (its ten digit classes are fixed)"``.
+
+    Raises:
+        UserError: naming every such flag given.
+    """
+    given = ["--" + k.replace("_", "-") for k, default in ignored.items() if getattr(args, k, default) != default]
+    if given:
+        raise UserError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} nothing {why}; leave "
+                        f"{'it' if len(given) == 1 else 'them'} out")
+
+
+class Distinct(argparse.Action):
+    """``action=`` of a list flag (``nargs``) whose values must differ: ``--test-snrs 0 0 5`` would score 0 dB twice."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        twice = [v for i, v in enumerate(values) if v in values[:i]]
+        if twice:
+            parser.error(f"argument {option_string}: {twice[0]:g} is given twice")
+        setattr(namespace, self.dest, values)
+
+
+def comma_list(text: str, flag: str) -> list[str]:
+    """The items of a comma-separated flag value, stripped, empty ones dropped.
+
+    Raises:
+        UserError: an item given twice (``--models lstm,lstm`` would train and write one model twice).
+    """
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    twice = [t for i, t in enumerate(items) if t in items[:i]]
+    if twice:
+        raise UserError(f"{flag}: {twice[0]!r} is given twice")
+    return items
 
 
 def positive_int(text: str) -> int:
@@ -276,6 +322,7 @@ def float_range(lo: float | None = None, hi: float | None = None, *, lo_open: bo
             raise argparse.ArgumentTypeError(f"must be in {_range_text(lo, hi, lo_open, hi_open)}, got {text}")
         return value
     parse.__name__ = "float_range"
+    parse.bounds = (lo, hi)  # read by the test that every numeric flag has a range
     return parse
 
 
@@ -290,7 +337,15 @@ def int_range(lo: int | None = None, hi: int | None = None):
             raise argparse.ArgumentTypeError(f"must be in {_range_text(lo, hi, False, False)}, got {value}")
         return value
     parse.__name__ = "int_range"
+    parse.bounds = (lo, hi)
     return parse
+
+
+#: argparse type of every ``--sample-rate``: 8 kHz (telephone speech; below it the 40-mel front ends and the
+#: 4 kHz speech band no longer fit) to 192 kHz
+sample_rate_hz = int_range(8000, 192000)
+#: argparse type of every ``--trim-db`` (dB below the loudest frame; 0 switches trimming off)
+trim_db = float_range(0, 120)
 
 
 def _range_text(lo, hi, lo_open: bool, hi_open: bool) -> str:

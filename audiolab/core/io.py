@@ -65,6 +65,19 @@ def load_audio(path: str | Path, sample_rate: int | None = None, mono: bool = Tr
     return np.ascontiguousarray(wav, dtype=dtype), int(sr)
 
 
+#: a clip whose every sample is at most this (one 16-bit step) holds no signal
+SILENT_PEAK = 1 / 32768
+
+
+def is_silent(wav: np.ndarray) -> bool:
+    """True for a clip with no signal: all zeros, also after the down-mix to mono (right = -left cancels).
+
+    The one test every loader applies to the mono clip it keeps (docs/ARCHITECTURE.md, "Rules"): a silent
+    clip has no SI-SNR / SNR reference, no spectral peak, no word or emotion to recognise.
+    """
+    return not bool(np.any(np.abs(np.asarray(wav)) > SILENT_PEAK))
+
+
 def resample(wav: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
     """Band-limited resampling along the last axis with ``torchaudio.functional.resample``.
 

@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,9 @@ def out_dir_for(args: argparse.Namespace, script: str) -> Path:
 
     - ``--device`` must name a device this machine has (:func:`select_device`), so
       ``--device cuda`` without CUDA is the same clear error in every script;
+    - the folder belongs to ``script`` (:func:`check_owner`): a folder holding another script's
+      results or files no script wrote is refused before anything is written, and the folder
+      gets the owner marker (:func:`mark_owner`);
     - the folder is created (a read-only parent is a clear error, not a traceback);
     - the folder is locked (:func:`lock_out_dir`): a second run into the same folder
       while this one holds it stops with a clear error instead of mixing its outputs in;
@@ -38,13 +42,15 @@ def out_dir_for(args: argparse.Namespace, script: str) -> Path:
       run started from, not one made while it trained.
 
     Raises:
-        UserError: the device is unavailable, the folder cannot be created or written,
-            or another live run holds it.
+        UserError: the device is unavailable, the folder belongs to something else, cannot be
+            created or written, or another live run holds it.
     """
     if getattr(args, "device", None) is not None:
         select_device(args.device)
+    _SCHEDULES.clear()
     git_commit()                                    # fixed now: metrics.json names the code this run started with
     path = Path(args.out_dir) if getattr(args, "out_dir", None) else Path("outputs") / script
+    check_owner(path, script, what="output folder (--out-dir)", config_keys=set(vars(args)))
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -52,6 +58,7 @@ def out_dir_for(args: argparse.Namespace, script: str) -> Path:
     if not path.is_dir():
         raise UserError(f"the output folder {path} is not a folder")
     lock_out_dir(path)
+    mark_owner(path, script)
     return path
 
 
@@ -105,8 +112,134 @@ def write_combined_metrics(root: str | Path, part: str, metrics: Mapping[str, An
                          device=device, anchors=[a for a in anchors if a["metric"] in merged])
 
 
-# ------------------------------------------------------------------ output-folder lock
+# ------------------------------------------------------------------ ownership: delete only what we wrote
+OWNER_NAME = ".audiolab-owner"
 LOCK_NAME = ".audiolab.lock"
+
+
+def folder_owner(path: str | Path) -> str | None:
+    """The script named by ``<path>/.audiolab-owner`` (:func:`mark_owner`), or ``None`` without a readable marker."""
+    try:
+        with open(Path(path) / OWNER_NAME, "rb") as fh:
+            return fh.read(200).decode("utf-8", "replace").strip() or None
+    except OSError:
+        return None
+
+
+def check_owner(path: str | Path, script: str, *, what: str = "folder",
+                legacy_names: Iterable[str] | None = None, config_keys: set[str] | None = None) -> None:
+    """Refuse to write into ``path`` unless ``script`` may replace what is there (docs/ARCHITECTURE.md, "Rules").
+
+    The rule every script follows before it writes, deletes or replaces anything: a folder is
+    ``script``'s when it does not exist yet, is empty, or holds the marker ``.audiolab-owner``
+    naming ``script`` (written by :func:`mark_owner`). A folder from before the marker existed
+    counts as ``script``'s when ``legacy_names`` is given and it holds only those names (e.g.
+    ``info.csv``, ``train``, ``test``); an output folder (no ``legacy_names``) when its own name
+    is ``script`` (the default ``outputs/<script>``) or its ``metrics.json`` was written with
+    every flag of ``config_keys`` (the same script's command line). Launcher logs (``*.log``,
+    e.g. ``benchmarks/jobs.py``'s) in an output folder do not count as foreign files. A symbolic
+    link to a data folder (it would be replaced, not its target) and a path naming a file are
+    refused too. Nothing is written here.
+
+    Raises:
+        UserError: naming the folder, who owns it (another script, or files no audiolab script
+            wrote) and what to do instead.
+    """
+    path = Path(path)
+    if path.is_symlink() and legacy_names is not None:
+        raise UserError(f"the {what} {path} is a symbolic link (to {os.readlink(path)}); name the real folder, "
+                        "or a new one")
+    if not path.exists():
+        if path.is_symlink():
+            raise UserError(f"the {what} {path} is a dangling symbolic link; name a real folder")
+        return
+    if not path.is_dir():
+        raise UserError(f"the {what} {path} is a file, not a folder; name a new or empty folder")
+    owner = folder_owner(path)
+    if owner == script:
+        return
+    if owner is not None:
+        raise UserError(f"the {what} {path} holds the outputs of {owner}, which {script} never overwrites; "
+                        "choose another folder")
+    try:
+        names = sorted(p.name for p in path.iterdir() if p.name not in (LOCK_NAME, OWNER_NAME))
+    except OSError as err:
+        raise UserError(f"cannot read the {what} {path}: {describe_os_error(err)}") from None
+    if legacy_names is None:
+        names = [n for n in names if not n.endswith(".log")]
+    if not names:
+        return
+    if legacy_names is not None and set(names) <= set(legacy_names):
+        return
+    if legacy_names is None and (path.resolve().name == script or _same_flags(path, config_keys)):
+        return
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    raise UserError(f"the {what} {path} holds files {script.split()[0]} did not write ({shown}); it writes only "
+                    "into a new or empty folder, or one it wrote before: choose another folder")
+
+
+def _same_flags(folder: Path, config_keys: set[str] | None) -> bool:
+    """Whether ``folder/metrics.json`` (from before the owner marker) was written with every flag in ``config_keys``."""
+    if not config_keys or not (folder / "metrics.json").is_file():
+        return False
+    try:
+        if (folder / "metrics.json").stat().st_size > 16 << 20:
+            return False
+        config = read_json(folder / "metrics.json").get("config")
+    except (UserError, OSError, AttributeError):
+        return False
+    return isinstance(config, dict) and config_keys <= set(config)
+
+
+def mark_owner(path: str | Path, script: str) -> None:
+    """Write ``<path>/.audiolab-owner`` naming ``script`` (after :func:`check_owner` allowed it)."""
+    if not is_main_process():
+        return
+    marker = Path(path) / OWNER_NAME
+    if folder_owner(path) != script:
+        try:
+            marker.write_text(script + "\n")
+        except OSError as err:
+            raise UserError(f"cannot write to the folder {path}: {describe_os_error(err)}") from None
+
+
+@contextmanager
+def replace_folder(final: str | Path, script: str, legacy_names: Iterable[str]) -> Iterator[Path]:
+    """Build a folder in ``<final>.partial`` and swap it in for ``final``, which only ``script`` may own.
+
+    ``final`` and the staging folder are checked with :func:`check_owner` first (nothing is
+    written when either belongs to something else, is a file or a symbolic link); the staging
+    folder is locked (:func:`lock_out_dir`, so a second run into the same folder stops with a
+    clear error), emptied of an interrupted run's files, marked, and yielded. On success the
+    old ``final`` is removed and the staging folder renamed to it; on an error it stays
+    (marked, so the next run reuses it) and ``final`` is untouched.
+
+    Raises:
+        UserError: as :func:`check_owner`, or another run is building the same folder.
+    """
+    final = Path(final)
+    tmp = final.with_name(final.name + ".partial")
+    check_owner(final, script, what="data folder", legacy_names=legacy_names)
+    check_owner(tmp, script, what="staging folder", legacy_names=legacy_names)  # an older interrupted run's
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create {tmp}: {describe_os_error(err)}") from None
+    lock_out_dir(tmp)
+    for entry in tmp.iterdir():
+        if entry.name != LOCK_NAME:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    mark_owner(tmp, script)
+    yield tmp
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    fd = _HELD_LOCKS.pop(tmp.resolve(), None)
+    if fd is not None:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ output-folder lock
 _HELD_LOCKS: dict[Path, int] = {}
 
 
@@ -254,6 +387,15 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     return path
 
 
+_SCHEDULES: dict[str, dict] = {}
+
+
+def note_schedule(name: str, schedule: Mapping[str, Any]) -> None:
+    """Record that training ``name`` followed ``schedule`` (an extended run); :func:`write_metrics` writes it
+    as ``training_schedule``. :func:`out_dir_for` forgets earlier runs' notes."""
+    _SCHEDULES[name] = dict(schedule)
+
+
 def write_metrics(out_dir: str | Path, metrics: Mapping[str, Any], *, args: argparse.Namespace | Mapping | None,
                   dataset: str, data_source: str, device: torch.device | str | None = None,
                   anchors: list[Mapping[str, Any]] | None = None) -> Path:
@@ -269,6 +411,9 @@ def write_metrics(out_dir: str | Path, metrics: Mapping[str, Any], *, args: argp
         anchors: optional reference numbers shown beside ours in the report, each
             ``{"metric": key, "anchor": value, "source": "who / where"}``; written to
             ``anchors.json`` beside the metrics.
+
+    A run that extended a finished one (``--extend-to``, :func:`note_schedule`) also gets
+    ``training_schedule``: ``{name: {"epochs": N, "extended_from_epochs": E}}``.
 
     Raises:
         ValueError: ``data_source`` is not ``real`` or ``synthetic``.
@@ -288,6 +433,8 @@ def write_metrics(out_dir: str | Path, metrics: Mapping[str, Any], *, args: argp
         "world_size": torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1,
         "distributed_backend": str(torch.distributed.get_backend()) if torch.distributed.is_initialized() else None,
     })
+    if _SCHEDULES:
+        record["training_schedule"] = dict(_SCHEDULES)
     out_dir = Path(out_dir)
     path = write_json_atomic(out_dir / "metrics.json", record)
     if anchors:
@@ -302,8 +449,10 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise UserError(f"{path} does not exist") from None
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path} is not valid JSON ({err})") from None
+    except RecursionError:
+        raise UserError(f"{path} is nested too deeply to be a metrics file") from None
 
 
 def format_table(rows: list[Mapping[str, Any]], columns: list[str] | None = None, floatfmt: str = ".4g") -> str:

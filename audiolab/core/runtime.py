@@ -26,7 +26,7 @@ class UserError(Exception):
 
 
 # OSErrors from writing output that main_guard reports as one line (disk full, read-only, ...)
-OUTPUT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT}
+OUTPUT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENOENT}
 
 
 def describe_os_error(err: OSError) -> str:
@@ -35,6 +35,7 @@ def describe_os_error(err: OSError) -> str:
     reason = err.strerror or str(err)
     hint = {errno.EACCES: " (no write permission)", errno.EPERM: " (no write permission)",
             errno.EROFS: " (read-only file system)", errno.ENOSPC: " (disk full)",
+            errno.EDQUOT: " (disk quota exceeded)", errno.EFBIG: " (file too large for this file system or limit)",
             errno.ENOENT: " (it does not exist, or the folder vanished during the run)"}.get(err.errno, "")
     return f"{where}: {reason}{hint}" if where else f"{reason}{hint}"
 

@@ -63,8 +63,8 @@ from audiolab.core.distributed import (DistContext, broadcast, count_ranks, dist
                                        sync_gradients, world_size, zero_loss)
 from audiolab.core.checkpoint import (capture_random_state, config_fingerprint, data_fingerprint, find_generators,
                                       fingerprint_mismatch, load_checkpoint, restore_random_state, save_checkpoint,
-                                      set_global_rng_state)
-from audiolab.core.outputs import write_csv
+                                      resume_schedule, set_global_rng_state)
+from audiolab.core.outputs import note_schedule, write_csv
 from audiolab.core.progress import progress as progress_bar
 from audiolab.core.progress import write as write_line
 from audiolab.core.runtime import UserError, is_main_process
@@ -85,12 +85,14 @@ class History(list):
         train_cpu_seconds: process CPU seconds of the same, summed over all ranks.
         world_size: processes that trained together (1 without torchrun).
         backend: ``"gloo"`` / ``"nccl"`` under torchrun, else ``None``.
+        schedule: ``{"epochs", "extended_from_epochs"}`` (:func:`resume_schedule`), saved in the checkpoint.
     """
 
     train_seconds: float = 0.0
     train_cpu_seconds: float = 0.0
     world_size: int = 1
     backend: str | None = None
+    schedule: dict | None = None
 
 
 def write_log_csv(path: str | Path, history: list[Mapping[str, Any]]) -> Path:
@@ -133,6 +135,7 @@ class _Run:
     ctx: DistContext | None  # None without torchrun
     grad_clip: float | None
     move_batch: bool
+    first_loss: float | None = None  # this process's first step loss, the yardstick of DIVERGED_RATIO
 
     @property
     def main(self) -> bool:
@@ -204,7 +207,7 @@ def _load_for_resume(checkpoint_path: str | Path | None, fingerprint: Mapping[st
 
 
 def _resume(run: _Run, checkpoint_path: str | Path | None, fingerprint: Mapping[str, Any], history: History,
-            epochs: int) -> tuple[int, Any]:
+            epochs: int, extend_to: int | None = None) -> tuple[int, Any]:
     """Continue from ``checkpoint_path``: check it was written by a run with this fingerprint, then load
     the model, optimizer, scheduler and GradScaler state, the history and its times, and this rank's
     random state (:func:`restore_random_state`).
@@ -217,6 +220,7 @@ def _resume(run: _Run, checkpoint_path: str | Path | None, fingerprint: Mapping[
             checkpoint saved for another model shape.
     """
     state = _load_for_resume(checkpoint_path, fingerprint, run.ctx)
+    history.schedule = resume_schedule(state, epochs, extend_to, checkpoint_path)
     try:
         run.model.load_state_dict(state["model"])
     except RuntimeError as err:  # missing/unexpected keys or other shapes: saved with other settings
@@ -288,7 +292,8 @@ def _train_step(run: _Run, batch: Any, epoch: int) -> tuple[torch.Tensor, Mappin
     applied to it).
 
     Raises:
-        UserError: a non-finite loss (on any rank), or ranks that took different paths through ``step_fn``.
+        UserError: a non-finite loss or one over :data:`DIVERGED_RATIO` times the first step's (on any
+            rank), or ranks that took different paths through ``step_fn``.
     """
     if run.move_batch:
         batch = to_device(batch, run.device)
@@ -296,14 +301,20 @@ def _train_step(run: _Run, batch: Any, epoch: int) -> tuple[torch.Tensor, Mappin
     with run.autocast():
         out = run.step_fn(run.step_model, batch)
     loss, extras = (out if isinstance(out, tuple) else (out, {}))
-    finite, has_grad = bool(torch.isfinite(loss)), bool(loss.requires_grad)
+    value, has_grad = float(loss.detach()), bool(loss.requires_grad)
+    finite = math.isfinite(value)
+    if finite and has_grad and run.first_loss is None:
+        run.first_loss = value
+    exploded = finite and run.first_loss is not None and value > DIVERGED_RATIO * max(abs(run.first_loss), 1.0)
     if run.ctx is not None:  # agree on what to do with this step, all ranks alike
-        n_grad, n_ddp, n_bad = count_ranks([has_grad, run.step_model.calls > calls, not finite], run.ctx)
+        n_grad, n_ddp, n_bad = count_ranks([has_grad, run.step_model.calls > calls, not finite or exploded], run.ctx)
     else:
-        n_grad, n_ddp, n_bad = int(has_grad), 0, int(not finite)
-    if n_bad:
-        raise UserError(f"non-finite training loss ({loss.item() if not finite else 'on another rank'}) "
-                        f"at epoch {epoch}; lower the learning rate or check the data")
+        n_grad, n_ddp, n_bad = int(has_grad), 0, int(not finite or exploded)
+    if n_bad:  # diverged: stop with the last good epoch's checkpoint kept, never write its numbers
+        why = (f"the loss {value:.4g} is over {DIVERGED_RATIO:g} times the first step's ({run.first_loss:.4g})"
+               if exploded else f"non-finite training loss ({value})" if not finite else "on another rank")
+        raise UserError(f"training diverged at epoch {epoch}: {why}; lower the learning rate (--lr) or the loss "
+                        "weights, or check the data (checkpoints of earlier epochs are kept)")
     if run.ctx is not None and 0 < n_ddp < run.world:
         raise UserError("step_fn called the model on some ranks but not on others in one step; "
                         "under torchrun every rank must take the same path through step_fn")
@@ -366,6 +377,10 @@ def _evaluate(model: torch.nn.Module, eval_fn: Callable[[torch.nn.Module], Mappi
         return {k: float(v) for k, v in eval_fn(model).items()}
 
 
+#: a step whose loss exceeds this many times the run's first step loss (at least 1) has diverged
+DIVERGED_RATIO = 1e4
+
+
 def _log_epoch(row: Mapping[str, Any], history: History, log_path: str | Path | None, label: str) -> None:
     """Print the epoch's finite metrics under the progress bar and rewrite the CSV log (rank 0 only)."""
     shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)
@@ -394,6 +409,7 @@ def _checkpoint_state(run: _Run, epoch: int, history: History, random_state: lis
             "epoch": epoch, "history": list(history), "rng": random_state[0]["rng"],
             "random_state": random_state, "config": dict(config or {}), "fingerprint": fingerprint,
             "best_value": best_value, "world_size": run.world, "backend": history.backend,
+            "schedule": history.schedule,
             "train_seconds": history.train_seconds, "train_cpu_seconds": history.train_cpu_seconds}
 
 
@@ -420,7 +436,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
         log_path: str | Path | None = None, resume: bool = False, scheduler=None,
         grad_clip: float | None = None, best_key: str | None = None, best_mode: str = "max",
         config: Mapping[str, Any] | None = None, desc: str = "train", progress: bool = True,
-        move_batch: bool = True, data: Any = None, amp: bool | None = None) -> History:
+        move_batch: bool = True, data: Any = None, amp: bool | None = None, extend_to: int | None = None) -> History:
     """Train ``model`` for ``epochs`` epochs; return the per-epoch history (a :class:`History` list of dicts).
 
     Args:
@@ -432,7 +448,10 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
             ``device`` first unless ``move_batch`` is False. A loss that does not require grad
             (no term applied to the batch) skips the batch: no update, not counted. Under
             torchrun ``model`` is a stand-in whose call runs ``DistributedDataParallel``.
-        epochs: total number of epochs (a resumed run trains the remaining ones).
+        epochs: total number of epochs (a resumed run trains the remaining ones; it must be the
+            checkpoint's, :func:`resume_schedule`).
+        extend_to: resume a finished run and train it on to this many epochs in all, recorded in
+            metrics.json (default ``config["extend_to"]``, the ``--extend-to`` flag).
         eval_fn: per-epoch evaluation, called under ``torch.no_grad()`` in eval mode (on rank 0
             only under torchrun; its metrics are sent to the other ranks).
         checkpoint_path: where ``{model, optimizer, scheduler, scaler, epoch, history, random
@@ -453,8 +472,9 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
 
     Raises:
         UserError: ``resume`` without a readable checkpoint, with one saved for another model
-            shape, with other settings / data / number of processes (the message names what
-            differs), a non-finite loss, or a batch iterable torchrun cannot split.
+            shape, with other settings / data / number of processes / epochs (the message names
+            what differs), a diverged run (a non-finite step loss, or one over :data:`DIVERGED_RATIO`
+            times the first), or a batch iterable torchrun cannot split.
     """
     t_start, cpu_start = time.perf_counter(), time.process_time()
     run = _set_up(model, optimizer, scheduler, train_loader, step_fn, device=device, config=config, amp=amp,
@@ -465,8 +485,14 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_loader, 
     history.world_size, history.backend = run.world, (run.ctx.backend if run.ctx else None)
     history.train_seconds, history.train_cpu_seconds = 0.0, 0.0
     start_epoch, best_value = 1, None
+    extend_to = extend_to if extend_to is not None else (config or {}).get("extend_to")
+    if extend_to is not None:  # --extend-to N: continue a finished run to N epochs (resume_schedule)
+        resume, epochs = True, int(extend_to)
+    history.schedule = {"epochs": epochs, "extended_from_epochs": None}
     if resume:
-        start_epoch, best_value = _resume(run, checkpoint_path, fingerprint, history, epochs)
+        start_epoch, best_value = _resume(run, checkpoint_path, fingerprint, history, epochs, extend_to)
+    if history.schedule["extended_from_epochs"] is not None:
+        note_schedule(desc, history.schedule)  # metrics.json says this is not a plain run of `epochs` epochs
     prev_seconds, prev_cpu = history.train_seconds, history.train_cpu_seconds
 
     for epoch in range(start_epoch, epochs + 1):

@@ -9,12 +9,18 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from audiolab.core.runtime import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SYNTHETIC_NOTE = "SYNTHETIC DEMO DATA: numbers on it show the pipeline works, not how it does on real audio."
 
@@ -24,11 +30,110 @@ class DatasetNotFound(UserError):
 
 
 def resolve_data_root(arg: str | Path | None) -> Path:
-    """``arg`` if given, else ``$AUDIOLAB_DATA``, else ``data/`` (relative to the working directory)."""
-    if arg:
-        return Path(arg).expanduser()
+    """``arg`` if given, else ``$AUDIOLAB_DATA``, else ``data/`` (relative to the working directory).
+
+    Raises:
+        UserError: the chosen root exists but is not a folder (a file would otherwise mean
+            "no real data here" and a silent fall-back to the synthetic default).
+    """
     env = os.environ.get("AUDIOLAB_DATA")
-    return Path(env).expanduser() if env else Path("data")
+    root, where = ((Path(arg).expanduser(), "--data-root") if arg else
+                   (Path(env).expanduser(), "$AUDIOLAB_DATA") if env else (Path("data"), "the default data root"))
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{where} {root} is a file, not a folder of datasets")
+    return root
+
+
+# ------------------------------------------------------------------ task tables (CSV) checked before any work
+def finite_float(text: str) -> float:
+    """A finite number (the cell type of :func:`read_table`)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+def relative_path(text: str) -> str:
+    """A path inside the table's folder: relative, without ``..`` (the cell type of :func:`read_table`)."""
+    if Path(text).is_absolute() or ".." in Path(text).parts:
+        raise ValueError("not a path inside the data folder")
+    return text
+
+
+#: info.csv of q1_generate.py: column -> cell type
+Q1_INFO_COLUMNS: dict[str, Callable[[str], Any]] = {
+    "id": int, "split": lambda t: t if t in ("train", "test") else _bad("neither train nor test"),
+    "f1_hz": finite_float, "f2_hz": finite_float, "a1": finite_float, "a2": finite_float,
+    "phase1_rad": finite_float, "phase2_rad": finite_float, "sample_rate": int, "n_samples": int,
+    "source1_path": relative_path, "source2_path": relative_path, "mixture_path": relative_path}
+
+
+def _bad(why: str):
+    raise ValueError(why)
+
+
+def read_table(path: str | Path, columns: Mapping[str, Callable[[str], Any]], *, unique: str | None = None,
+               fix: str = "") -> "pd.DataFrame":
+    """Read a task's CSV table, every cell checked, before any training (docs/ARCHITECTURE.md, "Rules").
+
+    Args:
+        path: the CSV file (UTF-8, a header line).
+        columns: the columns that must be present, each with its cell type (``int``,
+            :func:`finite_float`, :func:`relative_path`, ...); other columns are kept as text.
+        unique: a column whose values must not repeat (e.g. ``id``).
+        fix: what to do about a bad table, appended to the message.
+
+    Returns:
+        the table, one row per data line, required columns converted.
+
+    Raises:
+        UserError: missing file, bytes that are not UTF-8, a missing column, a line with another
+            number of fields than the header, an empty or malformed cell, a repeated ``unique``
+            value, or no rows; the message names the line and column.
+    """
+    import pandas as pd
+    path = Path(path)
+    tail = f"; {fix}" if fix else ""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}{tail}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise UserError(f"{path}, line {line}: not UTF-8 text{tail}") from None
+    lines = list(csv.reader(io.StringIO(text)))
+    if not lines:
+        raise UserError(f"{path} is empty{tail}")
+    header, rows, seen = lines[0], [], {}
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise UserError(f"{path} lacks the column(s) {', '.join(missing)}{tail}")
+    for number, fields in enumerate(lines[1:], start=2):
+        if not any(f.strip() for f in fields):
+            continue
+        if len(fields) != len(header):
+            raise UserError(f"{path}, line {number}: {len(fields)} fields, the header has {len(header)}{tail}")
+        row = dict(zip(header, fields))
+        for col, kind in columns.items():
+            cell = row[col].strip()
+            try:
+                if not cell:
+                    raise ValueError("empty")
+                row[col] = kind(cell)
+            except ValueError as err:
+                why = (str(err) if str(err).startswith(("not ", "empty", "neither"))
+                       else "not an integer" if kind is int else "not a number")
+                raise UserError(f"{path}, line {number}, column {col}: {cell!r} is {why}{tail}") from None
+        if unique is not None:
+            if row[unique] in seen:
+                raise UserError(f"{path}, line {number}: {unique} {row[unique]} repeats line {seen[row[unique]]}{tail}")
+            seen[row[unique]] = number
+        rows.append(row)
+    if not rows:
+        raise UserError(f"{path} holds no rows{tail}")
+    return pd.DataFrame(rows, columns=header)
 
 
 @dataclass

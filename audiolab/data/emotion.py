@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from audiolab.data.common import RealDataset
-from audiolab.core.io import AUDIO_EXTENSIONS, find_audio_files, iter_readable
+from audiolab.core.io import AUDIO_EXTENSIONS, find_audio_files, is_silent, iter_readable
 from audiolab.core.runtime import UserError
 
 # ----------------------------------------------------------------------------- corpus codes
@@ -492,7 +492,7 @@ def load_examples(listing: Listing, sample_rate: int = 16000, limit: int | None 
     examples = []
     for path, wav, sr in iter_readable([it.path for it in items], sample_rate=sample_rate, mono=True,
                                        skipped=skipped):
-        if not np.any(wav):
+        if is_silent(wav):
             print(f"skipped: audio file {path} is silent (all samples zero)")
             skipped.append((path, "silent"))
             continue

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from audiolab.core.runtime import UserError
 from audiolab.data.common import RealDataset, choose_dataset, resolve_data_root
+from audiolab.data.splits import refuse_overlap
 
 IMAGE_SIZE = 28
 IDX_FILES = {
@@ -351,7 +352,7 @@ def _download_both(data_root: Path) -> Path:
 
 
 def load_mnist_fashion(dataset: str, data_root: str | Path | None, *, download: bool, seed: int,
-                       synthetic_sizes: tuple[int, int]) -> dict:
+                       synthetic_sizes: tuple[int, int], allow_overlap: bool = False) -> dict:
     """Train / test images of MNIST (``a``) and Fashion-MNIST (``b``), and where they came from.
 
     Args:
@@ -361,6 +362,8 @@ def load_mnist_fashion(dataset: str, data_root: str | Path | None, *, download: 
         download: fetch the IDX files with torchvision when missing (``--download``).
         seed: seed of the synthetic training images (the synthetic test images use seed 0).
         synthetic_sizes: ``(n_train, n_test)`` images per synthetic set.
+        allow_overlap: ``--allow-overlap``: test images equal to training images only warn
+            (:func:`audiolab.data.splits.refuse_overlap`; none in the real sets).
 
     Returns:
         ``{"a_train", "b_train", "a_test", "b_test"}`` as ``float32 [N, 1, 28, 28]`` in ``[0, 1]``,
@@ -368,7 +371,8 @@ def load_mnist_fashion(dataset: str, data_root: str | Path | None, *, download: 
         (``real`` / ``synthetic``) and ``names`` (the two sets' display names).
 
     Raises:
-        UserError: the named real dataset is missing or unreadable (:class:`IdxError`).
+        UserError: the named real dataset is missing or unreadable (:class:`IdxError`), or a
+            test image equals a training image.
     """
     root = resolve_data_root(data_root)
     both = RealDataset(
@@ -391,6 +395,10 @@ def load_mnist_fashion(dataset: str, data_root: str | Path | None, *, download: 
         data = {"a_train": load_idx_split(fa, "train")[0], "b_train": load_idx_split(fb, "train")[0],
                 "a_test": load_idx_split(fa, "test")[0], "b_test": load_idx_split(fb, "test")[0]}
         names = ("MNIST", "Fashion-MNIST")
+    for key, name in zip("ab", names):
+        refuse_overlap(((f"train image {i}", x) for i, x in enumerate(data[f"{key}_train"])),
+                       ((f"test image {i}", x) for i, x in enumerate(data[f"{key}_test"])), allow=allow_overlap,
+                       what=name)
     out = {k: to_float_images(v) for k, v in data.items()}
     out.update(dataset="mnist_fashion" if not choice.synthetic else "synthetic_images",
                data_source=choice.source, names=names)

@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from audiolab.augment.waveform import pink_noise, trim_silence
-from audiolab.core.io import AudioReadError, find_audio_files, load_audio
+from audiolab.core.io import AudioReadError, find_audio_files, is_silent, load_audio
 from audiolab.data.common import first_existing
 
 KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
@@ -138,7 +138,8 @@ def read_clip(path: str | Path, sample_rate: int, issues: list | None = None) ->
 
     Returns:
         ``(wav [n_samples], orig_sample_rate, orig_channels)``, or ``None`` when the file is
-        missing, unreadable or holds NaN/inf samples (printed as ``skipped: ...``).
+        missing, unreadable, holds NaN/inf samples, or is silent after the down-mix to mono
+        (:func:`audiolab.core.io.is_silent`; printed as ``skipped: ...``).
     """
     issues = issues if issues is not None else []
     path = Path(path)
@@ -149,6 +150,11 @@ def read_clip(path: str | Path, sample_rate: int, issues: list | None = None) ->
         msg = str(err) if isinstance(err, AudioReadError) else f"cannot read audio file {path}: {err}"
         print(f"skipped: {msg}")
         issues.append((str(path), f"unreadable, skipped ({msg})"))
+        return None
+    if is_silent(wav):
+        why = "silent after the down-mix to mono" if info.channels > 1 else "silent (all zeros)"
+        print(f"skipped: audio file {path} is {why}: nothing to recognise")
+        issues.append((str(path), f"{why}, skipped"))
         return None
     if info.samplerate != sample_rate:
         issues.append((str(path), f"sample rate {info.samplerate} Hz, resampled to {sample_rate} Hz"))

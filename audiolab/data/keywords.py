@@ -96,7 +96,10 @@ class KeywordDataset:
 def _load_speech_commands(folder: Path, args, root: Path, small: bool) -> KwsData:
     """The release (official lists or hash rule), or a test-set-layout folder split by speaker."""
     sr = args.sample_rate or SC_SAMPLE_RATE
+    cli.refuse_ignored(args, {"test_speaker": None, "val_speaker": None}, "on Speech Commands (FSDD flags)")
     if is_test_set_layout(folder):
+        cli.refuse_ignored(args, {"words": ",".join(KEYWORDS)}, f"on {folder}: a folder in the test-set layout "
+                           "has its own 12 classes (10 words, _unknown_, _silence_)")
         data = load_test_set_layout(folder, sample_rate=sr)
         report_issues(data)
         speaker_split(data, seed=args.seed)
@@ -109,6 +112,8 @@ def _load_speech_commands(folder: Path, args, root: Path, small: bool) -> KwsDat
 
 def _load_fsdd(folder: Path, args, root: Path, small: bool) -> KwsData:
     """FSDD with ``--test-speaker`` / ``--val-speaker``; ``small`` keeps recordings x0 and x1 of each digit."""
+    cli.refuse_ignored(args, {"words": ",".join(KEYWORDS), "unknown": False, "silence": False},
+                       "on fsdd (its classes are the ten digits)")
     data = load_fsdd(folder, sample_rate=args.sample_rate or FSDD_SAMPLE_RATE, test_speaker=args.test_speaker,
                      val_speaker=args.val_speaker)
     if small:
@@ -118,6 +123,8 @@ def _load_fsdd(folder: Path, args, root: Path, small: bool) -> KwsData:
 
 def _load_synthetic(folder: None, args, root: Path, small: bool) -> KwsData:
     """The eSpeak NG keywords (``--synthetic-clips`` per voice); ``small``: 4 training voices, 1 val, 1 test."""
+    cli.refuse_ignored(args, {"unknown": False, "silence": False, "test_speaker": None, "val_speaker": None},
+                       "on the synthetic keywords (Speech Commands / FSDD flags)")
     voices = VARIANTS if not small else VARIANTS[:4] + [SYNTH_VAL_VOICES[0], SYNTH_TEST_VOICES[0]]
     return make_synthetic_keywords(args.word_list, args.synthetic_clips, sample_rate=args.sample_rate or SC_SAMPLE_RATE,
                                    seed=args.seed, voices=sorted(set(voices)),
@@ -233,9 +240,9 @@ def add_keyword_args(p: argparse.ArgumentParser) -> None:
                    help="real data: add N eSpeak NG renderings per voice (30 voices) of every class word to the "
                         "training split only (default: 8 for FSDD, whose three training speakers are too few to "
                         "generalise from; 0 for Speech Commands and the synthetic default)")
-    g.add_argument("--sample-rate", type=cli.positive_int, default=None,
+    g.add_argument("--sample-rate", type=cli.sample_rate_hz, default=None,
                    help="resample everything to this rate in Hz (default the dataset's: FSDD 8000, others 16000)")
-    g.add_argument("--trim-db", type=float, default=None,
+    g.add_argument("--trim-db", type=cli.trim_db, default=None,
                    help="trim leading/trailing audio more than this many dB below the clip's loudest frame before "
                         f"the centred padding, train and test alike (0 = off; default {defaults_help('trim_db')})")
     g.add_argument("--clip-seconds", type=cli.positive_float, default=1.0,
@@ -262,7 +269,8 @@ def load_keywords(args, small: bool = False) -> KwsData:
 
     Steps: the entry's ``load``; eSpeak NG voices added to a real training split
     (``--synthetic-voices``, default the entry's); clips above ``--max-clip-seconds`` centre-cropped
-    (:func:`crop_long_clips`); silence trimmed at ``--trim-db`` (0 = off); :func:`check_splits`.
+    (:func:`crop_long_clips`); silence trimmed at ``--trim-db`` (0 = off); :func:`check_splits`;
+    the same audio in training and validation / test refused (:func:`splits.refuse_overlap`, ``--allow-overlap``).
 
     Raises:
         UserError: a named dataset is missing, a loader refuses its data, or a split is (nearly) empty.
@@ -284,6 +292,9 @@ def load_keywords(args, small: bool = False) -> KwsData:
     if args.trim_db > 0:
         trim_clips(data, args.trim_db)
     check_splits(data)
+    splits.refuse_overlap(((c.path, c.wav) for c in data.split("train")),
+                          ((c.path, c.wav) for c in data.clips if c.split != "train"),
+                          allow=getattr(args, "allow_overlap", False), what=data.name)
     return data
 
 

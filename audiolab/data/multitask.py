@@ -51,7 +51,7 @@ class DataConfig:
     ``synthetic_voices_default`` for a corpus of known language, else 0), ``synthetic_language``.
     Features: ``sample_rate`` (Hz), ``n_fft`` and ``hop_length`` (samples), ``n_mels``,
     ``trim_db`` (dB; 0 disables), ``strip_accents``, ``subsample`` (the model's time subsampling,
-    for CTC feasibility).
+    for CTC feasibility). ``allow_overlap``: score test clips whose audio equals a training clip's.
     """
 
     dataset: str = "auto"
@@ -80,6 +80,7 @@ class DataConfig:
     trim_db: float = 40.0
     strip_accents: bool = False
     subsample: int = 4
+    allow_overlap: bool = False
 
     @classmethod
     def from_args(cls, args) -> "DataConfig":
@@ -153,6 +154,9 @@ def split_indices(cfg: DataConfig, examples):
         train, test = splits.speaker_split(kept_speakers, cfg.test_fraction, cfg.seed)
     train, test = [kept[i] for i in train], [kept[i] for i in test]
     check_split(train, test, [ex.emotion for ex in examples])
+    splits.refuse_overlap(((examples[i].path or f"clip {i}", examples[i].waveform) for i in train),
+                          ((examples[i].path or f"clip {i}", examples[i].waveform) for i in test),
+                          allow=cfg.allow_overlap, what="the emotion corpus")
     tr_spk, te_spk = sorted({speakers[i] for i in train}), sorted({speakers[i] for i in test})
     print(f"split: {len(train)} train utterances ({len(tr_spk)} speakers: {', '.join(tr_spk)}), "
           f"{len(test)} test ({len(te_spk)} speakers: {', '.join(te_spk)})"
@@ -171,13 +175,16 @@ def check_split(train, test, emotions) -> list[str]:
     training part lacks, or that have fewer than ``FEW_EXAMPLES`` training utterances. Returns the warnings.
 
     Raises:
-        UserError: train or test holds fewer than ``MIN_SPLIT_UTTERANCES`` utterances.
+        UserError: train or test holds fewer than ``MIN_SPLIT_UTTERANCES`` utterances, or training one emotion.
     """
     for name, part in (("training", train), ("test", test)):
         if len(part) < MIN_SPLIT_UTTERANCES:
             raise UserError(f"the {name} split holds {len(part)} utterance(s) (at least {MIN_SPLIT_UTTERANCES} "
                             "needed): check --test-speakers, --exclude-speakers, --test-fraction and the data")
     tr, te = Counter(emotions[i] for i in train), Counter(emotions[i] for i in test)
+    if len(tr) < 2:
+        raise UserError(f"the training split holds one emotion only ({', '.join(map(str, tr))}): an emotion "
+                        "classifier needs at least two, and its accuracy would be 1.000 by construction")
     warnings = [f"emotion {e!r} is in the test split ({te[e]} utterance(s)) but not in training: the model "
                 "cannot predict it" for e in sorted(set(te) - set(tr))]
     warnings += [f"emotion {e!r} has only {tr[e]} training utterance(s)" for e in sorted(tr) if tr[e] < FEW_EXAMPLES]

@@ -37,9 +37,10 @@ import torch.nn.functional as F
 
 from audiolab.augment.waveform import mix_at_snr
 from audiolab.core import dsp
-from audiolab.core.io import AudioReadError, find_audio_files, load_audio, resample, unique_name
+from audiolab.core.io import AudioReadError, find_audio_files, is_silent, load_audio, resample, unique_name
 from audiolab.core.runtime import UserError
 from audiolab.data.common import RealDataset, choose_dataset, resolve_data_root
+from audiolab.data.splits import refuse_overlap
 
 MIR1K_TRAIN_SINGERS = ("abjones", "amy")
 
@@ -345,7 +346,7 @@ def load_music_splits(dataset: str, data_root: str | Path | None, *, sample_rate
                       mix_snr_db: float = 0.0, val_clips: int = 8, download: bool = False,
                       synthetic: tuple[int, int, float] = (48, 12, 6.0), max_train_clips: int | None = None,
                       max_test_clips: int | None = None, musdb_tracks: tuple[int, int] | None = None,
-                      irmas_dir: Path | None = None) -> dict:
+                      irmas_dir: Path | None = None, allow_overlap: bool = False) -> dict:
     """Train / validation / test songs (vocals and accompaniment stems) and where they came from.
 
     Args:
@@ -363,13 +364,16 @@ def load_music_splits(dataset: str, data_root: str | Path | None, *, sample_rate
         max_train_clips, max_test_clips: MIR-1K clips used at most (``None``: all).
         musdb_tracks: ``(n_train, n_test)`` MUSDB18 tracks (``None``: the two limits above, else 20 / 10).
         irmas_dir: IRMAS ``voi`` folder (``None``: looked for under the data root).
+        allow_overlap: ``--allow-overlap``: test songs equal to training ones only warn
+            (:func:`audiolab.data.splits.refuse_overlap`).
 
     Returns:
         ``{"train", "val", "test": list[Song], "dataset": str, "data_source": "real" | "synthetic",
         "skipped": [(path, reason)], "irmas": Path | None}``.
 
     Raises:
-        UserError: the named dataset is missing, or every train / test clip is too short.
+        UserError: the named dataset is missing, every train / test clip is too short, or a test
+            song has the stems of a training song.
     """
     root = resolve_data_root(data_root)
     sr = sample_rate
@@ -409,6 +413,9 @@ def load_music_splits(dataset: str, data_root: str | Path | None, *, sample_rate
     order = rng.permutation(len(train))
     val = [train[i] for i in order[:n_val]]
     train = [train[i] for i in order[n_val:]] or val
+    refuse_overlap(((s.name, np.concatenate([s.vocals, s.accompaniment])) for s in [*train, *val]),
+                   ((s.name, np.concatenate([s.vocals, s.accompaniment])) for s in test),
+                   allow=allow_overlap, what=name)
     irmas = irmas_dir or find_irmas_voi(root)
     return {"train": train, "val": val, "test": test, "dataset": name, "data_source": choice.source,
             "skipped": skipped, "irmas": irmas}
@@ -462,7 +469,7 @@ def clip_problem(song: Song, n_fft: int) -> str | None:
         wav = getattr(song, stem)
         if not np.isfinite(wav).all():
             return f"the {stem} stem holds NaN or inf samples"
-        if not np.any(wav):
+        if is_silent(wav):
             return f"the {stem} reference stem is silent (all zeros): SDR/SIR/SAR are undefined"
     return None
 

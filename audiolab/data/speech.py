@@ -30,9 +30,10 @@ import numpy as np
 from audiolab.augment.noise import Mixer, NoiseSource, fixed_mixtures, split_noise
 from audiolab.augment.waveform import pink_noise
 from audiolab.core.evaluate import Mixture, safe_name
-from audiolab.core.io import AudioReadError, find_audio_files, iter_readable, load_audio, unique_name
+from audiolab.core.io import AudioReadError, find_audio_files, is_silent, iter_readable, load_audio, unique_name
 from audiolab.core.runtime import UserError
 from audiolab.data.common import RealDataset, SYNTHETIC_NOTE
+from audiolab.data.splits import refuse_case_twins, refuse_overlap
 from audiolab.data.synth import HARVARD_SENTENCES
 
 SAMPLE_RATE = 16000          # Hz; PESQ wide-band needs 16 kHz
@@ -99,7 +100,7 @@ def load_pair(clean_path: Path, noisy_path: Path, sample_rate: int = SAMPLE_RATE
         raise UserError(f"--clean has {clean.shape[0]} samples ({clean.shape[0] / sr_c:.3f} s) but --noisy has "
                         f"{noisy.shape[0]} ({noisy.shape[0] / sr_n:.3f} s): a training pair must be sample-aligned "
                         "and of equal length")
-    if not np.any(clean):
+    if is_silent(clean):
         raise UserError(f"--clean {clean_path} is silent (all zeros): SNR is undefined and there is nothing to learn")
     if sr_c != sample_rate:
         print(f"note: resampling the training pair from {sr_c} Hz to {sample_rate} Hz")
@@ -115,11 +116,18 @@ def load_unlabeled(paths: Sequence[Path], sample_rate: int = SAMPLE_RATE, min_sa
     ``min_samples`` (one STFT frame, ``--n-fft``) are reported by path and skipped. Each
     file gets a distinct output name: two files with the same base name (``a/x.wav``,
     ``b/x.wav``) become ``x`` and ``x_2`` rather than overwriting each other's outputs.
+
+    Raises:
+        UserError: a path is a folder (name its files, e.g. ``DIR/*.wav``).
     """
+    folders = [p for p in paths if Path(p).is_dir()]
+    if folders:
+        raise UserError(f"--test {folders[0]} is a folder; --test takes audio files: name them, e.g. "
+                        f"--test {folders[0]}/*.wav")
     out = []
     used: set[str] = set()
     for path, wav, _ in iter_readable(paths, sample_rate=sample_rate, mono=True):
-        if not np.any(wav):
+        if is_silent(wav):
             print(f"skipped: {path}: silent (all zeros), nothing to denoise")
             continue
         if wav.shape[-1] < min_samples:
@@ -155,7 +163,7 @@ def load_folder(root: Path, min_samples: int = 0) -> list[tuple[str, str, np.nda
     used: set[str] = set()
     longest = 0
     for path, wav, _ in iter_readable(files, sample_rate=SAMPLE_RATE, mono=True):
-        if not np.any(wav):
+        if is_silent(wav):
             print(f"skipped: {path}: silent (all zeros); SNR would be undefined")
             continue
         longest = max(longest, wav.shape[-1])
@@ -177,7 +185,8 @@ def _split_list(text: str | None) -> list[str]:
 
 
 def load_noises(noise_dir: Path, heldout_dir: Path | None, *, test_fraction: float, min_samples: int,
-                heldout_exclude: str | None = None) -> tuple[list[NoiseSource], list[tuple[str, np.ndarray]]]:
+                heldout_exclude: str | None = None, allow_overlap: bool = False
+                ) -> tuple[list[NoiseSource], list[tuple[str, np.ndarray]]]:
     """Noise recordings at 16 kHz: ``(sources, heldout_noises)``.
 
     Each file of ``noise_dir`` is cut into a training and a test part (last ``test_fraction``;
@@ -187,31 +196,35 @@ def load_noises(noise_dir: Path, heldout_dir: Path | None, *, test_fraction: flo
     (one STFT frame) is reported and skipped. Names are unique across both lists.
 
     Raises:
-        UserError: no usable noise recording under ``noise_dir``.
+        UserError: no usable noise recording under ``noise_dir``, or (unless ``allow_overlap``) a
+            held-out recording equal to a training one (:func:`audiolab.data.splits.refuse_overlap`).
     """
-    sources = []
+    sources, whole = [], []
     used_noise: set[str] = set()
     for p, w, _ in iter_readable(find_audio_files(noise_dir), sample_rate=SAMPLE_RATE):
         src = split_noise(safe_name(p.stem), w, test_fraction)
         short = min(len(src.train), len(src.test))
-        if short < min_samples or not (np.any(src.train) and np.any(src.test)):
+        if short < min_samples or is_silent(src.train) or is_silent(src.test):
             print(f"skipped: {p}: its training or test part is silent or shorter than one STFT frame "
                   f"(--n-fft {min_samples} samples at {SAMPLE_RATE} Hz)")
             continue
         src.name = unique_name(src.name, used_noise)
         sources.append(src)
+        whole.append((str(p), w))
     if not sources:
         raise UserError(f"no usable (readable, non-silent, long enough) noise recordings under {noise_dir}")
-    heldout_noises = []
+    heldout_noises, whole_heldout = [], []
     if heldout_dir is not None and Path(heldout_dir).is_dir():
         skip = _split_list(heldout_exclude)
         for p, w, _ in iter_readable(find_audio_files(heldout_dir), sample_rate=SAMPLE_RATE):
-            if any(p.match(g) for g in skip) or not np.any(w):
+            if any(p.match(g) for g in skip) or is_silent(w):
                 continue
             if len(w) < min_samples:
                 print(f"skipped: {p}: {len(w)} samples, shorter than one STFT frame (--n-fft {min_samples})")
                 continue
             heldout_noises.append((unique_name(safe_name(p.stem), used_noise), w))
+            whole_heldout.append((str(p), w))
+    refuse_overlap(whole, whole_heldout, allow=allow_overlap, what=f"the held-out noises ({heldout_dir})")
     return sources, heldout_noises
 
 
@@ -227,13 +240,15 @@ def folder_data(clean_dir: Path, noise_dir: Path, args: argparse.Namespace, data
     ``args.max_test_utterances``; 0 or None: all) caps the test utterances.
 
     Raises:
-        UserError: missing folders, no usable audio, unknown speakers, or speaker sets that overlap.
+        UserError: missing folders, no usable audio, unknown speakers, speaker sets that overlap, or
+            (unless ``args.allow_overlap``) the same audio on both sides (:func:`splits.refuse_overlap`).
     """
     for p in (clean_dir, noise_dir):
         if not Path(p).is_dir():
             raise UserError(f"{p} is not a folder")
     utts = load_folder(Path(clean_dir), min_samples=args.n_fft)
     speakers = sorted({s for s, _, _ in utts})
+    refuse_case_twins(speakers)
     test_spk = _split_list(args.test_speakers) or ([speakers[-1]] if len(speakers) > 1 else [])
     train_spk = _split_list(args.train_speakers) or [s for s in speakers if s not in test_spk]
     for s in test_spk + train_spk:
@@ -262,8 +277,11 @@ def folder_data(clean_dir: Path, noise_dir: Path, args: argparse.Namespace, data
     max_test_utterances = max_test_utterances or args.max_test_utterances
     if max_test_utterances > 0:
         test = test[:max_test_utterances]
+    allow = getattr(args, "allow_overlap", False)
+    refuse_overlap(train, test, allow=allow, what=f"the clean speech of {dataset}")
     sources, heldout_noises = load_noises(noise_dir, heldout_dir, test_fraction=args.noise_test_fraction,
-                                          min_samples=args.n_fft, heldout_exclude=args.heldout_exclude)
+                                          min_samples=args.n_fft, heldout_exclude=args.heldout_exclude,
+                                          allow_overlap=allow)
     test_noises = [(s.name, s.test) for s in sources]
     train_noises = [(s.name, s.train) for s in sources]
     snrs = list(args.test_snrs)

@@ -30,6 +30,7 @@ from audiolab.core.progress import progress as progress_bar
 from audiolab.core.io import find_audio_files
 from audiolab.core.runtime import UserError
 from audiolab.data.common import RealDataset, first_existing
+from audiolab.data.splits import refuse_overlap
 from audiolab.data.keyword_clips import (KEYWORDS, SC_SAMPLE_RATE, SILENCE, SPLITS, UNKNOWN, Clip, KwsData,
                                          crop_long_clips, load_noise_bank, read_clip, synthetic_noise_bank,
                                          trim_clips)
@@ -333,14 +334,17 @@ def load_test_set_layout(folder: Path, sample_rate: int = SC_SAMPLE_RATE, *, spl
     return KwsData("speech_commands", "real", sample_rate, labels, clips, issues, notes)
 
 
-def load_test_set(folder: Path, data: KwsData, max_clip_seconds: float, trim_db: float) -> KwsData:
+def load_test_set(folder: Path, data: KwsData, max_clip_seconds: float, trim_db: float,
+                  allow_overlap: bool = False) -> KwsData:
     """Load ``--test-set DIR`` (canonical test-set layout) and check it against the task ``data`` trains on.
 
     Its clips are cropped and trimmed as the training clips are (``max_clip_seconds``, ``trim_db``).
 
     Raises:
         UserError: not a folder in that layout, it holds a class the model does not know, it is the
-            very folder trained on, or it shares speakers with the training split.
+            very folder trained on, it shares speakers with the training split, or (unless
+            ``allow_overlap``) clips whose audio equals a training or validation clip's
+            (:func:`audiolab.data.splits.refuse_overlap`).
     """
     folder = Path(folder)
     if not is_test_set_layout(folder):
@@ -366,5 +370,7 @@ def load_test_set(folder: Path, data: KwsData, max_clip_seconds: float, trim_db:
     crop_long_clips(ts, max_clip_seconds)
     if trim_db > 0:
         trim_clips(ts, trim_db)
+    refuse_overlap(((c.path, c.wav) for c in data.clips if c.split != "test"), ((c.path, c.wav) for c in ts.clips),
+                   allow=allow_overlap, what=f"--test-set {folder}")
     print(f"--test-set {folder}: {len(ts.clips)} clips, classes {ts.labels}")
     return ts

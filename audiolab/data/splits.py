@@ -1,13 +1,15 @@
 """Train / test splits of utterances by speaker (no speaker on both sides) or at random.
 
 Every loader that splits by speaker goes through :func:`speaker_split` or
-:func:`leave_speakers_out`; :func:`random_split` is the explicit, leaky alternative.
+:func:`leave_speakers_out`; :func:`random_split` is the explicit, leaky alternative. Every loader
+then calls :func:`refuse_overlap` on its decoded clips: the same audio on both sides is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -46,9 +48,11 @@ def leave_speakers_out(speakers: Sequence[str], test_speakers: Sequence[str]) ->
     """Indices of utterances by speakers not in / in ``test_speakers``.
 
     Raises:
-        UserError: a named test speaker is absent, or no training speaker is left.
+        UserError: a named test speaker is absent, no training speaker is left, or two speaker
+            IDs differ only in case (:func:`refuse_case_twins`).
     """
     known = set(speakers)
+    refuse_case_twins(known)
     missing = [s for s in test_speakers if s not in known]
     if missing:
         raise UserError(f"test speaker(s) {missing} not in the data; speakers are {sorted(known)}")
@@ -60,6 +64,24 @@ def leave_speakers_out(speakers: Sequence[str], test_speakers: Sequence[str]) ->
     return train, test
 
 
+def refuse_case_twins(speakers: Iterable[str]) -> None:
+    """Refuse speaker IDs that differ only in letter case (``m2`` and ``M2``).
+
+    Are they one speaker (a typo: then a speaker split would put the same voice on both sides)
+    or two? The data cannot tell, so the user decides by renaming.
+
+    Raises:
+        UserError: naming the first such pair.
+    """
+    by_fold: dict[str, str] = {}
+    for spk in sorted(speakers):
+        other = by_fold.setdefault(spk.casefold(), spk)
+        if other != spk:
+            raise UserError(f"speaker IDs {other!r} and {spk!r} differ only in case: if they are one speaker, a "
+                            "speaker split could put the same voice in training and test; give each speaker one "
+                            "spelling (rename the files or the manifest rows)")
+
+
 def random_split(n: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
     """A seeded random split of ``range(n)`` (leaks speaker identity into the test set)."""
     if not 0 < test_fraction < 1:
@@ -69,3 +91,46 @@ def random_split(n: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[lis
     perm = np.random.default_rng(seed).permutation(n)
     n_test = min(max(1, int(round(test_fraction * n))), n - 1)
     return sorted(perm[n_test:].tolist()), sorted(perm[:n_test].tolist())
+
+
+# ------------------------------------------------------------------ the same audio on both sides
+def content_hash(wav: np.ndarray) -> str:
+    """SHA-1 of a decoded clip's samples (dtype, shape and bytes): equal for byte-identical audio files."""
+    arr = np.ascontiguousarray(wav)
+    return hashlib.sha1(f"{arr.dtype}{arr.shape}".encode() + arr.tobytes()).hexdigest()
+
+
+def refuse_overlap(train: Iterable[tuple[str, np.ndarray]], held_out: Iterable[tuple[str, np.ndarray]], *,
+                   allow: bool = False, what: str = "the data") -> int:
+    """Refuse the same audio in training and in evaluation (docs/ARCHITECTURE.md, "Rules").
+
+    Every loader of every script calls it once its split is made, on the decoded clips it
+    already holds (no second read): an evaluation clip whose samples equal a training clip's
+    (a recording copied under another speaker's name, a test folder holding training files,
+    a held-out noise folder equal to the training one) would be scored as unseen. Clips are
+    compared by :func:`content_hash` (exact copies; a re-encoded or trimmed copy is not caught).
+
+    Args:
+        train: ``(name, samples)`` of the training items (names only appear in the message).
+        held_out: ``(name, samples)`` of the validation / test items.
+        allow: ``--allow-overlap``: only warn.
+        what: what is split, for the message (``"fsdd"``, ``"the noise recordings"``).
+
+    Returns:
+        the number of held-out items that equal a training item (0 unless ``allow``).
+
+    Raises:
+        UserError: names one pair and the count, and the flag that allows it.
+    """
+    seen = {}
+    for name, wav in train:
+        seen.setdefault(content_hash(wav), name)
+    pairs = [(name, seen[h]) for name, wav in held_out if (h := content_hash(wav)) in seen]
+    if not pairs:
+        return 0
+    text = (f"{len(pairs)} evaluation item(s) of {what} have the same audio as a training item, e.g. "
+            f"{pairs[0][0]} = {pairs[0][1]}; their scores would measure memory, not generalisation")
+    if not allow:
+        raise UserError(text + ". Remove the copies, or pass --allow-overlap to score them anyway")
+    print(f"WARNING: {text} (--allow-overlap)")
+    return len(pairs)

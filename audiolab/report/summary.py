@@ -74,24 +74,37 @@ QUESTIONS: tuple[str, ...] = tuple(dict.fromkeys(r.question for r in RUNS))
 
 
 # ----------------------------------------------------------------- reading outputs
+#: the largest metrics.json / anchors.json / timing record read (a run writes a few KiB)
+MAX_JSON_BYTES = 16 << 20
+
+
 def read_json_checked(path: Path, kind: type) -> tuple[Any, str | None]:
     """Read ``path`` as JSON of type ``kind`` (dict or list); return ``(value, None)`` or ``(None, why)``.
 
     Never raises for a bad file: a missing file gives ``(None, "missing")``; bytes that
-    are not UTF-8, text that is not JSON, or JSON of another type give a short reason.
+    are not UTF-8, text that is not JSON, JSON nested too deeply for the parser, a file over
+    :data:`MAX_JSON_BYTES` or one that is not a regular file (a link to ``/dev/zero``), or
+    JSON of another type give a short reason (docs/ARCHITECTURE.md, "Rules").
     """
     try:
-        raw = path.read_bytes()
+        if not path.is_file():  # a link to /dev/zero or a FIFO would never end
+            return (None, "missing") if not path.exists() else (None, f"{path.name} is not a regular file")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_JSON_BYTES + 1)
     except FileNotFoundError:
         return None, "missing"
     except OSError as err:
         return None, f"cannot read {path.name}: {err.strerror or err}"
+    if len(raw) > MAX_JSON_BYTES:
+        return None, f"{path.name} is larger than {MAX_JSON_BYTES >> 20} MiB"
     try:
         value = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         return None, f"{path.name} is not UTF-8 text"
     except json.JSONDecodeError as err:
         return None, f"{path.name} is not valid JSON ({err.msg}, line {err.lineno})"
+    except RecursionError:
+        return None, f"{path.name} is nested too deeply"
     if not isinstance(value, kind):
         return None, f"{path.name} holds a JSON {type(value).__name__}, not a {kind.__name__}"
     return value, None
@@ -219,7 +232,11 @@ def time_step(outputs: Path, name: str, cmd: list[str], tail: int = 25,
     print(f">>> {name}: {' '.join(cmd)}  (log: {log})", flush=True)
     started, t0 = time.time(), clock()
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        try:
+            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        except OSError as err:  # a missing or non-executable command: one sentence, exit 2
+            print(f"error: cannot run {cmd[0]!r}: {err.strerror or err}", file=sys.stderr, flush=True)
+            return 2
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         except KeyboardInterrupt:
