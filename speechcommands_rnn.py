@@ -61,6 +61,8 @@ from audiolab.core.train import fit, is_main_process, load_checkpoint, n_paramet
 from audiolab.data import keywords as kd
 from audiolab.data.keyword_explore import explore, feature_figure
 from audiolab.data.common import SYNTHETIC_NOTE
+import kws_models as km
+from kws_models import CNNLSTM, AttentionPool  # noqa: F401  (the conv + recurrent models live in kws_models)
 
 SCRIPT = "speechcommands_rnn"
 MODELS = ["rnn", "lstm", "bilstm", "gru", "cnn_lstm", "attn_lstm"]
@@ -74,7 +76,7 @@ QUICK = {"epochs": 2, "hidden": 32, "synthetic_clips": 1, "max_per_class": 20, "
 #: train.fit compares them, and the clips' (split, label, path), on --resume
 TRAINING_KEYS = ("features", "n_mels", "n_mfcc", "n_fft", "hop_length", "top_db", "cmvn", "trim_db", "clip_seconds",
                  "sample_rate", "hidden", "layers", "frame_stack", "dropout", "lr", "optimizer", "weight_decay",
-                 "batch_size", "label_smoothing", "augment", "mixup", "seed")
+                 "batch_size", "label_smoothing", "augment", "mixup", "seed", "res_blocks")
 
 
 # =============================================================================== settings
@@ -134,6 +136,9 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                         "step (default %(default)s: 60 ms steps; experiments/keywords.md)")
     g.add_argument("--dropout", type=cli.float_range(0, 1, hi_open=True), default=0.2,
                    help="dropout (default %(default)s)")
+    g.add_argument("--res-blocks", type=cli.int_range(0), default=None,
+                   help="cnn_lstm: residual 3x3 conv blocks after each of its two 2x2 poolings (kws_models.ResBlock, "
+                        f"after Tang & Lin 2018's res8; default {kd.defaults_help('res_blocks')})")
     cli.add_training_args(g, lr=3e-3, batch_size=64, lr_help="peak learning rate (cosine schedule)",
                           batch_help="training clips per batch",
                           resume_help="continue each model from its last checkpoint")
@@ -153,6 +158,10 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--experiment", default=None, choices=EXPERIMENTS,
                    help="run a one-factor-at-a-time grid instead of training every model")
     g.add_argument("--experiment-model", default="cnn_lstm", choices=MODELS, help="default %(default)s")
+    g.add_argument("--learning-curve", default=None, metavar="FRACTIONS",
+                   help="instead of one training run: train every --models model on each fraction of the training "
+                        "speakers, e.g. 0.25,0.5,1.0 (same validation and test speakers); writes "
+                        "learning_curve.csv/.png")
 
 
 def feature_bins(args: argparse.Namespace) -> int:
@@ -162,12 +171,17 @@ def feature_bins(args: argparse.Namespace) -> int:
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Parse and check the flags; ``--quick`` sizes applied (:data:`QUICK`). The dataset-dependent
-    defaults (``--epochs``, ``--mixup``, ``--augment``, ``--trim-db``) stay ``None`` until the data are loaded."""
+    defaults (``--epochs``, ``--mixup``, ``--augment``, ``--trim-db``, ``--res-blocks``) stay ``None`` until the
+    data are loaded."""
     args = build_parser().parse_args(argv)
     args.model_list = cli.comma_list(args.models, "--models")
-    bad = [m for m in args.model_list if m not in MODELS]
+    bad = [m for m in args.model_list if m not in MODELS + km.PEERS]
     if bad or not args.model_list:
-        raise UserError(f"--models: unknown {bad or 'empty list'}; choose from {MODELS}")
+        raise UserError(f"--models: unknown {bad or 'empty list'}; choose from {MODELS + km.PEERS}")
+    try:
+        args.curve_fractions = km.parse_fractions(args.learning_curve) if args.learning_curve else None
+    except ValueError as err:
+        raise UserError(f"--learning-curve: {err}") from None
     args.word_list = cli.comma_list(args.words, "--words")
     if not args.word_list:
         raise UserError("--words is empty")
@@ -201,6 +215,8 @@ def check_frames(args: argparse.Namespace, sample_rate: int, n_samples: int) -> 
     if n_frames < need:
         raise UserError(f"--hop-length {hop} leaves {n_frames} frames in {where}; the models need at least {need} "
                         f"(use --hop-length <= {max(1, (n_samples - 1) // (need - 1))})")
+    if "m5" in args.model_list and args.clip_seconds * km.M5_SAMPLE_RATE < km.M5(1).min_samples:
+        raise UserError(f"m5 needs --clip-seconds >= {km.M5(1).min_samples / km.M5_SAMPLE_RATE:.3f}")
     if args.max_clip_seconds < args.clip_seconds:
         raise UserError(f"--max-clip-seconds {args.max_clip_seconds:g} is below --clip-seconds {args.clip_seconds:g}")
 
@@ -235,22 +251,6 @@ def tested_checkpoint(args: argparse.Namespace, data: kd.KwsData) -> str:
 
 
 # =============================================================================== models
-class AttentionPool(nn.Module):
-    """Attention pooling over time: ``a_t = softmax_t(v^T tanh(W h_t))``, output ``sum_t a_t h_t``.
-
-    ``[B, T, D]`` -> ``([B, D], weights [B, T])``. Raffel & Ellis 2015, arXiv:1512.08756.
-    """
-
-    def __init__(self, dim: int, attn_dim: int = 64):
-        super().__init__()
-        self.proj = nn.Linear(dim, attn_dim)
-        self.score = nn.Linear(attn_dim, 1, bias=False)
-
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        weights = torch.softmax(self.score(torch.tanh(self.proj(h))).squeeze(-1), dim=1)
-        return torch.bmm(weights.unsqueeze(1), h).squeeze(1), weights
-
-
 class RecurrentClassifier(nn.Module):
     """``BatchNorm1d`` on the input features -> RNN/LSTM/GRU -> pooled state -> dropout -> linear.
 
@@ -291,63 +291,14 @@ class RecurrentClassifier(nn.Module):
         return self.head(pooled)
 
 
-class CNNLSTM(nn.Module):
-    """Conv front end on the spectrogram, then a BiLSTM over time, attention pooling, linear.
-
-    ``[B, T, F]`` -> image ``[B, 1, F, T]`` -> 2 x (Conv2d 3x3 -> BatchNorm -> ReLU -> MaxPool 2x2)
-    -> ``freq_blocks`` x (the same with MaxPool over frequency only) -> ``[B, T/4, C' F']``
-    -> linear projection -> BiLSTM -> attention pool -> dropout -> linear.
-    The first two poolings halve time twice, so the LSTM runs 4x fewer steps (and faster). The
-    frequency-only blocks (channels doubling) make the features less sensitive to where in the spectrum a
-    formant lies, which differs between speakers (one such block helped on FSDD leave-one-speaker-out,
-    experiments/keywords.md). ``F' = F`` halved ``2 + freq_blocks`` times (floor).
-
-    Raises:
-        ValueError: ``n_features`` too small for the poolings (``F' = 0``).
-    """
-
-    FREQ_BLOCKS = 1  # frequency-only conv blocks after the two 2x2 ones
-
-    def __init__(self, n_features: int, n_classes: int, hidden: int = 128, layers: int = 1, channels: int = 32,
-                 dropout: float = 0.2, freq_blocks: int = FREQ_BLOCKS):
-        super().__init__()
-
-        def block(c_in, c_out, pool):
-            return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                                 nn.ReLU(), nn.MaxPool2d(pool))
-
-        blocks = [block(1, channels // 2, 2), block(channels // 2, channels, 2)]
-        c_out, f_out = channels, n_features // 4
-        for _ in range(freq_blocks):
-            blocks.append(block(c_out, 2 * c_out, (2, 1)))
-            c_out, f_out = 2 * c_out, f_out // 2
-        if f_out < 1:
-            raise ValueError(f"cnn_lstm needs at least {self.min_features(freq_blocks)} feature bins, got {n_features}")
-        self.conv = nn.Sequential(*blocks, nn.Dropout(dropout / 2))
-        self.proj = nn.Linear(c_out * f_out, hidden)
-        self.lstm = nn.LSTM(hidden, hidden, num_layers=layers, batch_first=True, bidirectional=True,
-                            dropout=dropout if layers > 1 else 0.0)
-        self.pool = AttentionPool(2 * hidden)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, n_classes))
-
-    @staticmethod
-    def min_features(freq_blocks: int = FREQ_BLOCKS) -> int:
-        """Fewest feature bins the poolings leave non-empty: ``2 ** (2 + freq_blocks)``."""
-        return 2 ** (2 + freq_blocks)
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        x = self.conv(feats.transpose(1, 2).unsqueeze(1))  # [B, C', F', T/4]
-        x = x.flatten(1, 2).transpose(1, 2)  # [B, T/4, C' F']
-        out, _ = self.lstm(torch.relu(self.proj(x)))
-        pooled, _ = self.pool(out)
-        return self.head(pooled)
-
-
 def build_model(name: str, n_features: int, n_classes: int, hidden: int = HIDDEN, layers: int = LAYERS,
-                dropout: float = 0.2, frame_stack: int = FRAME_STACK) -> nn.Module:
-    """One of ``MODELS`` as an ``nn.Module`` mapping features ``[B, T, F]`` to logits ``[B, n_classes]``."""
+                dropout: float = 0.2, frame_stack: int = FRAME_STACK, res_blocks: int = 0) -> nn.Module:
+    """One of ``MODELS`` as an ``nn.Module`` mapping features ``[B, T, F]`` to logits ``[B, n_classes]``, or
+    ``m5`` (:class:`kws_models.M5`, waveform ``[B, 1, n]`` at 8 kHz to logits; ``n_features`` unused)."""
+    if name == "m5":
+        return km.M5(n_classes)
     if name == "cnn_lstm":
-        return CNNLSTM(n_features, n_classes, hidden=hidden, layers=1, dropout=dropout)
+        return CNNLSTM(n_features, n_classes, hidden=hidden, layers=1, dropout=dropout, res_blocks=res_blocks)
     cell = {"rnn": "rnn", "lstm": "lstm", "bilstm": "lstm", "gru": "gru", "attn_lstm": "lstm"}[name]
     return RecurrentClassifier(n_features, n_classes, cell=cell, hidden=hidden, layers=layers,
                                bidirectional=name in {"bilstm", "attn_lstm"}, dropout=dropout,
@@ -355,9 +306,10 @@ def build_model(name: str, n_features: int, n_classes: int, hidden: int = HIDDEN
 
 
 def model_from_args(name: str, args: argparse.Namespace, n_features: int, n_classes: int) -> nn.Module:
-    """:func:`build_model` with the size flags (``--hidden``, ``--layers``, ``--dropout``, ``--frame-stack``)."""
+    """:func:`build_model` with the size flags (``--hidden``, ``--layers``, ``--dropout``, ``--frame-stack``,
+    ``--res-blocks``)."""
     return build_model(name, n_features, n_classes, hidden=args.hidden, layers=args.layers, dropout=args.dropout,
-                       frame_stack=args.frame_stack)
+                       frame_stack=args.frame_stack, res_blocks=args.res_blocks or 0)
 
 
 class KwsModel(nn.Module):
@@ -444,8 +396,9 @@ def train_one(name: str, args: argparse.Namespace, data: kd.KwsData, features: F
     ``indices``.
     """
     seed_everything(args.seed)
-    net = model_from_args(name, args, features.n_features, len(data.labels))
-    model = KwsModel(copy.deepcopy(features), net).to(device)
+    front = km.WaveFront(data.sample_rate) if name == "m5" else features  # M5 reads the 8 kHz waveform
+    net = model_from_args(name, args, front.n_features, len(data.labels))
+    model = KwsModel(copy.deepcopy(front), net).to(device)
     optimizer = make_optimizer(args, model)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs, eta_min=args.lr * 0.02)
     criterion = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
@@ -488,6 +441,42 @@ def train_one(name: str, args: argparse.Namespace, data: kd.KwsData, features: F
             "test_accuracy": float((y == p).mean()), "test_loss": test_loss,
             "test_macro_f1": float(f1_score(y, p, average="macro", labels=range(len(data.labels)), zero_division=0)),
             "y_true": y, "y_pred": p, "indices": idx}
+
+
+def train_any(name: str, args: argparse.Namespace, data: kd.KwsData, features: Features, loaders: dict, device,
+              ckpt_dir: Path | None, n_samples: int, progress: bool = True) -> dict:
+    """:func:`train_one`, or for ``mfcc_stats`` the scikit-learn peer (:func:`kws_models.train_mfcc_stats`)."""
+    if name == "mfcc_stats":
+        return km.train_mfcc_stats(data, n_samples)
+    return train_one(name, args, data, features, loaders, device, ckpt_dir, progress=progress)
+
+
+def run_learning_curve(args: argparse.Namespace, data: kd.KwsData, n_samples: int, noises, device, out: Path) -> dict:
+    """``--learning-curve``: each ``--models`` model trained on each fraction of the training speakers
+    (:func:`kws_models.subsample_train_speakers`; validation and test unchanged; the same epochs, so fewer
+    steps on less data); writes ``learning_curve.csv`` and ``learning_curve.png`` (accuracy vs clips, log x)."""
+    rows, metrics = [], {}
+    for frac in args.curve_fractions:
+        sub = km.subsample_train_speakers(data, frac, args.seed)
+        train = sub.split("train")
+        features = make_features(args, sub, n_samples)
+        for name in args.model_list:
+            loaders = make_loaders(args, sub, n_samples, noises)  # fresh per model: its shuffles as in a run of its own
+            print(f"--- learning curve: {name} on {frac:g} of the training speakers ({len(train)} clips)")
+            res = train_any(name, args, sub, features, loaders, device,
+                            out / "learning_curve" / f"{frac:g}" / "checkpoints", n_samples, progress=False)
+            rows.append({"model": name, "fraction": frac, "n_train_clips": len(train),
+                         "n_train_speakers": len({c.speaker for c in train if not c.speaker.startswith("_silence_/")}),
+                         "best_val_acc": round(res["best_val_accuracy"], 4), "test_acc": round(res["test_accuracy"], 4),
+                         "test_macro_f1": round(res["test_macro_f1"], 4), "train_s": round(res["train_seconds"], 1)})
+            metrics[f"learning_curve_test_accuracy_{name}_{frac:g}"] = res["test_accuracy"]
+            metrics[f"learning_curve_best_val_accuracy_{name}_{frac:g}"] = res["best_val_accuracy"]
+            metrics[f"learning_curve_n_train_clips_{frac:g}"] = len(train)
+            write_csv(out / "learning_curve.csv", rows)  # after every model: an interrupted run keeps what it did
+    km.plot_learning_curve(rows, out / "learning_curve.png", f"Learning curve, {kd.title_tag(data)}: fractions of "
+                           "the training speakers; same validation / test speakers")
+    print(format_table(rows))
+    return metrics
 
 
 # =============================================================================== evaluation outputs
@@ -641,7 +630,11 @@ def main(argv=None) -> None:
         metrics.update(explore(data, out))
     noises = kd.noise_bank(data.sample_rate, args.seed, args.noise_dir, kd.resolve_data_root(args.data_root))
     headline = ""
-    if args.experiment is not None:
+    if args.curve_fractions is not None and args.experiment is None and args.command != "explore":
+        metrics.update(run_learning_curve(args, data, n_samples, noises, device, out))
+        headline = "learning curve: " + ", ".join(f"{k.removeprefix('learning_curve_test_accuracy_')}={v:.3f}"
+                                                  for k, v in metrics.items() if k.startswith("learning_curve_test"))
+    elif args.experiment is not None:
         metrics.update(run_experiment(args.experiment, args, data, n_samples, noises, device, out))
         headline = (f"experiment {args.experiment}: best {metrics[f'experiment_{args.experiment}_best_setting']} "
                     f"(val acc {metrics[f'experiment_{args.experiment}_best_val_accuracy']:.3f})")
@@ -654,7 +647,7 @@ def main(argv=None) -> None:
               f"(--test-checkpoint {choice})")
         results = []
         for name in args.model_list:
-            res = train_one(name, args, data, features, loaders, device, out / "checkpoints")
+            res = train_any(name, args, data, features, loaders, device, out / "checkpoints", n_samples)
             if not is_main_process():  # torchrun: the other ranks help train; rank 0 writes the outputs
                 continue
             results.append(write_model_outputs(res, data, out, args.max_wavs))
@@ -662,6 +655,8 @@ def main(argv=None) -> None:
                   f"most confused: {', '.join(f'{a}->{b} ({c})' for a, b, c in res['pairs'][:3]) or 'none'}")
             if test_set is not None:
                 metrics.update(score_test_set(res, test_set, data, n_samples, device))
+            if "classifier" in res:
+                metrics[f"classifier_{name}"] = res["classifier"]
             metrics.update({f"test_accuracy_{name}": res["test_accuracy"],
                             f"test_macro_f1_{name}": res["test_macro_f1"],
                             f"best_val_accuracy_{name}": res["best_val_accuracy"],

@@ -53,7 +53,7 @@ AUGMENTATIONS = frozenset(WAVE_AUGMENTATIONS + SPEC_AUGMENTATIONS)
 ALL_AUGMENT = "shift,speed,noise,stretch,freq_mask,time_mask"
 MIXUP_ALPHA = 0.4  # the default mixup; also what the augmentation grid switches mixup on to
 #: defaults of the flags that depend on the dataset, chosen on FSDD (experiments/keywords.md)
-DEFAULTS = {"epochs": 15, "mixup": MIXUP_ALPHA, "augment": ALL_AUGMENT, "trim_db": 30.0}
+DEFAULTS = {"epochs": 15, "mixup": MIXUP_ALPHA, "augment": ALL_AUGMENT, "trim_db": 30.0, "res_blocks": 0}
 #: fewest clips a split may hold, as a fraction of all clips (see :func:`check_splits`)
 MIN_SPLIT_FRACTION = 0.02
 
@@ -134,14 +134,16 @@ def _load_synthetic(folder: None, args, root: Path, small: bool) -> KwsData:
 KEYWORD_DATASETS: dict[str, KeywordDataset] = {d.name: d for d in [
     # Speech Commands' defaults were chosen on its validation speakers (experiments/keywords_speech_commands.md):
     # 30 epochs (the models under-fit at 15); no speed / stretch (as good on validation, ~17 % less CPU);
-    # trimming stays (without it cnn_lstm gained on validation but lstm, bilstm, gru, attn_lstm lost)
+    # trimming stays (without it cnn_lstm gained on validation but lstm, bilstm, gru, attn_lstm lost);
+    # cnn_lstm gets one residual block per conv stage (issue 32: +1.5 points of validation accuracy)
     KeywordDataset(
         "speech_commands", _load_speech_commands, SC_SAMPLE_RATE, SPEECH_COMMANDS,
-        defaults={"epochs": 30, "mixup": 0.0, "augment": "shift,noise,freq_mask,time_mask", "trim_db": 30.0},
+        defaults={"epochs": 30, "mixup": 0.0, "augment": "shift,noise,freq_mask,time_mask", "trim_db": 30.0,
+                  "res_blocks": 1},
         anchors=(
-            {"metric": "test_accuracy_cnn_lstm", "anchor": 0.92,
-             "source": "target: CNN-LSTM >= 92 % on held-out speakers of the 12-class task "
-                       "(benchmarks/kws_speech_commands.py)"},
+            {"metric": "test_accuracy_cnn_lstm", "anchor": 0.90,
+             "source": "target (issue 32): CNN-LSTM >= 90 % (92 % the moonshot) and >= M5 on held-out speakers of "
+                       "the 12-class task (benchmarks/kws_speech_commands.py)"},
             {"metric": "test_accuracy_lstm", "anchor": 0.87,
              "source": "target: LSTM >= 87 % on held-out speakers of the 12-class task"},
             {"metric": "test_accuracy_cnn_lstm", "anchor": 0.882,
