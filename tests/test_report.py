@@ -301,3 +301,13 @@ def test_import_applies_the_policy_unless_omp_num_threads_is_set(env, expected):
 ])
 def test_option_given_sees_the_flag_only_on_the_command_line(argv, expected):
     assert cli.option_given("--epochs", argv) is expected
+
+
+def test_a_figure_only_part_shows_its_figure_or_says_the_run_did_not_make_it(outputs):
+    write(outputs / "speechcommands_rnn/metrics.json", metrics("real", "speech_commands", test_accuracy_lstm=0.8))
+    html = report.build_report(outputs).read_text(encoding="utf-8")
+    assert "not made by this run: no <code>learning_curve.png</code>" in html
+    (outputs / "speechcommands_rnn/learning_curve.png").write_bytes(b"png")
+    html = report.build_report(outputs).read_text(encoding="utf-8")
+    assert "not made by this run" not in html
+    assert "<img src='speechcommands_rnn/learning_curve.png'" in html

@@ -94,6 +94,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("kws", "Keyword classification: RNN / LSTM / CNN-LSTM", (
         Part("Test accuracy per model", "speechcommands_rnn", ("comparison.png", "confusion_all.png"),
              tuple(f"test_accuracy_{m}" for m in ("rnn", "lstm", "bilstm", "gru", "cnn_lstm", "attn_lstm"))),
+        Part("Learning curve (`train --learning-curve 0.25,0.5,1`): accuracy vs training clips", "speechcommands_rnn",
+             ("learning_curve.png",), ()),
     )),
 )
 
@@ -182,6 +184,9 @@ def _part(part: Part, folder: _Folder, root: Path, first_of_folder: bool, part_i
             folder.shown.add(match)
             out.append(_figure(match, root, folder.path, key=True))
             break
+    else:
+        if part.figures and not part.keys:  # a figure-only part that this run did not make
+            out.append(f"<p>(not made by this run: no <code>{_e(part.figures[0])}</code>)</p>")
     return "\n".join(out)
 
 
