@@ -54,6 +54,8 @@ from audiolab.data.images import MixturePairs, fixed_test_mixtures, load_mnist_f
 from audiolab.data.music import (PatchSampler, Song, clip_problem, feature_stats, load_music_splits,
                                  magnitude_scale, patch_samples, separate_with_masks)
 from audiolab.core.train import fit, is_main_process, load_checkpoint, n_parameters, world_size
+from vae_bss_models import (ConvVAE, ImageVAE, MusicVAE, SmallUNet, build_image_model, outputs as _outputs,  # noqa: F401
+                            repet_sim_separate)
 
 SCRIPT = "vae_bss"
 TEST_PAIR_SEED = 20_141_007  # the 1000 test pairs are the same whatever --seed is
@@ -114,6 +116,10 @@ def add_image_args(img: argparse.ArgumentParser) -> None:
     img.add_argument("--kl-warmup-epochs", type=float_range(0, 10_000), default=2.0,
                      help="epochs over which beta rises linearly from 0 (default %(default)s)")
     img.add_argument("--latent-dim", type=int_range(1, 4096), default=64, help="latent size (default %(default)s)")
+    img.add_argument("--arch", choices=["conv", "mlp"], default="conv",
+                     help="vae/ae network: conv (default, ConvVAE) or mlp (the fully connected ImageVAE)")
+    img.add_argument("--width", type=int_range(1, 512), default=16,
+                     help="channels of the first conv layer, conv VAE and U-Net (default %(default)s)")
     add_training_args(img, lr=2e-3, batch_size=128, batch_help="mixtures per batch",
                       resume_help="continue from <out>/images/checkpoint.pt")
     img.add_argument("--train-pairs", type=int_range(1, MAX_PAIRS), default=None,
@@ -153,6 +159,9 @@ def add_music_args(mus: argparse.ArgumentParser) -> None:
     mus.add_argument("--max-test-clips", type=positive_int, default=None, help="evaluate at most N test clips")
     mus.add_argument("--val-clips", type=positive_int, default=8,
                      help="training clips held out for per-epoch validation / best checkpoint (default %(default)s)")
+    mus.add_argument("--repet-sim", choices=["on", "off", "only"], default="on",
+                     help="also score the training-free REPET-SIM baseline on the test clips (on, default), skip it "
+                          "(off), or score only it, without training the VAE (only)")
     mus.add_argument("--save-audio", type=int_range(0), default=3, help="test clips whose WAVs and figures are saved")
     mus.add_argument("--irmas-dir", type=Path, default=None,
                      help="IRMAS voi folder to separate for listening (default: looked for under the data root)")
@@ -170,98 +179,6 @@ QUICK = {
     "music": {"epochs": 2, "patches_per_epoch": 256, "hidden": 128, "latent_dim": 32,
               "synthetic_songs": (6, 2, 3.0), "musdb_tracks": (2, 1), "max_train_clips": 6, "max_test_clips": 2},
 }
-
-
-# ===================================================================== images: models
-class ImageVAE(nn.Module):
-    """MLP VAE: mixture ``[B, 1, 28, 28]`` -> latent ``z [B, latent_dim]`` -> mask and ``x_hat`` (or two images).
-
-    784 -> 512 -> 256 -> (mu, logvar) and back: fully connected, as in Kingma & Welling (2014),
-    about 15x cheaper than convolutions on 2 CPU cores at the same quality. ``variational=False``:
-    the same network as a plain autoencoder (``z = mu``, no sampling, no KL), the study's baseline.
-    """
-
-    def __init__(self, latent_dim: int = 64, variational: bool = True, hidden: int = 512, output: str = "mask",
-                 mask_channels: int = 4):
-        super().__init__()
-        self.variational, self.output, self.mask_channels = variational, output, mask_channels
-        out_channels = mask_channels + 1 if output == "mask" else 2
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.LeakyReLU(0.1),
-                                     nn.Linear(hidden, hidden // 2), nn.LeakyReLU(0.1))
-        self.to_mu = nn.Linear(hidden // 2, latent_dim)
-        self.to_logvar = nn.Linear(hidden // 2, latent_dim)  # kept in the AE too (unused) so sizes match exactly
-        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden // 2), nn.LeakyReLU(0.1),
-                                     nn.Linear(hidden // 2, hidden), nn.LeakyReLU(0.1),
-                                     nn.Linear(hidden, out_channels * 784), nn.Unflatten(1, (out_channels, 28, 28)))
-        # mask head, applied to every pixel: the decoder's mask features there + the mixture's 5x5
-        # neighbourhood -> mask logit (a per-pixel MLP; Linear layers on [B, 784, features])
-        self.mask_head = nn.Sequential(nn.Linear(mask_channels + 25, 32), nn.LeakyReLU(0.1), nn.Linear(32, 1))
-
-    def forward(self, x: torch.Tensor) -> dict:
-        """``x [B, 1, 28, 28]`` -> ``{"a", "b", "mix" [B, 1, 28, 28], "mu", "logvar", logits...}``."""
-        h = self.encoder(x)
-        mu = self.to_mu(h)
-        if self.variational:
-            logvar = self.to_logvar(h).clamp(-10, 10)
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        else:
-            logvar, z = None, mu
-        dec = self.decoder(z)
-        if self.output == "mask":
-            patches = F.unfold(x, 5, padding=2)  # [B, 25, 784]
-            feats = torch.cat([dec[:, :self.mask_channels].flatten(2), patches], 1).transpose(1, 2)  # [B, 784, C+25]
-            mask_logit = self.mask_head(feats).transpose(1, 2).reshape(-1, 1, 28, 28)
-            dec = torch.cat([mask_logit, dec[:, self.mask_channels:]], 1)
-        return _outputs(dec, x, mu, logvar, self.output)
-
-
-class SmallUNet(nn.Module):
-    """Small U-Net (Ronneberger et al. 2015): skip connections carry pixel detail past the bottleneck."""
-
-    def __init__(self, width: int = 8, output: str = "mask"):
-        super().__init__()
-        self.output = output
-        block = lambda i, o: nn.Sequential(nn.Conv2d(i, o, 3, 1, 1), nn.ReLU(),  # noqa: E731
-                                           nn.Conv2d(o, o, 3, 1, 1), nn.ReLU())
-        self.down1, self.down2, self.mid = block(1, width), block(width, 2 * width), block(2 * width, 4 * width)
-        self.up2 = nn.ConvTranspose2d(4 * width, 2 * width, 2, 2)
-        self.dec2 = block(4 * width, 2 * width)
-        self.up1 = nn.ConvTranspose2d(2 * width, width, 2, 2)
-        self.dec1 = block(2 * width, width)
-        self.head = nn.Conv2d(width, 2, 1)
-
-    def forward(self, x: torch.Tensor) -> dict:
-        d1 = self.down1(x)                          # 28
-        d2 = self.down2(F.max_pool2d(d1, 2))        # 14
-        m = self.mid(F.max_pool2d(d2, 2))           # 7
-        u2 = self.dec2(torch.cat([self.up2(m), d2], 1))
-        u1 = self.dec1(torch.cat([self.up1(u2), d1], 1))
-        return _outputs(self.head(u1), x, None, None, self.output)
-
-
-def _outputs(logits: torch.Tensor, x: torch.Tensor, mu, logvar, output: str = "mask") -> dict:
-    """The decoder's two channels -> the separated images and the reconstructed mixture.
-
-    ``mask``: channel 0 is a soft mask ``m = sigmoid(.)``, ``a_hat = m * 2x``, ``b_hat = (1 - m) * 2x``
-    (clipped to [0, 1]); channel 1 is the VAE's ``x_hat`` (its ``p(x | z)``). ``direct``: the two
-    channels are the sources' own logits and ``x_hat = (a_hat + b_hat) / 2``.
-    """
-    if output == "mask":
-        m = torch.sigmoid(logits[:, :1])
-        a, b = (m * 2 * x).clamp(0, 1), ((1 - m) * 2 * x).clamp(0, 1)
-        return {"logits_a": None, "logits_b": None, "logits_mix": logits[:, 1:], "a": a, "b": b,
-                "mix": torch.sigmoid(logits[:, 1:]), "mask": m, "mu": mu, "logvar": logvar}
-    probs = torch.sigmoid(logits)
-    a, b = probs[:, :1], probs[:, 1:]
-    return {"logits_a": logits[:, :1], "logits_b": logits[:, 1:], "logits_mix": None, "a": a, "b": b,
-            "mix": (a + b) / 2, "mu": mu, "logvar": logvar}
-
-
-def build_image_model(kind: str, latent_dim: int, output: str = "mask") -> nn.Module:
-    """``vae`` | ``ae`` (same network, deterministic) | ``unet``; ``output`` is ``mask`` or ``direct``."""
-    if kind == "unet":
-        return SmallUNet(output=output)
-    return ImageVAE(latent_dim, variational=(kind == "vae"), output=output)
 
 
 # ===================================================================== images: losses
@@ -339,7 +256,7 @@ def train_image_model(kind: str, loss: str, beta: float, output: str, data: dict
     """Train one model on freshly drawn pairs each epoch; return ``(model, history)``. With ``out_dir``:
     ``log.csv``, ``checkpoint.pt`` (``--resume``), a grid PNG every ``--grid-every`` epochs (the study: none)."""
     gen = seed_everything(args.seed)
-    model = build_image_model(kind, args.latent_dim, output)
+    model = build_image_model(kind, args.latent_dim, output, args.arch, args.width)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     loader = MixturePairs(data["a_train"], data["b_train"], n_pairs=train_pairs, batch_size=args.batch_size,
                           generator=gen)
@@ -450,41 +367,6 @@ def run_images(args) -> dict:
     return metrics
 
 
-# ======================================================================= music: model
-class MusicVAE(nn.Module):
-    """MLP VAE: mixture magnitude patch ``[B, n_freq, patch_frames]`` -> a soft mask per source.
-
-    The input's ``log1p`` is standardised per bin with the training set's statistics (buffers: the
-    checkpoint carries them). Output: masks ``[B, 2, n_freq, patch_frames]`` (0 vocals, 1
-    accompaniment; softmax over the sources), ``mu``, ``logvar`` ``[B, latent_dim]``.
-    """
-
-    def __init__(self, n_freq: int, patch_frames: int, hidden: int = 1024, latent_dim: int = 128):
-        super().__init__()
-        d = n_freq * patch_frames
-        self.n_freq, self.patch_frames = n_freq, patch_frames
-        self.register_buffer("feat_mean", torch.zeros(n_freq, 1))
-        self.register_buffer("feat_std", torch.ones(n_freq, 1))
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(d, hidden), nn.ReLU(), nn.Dropout(0.1),
-                                     nn.Linear(hidden, hidden // 2), nn.ReLU())
-        self.to_mu = nn.Linear(hidden // 2, latent_dim)
-        self.to_logvar = nn.Linear(hidden // 2, latent_dim)
-        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden // 2), nn.ReLU(),
-                                     nn.Linear(hidden // 2, hidden), nn.ReLU(), nn.Linear(hidden, 2 * d))
-
-    def features(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """``log1p(|X|)`` standardised per bin; ``[..., n_freq, n_frames]`` in and out."""
-        return (torch.log1p(magnitude) - self.feat_mean) / self.feat_std
-
-    def forward(self, magnitude: torch.Tensor) -> dict:
-        """``magnitude [B, n_freq, patch_frames]`` -> ``{"masks" [B, 2, F, T], "mu", "logvar"}``."""
-        h = self.encoder(self.features(magnitude))
-        mu, logvar = self.to_mu(h), self.to_logvar(h).clamp(-10, 10)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        logits = self.decoder(z).view(-1, 2, self.n_freq, self.patch_frames)
-        return {"masks": torch.softmax(logits, dim=1), "mu": mu, "logvar": logvar}
-
-
 # ================================================================== music: separation
 def separate(model: MusicVAE, mixture: np.ndarray, args, device, batch_size: int = 256) -> tuple[np.ndarray, ...]:
     """Mono mixture ``[n_samples]`` -> ``(vocals, accompaniment)`` through the model's masks on patches
@@ -496,7 +378,8 @@ def separate(model: MusicVAE, mixture: np.ndarray, args, device, batch_size: int
 
 
 def evaluate_songs(model, songs: list[Song], args, device, progress: bool = False, skipped: list | None = None) -> list:
-    """Separate every song's mixture and score it; one row per clip.
+    """Separate every song's mixture and score it; one row per clip. ``model``: a :class:`MusicVAE`, or any
+    function ``mixture [n_samples] -> (vocals, accompaniment)`` (the REPET-SIM baseline).
 
     A clip that cannot be scored (a silent reference stem: BSS Eval's projection is singular; shorter
     than one STFT frame; non-finite scores) is printed (``skipped: ...``), appended to ``skipped`` as
@@ -508,7 +391,8 @@ def evaluate_songs(model, songs: list[Song], args, device, progress: bool = Fals
         if reason is None:
             mixture = s.vocals + s.accompaniment
             try:
-                est_v, est_a = separate(model, mixture, args, device)
+                is_net = isinstance(model, nn.Module)
+                est_v, est_a = separate(model, mixture, args, device) if is_net else model(mixture)
                 scores = bss_scores(s.vocals, s.accompaniment, est_v, est_a)
             except (ValueError, RuntimeError, UserError) as err:  # torch.linalg errors are RuntimeErrors
                 reason = f"BSS Eval failed: {err}"
@@ -612,6 +496,20 @@ def run_music(args) -> dict:
     print(f"music: {len(train)} training, {len(val)} validation, {len(test)} test clips; {args.epochs} epochs x "
           f"{args.patches_per_epoch} patches of {args.patch_frames} frames; device {device}")
 
+    repet_rows = None
+    if args.repet_sim != "off":  # the classical baseline first: no training, same clips, same scores
+        repet = lambda mix: repet_sim_separate(mix, args.sample_rate, n_fft=args.n_fft,  # noqa: E731
+                                               hop_length=args.hop_length)
+        t0 = time.perf_counter()
+        repet_rows = evaluate_songs(repet, test, args, device, progress=True)
+        print(f"REPET-SIM on {len(repet_rows)} test clips ({time.perf_counter() - t0:.0f} s)")
+        if repet_rows:
+            write_csv(out_dir / "test_clips_repet_sim.csv", repet_rows)
+    if args.repet_sim == "only":
+        metrics = {f"repet_sim_{k}": v for k, v in gnsdr_summary(repet_rows).items()}
+        metrics.update(music_test_clips=len(repet_rows), music_train_clips=len(train))
+        return finish_music(metrics, args, data, out_dir, device, label)
+
     # model, with the input statistics of the training mixtures; training
     model = MusicVAE(args.n_fft // 2 + 1, args.patch_frames, args.hidden, args.latent_dim)
     for buffer, stat in zip((model.feat_mean, model.feat_std), feature_stats(train, args.n_fft, args.hop_length)):
@@ -636,6 +534,8 @@ def run_music(args) -> dict:
                    music_test_clips_skipped=len(eval_skipped))
     if eval_skipped:
         metrics["music_test_skipped_note"] = "; ".join(f"{name}: {why}" for name, why in eval_skipped)
+    if repet_rows:
+        metrics.update({f"repet_sim_{k}": v for k, v in gnsdr_summary(repet_rows).items()})
 
     # outputs: audio, spectrograms, curves
     write_music_examples(model, test, rows, args, device, out_dir, label)
@@ -647,9 +547,7 @@ def run_music(args) -> dict:
                               "KL (nats)": ["kl"],
                               "validation NSDR (dB)": ["val_vocals_nsdr_db", "val_accompaniment_nsdr_db"]},
                              title=f"vae_bss music: training{label}")
-    provenance = dict(args=args, dataset=data["dataset"], data_source=data["data_source"], device=device)
-    write_metrics(out_dir, metrics, anchors=MUSIC_ANCHORS, **provenance)
-    write_combined_metrics(out_dir.parent, "music", metrics, anchors=IMAGE_ANCHORS + MUSIC_ANCHORS, **provenance)
+    finish_music(metrics, args, data, out_dir, device, label)
     if not rows:
         print(f"vae_bss music{label}: no test clip could be scored ({len(eval_skipped)} skipped); metrics.json "
               f"records training only -> {out_dir}")
@@ -658,6 +556,19 @@ def run_music(args) -> dict:
               f"{metrics['vocals_gnsdr_db']:.2f} dB (GSIR {metrics['vocals_gsir_db']:.2f}, GSAR "
               f"{metrics['vocals_gsar_db']:.2f}), accompaniment GNSDR {metrics['accompaniment_gnsdr_db']:.2f} dB; "
               f"training {train_seconds:.0f} s -> {out_dir}")
+    return metrics
+
+
+def finish_music(metrics: dict, args, data: dict, out_dir: Path, device, label: str) -> dict:
+    """Write ``metrics.json`` (the music part's and the combined one), print the REPET-SIM line; return ``metrics``."""
+    provenance = dict(args=args, dataset=data["dataset"], data_source=data["data_source"], device=device)
+    write_metrics(out_dir, metrics, anchors=MUSIC_ANCHORS, **provenance)
+    write_combined_metrics(out_dir.parent, "music", metrics, anchors=IMAGE_ANCHORS + MUSIC_ANCHORS, **provenance)
+    if metrics.get("repet_sim_vocals_gnsdr_db") is not None:
+        print(f"REPET-SIM{label} ({data['dataset']}, no training): vocals GNSDR "
+              f"{metrics['repet_sim_vocals_gnsdr_db']:.2f} dB (GSIR {metrics['repet_sim_vocals_gsir_db']:.2f}, GSAR "
+              f"{metrics['repet_sim_vocals_gsar_db']:.2f}), accompaniment GNSDR "
+              f"{metrics['repet_sim_accompaniment_gnsdr_db']:.2f} dB")
     return metrics
 
 
