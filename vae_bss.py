@@ -116,8 +116,9 @@ def add_image_args(img: argparse.ArgumentParser) -> None:
     img.add_argument("--kl-warmup-epochs", type=float_range(0, 10_000), default=2.0,
                      help="epochs over which beta rises linearly from 0 (default %(default)s)")
     img.add_argument("--latent-dim", type=int_range(1, 4096), default=64, help="latent size (default %(default)s)")
-    img.add_argument("--arch", choices=["conv", "mlp"], default="conv",
-                     help="vae/ae network: conv (default, ConvVAE) or mlp (the fully connected ImageVAE)")
+    img.add_argument("--arch", choices=["conv", "unet", "mlp"], default="conv",
+                     help="vae/ae network: conv (default; skip-free bottleneck + a local path from the input), unet "
+                          "(U-Net-shaped VAE: encoder skips reach the mask head) or mlp (fully connected)")
     img.add_argument("--width", type=int_range(1, 512), default=16,
                      help="channels of the first conv layer, conv VAE and U-Net (default %(default)s)")
     add_training_args(img, lr=2e-3, batch_size=128, batch_help="mixtures per batch",

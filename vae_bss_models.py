@@ -98,41 +98,60 @@ class ConvVAE(nn.Module):
     """Convolutional VAE: mixture ``[B, 1, 28, 28]`` -> Gaussian latent ``z [B, latent_dim]`` -> mask and ``x_hat``.
 
     Encoder: 3x3 conv blocks at 28, 14 and 7 pixels (``width``, ``2 width``, ``4 width`` channels), then
-    a linear map of the 7x7 features to ``(mu, logvar)``. Decoder: ``z`` -> 7x7 features -> transposed
-    convolutions back to 28x28, giving ``x_hat`` (from ``z`` alone: the generative path) and mask
-    features. ``output="mask"``: a small conv mask head reads those features beside a conv block of
-    the mixture itself (a skip from the input at full resolution: which source owns a pixel depends
-    on local strokes and textures, which the head sees there; the latent carries the global content,
-    what digit and what garment); ``direct``: the decoder paints both images. ``variational=False``:
-    the same network as a plain autoencoder (``z = mu``, no sampling, no KL).
+    a linear map of the 7x7 features to ``(mu, logvar)``; ``z`` is sampled in training. Decoder: ``z`` ->
+    7x7 features -> transposed convolutions back to 28x28. ``x_hat`` (the VAE's ``p(x | z)``) always
+    comes from ``z`` alone. The mask (``output="mask"``) comes from a conv head on the decoder's
+    features and:
+
+    - ``skips=False`` (``--arch conv``): a conv block of the mixture itself at full resolution (a
+      skip from the input, 9x9 pixels of context, none from the encoder's deeper layers): the
+      latent carries the global content (what digit, what garment), the local path the strokes;
+    - ``skips=True`` (``--arch unet``, U-Net-shaped VAE): the decoder also reads the encoder's 28x28
+      and 14x14 features (Ronneberger et al. 2015), so pixel detail bypasses the latent.
+
+    ``output="direct"``: the decoder paints both images (no mask). ``variational=False``: the same
+    network as a plain autoencoder (``z = mu``, no sampling, no KL).
     """
 
-    def __init__(self, latent_dim: int = 64, variational: bool = True, width: int = 16, output: str = "mask"):
+    def __init__(self, latent_dim: int = 64, variational: bool = True, width: int = 16, output: str = "mask",
+                 skips: bool = False):
         super().__init__()
-        self.variational, self.output = variational, output
-        w = width
-        self.enc = nn.Sequential(_block(1, w), nn.MaxPool2d(2), _block(w, 2 * w), nn.MaxPool2d(2),
-                                 _block(2 * w, 4 * w), nn.Flatten())
+        self.variational, self.output, self.skips = variational, output, skips
+        w, k = width, 2 if skips else 1  # k: channel factor of the decoder blocks that read a skip
+        self.enc1, self.enc2 = _block(1, w), _block(w, 2 * w)
+        self.enc3 = nn.Sequential(_block(2 * w, 4 * w), nn.Flatten())
         self.to_mu = nn.Linear(4 * w * 49, latent_dim)
         self.to_logvar = nn.Linear(4 * w * 49, latent_dim)
-        self.from_z = nn.Sequential(nn.Linear(latent_dim, 4 * w * 49), nn.ReLU(), nn.Unflatten(1, (4 * w, 7, 7)))
-        self.dec = nn.Sequential(_block(4 * w, 4 * w), nn.ConvTranspose2d(4 * w, 2 * w, 2, 2), nn.ReLU(),
-                                 _block(2 * w, 2 * w), nn.ConvTranspose2d(2 * w, w, 2, 2), nn.ReLU(), _block(w, w))
-        self.to_out = nn.Conv2d(w, 1 if output == "mask" else 2, 1)  # x_hat logit (mask) or both images (direct)
-        if output == "mask":
-            self.local = _block(1, w)
-            self.mask_head = nn.Sequential(_block(2 * w, w), nn.Conv2d(w, 1, 1))
+        self.from_z = nn.Sequential(nn.Linear(latent_dim, 4 * w * 49), nn.ReLU(), nn.Unflatten(1, (4 * w, 7, 7)),
+                                    _block(4 * w, 4 * w), nn.ConvTranspose2d(4 * w, 2 * w, 2, 2), nn.ReLU())
+        self.dec2 = nn.Sequential(_block(k * 2 * w, 2 * w), nn.ConvTranspose2d(2 * w, w, 2, 2), nn.ReLU())
+        self.dec1 = _block(k * w, w)
+        self.to_mix = nn.Conv2d(w, 1, 1)
+        # with skips, x_hat gets its own z-only decoder tail (14 -> 28 pixels), so no skip reaches it
+        self.mix_tail = nn.Sequential(_block(2 * w, w), nn.ConvTranspose2d(w, w, 2, 2), nn.ReLU()) if skips else None
+        self.to_sources = nn.Conv2d(w, 2, 1)  # direct output only
+        self.local = _block(1, w) if output == "mask" and not skips else None
+        self.mask_head = nn.Sequential(_block(w if skips else 2 * w, w), nn.Conv2d(w, 1, 1))
 
     def forward(self, x: torch.Tensor) -> dict:
         """``x [B, 1, 28, 28]`` -> ``{"a", "b", "mix" [B, 1, 28, 28], "mu", "logvar", logits...}``."""
-        h = self.enc(x)
+        e1 = self.enc1(x)
+        e2 = self.enc2(F.max_pool2d(e1, 2))
+        h = self.enc3(F.max_pool2d(e2, 2))
         mu = self.to_mu(h)
         logvar = self.to_logvar(h).clamp(-10, 10) if self.variational else None
-        d = self.dec(self.from_z(sample_latent(mu, logvar, self.training)))
+        z = sample_latent(mu, logvar, self.training)
+        u2 = self.from_z(z)
+        if not self.skips:  # x_hat and the mask's global features, from z alone
+            d = self.dec1(self.dec2(u2))
+            mix_logit = self.to_mix(d)
+            feats = torch.cat([d, self.local(x)], 1) if self.local is not None else d
+        else:
+            mix_logit = self.to_mix(self.mix_tail(u2))
+            feats = self.dec1(torch.cat([self.dec2(torch.cat([u2, e2], 1)), e1], 1))
         if self.output == "mask":
-            mask_logit = self.mask_head(torch.cat([d, self.local(x)], 1))
-            return outputs(torch.cat([mask_logit, self.to_out(d)], 1), x, mu, logvar, "mask")
-        return outputs(self.to_out(d), x, mu, logvar, "direct")
+            return outputs(torch.cat([self.mask_head(feats), mix_logit], 1), x, mu, logvar, "mask")
+        return outputs(self.to_sources(feats), x, mu, logvar, "direct")
 
 
 class SmallUNet(nn.Module):
@@ -158,19 +177,20 @@ class SmallUNet(nn.Module):
 
 
 def build_image_model(kind: str, latent_dim: int, output: str = "mask", arch: str = "conv", width: int = 16):
-    """``vae`` | ``ae`` (same network, deterministic) | ``unet``; ``arch`` ``conv`` (:class:`ConvVAE`) or ``mlp``
-    (:class:`ImageVAE`); ``output`` is ``mask`` or ``direct``; ``width``: channels of the first conv layer.
+    """``vae`` | ``ae`` (same network, deterministic) | ``unet``; ``arch``: ``conv`` / ``unet`` (:class:`ConvVAE`
+    without / with encoder skips) or ``mlp`` (:class:`ImageVAE`); ``output`` is ``mask`` or ``direct``;
+    ``width``: channels of the first conv layer.
 
     Raises:
         ValueError: an unknown ``kind`` or ``arch``.
     """
     if kind == "unet":
         return SmallUNet(width=width, output=output)
-    if kind not in ("vae", "ae") or arch not in ("conv", "mlp"):
+    if kind not in ("vae", "ae") or arch not in ("conv", "unet", "mlp"):
         raise ValueError(f"unknown image model {kind!r} / architecture {arch!r}")
     if arch == "mlp":
         return ImageVAE(latent_dim, variational=(kind == "vae"), output=output)
-    return ConvVAE(latent_dim, variational=(kind == "vae"), width=width, output=output)
+    return ConvVAE(latent_dim, variational=(kind == "vae"), width=width, output=output, skips=(arch == "unet"))
 
 
 # ============================================================================ music
