@@ -131,6 +131,9 @@ def add_image_args(img: argparse.ArgumentParser) -> None:
                      help="fixed test mixtures (default %(default)s)")
     img.add_argument("--grid-every", type=positive_int, default=2,
                      help="save a grid PNG every N epochs (default %(default)s)")
+    img.add_argument("--validate", action="store_true",
+                     help="model selection: train on all but the last sixth of each training set and score on mixtures "
+                          "of that held-out part instead of the test split")
     img.add_argument("--study", action="store_true",
                      help="also run the loss study: {bce,mse,l1} x beta {0,0.1,1} + AE + U-Net baselines")
     img.add_argument("--study-epochs", type=positive_int, default=2, help="epochs per study run (default %(default)s)")
@@ -333,6 +336,10 @@ def run_images(args) -> dict:
     # the data before the folders: bad input leaves nothing behind
     data = load_mnist_fashion(args.dataset, args.data_root, download=args.download, seed=args.seed,
                               synthetic_sizes=args.synthetic_images or (12000, max(args.test_pairs, 200)))
+    if args.validate:  # held-out training images stand in for the test split (choices made on them, not on test)
+        for k in "ab":
+            n_keep = len(data[f"{k}_train"]) * 5 // 6
+            data[f"{k}_train"], data[f"{k}_test"] = data[f"{k}_train"][:n_keep], data[f"{k}_train"][n_keep:]
     out_dir = part_out_dir(args, SCRIPT, "images")
     n_test = args.test_pairs
     test = fixed_test_mixtures(data, n_test, TEST_PAIR_SEED)
@@ -345,7 +352,8 @@ def run_images(args) -> dict:
     train_seconds = history.train_seconds  # the whole run, --resume included
     scores = evaluate_images(model, *test, device)
     metrics = summarize_scores(scores)
-    metrics.update(images_train_seconds=train_seconds, images_params=n_parameters(model), images_epochs=len(history))
+    metrics.update(images_train_seconds=train_seconds, images_params=n_parameters(model), images_epochs=len(history),
+                   images_scored_on="validation: held-out training images" if args.validate else "test split")
     label = " [SYNTHETIC]" if data["data_source"] == "synthetic" else ""
     save_image_grid(out_dir / "grid_final.png", *test, scores,
                     f"{args.model.upper()} ({args.loss}, beta={args.beta:g}) on {n_test} test mixtures{label}: "
