@@ -1,20 +1,22 @@
 """Blind source separation with variational autoencoders: image mixtures, then singing voice.
 
 ``images``: separate ``x = (a + b) / 2``, a random MNIST digit ``a`` plus a random Fashion-MNIST
-image ``b`` (pairs re-drawn every epoch; 1000 fixed test pairs, the same for every seed). An MLP
-VAE (64-d latent) reads the mixture; its decoder gives the reconstructed mixture ``x_hat`` and a
-soft mask ``m``: ``a_hat = m * 2x``, ``b_hat = (1 - m) * 2x``. Loss ``R(a_hat, a) + R(b_hat, b) +
+image ``b`` (pairs re-drawn every epoch; 1000 fixed test pairs, the same for every seed). A
+convolutional VAE (64-d Gaussian latent; ``--arch``, networks in ``vae_bss_models.py``) reads the
+mixture; its decoder gives the reconstructed mixture ``x_hat`` (from ``z`` alone) and a soft mask
+``m``: ``a_hat = m * 2x``, ``b_hat = (1 - m) * 2x``. Loss ``R(a_hat, a) + R(b_hat, b) +
 R(x_hat, x) + beta_t * KL`` (``R`` = BCE, MSE or L1, KL annealed). ``--study``: {BCE, MSE, L1} x
 beta {0, 0.1, 1}, the direct-output VAE, a same-size autoencoder and a small U-Net, one budget.
 
 ``music``: separate singing voice from accompaniment. An MLP VAE reads ``--patch-frames`` frames
 of the mixture's log-magnitude STFT and returns a soft mask per source (softmax: they add up to
 the mixture); loss: squared error of the masked magnitudes against the true stems' + beta * KL.
+Beside it, on the same clips and scores, REPET-SIM (``--repet-sim``; no training).
 Scored per clip by SDR / SIR / SAR (BSS Eval via ``fast_bss_eval``); GNSDR: their length-weighted mean.
 The design in detail, the data layouts and the results: experiments/vae.md.
 
-Top to bottom: settings; images (models, losses, evaluation, training, the study, ``run_images``);
-music (model, separation and scoring, training, outputs, ``run_music``); ``main``. Outputs go to
+Top to bottom: settings; images (losses, evaluation, training, the study, ``run_images``);
+music (separation and scoring, training, outputs, ``run_music``); ``main``. Outputs go to
 ``outputs/vae_bss/images/`` and ``.../music/`` (or ``--out-dir``), with ``metrics.json`` merging both.
 
 Usage:
