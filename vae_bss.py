@@ -167,6 +167,10 @@ def add_music_args(mus: argparse.ArgumentParser) -> None:
     mus.add_argument("--max-test-clips", type=positive_int, default=None, help="evaluate at most N test clips")
     mus.add_argument("--val-clips", type=positive_int, default=8,
                      help="training clips held out for per-epoch validation / best checkpoint (default %(default)s)")
+    mus.add_argument("--pitch-shift", type=float_range(0, 12), default=0.0,
+                     help="training vocals resampled by up to +-N semitones (default %(default)s: off)")
+    mus.add_argument("--val-singer", default=None,
+                     help="validate on clips of this training singer and train on the others (e.g. abjones)")
     mus.add_argument("--repet-sim", choices=["on", "off", "only"], default="on",
                      help="also score the training-free REPET-SIM baseline on the test clips (on, default), skip it "
                           "(off), or score only it, without training the VAE (only)")
@@ -433,7 +437,7 @@ def train_music(model: MusicVAE, train: list[Song], val: list[Song], args, devic
     scale = magnitude_scale(train, args.n_fft, args.hop_length)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     loader = PatchSampler(train, patch_samples(args.patch_frames, args.hop_length, args.n_fft), n_patches,
-                          args.batch_size, args.remix_prob, args.seed)
+                          args.batch_size, args.remix_prob, args.seed, args.pitch_shift)
     warmup_steps = max(1, int(0.2 * epochs * len(loader)))
     state = {"step": 0}
     if args.resume and (out_dir / "checkpoint.pt").exists():
@@ -502,7 +506,7 @@ def run_music(args) -> dict:
                              mix_snr_db=args.mix_snr_db, val_clips=args.val_clips, download=args.download,
                              synthetic=args.synthetic_songs, max_train_clips=args.max_train_clips,
                              max_test_clips=args.max_test_clips, musdb_tracks=args.musdb_tracks,
-                             irmas_dir=args.irmas_dir)
+                             irmas_dir=args.irmas_dir, val_singer=args.val_singer)
     out_dir = part_out_dir(args, SCRIPT, "music")
     label = " [SYNTHETIC]" if data["data_source"] == "synthetic" else ""
     train, val, test = data["train"], data["val"], data["test"]
