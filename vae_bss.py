@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     top = script_help(argparse.ArgumentParser(description=__doc__, allow_abbrev=False))
     sub = top.add_subparsers(dest="command", required=True, metavar="{images,music}")
 
-    shared = base_parser("", epochs=10)
+    shared = base_parser("", epochs=5)
     add_data_args(shared, ["mnist_fashion", "synthetic"])
     img = sub.add_parser("images", parents=[shared], add_help=False, allow_abbrev=False,
                          help="MNIST + Fashion-MNIST mixtures",
@@ -120,15 +120,15 @@ def add_image_args(img: argparse.ArgumentParser) -> None:
     img.add_argument("--kl-warmup-epochs", type=float_range(0, 10_000), default=2.0,
                      help="epochs over which beta rises linearly from 0 (default %(default)s)")
     img.add_argument("--latent-dim", type=int_range(1, 4096), default=64, help="latent size (default %(default)s)")
-    img.add_argument("--arch", choices=["conv", "unet", "mlp"], default="conv",
-                     help="vae/ae network: conv (default; skip-free bottleneck + a local path from the input), unet "
-                          "(U-Net-shaped VAE: encoder skips reach the mask head) or mlp (fully connected)")
+    img.add_argument("--arch", choices=["unet", "conv", "mlp"], default="unet",
+                     help="vae/ae network: unet (default: U-Net-shaped VAE, encoder skips reach the mask head), conv "
+                          "(skip-free bottleneck + a local path from the input) or mlp (fully connected)")
     img.add_argument("--width", type=int_range(1, 512), default=16,
                      help="channels of the first conv layer, conv VAE and U-Net (default %(default)s)")
     add_training_args(img, lr=2e-3, batch_size=128, batch_help="mixtures per batch",
                       resume_help="continue from <out>/images/checkpoint.pt")
     img.add_argument("--train-pairs", type=int_range(1, MAX_PAIRS), default=None,
-                     help="mixtures drawn per epoch (default: 60000 real, 12000 synthetic)")
+                     help="mixtures drawn per epoch (default: 60000 real, 10000 synthetic)")
     img.add_argument("--test-pairs", type=int_range(1, MAX_TEST_PAIRS), default=1000,
                      help="fixed test mixtures (default %(default)s)")
     img.add_argument("--grid-every", type=positive_int, default=2,
@@ -349,7 +349,7 @@ def run_images(args) -> dict:
     out_dir = part_out_dir(args, SCRIPT, "images")
     n_test = args.test_pairs
     test = fixed_test_mixtures(data, n_test, TEST_PAIR_SEED)
-    train_pairs = args.train_pairs or (12000 if data["data_source"] == "synthetic" else 60000)
+    train_pairs = args.train_pairs or (10000 if data["data_source"] == "synthetic" else 60000)
     print(f"images: {args.model} ({args.loss}, beta={args.beta:g}), {args.epochs} epochs x {train_pairs} mixtures, "
           f"{n_test} fixed test mixtures, device {device}")
     model, history = train_image_model(args.model, args.loss, args.beta, args.output, data, test, args, device,

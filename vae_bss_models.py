@@ -2,10 +2,10 @@
 
 Images (``[B, 1, 28, 28]`` mixtures ``x = (a + b) / 2`` in [0, 1]):
 - ``ImageVAE``: MLP VAE (784 -> 512 -> 256 -> 64-d Gaussian latent and back) with a per-pixel mask head;
-- ``ConvVAE``: convolutional VAE, the default: conv encoder to a Gaussian latent, a conv decoder from
-  the sampled ``z`` alone that gives ``x_hat`` and mask features at every scale, and a mask head that
-  also sees the mixture's own local features (a skip from the input, no path around the latent from
-  the encoder's deep layers);
+- ``ConvVAE``: convolutional VAE: conv encoder to a 64-d Gaussian latent, ``x_hat`` decoded from the
+  sampled ``z`` alone, and a conv mask head that reads the decoder's features plus either the
+  mixture's own local features (``--arch conv``: skip-free bottleneck) or the encoder's 28x28 and
+  14x14 features (``--arch unet``, the default: a U-Net-shaped VAE);
 - ``SmallUNet``: U-Net baseline (Ronneberger et al. 2015), no latent;
 - ``outputs``: decoder channels -> ``a_hat``, ``b_hat`` (a soft mask on the mixture) and ``x_hat``.
 
