@@ -167,8 +167,8 @@ def add_music_args(mus: argparse.ArgumentParser) -> None:
     mus.add_argument("--max-test-clips", type=positive_int, default=None, help="evaluate at most N test clips")
     mus.add_argument("--val-clips", type=positive_int, default=8,
                      help="training clips held out for per-epoch validation / best checkpoint (default %(default)s)")
-    mus.add_argument("--pitch-shift", type=float_range(0, 12), default=0.0,
-                     help="training vocals resampled by up to +-N semitones (default %(default)s: off)")
+    mus.add_argument("--pitch-shift", type=float_range(0, 12), default=3.0,
+                     help="training vocals resampled by up to +-N semitones (default %(default)s; 0: off)")
     mus.add_argument("--val-singer", default=None,
                      help="validate on clips of this training singer and train on the others (e.g. abjones)")
     mus.add_argument("--repet-sim", choices=["on", "off", "only"], default="on",

@@ -256,3 +256,21 @@ def test_irmas_excerpts_are_separated_for_listening(tmp_path, capsys):
     assert sf.info(done / "mixture.wav").samplerate == 8000
     assert "shorter than one patch" in capsys.readouterr().out
     assert not (tmp_path / "out" / "irmas" / "[voi][pop_roc]0002__1").exists()
+
+
+def test_patch_sampler_pitch_shift_moves_the_voice_and_nothing_else():
+    """--pitch-shift resamples only the vocals, by at most the given interval, and by varying amounts."""
+    from audiolab.data.music import PatchSampler, Song
+
+    sr, n = 8000, 16000
+    t = np.arange(n) / sr
+    song = Song("s", np.sin(2 * np.pi * 400 * t).astype(np.float32), np.sin(2 * np.pi * 100 * t).astype(np.float32),
+                sr)
+    peak = lambda w: np.fft.rfftfreq(len(w), 1 / sr)[np.argmax(np.abs(np.fft.rfft(w * np.hanning(len(w)))))]  # noqa
+    plain = [peak(v.numpy()) for voc, _ in PatchSampler([song], 4000, 32, 8, 0.0, seed=1) for v in voc]
+    assert np.allclose(plain, 400, atol=2)
+    shifted = [b for b in PatchSampler([song], 4000, 32, 8, 0.0, seed=1, pitch_shift=6.0)]
+    f_voice = np.array([peak(v.numpy()) for voc, _ in shifted for v in voc])
+    f_acc = np.array([peak(a.numpy()) for _, acc in shifted for a in acc])
+    assert np.all(f_voice >= 400 / 2 ** 0.5 - 4) and np.all(f_voice <= 400 * 2 ** 0.5 + 4) and f_voice.std() > 20
+    assert np.allclose(f_acc, 100, atol=2)
