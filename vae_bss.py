@@ -171,9 +171,9 @@ def add_music_args(mus: argparse.ArgumentParser) -> None:
                      help="training vocals resampled by up to +-N semitones (default %(default)s; 0: off)")
     mus.add_argument("--val-singer", default=None,
                      help="validate on clips of this training singer and train on the others (e.g. abjones)")
-    mus.add_argument("--repet-sim", choices=["on", "off", "only"], default="on",
-                     help="also score the training-free REPET-SIM baseline on the test clips (on, default), skip it "
-                          "(off), or score only it, without training the VAE (only)")
+    mus.add_argument("--repet-sim", choices=["auto", "on", "off", "only"], default="auto",
+                     help="also score the training-free REPET-SIM baseline on the test clips (on; auto, the default: "
+                          "on with real data), skip it (off), or score only it, without training the VAE (only)")
     mus.add_argument("--save-audio", type=int_range(0), default=3, help="test clips whose WAVs and figures are saved")
     mus.add_argument("--irmas-dir", type=Path, default=None,
                      help="IRMAS voi folder to separate for listening (default: looked for under the data root)")
@@ -514,7 +514,8 @@ def run_music(args) -> dict:
           f"{args.patches_per_epoch} patches of {args.patch_frames} frames; device {device}")
 
     repet_rows = None
-    if args.repet_sim != "off":  # the classical baseline first: no training, same clips, same scores
+    if args.repet_sim in ("on", "only") or (args.repet_sim == "auto" and data["data_source"] == "real"):
+        # the classical baseline first: no training, same clips, same scores
         repet = lambda mix: repet_sim_separate(mix, args.sample_rate, n_fft=args.n_fft,  # noqa: E731
                                                hop_length=args.hop_length)
         t0 = time.perf_counter()
