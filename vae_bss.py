@@ -128,7 +128,7 @@ def add_image_args(img: argparse.ArgumentParser) -> None:
     add_training_args(img, lr=2e-3, batch_size=128, batch_help="mixtures per batch",
                       resume_help="continue from <out>/images/checkpoint.pt")
     img.add_argument("--train-pairs", type=int_range(1, MAX_PAIRS), default=None,
-                     help="mixtures drawn per epoch (default: 60000 real, 10000 synthetic)")
+                     help="mixtures drawn per epoch (default: 60000 real, 9000 synthetic)")
     img.add_argument("--test-pairs", type=int_range(1, MAX_TEST_PAIRS), default=1000,
                      help="fixed test mixtures (default %(default)s)")
     img.add_argument("--grid-every", type=positive_int, default=2,
@@ -349,7 +349,7 @@ def run_images(args) -> dict:
     out_dir = part_out_dir(args, SCRIPT, "images")
     n_test = args.test_pairs
     test = fixed_test_mixtures(data, n_test, TEST_PAIR_SEED)
-    train_pairs = args.train_pairs or (10000 if data["data_source"] == "synthetic" else 60000)
+    train_pairs = args.train_pairs or (9000 if data["data_source"] == "synthetic" else 60000)
     print(f"images: {args.model} ({args.loss}, beta={args.beta:g}), {args.epochs} epochs x {train_pairs} mixtures, "
           f"{n_test} fixed test mixtures, device {device}")
     model, history = train_image_model(args.model, args.loss, args.beta, args.output, data, test, args, device,
