@@ -1,20 +1,22 @@
 """Blind source separation with variational autoencoders: image mixtures, then singing voice.
 
 ``images``: separate ``x = (a + b) / 2``, a random MNIST digit ``a`` plus a random Fashion-MNIST
-image ``b`` (pairs re-drawn every epoch; 1000 fixed test pairs, the same for every seed). An MLP
-VAE (64-d latent) reads the mixture; its decoder gives the reconstructed mixture ``x_hat`` and a
-soft mask ``m``: ``a_hat = m * 2x``, ``b_hat = (1 - m) * 2x``. Loss ``R(a_hat, a) + R(b_hat, b) +
+image ``b`` (pairs re-drawn every epoch; 1000 fixed test pairs, the same for every seed). A
+convolutional VAE (64-d Gaussian latent; ``--arch``, networks in ``vae_bss_models.py``) reads the
+mixture; its decoder gives the reconstructed mixture ``x_hat`` (from ``z`` alone) and a soft mask
+``m``: ``a_hat = m * 2x``, ``b_hat = (1 - m) * 2x``. Loss ``R(a_hat, a) + R(b_hat, b) +
 R(x_hat, x) + beta_t * KL`` (``R`` = BCE, MSE or L1, KL annealed). ``--study``: {BCE, MSE, L1} x
 beta {0, 0.1, 1}, the direct-output VAE, a same-size autoencoder and a small U-Net, one budget.
 
 ``music``: separate singing voice from accompaniment. An MLP VAE reads ``--patch-frames`` frames
 of the mixture's log-magnitude STFT and returns a soft mask per source (softmax: they add up to
 the mixture); loss: squared error of the masked magnitudes against the true stems' + beta * KL.
+Beside it, on the same clips and scores, REPET-SIM (``--repet-sim``; no training).
 Scored per clip by SDR / SIR / SAR (BSS Eval via ``fast_bss_eval``); GNSDR: their length-weighted mean.
 The design in detail, the data layouts and the results: experiments/vae.md.
 
-Top to bottom: settings; images (models, losses, evaluation, training, the study, ``run_images``);
-music (model, separation and scoring, training, outputs, ``run_music``); ``main``. Outputs go to
+Top to bottom: settings; images (losses, evaluation, training, the study, ``run_images``);
+music (separation and scoring, training, outputs, ``run_music``); ``main``. Outputs go to
 ``outputs/vae_bss/images/`` and ``.../music/`` (or ``--out-dir``), with ``metrics.json`` merging both.
 
 Usage:
@@ -55,6 +57,8 @@ from audiolab.data.images import MixturePairs, fixed_test_mixtures, load_mnist_f
 from audiolab.data.music import (PatchSampler, Song, clip_problem, feature_stats, load_music_splits,
                                  magnitude_scale, patch_samples, separate_with_masks)
 from audiolab.core.train import fit, is_main_process, load_checkpoint, n_parameters, world_size
+from vae_bss_models import (ConvVAE, ImageVAE, MusicVAE, SmallUNet, build_image_model, outputs as _outputs,  # noqa: F401
+                            repet_sim_separate)
 
 SCRIPT = "vae_bss"
 TEST_PAIR_SEED = 20_141_007  # the 1000 test pairs are the same whatever --seed is
@@ -64,15 +68,17 @@ MAX_PAIRS = 10_000_000      # mixtures / patches drawn per epoch (indices only: 
 MAX_TEST_PAIRS = 100_000    # fixed test mixtures are held in memory: 3 x 784 float32 each (~1 GB at the limit)
 
 IMAGE_ANCHORS = [
-    {"metric": "test_psnr_db_mean", "anchor": 22.0, "source": "target (mean per-source PSNR)"},
-    {"metric": "test_psnr_db_mnist", "anchor": 22.0, "source": "target"},
-    {"metric": "test_psnr_db_fashion", "anchor": 22.0, "source": "target"},
+    {"metric": "test_psnr_db_mean", "anchor": 30.0, "source": "target (mean per-source PSNR)"},
     {"metric": "test_psnr_db_mean", "anchor": 35.0, "source": "supervised U-Net, MSE 3e-4"},
 ]
+HUANG = "Huang et al. 2014/2015 on 825 clips of 17 singers (quoted; not the same test set)"
 MUSIC_ANCHORS = [
-    {"metric": "vocals_gnsdr_db", "anchor": 4.0, "source": "target (MIR-1K test clips)"},
-    {"metric": "vocals_gnsdr_db", "anchor": 7.45,
-     "source": "Huang et al. ISMIR 2014, deep RNN + discriminative training, full MIR-1K protocol"},
+    {"metric": "vocals_gnsdr_db", "anchor": 6.5, "source": "target (63 MIR-1K test clips)"},
+    {"metric": "vocals_gnsdr_db", "anchor": 7.45, "source": f"DRNN + discriminative training, {HUANG}"},
+    {"metric": "vocals_gnsdr_db", "anchor": 7.27, "source": f"DRNN, {HUANG}"},
+    {"metric": "vocals_gnsdr_db", "anchor": 5.64, "source": f"plain DNN, {HUANG}"},
+    {"metric": "vocals_gnsdr_db", "anchor": 4.97, "source": f"RNMF, {HUANG}"},
+    {"metric": "vocals_gnsdr_db", "anchor": 3.15, "source": f"RPCA, {HUANG}"},
     {"metric": "train_seconds", "anchor": 1200, "source": "budget: 20 min on 2 CPU cores"},
 ]
 
@@ -83,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     top = script_help(argparse.ArgumentParser(description=__doc__, allow_abbrev=False))
     sub = top.add_subparsers(dest="command", required=True, metavar="{images,music}")
 
-    shared = base_parser("", epochs=10)
+    shared = base_parser("", epochs=5)
     add_data_args(shared, ["mnist_fashion", "synthetic"])
     img = sub.add_parser("images", parents=[shared], add_help=False, allow_abbrev=False,
                          help="MNIST + Fashion-MNIST mixtures",
@@ -115,14 +121,22 @@ def add_image_args(img: argparse.ArgumentParser) -> None:
     img.add_argument("--kl-warmup-epochs", type=float_range(0, 10_000), default=2.0,
                      help="epochs over which beta rises linearly from 0 (default %(default)s)")
     img.add_argument("--latent-dim", type=int_range(1, 4096), default=64, help="latent size (default %(default)s)")
+    img.add_argument("--arch", choices=["unet", "conv", "mlp"], default="unet",
+                     help="vae/ae network: unet (default: U-Net-shaped VAE, encoder skips reach the mask head), conv "
+                          "(skip-free bottleneck + a local path from the input) or mlp (fully connected)")
+    img.add_argument("--width", type=int_range(1, 512), default=16,
+                     help="channels of the first conv layer, conv VAE and U-Net (default %(default)s)")
     add_training_args(img, lr=2e-3, batch_size=128, batch_help="mixtures per batch",
                       resume_help="continue from <out>/images/checkpoint.pt")
     img.add_argument("--train-pairs", type=int_range(1, MAX_PAIRS), default=None,
-                     help="mixtures drawn per epoch (default: 60000 real, 12000 synthetic)")
+                     help="mixtures drawn per epoch (default: 60000 real, 9000 synthetic)")
     img.add_argument("--test-pairs", type=int_range(1, MAX_TEST_PAIRS), default=1000,
                      help="fixed test mixtures (default %(default)s)")
     img.add_argument("--grid-every", type=positive_int, default=2,
                      help="save a grid PNG every N epochs (default %(default)s)")
+    img.add_argument("--validate", action="store_true",
+                     help="model selection: train on all but the last sixth of each training set and score on mixtures "
+                          "of that held-out part instead of the test split")
     img.add_argument("--study", action="store_true",
                      help="also run the loss study: {bce,mse,l1} x beta {0,0.1,1} + AE + U-Net baselines")
     img.add_argument("--study-epochs", type=positive_int, default=2, help="epochs per study run (default %(default)s)")
@@ -154,6 +168,13 @@ def add_music_args(mus: argparse.ArgumentParser) -> None:
     mus.add_argument("--max-test-clips", type=positive_int, default=None, help="evaluate at most N test clips")
     mus.add_argument("--val-clips", type=positive_int, default=8,
                      help="training clips held out for per-epoch validation / best checkpoint (default %(default)s)")
+    mus.add_argument("--pitch-shift", type=float_range(0, 12), default=3.0,
+                     help="training vocals resampled by up to +-N semitones (default %(default)s; 0: off)")
+    mus.add_argument("--val-singer", default=None,
+                     help="validate on clips of this training singer and train on the others (e.g. abjones)")
+    mus.add_argument("--repet-sim", choices=["auto", "on", "off", "only"], default="auto",
+                     help="also score the training-free REPET-SIM baseline on the test clips (on; auto, the default: "
+                          "on with real data), skip it (off), or score only it, without training the VAE (only)")
     mus.add_argument("--save-audio", type=int_range(0), default=3, help="test clips whose WAVs and figures are saved")
     mus.add_argument("--irmas-dir", type=Path, default=None,
                      help="IRMAS voi folder to separate for listening (default: looked for under the data root)")
@@ -171,98 +192,6 @@ QUICK = {
     "music": {"epochs": 2, "patches_per_epoch": 256, "hidden": 128, "latent_dim": 32,
               "synthetic_songs": (6, 2, 3.0), "musdb_tracks": (2, 1), "max_train_clips": 6, "max_test_clips": 2},
 }
-
-
-# ===================================================================== images: models
-class ImageVAE(nn.Module):
-    """MLP VAE: mixture ``[B, 1, 28, 28]`` -> latent ``z [B, latent_dim]`` -> mask and ``x_hat`` (or two images).
-
-    784 -> 512 -> 256 -> (mu, logvar) and back: fully connected, as in Kingma & Welling (2014),
-    about 15x cheaper than convolutions on 2 CPU cores at the same quality. ``variational=False``:
-    the same network as a plain autoencoder (``z = mu``, no sampling, no KL), the study's baseline.
-    """
-
-    def __init__(self, latent_dim: int = 64, variational: bool = True, hidden: int = 512, output: str = "mask",
-                 mask_channels: int = 4):
-        super().__init__()
-        self.variational, self.output, self.mask_channels = variational, output, mask_channels
-        out_channels = mask_channels + 1 if output == "mask" else 2
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.LeakyReLU(0.1),
-                                     nn.Linear(hidden, hidden // 2), nn.LeakyReLU(0.1))
-        self.to_mu = nn.Linear(hidden // 2, latent_dim)
-        self.to_logvar = nn.Linear(hidden // 2, latent_dim)  # kept in the AE too (unused) so sizes match exactly
-        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden // 2), nn.LeakyReLU(0.1),
-                                     nn.Linear(hidden // 2, hidden), nn.LeakyReLU(0.1),
-                                     nn.Linear(hidden, out_channels * 784), nn.Unflatten(1, (out_channels, 28, 28)))
-        # mask head, applied to every pixel: the decoder's mask features there + the mixture's 5x5
-        # neighbourhood -> mask logit (a per-pixel MLP; Linear layers on [B, 784, features])
-        self.mask_head = nn.Sequential(nn.Linear(mask_channels + 25, 32), nn.LeakyReLU(0.1), nn.Linear(32, 1))
-
-    def forward(self, x: torch.Tensor) -> dict:
-        """``x [B, 1, 28, 28]`` -> ``{"a", "b", "mix" [B, 1, 28, 28], "mu", "logvar", logits...}``."""
-        h = self.encoder(x)
-        mu = self.to_mu(h)
-        if self.variational:
-            logvar = self.to_logvar(h).clamp(-10, 10)
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        else:
-            logvar, z = None, mu
-        dec = self.decoder(z)
-        if self.output == "mask":
-            patches = F.unfold(x, 5, padding=2)  # [B, 25, 784]
-            feats = torch.cat([dec[:, :self.mask_channels].flatten(2), patches], 1).transpose(1, 2)  # [B, 784, C+25]
-            mask_logit = self.mask_head(feats).transpose(1, 2).reshape(-1, 1, 28, 28)
-            dec = torch.cat([mask_logit, dec[:, self.mask_channels:]], 1)
-        return _outputs(dec, x, mu, logvar, self.output)
-
-
-class SmallUNet(nn.Module):
-    """Small U-Net (Ronneberger et al. 2015): skip connections carry pixel detail past the bottleneck."""
-
-    def __init__(self, width: int = 8, output: str = "mask"):
-        super().__init__()
-        self.output = output
-        block = lambda i, o: nn.Sequential(nn.Conv2d(i, o, 3, 1, 1), nn.ReLU(),  # noqa: E731
-                                           nn.Conv2d(o, o, 3, 1, 1), nn.ReLU())
-        self.down1, self.down2, self.mid = block(1, width), block(width, 2 * width), block(2 * width, 4 * width)
-        self.up2 = nn.ConvTranspose2d(4 * width, 2 * width, 2, 2)
-        self.dec2 = block(4 * width, 2 * width)
-        self.up1 = nn.ConvTranspose2d(2 * width, width, 2, 2)
-        self.dec1 = block(2 * width, width)
-        self.head = nn.Conv2d(width, 2, 1)
-
-    def forward(self, x: torch.Tensor) -> dict:
-        d1 = self.down1(x)                          # 28
-        d2 = self.down2(F.max_pool2d(d1, 2))        # 14
-        m = self.mid(F.max_pool2d(d2, 2))           # 7
-        u2 = self.dec2(torch.cat([self.up2(m), d2], 1))
-        u1 = self.dec1(torch.cat([self.up1(u2), d1], 1))
-        return _outputs(self.head(u1), x, None, None, self.output)
-
-
-def _outputs(logits: torch.Tensor, x: torch.Tensor, mu, logvar, output: str = "mask") -> dict:
-    """The decoder's two channels -> the separated images and the reconstructed mixture.
-
-    ``mask``: channel 0 is a soft mask ``m = sigmoid(.)``, ``a_hat = m * 2x``, ``b_hat = (1 - m) * 2x``
-    (clipped to [0, 1]); channel 1 is the VAE's ``x_hat`` (its ``p(x | z)``). ``direct``: the two
-    channels are the sources' own logits and ``x_hat = (a_hat + b_hat) / 2``.
-    """
-    if output == "mask":
-        m = torch.sigmoid(logits[:, :1])
-        a, b = (m * 2 * x).clamp(0, 1), ((1 - m) * 2 * x).clamp(0, 1)
-        return {"logits_a": None, "logits_b": None, "logits_mix": logits[:, 1:], "a": a, "b": b,
-                "mix": torch.sigmoid(logits[:, 1:]), "mask": m, "mu": mu, "logvar": logvar}
-    probs = torch.sigmoid(logits)
-    a, b = probs[:, :1], probs[:, 1:]
-    return {"logits_a": logits[:, :1], "logits_b": logits[:, 1:], "logits_mix": None, "a": a, "b": b,
-            "mix": (a + b) / 2, "mu": mu, "logvar": logvar}
-
-
-def build_image_model(kind: str, latent_dim: int, output: str = "mask") -> nn.Module:
-    """``vae`` | ``ae`` (same network, deterministic) | ``unet``; ``output`` is ``mask`` or ``direct``."""
-    if kind == "unet":
-        return SmallUNet(output=output)
-    return ImageVAE(latent_dim, variational=(kind == "vae"), output=output)
 
 
 # ===================================================================== images: losses
@@ -340,7 +269,7 @@ def train_image_model(kind: str, loss: str, beta: float, output: str, data: dict
     """Train one model on freshly drawn pairs each epoch; return ``(model, history)``. With ``out_dir``:
     ``log.csv``, ``checkpoint.pt`` (``--resume``), a grid PNG every ``--grid-every`` epochs (the study: none)."""
     gen = seed_everything(args.seed)
-    model = build_image_model(kind, args.latent_dim, output)
+    model = build_image_model(kind, args.latent_dim, output, args.arch, args.width)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     loader = MixturePairs(data["a_train"], data["b_train"], n_pairs=train_pairs, batch_size=args.batch_size,
                           generator=gen)
@@ -403,7 +332,7 @@ def run_study(args, data: dict, test: tuple, device, out_dir: Path) -> list[dict
              + (f" b={r['beta']:g}" if r["model"] == "vae" else "") for r in rows]
     plot_grouped_bars(names, {"MNIST digit (a)": [r["psnr_mnist_db"] for r in rows],
                               "Fashion item (b)": [r["psnr_fashion_db"] for r in rows]}, out_dir / "study_psnr.png",
-                      ylabel="test PSNR (dB)", hline=(22.0, "target 22 dB"),
+                      ylabel="test PSNR (dB)", hline=(30.0, "target 30 dB"),
                       title=f"Loss study: per-source PSNR on {len(test[0])} test mixtures{label}")
     return rows
 
@@ -415,10 +344,14 @@ def run_images(args) -> dict:
     data = load_mnist_fashion(args.dataset, args.data_root, download=args.download, seed=args.seed,
                               synthetic_sizes=args.synthetic_images or (12000, max(args.test_pairs, 200)),
                               allow_overlap=args.allow_overlap)
+    if args.validate:  # held-out training images stand in for the test split (choices made on them, not on test)
+        for k in "ab":
+            n_keep = len(data[f"{k}_train"]) * 5 // 6
+            data[f"{k}_train"], data[f"{k}_test"] = data[f"{k}_train"][:n_keep], data[f"{k}_train"][n_keep:]
     out_dir = part_out_dir(args, SCRIPT, "images")
     n_test = args.test_pairs
     test = fixed_test_mixtures(data, n_test, TEST_PAIR_SEED)
-    train_pairs = args.train_pairs or (12000 if data["data_source"] == "synthetic" else 60000)
+    train_pairs = args.train_pairs or (9000 if data["data_source"] == "synthetic" else 60000)
     print(f"images: {args.model} ({args.loss}, beta={args.beta:g}), {args.epochs} epochs x {train_pairs} mixtures, "
           f"{n_test} fixed test mixtures, device {device}")
     model, history = train_image_model(args.model, args.loss, args.beta, args.output, data, test, args, device,
@@ -427,7 +360,8 @@ def run_images(args) -> dict:
     train_seconds = history.train_seconds  # the whole run, --resume included
     scores = evaluate_images(model, *test, device)
     metrics = summarize_scores(scores)
-    metrics.update(images_train_seconds=train_seconds, images_params=n_parameters(model), images_epochs=len(history))
+    metrics.update(images_train_seconds=train_seconds, images_params=n_parameters(model), images_epochs=len(history),
+                   images_scored_on="validation: held-out training images" if args.validate else "test split")
     label = " [SYNTHETIC]" if data["data_source"] == "synthetic" else ""
     save_image_grid(out_dir / "grid_final.png", *test, scores,
                     f"{args.model.upper()} ({args.loss}, beta={args.beta:g}) on {n_test} test mixtures{label}: "
@@ -452,41 +386,6 @@ def run_images(args) -> dict:
     return metrics
 
 
-# ======================================================================= music: model
-class MusicVAE(nn.Module):
-    """MLP VAE: mixture magnitude patch ``[B, n_freq, patch_frames]`` -> a soft mask per source.
-
-    The input's ``log1p`` is standardised per bin with the training set's statistics (buffers: the
-    checkpoint carries them). Output: masks ``[B, 2, n_freq, patch_frames]`` (0 vocals, 1
-    accompaniment; softmax over the sources), ``mu``, ``logvar`` ``[B, latent_dim]``.
-    """
-
-    def __init__(self, n_freq: int, patch_frames: int, hidden: int = 1024, latent_dim: int = 128):
-        super().__init__()
-        d = n_freq * patch_frames
-        self.n_freq, self.patch_frames = n_freq, patch_frames
-        self.register_buffer("feat_mean", torch.zeros(n_freq, 1))
-        self.register_buffer("feat_std", torch.ones(n_freq, 1))
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(d, hidden), nn.ReLU(), nn.Dropout(0.1),
-                                     nn.Linear(hidden, hidden // 2), nn.ReLU())
-        self.to_mu = nn.Linear(hidden // 2, latent_dim)
-        self.to_logvar = nn.Linear(hidden // 2, latent_dim)
-        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden // 2), nn.ReLU(),
-                                     nn.Linear(hidden // 2, hidden), nn.ReLU(), nn.Linear(hidden, 2 * d))
-
-    def features(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """``log1p(|X|)`` standardised per bin; ``[..., n_freq, n_frames]`` in and out."""
-        return (torch.log1p(magnitude) - self.feat_mean) / self.feat_std
-
-    def forward(self, magnitude: torch.Tensor) -> dict:
-        """``magnitude [B, n_freq, patch_frames]`` -> ``{"masks" [B, 2, F, T], "mu", "logvar"}``."""
-        h = self.encoder(self.features(magnitude))
-        mu, logvar = self.to_mu(h), self.to_logvar(h).clamp(-10, 10)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        logits = self.decoder(z).view(-1, 2, self.n_freq, self.patch_frames)
-        return {"masks": torch.softmax(logits, dim=1), "mu": mu, "logvar": logvar}
-
-
 # ================================================================== music: separation
 def separate(model: MusicVAE, mixture: np.ndarray, args, device, batch_size: int = 256) -> tuple[np.ndarray, ...]:
     """Mono mixture ``[n_samples]`` -> ``(vocals, accompaniment)`` through the model's masks on patches
@@ -498,7 +397,8 @@ def separate(model: MusicVAE, mixture: np.ndarray, args, device, batch_size: int
 
 
 def evaluate_songs(model, songs: list[Song], args, device, progress: bool = False, skipped: list | None = None) -> list:
-    """Separate every song's mixture and score it; one row per clip.
+    """Separate every song's mixture and score it; one row per clip. ``model``: a :class:`MusicVAE`, or any
+    function ``mixture [n_samples] -> (vocals, accompaniment)`` (the REPET-SIM baseline).
 
     A clip that cannot be scored (a silent reference stem: BSS Eval's projection is singular; shorter
     than one STFT frame; non-finite scores) is printed (``skipped: ...``), appended to ``skipped`` as
@@ -510,7 +410,8 @@ def evaluate_songs(model, songs: list[Song], args, device, progress: bool = Fals
         if reason is None:
             mixture = s.vocals + s.accompaniment
             try:
-                est_v, est_a = separate(model, mixture, args, device)
+                is_net = isinstance(model, nn.Module)
+                est_v, est_a = separate(model, mixture, args, device) if is_net else model(mixture)
                 scores = bss_scores(s.vocals, s.accompaniment, est_v, est_a)
             except (ValueError, RuntimeError, UserError) as err:  # torch.linalg errors are RuntimeErrors
                 reason = f"BSS Eval failed: {err}"
@@ -538,7 +439,7 @@ def train_music(model: MusicVAE, train: list[Song], val: list[Song], args, devic
     scale = magnitude_scale(train, args.n_fft, args.hop_length)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     loader = PatchSampler(train, patch_samples(args.patch_frames, args.hop_length, args.n_fft), n_patches,
-                          args.batch_size, args.remix_prob, args.seed)
+                          args.batch_size, args.remix_prob, args.seed, args.pitch_shift)
     warmup_steps = max(1, int(0.2 * epochs * len(loader)))
     state = {"step": 0}
     if args.resume and (out_dir / "checkpoint.pt").exists():
@@ -607,12 +508,28 @@ def run_music(args) -> dict:
                              mix_snr_db=args.mix_snr_db, val_clips=args.val_clips, download=args.download,
                              synthetic=args.synthetic_songs, max_train_clips=args.max_train_clips,
                              max_test_clips=args.max_test_clips, musdb_tracks=args.musdb_tracks,
-                             irmas_dir=args.irmas_dir, allow_overlap=args.allow_overlap)
+                             irmas_dir=args.irmas_dir, val_singer=args.val_singer,
+                             allow_overlap=args.allow_overlap)
     out_dir = part_out_dir(args, SCRIPT, "music")
     label = " [SYNTHETIC]" if data["data_source"] == "synthetic" else ""
     train, val, test = data["train"], data["val"], data["test"]
     print(f"music: {len(train)} training, {len(val)} validation, {len(test)} test clips; {args.epochs} epochs x "
           f"{args.patches_per_epoch} patches of {args.patch_frames} frames; device {device}")
+
+    repet_rows = None
+    if args.repet_sim in ("on", "only") or (args.repet_sim == "auto" and data["data_source"] == "real"):
+        # the classical baseline first: no training, same clips, same scores
+        repet = lambda mix: repet_sim_separate(mix, args.sample_rate, n_fft=args.n_fft,  # noqa: E731
+                                               hop_length=args.hop_length)
+        t0 = time.perf_counter()
+        repet_rows = evaluate_songs(repet, test, args, device, progress=True)
+        print(f"REPET-SIM on {len(repet_rows)} test clips ({time.perf_counter() - t0:.0f} s)")
+        if repet_rows:
+            write_csv(out_dir / "test_clips_repet_sim.csv", repet_rows)
+    if args.repet_sim == "only":
+        metrics = {f"repet_sim_{k}": v for k, v in gnsdr_summary(repet_rows).items()}
+        metrics.update(music_test_clips=len(repet_rows), music_train_clips=len(train))
+        return finish_music(metrics, args, data, out_dir, device, label)
 
     # model, with the input statistics of the training mixtures; training
     model = MusicVAE(args.n_fft // 2 + 1, args.patch_frames, args.hidden, args.latent_dim)
@@ -638,6 +555,8 @@ def run_music(args) -> dict:
                    music_test_clips_skipped=len(eval_skipped))
     if eval_skipped:
         metrics["music_test_skipped_note"] = "; ".join(f"{name}: {why}" for name, why in eval_skipped)
+    if repet_rows:
+        metrics.update({f"repet_sim_{k}": v for k, v in gnsdr_summary(repet_rows).items()})
 
     # outputs: audio, spectrograms, curves
     write_music_examples(model, test, rows, args, device, out_dir, label)
@@ -649,9 +568,7 @@ def run_music(args) -> dict:
                               "KL (nats)": ["kl"],
                               "validation NSDR (dB)": ["val_vocals_nsdr_db", "val_accompaniment_nsdr_db"]},
                              title=f"vae_bss music: training{label}")
-    provenance = dict(args=args, dataset=data["dataset"], data_source=data["data_source"], device=device)
-    write_metrics(out_dir, metrics, anchors=MUSIC_ANCHORS, **provenance)
-    write_combined_metrics(out_dir.parent, "music", metrics, anchors=IMAGE_ANCHORS + MUSIC_ANCHORS, **provenance)
+    finish_music(metrics, args, data, out_dir, device, label)
     if not rows:
         print(f"vae_bss music{label}: no test clip could be scored ({len(eval_skipped)} skipped); metrics.json "
               f"records training only -> {out_dir}")
@@ -660,6 +577,19 @@ def run_music(args) -> dict:
               f"{metrics['vocals_gnsdr_db']:.2f} dB (GSIR {metrics['vocals_gsir_db']:.2f}, GSAR "
               f"{metrics['vocals_gsar_db']:.2f}), accompaniment GNSDR {metrics['accompaniment_gnsdr_db']:.2f} dB; "
               f"training {train_seconds:.0f} s -> {out_dir}")
+    return metrics
+
+
+def finish_music(metrics: dict, args, data: dict, out_dir: Path, device, label: str) -> dict:
+    """Write ``metrics.json`` (the music part's and the combined one), print the REPET-SIM line; return ``metrics``."""
+    provenance = dict(args=args, dataset=data["dataset"], data_source=data["data_source"], device=device)
+    write_metrics(out_dir, metrics, anchors=MUSIC_ANCHORS, **provenance)
+    write_combined_metrics(out_dir.parent, "music", metrics, anchors=IMAGE_ANCHORS + MUSIC_ANCHORS, **provenance)
+    if metrics.get("repet_sim_vocals_gnsdr_db") is not None:
+        print(f"REPET-SIM{label} ({data['dataset']}, no training): vocals GNSDR "
+              f"{metrics['repet_sim_vocals_gnsdr_db']:.2f} dB (GSIR {metrics['repet_sim_vocals_gsir_db']:.2f}, GSAR "
+              f"{metrics['repet_sim_vocals_gsar_db']:.2f}), accompaniment GNSDR "
+              f"{metrics['repet_sim_accompaniment_gnsdr_db']:.2f} dB")
     return metrics
 
 

@@ -54,10 +54,15 @@ def test_ideal_mask_recovers_sources_exactly():
     assert terms["recon_a"] < 1e-6 and terms["recon_b"] < 1e-6
 
 
-@pytest.mark.parametrize("kind,output", [("vae", "mask"), ("ae", "mask"), ("vae", "direct"), ("unet", "mask")])
-def test_image_models_shapes_and_ranges(kind, output):
+IMAGE_MODELS = [("vae", "mask", "conv"), ("ae", "mask", "conv"), ("vae", "direct", "conv"), ("vae", "mask", "unet"),
+                ("ae", "mask", "unet"), ("vae", "mask", "mlp"), ("ae", "mask", "mlp"), ("vae", "direct", "mlp"),
+                ("unet", "mask", "conv")]
+
+
+@pytest.mark.parametrize("kind,output,arch", IMAGE_MODELS)
+def test_image_models_shapes_and_ranges(kind, output, arch):
     torch.manual_seed(0)
-    model = V.build_image_model(kind, 16, output).eval()
+    model = V.build_image_model(kind, 16, output, arch, width=4).eval()
     x = torch.rand(6, 1, 28, 28) / 2
     with torch.no_grad():
         out = model(x)
@@ -66,7 +71,7 @@ def test_image_models_shapes_and_ranges(kind, output):
         assert float(out[key].min()) >= 0 and float(out[key].max()) <= 1
     assert (out["logvar"] is None) == (kind != "vae")
     if kind == "ae":  # same size as the VAE: the fair non-variational baseline
-        assert V.n_parameters(model) == V.n_parameters(V.build_image_model("vae", 16, output))
+        assert V.n_parameters(model) == V.n_parameters(V.build_image_model("vae", 16, output, arch, width=4))
     with torch.no_grad():  # eval mode is deterministic (z = mu)
         torch.testing.assert_close(model(x)["a"], out["a"])
 
@@ -109,6 +114,36 @@ def test_masks_sum_to_one_so_estimates_add_up_to_the_mixture():
     np.testing.assert_allclose(est_v + est_a, mixture, atol=1e-4)
     with pytest.raises(V.UserError, match="fewer than one STFT frame"):
         V.separate(model, mixture[:100], args, "cpu")
+
+
+def test_conv_vae_reconstructs_the_mixture_from_z_alone():
+    """The VAE's x_hat depends on the mixture only through the latent: same z, same x_hat, whatever the input."""
+    torch.manual_seed(0)
+    for arch in ("conv", "unet"):
+        model = V.build_image_model("vae", 8, "mask", arch, width=4).eval()
+        x1, x2 = torch.rand(2, 1, 28, 28) / 2, torch.rand(2, 1, 28, 28) / 2
+        with torch.no_grad():
+            h = model.enc3(F.max_pool2d(model.enc2(F.max_pool2d(model.enc1(x1), 2)), 2))
+            model.to_mu.weight.zero_()  # z = bias for every input
+            o1, o2 = model(x1), model(x2)
+        torch.testing.assert_close(o1["mix"], o2["mix"])
+        assert h.shape[1] == 4 * 4 * 49 and not torch.allclose(o1["a"], o2["a"])  # the mask still sees the input
+
+
+def test_repet_sim_finds_the_repeating_accompaniment():
+    """A looped accompaniment + a non-repeating voice: REPET-SIM improves both stems' SDR over the mixture;
+    its masks are not made to sum to one; too-short input is refused."""
+    sr, rng = 8000, np.random.default_rng(0)
+    loop = np.concatenate([np.sin(2 * np.pi * f * np.arange(2000) / sr) for f in (220, 330, 440, 275)])
+    accompaniment = np.tile(loop, 6).astype(np.float32) * 0.3
+    t = np.arange(len(accompaniment)) / sr
+    voice = (0.3 * np.sin(2 * np.pi * (600 * t + 150 * t ** 2)) + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+    est_v, est_a = V.repet_sim_separate(voice + accompaniment, sr, n_fft=256, hop_length=64, width_s=0.5)
+    assert est_v.shape == est_a.shape == voice.shape
+    scores = bss_scores(voice, accompaniment, est_v, est_a)
+    assert scores["vocals_nsdr_db"] > 3 and scores["accompaniment_nsdr_db"] > 3
+    with pytest.raises(ValueError, match="at least 8"):
+        V.repet_sim_separate(voice[:300], sr, n_fft=256, hop_length=64)
 
 
 def test_bss_scores_and_gnsdr():
@@ -221,3 +256,21 @@ def test_irmas_excerpts_are_separated_for_listening(tmp_path, capsys):
     assert sf.info(done / "mixture.wav").samplerate == 8000
     assert "shorter than one patch" in capsys.readouterr().out
     assert not (tmp_path / "out" / "irmas" / "[voi][pop_roc]0002__1").exists()
+
+
+def test_patch_sampler_pitch_shift_moves_the_voice_and_nothing_else():
+    """--pitch-shift resamples only the vocals, by at most the given interval, and by varying amounts."""
+    from audiolab.data.music import PatchSampler, Song
+
+    sr, n = 8000, 16000
+    t = np.arange(n) / sr
+    song = Song("s", np.sin(2 * np.pi * 400 * t).astype(np.float32), np.sin(2 * np.pi * 100 * t).astype(np.float32),
+                sr)
+    peak = lambda w: np.fft.rfftfreq(len(w), 1 / sr)[np.argmax(np.abs(np.fft.rfft(w * np.hanning(len(w)))))]  # noqa
+    plain = [peak(v.numpy()) for voc, _ in PatchSampler([song], 4000, 32, 8, 0.0, seed=1) for v in voc]
+    assert np.allclose(plain, 400, atol=2)
+    shifted = [b for b in PatchSampler([song], 4000, 32, 8, 0.0, seed=1, pitch_shift=6.0)]
+    f_voice = np.array([peak(v.numpy()) for voc, _ in shifted for v in voc])
+    f_acc = np.array([peak(a.numpy()) for _, acc in shifted for a in acc])
+    assert np.all(f_voice >= 400 / 2 ** 0.5 - 4) and np.all(f_voice <= 400 * 2 ** 0.5 + 4) and f_voice.std() > 20
+    assert np.allclose(f_acc, 100, atol=2)

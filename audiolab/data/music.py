@@ -346,7 +346,8 @@ def load_music_splits(dataset: str, data_root: str | Path | None, *, sample_rate
                       mix_snr_db: float = 0.0, val_clips: int = 8, download: bool = False,
                       synthetic: tuple[int, int, float] = (48, 12, 6.0), max_train_clips: int | None = None,
                       max_test_clips: int | None = None, musdb_tracks: tuple[int, int] | None = None,
-                      irmas_dir: Path | None = None, allow_overlap: bool = False) -> dict:
+                      irmas_dir: Path | None = None, val_singer: str | None = None,
+                      allow_overlap: bool = False) -> dict:
     """Train / validation / test songs (vocals and accompaniment stems) and where they came from.
 
     Args:
@@ -359,6 +360,8 @@ def load_music_splits(dataset: str, data_root: str | Path | None, *, sample_rate
         min_samples: clips shorter than this (one patch, :func:`patch_samples`) are reported and dropped.
         mix_snr_db: voice-to-accompaniment ratio every song is set to (:func:`prepare_song`).
         val_clips: training clips held out for validation (at most a fifth of them; none with one clip).
+        val_singer: validate on (up to ``val_clips``) clips of this singer (name prefix) and train
+            on the other singers only; ``None``: a random held-out share of all training clips.
         download: passed to :func:`audiolab.data.common.choose_dataset`.
         synthetic: ``(n_train, n_test, seconds)`` synthetic songs.
         max_train_clips, max_test_clips: MIR-1K clips used at most (``None``: all).
@@ -372,8 +375,9 @@ def load_music_splits(dataset: str, data_root: str | Path | None, *, sample_rate
         "skipped": [(path, reason)], "irmas": Path | None}``.
 
     Raises:
-        UserError: the named dataset is missing, every train / test clip is too short, or a test
-            song has the stems of a training song.
+        UserError: the named dataset is missing, every train / test clip is too short,
+            ``val_singer`` names no training clip or all of them, or a test song has the stems of a
+            training song.
     """
     root = resolve_data_root(data_root)
     sr = sample_rate
@@ -408,11 +412,18 @@ def load_music_splits(dataset: str, data_root: str | Path | None, *, sample_rate
     test = drop_short(test, min_samples, "test")
     train = [prepare_song(s, mix_snr_db) for s in train]
     test = [prepare_song(s, mix_snr_db) for s in test]
-    n_val = min(val_clips, max(1, len(train) // 5)) if len(train) > 1 else 0
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(train))
-    val = [train[i] for i in order[:n_val]]
-    train = [train[i] for i in order[n_val:]] or val
+    if val_singer:  # a singer held out: validation measures generalisation to a new voice
+        held = [s for s in train if s.name.split("_")[0].lower() == val_singer.lower()]
+        if not held or len(held) == len(train):
+            raise UserError(f"--val-singer {val_singer}: needs some, not all, training clips named {val_singer}_*")
+        train = [s for s in train if s not in held]
+        val = [held[i] for i in rng.permutation(len(held))[:val_clips]]
+    else:
+        n_val = min(val_clips, max(1, len(train) // 5)) if len(train) > 1 else 0
+        order = rng.permutation(len(train))
+        val = [train[i] for i in order[:n_val]]
+        train = [train[i] for i in order[n_val:]] or val
     refuse_overlap(((s.name, np.concatenate([s.vocals, s.accompaniment])) for s in [*train, *val]),
                    ((s.name, np.concatenate([s.vocals, s.accompaniment])) for s in test),
                    allow=allow_overlap, what=name)
@@ -426,14 +437,25 @@ class PatchSampler:
 
     A share ``remix_prob`` of the segments pairs the vocals of one clip with the
     accompaniment of another; every accompaniment segment gets a random gain of +-3 dB.
-    Draws come from ``numpy.random.default_rng(seed)``, in a fixed order.
+    ``pitch_shift`` > 0: each vocal segment is resampled by a factor ``2 ** (u / 12)``, ``u`` uniform in
+    +-``pitch_shift`` semitones (pitch and formants move together, as a higher or lower voice; linear
+    interpolation). Draws come from ``numpy.random.default_rng(seed)``, in a fixed order.
     """
 
     def __init__(self, songs: list[Song], segment: int, n_patches: int, batch_size: int, remix_prob: float,
-                 seed: int):
+                 seed: int, pitch_shift: float = 0.0):
         self.songs, self.segment, self.n_patches, self.batch_size = songs, segment, n_patches, batch_size
-        self.remix_prob = remix_prob
+        self.remix_prob, self.pitch_shift = remix_prob, pitch_shift
         self.rng = np.random.default_rng(seed)
+
+    def _voice(self, wav: np.ndarray, off: int) -> np.ndarray:
+        """``segment`` samples of ``wav`` from ``off``, pitch-shifted when ``pitch_shift`` > 0."""
+        if not self.pitch_shift:
+            return wav[off:off + self.segment]
+        n = min(wav.shape[-1], math.ceil(self.segment * 2 ** (self.rng.uniform(-1, 1) * self.pitch_shift / 12)))
+        off = min(off, wav.shape[-1] - n)
+        src = wav[off:off + n]
+        return np.interp(np.linspace(0, n - 1, self.segment), np.arange(n), src).astype(np.float32)
 
     def __len__(self) -> int:
         return (self.n_patches + self.batch_size - 1) // self.batch_size
@@ -452,17 +474,19 @@ class PatchSampler:
                 j = self.rng.integers(n_songs) if self.rng.random() < self.remix_prob else i
                 if i == j:  # same excerpt of both stems
                     off = self.rng.integers(0, self.songs[i].n_samples - self.segment + 1)
-                    v = self.songs[i].vocals[off:off + self.segment]
+                    v = self._voice(self.songs[i].vocals, off)
                     a = self.songs[i].accompaniment[off:off + self.segment]
                 else:
-                    v, a = self._segment(self.songs[i].vocals), self._segment(self.songs[j].accompaniment)
+                    vocals = self.songs[i].vocals
+                    v = self._voice(vocals, self.rng.integers(0, vocals.shape[-1] - self.segment + 1))
+                    a = self._segment(self.songs[j].accompaniment)
                 voc.append(v)
                 acc.append(a * 10 ** (self.rng.uniform(-3, 3) / 20))
             yield torch.from_numpy(np.stack(voc)), torch.from_numpy(np.stack(acc).astype(np.float32))
 
 
 def clip_problem(song: Song, n_fft: int) -> str | None:
-    """Why ``song`` cannot be scored (silent stem, shorter than one ``n_fft`` frame, non-finite samples), or ``None``."""
+    """Why ``song`` cannot be scored (silent stem, shorter than one ``n_fft`` frame, non-finite samples) or ``None``."""
     if song.n_samples < n_fft:
         return f"{song.n_samples} samples, shorter than one STFT frame (--n-fft {n_fft})"
     for stem in ("vocals", "accompaniment"):
