@@ -13,7 +13,11 @@ direction by default) feeds two heads:
   (experiments/multitask.md).
 Loss = CTC + lambda * CE (``--lambda-emotion``). ``--ablation`` trains the same encoder
 ASR-only (lambda = 0, no emotion head) and emotion-only (no CTC), so the numbers say
-whether sharing helped.
+whether sharing helped. ``--emotion-encoder own`` gives the emotion head a BiLSTM of its own
+above the shared convolutional trunk (task-specific layers over a shared trunk: the CTC term
+reaches emotion only through the trunk), and ``--loss-weighting uncertainty`` learns the two
+task weights (Kendall et al., CVPR 2018) instead of a fixed lambda; the ablations are the same
+networks whatever these two flags say (issue 31, experiments/multitask_emodb.md).
 
 Data: real emotional-speech corpora in their public layouts (EMOVO, CREMA-D, RAVDESS,
 TESS, EmoDB, IEMOCAP) or a CSV manifest; without one, an embedded SYNTHETIC corpus of
