@@ -192,7 +192,8 @@ def main(argv=None) -> int:
           f"{'met' if acc >= TARGET_ACCURACY else 'MISSED'}; majority class {mean['majority_accuracy']:.3f}, "
           f"chance 1/7 = 0.143); {ref_text}; slowest timed fold {slowest:.1f} min wall, {slowest_cpu:.1f} "
           f"CPU-min (target <= {TARGET_MINUTES:g} min on 2 CPU cores); mean CER {mean['test_cer']:.3f} on the "
-          f"complete clips; {n} fold(s) in {(time.perf_counter() - t_all) / 60:.1f} min{'' if n == len(SPEAKERS) else ' (reduced run)'}")
+          f"complete clips; {n} fold(s) in {(time.perf_counter() - t_all) / 60:.1f} min"
+          f"{'' if n == len(SPEAKERS) else ' (reduced run)'}")
     print("context only, not comparable (full-length clips, all 10 speakers): published speaker-independent EmoDB "
           "results, e.g. Schuller et al., ASRU 2009 (feature brute-forcing + SVM); see experiments/multitask_emodb.md")
     print(f"wrote {args.out}")
