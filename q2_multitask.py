@@ -13,7 +13,11 @@ direction by default) feeds two heads:
   (experiments/multitask.md).
 Loss = CTC + lambda * CE (``--lambda-emotion``). ``--ablation`` trains the same encoder
 ASR-only (lambda = 0, no emotion head) and emotion-only (no CTC), so the numbers say
-whether sharing helped.
+whether sharing helped. ``--emotion-encoder own`` gives the emotion head a BiLSTM of its own
+above the shared convolutional trunk (task-specific layers over a shared trunk: the CTC term
+reaches emotion only through the trunk), and ``--loss-weighting uncertainty`` learns the two
+task weights (Kendall et al., CVPR 2018) instead of a fixed lambda; the ablations are the same
+networks whatever these two flags say (issue 31, experiments/multitask_emodb.md).
 
 Data: real emotional-speech corpora in their public layouts (EMOVO, CREMA-D, RAVDESS,
 TESS, EmoDB, IEMOCAP) or a CSV manifest; without one, an embedded SYNTHETIC corpus of
@@ -198,14 +202,21 @@ def add_model_flags(m) -> None:
     m.add_argument("--emotion-input", choices=["lstm", "conv+lstm"], default="conv+lstm",
                    help="what the emotion head pools: the BiLSTM outputs, or the convolutional features beside "
                         "them (default %(default)s)")
+    m.add_argument("--emotion-encoder", choices=["shared", "own"], default="shared",
+                   help="shared: one BiLSTM feeds both heads; own: the emotion head gets a BiLSTM of its own above "
+                        "the shared convolutional trunk (default %(default)s)")
     m.add_argument("--lambda-emotion", type=float_range(0, 1000), default=0.1,
                    help="weight of the emotion cross-entropy in CTC + lambda * CE (default %(default)s)")
+    m.add_argument("--loss-weighting", choices=["fixed", "uncertainty"], default="fixed",
+                   help="fixed: CTC + lambda * CE; uncertainty: learned task weights (Kendall et al. 2018; "
+                        "--lambda-emotion unused) (default %(default)s)")
     add_training_args(m, lr=5e-3, batch_size=8, lr_help="peak learning rate",
                       resume_help="continue the joint model from its checkpoint")
     m.add_argument("--weight-decay", type=float_range(0, 10), default=1e-2,
                    help="AdamW weight decay (default %(default)s)")
-    m.add_argument("--ablation", action="store_true",
-                   help="also train the same encoder ASR-only and emotion-only and report them beside the joint model")
+    m.add_argument("--ablation", nargs="?", const="both", default=None, choices=["both", "asr_only", "emotion_only"],
+                   help="also train the same encoder ASR-only and emotion-only (or only the one named) and report "
+                        "them beside the joint model")
 
 
 def parse_args(argv=None):
@@ -244,13 +255,23 @@ class MultiTaskModel(nn.Module):
     or ``"conv+lstm"`` (the subsampled convolutional features beside them, ``[B, T', C + 2H]``: the
     lower layer keeps more of the voice (pitch, energy, voice quality) that CTC training teaches the
     upper layer to ignore).
+    ``emotion_encoder``: ``"shared"`` (one BiLSTM feeds both heads) or ``"own"`` (task-specific
+    layers above a shared trunk: the joint model gives the emotion head a BiLSTM of its own, the
+    same size, above the shared convolutions + LayerNorm; the CTC head keeps the first). The
+    ablations are the same networks either way: ASR-only = trunk + CTC BiLSTM, emotion-only =
+    trunk + one BiLSTM + pooling, built in the same order, so a seed gives the same weights.
+    ``uncertainty``: add ``log_vars [2]`` (log task variances for CTC and CE, Kendall et al. 2018),
+    used by :func:`task_losses` instead of the fixed lambda.
     """
 
     def __init__(self, n_mels, vocab_size, n_emotions, conv_channels=192, hidden=160, layers=2, dropout=0.2,
-                 subsample=4, heads="both", emotion_input="conv+lstm"):
+                 subsample=4, heads="both", emotion_input="conv+lstm", emotion_encoder="shared",
+                 uncertainty=False):
         super().__init__()
         if emotion_input not in ("lstm", "conv+lstm"):
             raise ValueError(f"emotion_input must be 'lstm' or 'conv+lstm', got {emotion_input!r}")
+        if emotion_encoder not in ("shared", "own"):
+            raise ValueError(f"emotion_encoder must be 'shared' or 'own', got {emotion_encoder!r}")
         self.subsample, self.heads, self.emotion_input = subsample, heads, emotion_input
         convs, c_in = [], n_mels
         for _ in range(int(round(math.log2(subsample)))):
@@ -262,6 +283,11 @@ class MultiTaskModel(nn.Module):
                             dropout=dropout if layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
         self.ctc_head = nn.Linear(2 * hidden, vocab_size) if heads in ("both", "asr") else None
+        self.emotion_lstm = None
+        if heads == "both" and emotion_encoder == "own":                         # task-specific layer
+            self.emotion_lstm = nn.LSTM(c_in, hidden, num_layers=layers, batch_first=True, bidirectional=True,
+                                        dropout=dropout if layers > 1 else 0.0)
+        self.log_vars = nn.Parameter(torch.zeros(2)) if uncertainty and heads == "both" else None
         if heads in ("both", "emotion"):
             pooled_dim = 2 * hidden + (c_in if emotion_input == "conv+lstm" else 0)
             self.pool = AttentiveStatsPooling(pooled_dim)
@@ -274,13 +300,18 @@ class MultiTaskModel(nn.Module):
         x = self.norm(self.subsampling(feats.transpose(1, 2)).transpose(1, 2))  # [B, T', C]
         out_lengths = subsampled_length(lengths.cpu(), self.subsample)
         packed = nn.utils.rnn.pack_padded_sequence(x, out_lengths, batch_first=True, enforce_sorted=False)
-        h, _ = self.lstm(packed)
-        h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=x.shape[1])
-        h = self.dropout(h)                                                      # [B, T', 2H]
+
+        def run(lstm):
+            h, _ = nn.utils.rnn.pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=x.shape[1])
+            return self.dropout(h)                                               # [B, T', 2H]
+
+        h = run(self.lstm)
         out = {"out_lengths": out_lengths}
         if self.ctc_head is not None:
             out["log_probs"] = self.ctc_head(h).log_softmax(-1).transpose(0, 1)  # [T', B, V]
         if self.emotion_head is not None:
+            if self.emotion_lstm is not None:
+                h = run(self.emotion_lstm)
             e_in = torch.cat([self.dropout(x), h], dim=-1) if self.emotion_input == "conv+lstm" else h
             pooled, alpha = self.pool(e_in, out_lengths.to(h.device))
             out["emotion_logits"], out["attention"] = self.emotion_head(pooled), alpha
@@ -288,9 +319,14 @@ class MultiTaskModel(nn.Module):
 
 
 def task_losses(model, batch, lambda_emotion: float):
-    """``(total, ctc, ce)`` for a batch; CTC over the feasible utterances only (``ctc_loss``, mean over
+    """``(total, ctc, ce, out)`` for a batch; CTC over the feasible utterances only (``ctc_loss``, mean over
     items of loss / target length), cross-entropy over the utterances with an emotion label
-    (``emo >= 0``); missing heads (or no labelled utterance) give ``None`` terms."""
+    (``emo >= 0``); missing heads (or no labelled utterance) give ``None`` terms.
+
+    total = CTC + lambda * CE, or, for a model with ``log_vars`` (s), the homoscedastic-uncertainty
+    weighting of Kendall et al. (CVPR 2018) for two likelihood terms:
+    ``exp(-s_ctc) CTC + s_ctc / 2 + exp(-s_ce) CE + s_ce / 2``; at its optimum each weight is
+    ``1 / (2 * loss)``, so the terms pull with similar strength whatever their scale."""
     feats, lengths, tgt, tl, emo, feasible = batch
     out = model(feats, lengths)
     ctc = ce = None
@@ -303,6 +339,12 @@ def task_losses(model, batch, lambda_emotion: float):
     if "emotion_logits" in out and bool(labelled.any()):
         ce = F.cross_entropy(out["emotion_logits"][labelled], emo[labelled])
         total = total + (lambda_emotion if "log_probs" in out else 1.0) * ce
+    log_vars = getattr(model, "log_vars", None)
+    if log_vars is not None and model.training:
+        total = feats.new_zeros(())
+        for k, term in enumerate((ctc, ce)):
+            if term is not None:
+                total = total + torch.exp(-log_vars[k]) * term + 0.5 * log_vars[k]
     return total, ctc, ce, out
 
 
@@ -327,8 +369,12 @@ def train_model(heads, args, train, test, vocab, n_emotions, test_refs, device, 
     seed_everything(args.seed)
     model = MultiTaskModel(args.n_mels, len(vocab), n_emotions, conv_channels=args.conv_channels,
                            hidden=args.hidden, layers=args.layers, dropout=args.dropout,
-                           subsample=args.subsample, heads=heads, emotion_input=args.emotion_input)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+                           subsample=args.subsample, heads=heads, emotion_input=args.emotion_input,
+                           emotion_encoder=args.emotion_encoder, uncertainty=args.loss_weighting == "uncertainty")
+    others = [p for n, p in model.named_parameters() if n != "log_vars"]
+    groups = [{"params": others}] + ([{"params": [model.log_vars], "weight_decay": 0.0}]
+                                     if model.log_vars is not None else [])
+    optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
     epochs = args.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(epochs))
     lam = args.lambda_emotion
@@ -348,6 +394,8 @@ def train_model(heads, args, train, test, vocab, n_emotions, test_refs, device, 
             extras["train_ctc_loss"] = float(ctc.detach())
         if ce is not None:
             extras["train_emotion_ce"] = float(ce.detach())
+        if getattr(model, "log_vars", None) is not None:   # the learned weights exp(-s) of CTC and CE
+            extras["weight_ctc"], extras["weight_ce"] = torch.exp(-model.log_vars.detach()).tolist()
         return total, extras
 
     def eval_fn(model):
@@ -370,7 +418,8 @@ def train_model(heads, args, train, test, vocab, n_emotions, test_refs, device, 
 
 def train_all(args, corpus: Corpus, data: Splits, device, out_dir) -> dict:
     """Train and test the joint model, then (``--ablation``) the ASR-only and emotion-only ones."""
-    runs = [("joint", "both")] + ([("asr_only", "asr"), ("emotion_only", "emotion")] if args.ablation else [])
+    ablations = [("asr_only", "asr"), ("emotion_only", "emotion")]
+    runs = [("joint", "both")] + [r for r in ablations if args.ablation in ("both", r[0])]
     results = {}
     for name, heads in runs:
         print(f"--- training {name} ({heads} head{'s' if heads == 'both' else ''}){corpus.tag}")

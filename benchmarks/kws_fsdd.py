@@ -4,7 +4,8 @@ For each fold one FSDD speaker is the test set and the others are trained on (va
 their recordings 0-4), exactly as ``speechcommands_rnn.py train --dataset fsdd --test-speaker S``
 does at its default settings (log-mel features; the training split also holds the default
 eSpeak NG renderings of the digit words, ``--synthetic-voices 8``; validation and test clips
-are real); every model is trained and evaluated, and the fold's wall time is measured. Targets: mean test accuracy CNN-LSTM >= 93 %, LSTM >= 88 %; all models
+are real); every model is trained and evaluated, and the fold's wall time is measured. Targets:
+mean test accuracy CNN-LSTM >= 93 %, LSTM >= 88 %; all models
 trained and evaluated at the default epochs within 15 minutes per fold on 2 CPU cores.
 
 Usage::

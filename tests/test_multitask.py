@@ -101,6 +101,70 @@ def test_conv_features_reach_the_emotion_head_directly():
         mt.MultiTaskModel(8, 5, 3, emotion_input="mfcc")
 
 
+def test_attention_weights_are_a_distribution_over_valid_frames():
+    torch.manual_seed(0)
+    pool = mt.AttentiveStatsPooling(4, attn_dim=3)
+    _, alpha = pool(torch.randn(3, 7, 4), torch.tensor([7, 4, 1]))
+    assert torch.allclose(alpha.sum(1), torch.ones(3), atol=1e-6) and bool((alpha >= 0).all())
+    assert float(alpha[1, 4:].sum()) == 0 and float(alpha[2, 0]) == pytest.approx(1.0)
+
+
+def test_own_emotion_encoder_separates_the_task_layers():
+    """emotion_encoder="own": CE reaches the emotion BiLSTM and the shared trunk, never the CTC BiLSTM;
+    CTC never reaches the emotion BiLSTM. Outputs stay padding-independent."""
+    torch.manual_seed(0)
+    model = mt.MultiTaskModel(8, 6, 3, conv_channels=8, hidden=8, layers=1, subsample=2, emotion_encoder="own")
+    x, L = torch.randn(2, 30, 8), torch.tensor([30, 22])
+    x[1, 22:] = 0                                                                   # zero padding, as batches are
+    out = model(x, L)
+
+    def grads(loss):
+        model.zero_grad()
+        loss.backward(retain_graph=True)
+        return {n: p.grad is not None and float(p.grad.abs().sum()) > 0 for n, p in model.named_parameters()}
+
+    ce, ctc = grads(out["emotion_logits"].sum()), grads(out["log_probs"].sum())
+    assert not any(v for n, v in ce.items() if n.startswith("lstm.")) and ce["emotion_lstm.weight_ih_l0"]
+    assert not any(v for n, v in ctc.items() if n.startswith("emotion_lstm.")) and ctc["lstm.weight_ih_l0"]
+    assert ce["subsampling.0.weight"] and ctc["subsampling.0.weight"]           # the shared trunk
+    model.eval()
+    with torch.no_grad():
+        alone, both = model(x[1:, :22], L[1:]), model(x, L)
+    assert torch.allclose(alone["emotion_logits"][0], both["emotion_logits"][1], atol=1e-5)
+    with pytest.raises(ValueError, match="emotion_encoder"):
+        mt.MultiTaskModel(8, 5, 3, emotion_encoder="separate")
+
+
+@pytest.mark.parametrize("heads", ["asr", "emotion"])
+def test_ablations_are_the_same_network_for_either_emotion_encoder(heads):
+    """The single-task ablations do not depend on --emotion-encoder: same parameters for the same seed."""
+    nets = []
+    for enc in ("shared", "own"):
+        torch.manual_seed(3)
+        nets.append(mt.MultiTaskModel(8, 5, 3, conv_channels=4, hidden=4, layers=1, heads=heads,
+                                      emotion_encoder=enc, uncertainty=True).state_dict())
+    assert nets[0].keys() == nets[1].keys() and all(torch.equal(nets[0][k], nets[1][k]) for k in nets[0])
+
+
+def test_uncertainty_weighting_matches_kendall():
+    """log_vars = 0 gives CTC + CE; the loss is minimised over s at s = log(2 L) (weight 1 / (2 L))."""
+    torch.manual_seed(0)
+    model = mt.MultiTaskModel(8, 5, 3, conv_channels=4, hidden=4, layers=1, subsample=2, dropout=0.0,
+                              uncertainty=True)
+    batch = (torch.randn(2, 24, 8), torch.tensor([24, 20]), torch.tensor([[1, 2], [3, 0]]), torch.tensor([2, 1]),
+             torch.tensor([0, 2]), torch.tensor([True, True]))
+    total, ctc, ce, _ = mt.task_losses(model, batch, lambda_emotion=0.1)
+    assert float(total) == pytest.approx(float(ctc + ce), rel=1e-5)
+    with torch.no_grad():
+        model.log_vars.copy_(torch.log(2 * torch.stack([ctc, ce]).detach()))
+    total, ctc, ce, _ = mt.task_losses(model, batch, lambda_emotion=0.1)
+    (g,) = torch.autograd.grad(total, model.log_vars)
+    assert torch.allclose(g, torch.zeros(2), atol=1e-5)
+    assert float(total) == pytest.approx(1.0 + 0.5 * float(torch.log(4 * ctc * ce)), rel=1e-4)
+    model.eval()                                                                  # evaluation: plain sum
+    assert float(mt.task_losses(model, batch, 0.1)[0]) == pytest.approx(float(ctc + 0.1 * ce), rel=1e-5)
+
+
 def test_ablation_heads():
     asr = mt.MultiTaskModel(8, 5, 3, conv_channels=4, hidden=4, layers=1, heads="asr")
     emo = mt.MultiTaskModel(8, 5, 3, conv_channels=4, hidden=4, layers=1, heads="emotion")

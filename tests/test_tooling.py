@@ -133,3 +133,25 @@ def test_progress_gives_the_same_batches_on_a_terminal_and_in_a_log(monkeypatch)
         return out + [torch.randint(0, 10**6, (1,)).item()]   # and the generator's state after
 
     assert first_batches(True) == first_batches(False)
+
+
+# ------------------------------------------------------------------ benchmarks/multitask_emodb.py
+def test_emodb_benchmark_quotes_anchors_with_their_source_and_draws_the_figures(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))       # it imports its sibling multitask_emovo
+    bench = _load("multitask_emodb")
+    rows = [{"test_speaker": "speaker08", "emotion_accuracy": 0.7, "majority_accuracy": 0.2},
+            {"test_speaker": "speaker16", "emotion_accuracy": 0.6, "majority_accuracy": 0.2,
+             "emotion_only_emotion_accuracy": 0.5, "asr_only_cer": 0.1}]
+    bench.add_anchors(rows, {"speaker16": 0.9})
+    k = bench.SPEAKERS.index("speaker08")
+    assert rows[0]["egemaps_svm_accuracy"] == bench.QUOTED["egemaps_svm_accuracy"][k]
+    assert rows[0]["source_egemaps"] == "run1"
+    assert rows[0]["emotion_only_emotion_accuracy"] == bench.QUOTED["emotion_only_emotion_accuracy"][k]
+    assert rows[0]["source_emotion_only"] == rows[0]["source_asr_only"] == "run9"
+    assert (rows[1]["egemaps_svm_accuracy"], rows[1]["source_egemaps"]) == (0.9, "csv")
+    assert (rows[1]["emotion_only_emotion_accuracy"], rows[1]["source_emotion_only"]) == (0.5, "this run")
+    fold = tmp_path / "folds" / "speaker08"
+    fold.mkdir(parents=True)
+    (fold / "test_predictions.csv").write_text("true_emotion,predicted_emotion\nanger,anger\nfear,anger\n")
+    paths = bench.fold_figures(rows, tmp_path / "folds", tmp_path / "out.csv")
+    assert [p.name for p in paths] == ["out_folds.png", "out_confusion.png"] and all(p.stat().st_size for p in paths)
