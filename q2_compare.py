@@ -18,7 +18,8 @@ and in gradient. Columns ``*_grad_err_vs_f64`` give each float32 gradient's dist
 the exact one (PyTorch's kernel in float64 on the same inputs): at reduction ``sum`` /
 ``none`` PyTorch's own float32 gradient is the farther one (it exponentiates
 ``log(alpha beta) + nll`` with a large nll in float32; ours is float64 inside), so
-their difference is PyTorch's rounding, not ours (experiments/ctc.md). The figure shows one example's best (Viterbi) alignment over its
+their difference is PyTorch's rounding, not ours (experiments/ctc.md). The figure shows one example's best (Viterbi)
+alignment over its
 log_probs and its CTC posterior occupancy (what the gradient pushes towards).
 
 Outputs (outputs/q2_compare/): metrics.json (loss_ours, loss_torch, max_abs_loss_diff,
@@ -115,7 +116,8 @@ def alignment_figure(data, n: int, seed: int, path) -> float:
     occupancy = log_probs.exp() - x.grad           # PyTorch's gradient convention: exp(lp) - gamma
     plot_alignment(log_probs[:, n], paths[n], targets[n, :target_lengths[n]].tolist(),
                    title=f"exam data (SYNTHETIC random log_probs, seed {seed}), item {n}: best path "
-                         f"log-prob {float(scores[n]):.1f} nats, CTC loss -log p = {float(per_item[n].detach()):.1f} nats",
+                         f"log-prob {float(scores[n]):.1f} nats, "
+                         f"CTC loss -log p = {float(per_item[n].detach()):.1f} nats",
                    out_path=path, occupancy_tc=occupancy[:, n])
     return float(scores[n])
 

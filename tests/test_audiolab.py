@@ -147,7 +147,10 @@ def _regression_run(tmp_path, epochs, resume=False, ckpt="c.pt", stop_after=None
         loss = ((m(xb).squeeze(-1) - yb) ** 2).mean()
         return loss, {"abs_err": float((m(xb).squeeze(-1) - yb).abs().mean().detach())}
 
-    hist = fit(model, opt, loader, step, epochs, eval_fn=lambda m: {"val_mse": float(((m(x).squeeze(-1) - y) ** 2).mean())},
+    def eval_fn(m):
+        return {"val_mse": float(((m(x).squeeze(-1) - y) ** 2).mean())}
+
+    hist = fit(model, opt, loader, step, epochs, eval_fn=eval_fn,
                checkpoint_path=tmp_path / ckpt, log_path=tmp_path / "log.csv", resume=resume, best_key="val_mse",
                best_mode="min", progress=False)
     return model, hist

@@ -1,4 +1,5 @@
-"""Every top-level script explains itself with --help and takes the common flags (docs/ARCHITECTURE.md, "Data flow of one run")."""
+"""Every top-level script explains itself with --help and takes the common flags
+(docs/ARCHITECTURE.md, "Data flow of one run")."""
 
 import ast
 import subprocess

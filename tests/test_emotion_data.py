@@ -233,8 +233,8 @@ def test_emodb_complete_list_unknown_letter_and_missing_names(tmp_path, capsys):
 
 def test_emodb_codes_follow_the_corpus_documentation():
     assert len(ed.EMODB_SENTENCES) == 10 and sorted(ed.EMODB_EMOTIONS) == sorted("WLEAFTN")
-    assert ed.EMODB_EMOTIONS["W"] == "anger" and ed.EMODB_EMOTIONS["L"] == "boredom" and ed.EMODB_EMOTIONS["E"] == "disgust"
-    assert ed.EMODB_EMOTIONS["A"] == "fear" and ed.EMODB_EMOTIONS["F"] == "happiness" and ed.EMODB_EMOTIONS["T"] == "sadness"
+    assert (ed.EMODB_EMOTIONS["W"], ed.EMODB_EMOTIONS["L"], ed.EMODB_EMOTIONS["E"]) == ("anger", "boredom", "disgust")
+    assert (ed.EMODB_EMOTIONS["A"], ed.EMODB_EMOTIONS["F"], ed.EMODB_EMOTIONS["T"]) == ("fear", "happiness", "sadness")
     assert set(ed.EMODB_EMOTIONS.values()) <= set(CANONICAL_EMOTIONS)
 
 

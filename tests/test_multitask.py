@@ -337,7 +337,7 @@ def test_tempo_perturb_resamples_time_and_lengths_together():
     assert new_len[0] == T_new and abs(int(new_len[1]) - 30 * rate) <= 1
 
 
-# ----------------------------------------------------------------------------- faults and clips without a whole transcript
+# ------------------------------------------------------------ faults and clips without a whole transcript
 def _tiny_manifest(tmp_path, rows, name="m.csv"):
     """Write one tone per distinct path (pitch by emotion; its own phase, so no two clips are the same audio, which
     a train/test split refuses) and a manifest with ``rows`` (path, text, emotion, spk)."""

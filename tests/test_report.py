@@ -263,8 +263,8 @@ def test_summary_cli_exit_status(outputs):
     proc = subprocess.run([sys.executable, "-m", "audiolab.report.summary", "--outputs", str(outputs)],
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 1 and "failed (exit 2)" in proc.stdout  # hw_cnn2d failed in the fixture
-    proc = subprocess.run([sys.executable, "-m", "audiolab.report.summary", "time", "x"], capture_output=True, text=True,
-                          cwd=REPO)
+    proc = subprocess.run([sys.executable, "-m", "audiolab.report.summary", "time", "x"],
+                          capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2 and proc.stderr.startswith("error: usage")
 
 
