@@ -69,10 +69,10 @@ from audiolab.core.dsp import from_magnitude_phase, magnitude_phase
 from audiolab.core.evaluate import (SAMPLE_RATE, Mixture, evaluate_set, mean_defined, metrics_from_summary,
                                     peak_safe, score, spectral_gating, summarize)
 from audiolab.core.frames import FrameBank
-from audiolab.core.masks import ORACLES, oracle_methods, quality_figure
+from audiolab.core.masks import ORACLES, QUALITY_PANELS, oracle_methods, quality_figure
 from audiolab.core.io import save_audio
 from audiolab.core.outputs import out_dir_for, write_csv, write_json_atomic, write_metrics
-from audiolab.core.plotting import plot_training_curves, save_figure, spectrogram_figure
+from audiolab.core.plotting import plot_training_curves, spectrogram_figure
 from audiolab.core.runtime import UserError, is_main_process, seed_everything, select_device
 from audiolab.core.train import fit, load_checkpoint
 from audiolab.data.common import SYNTHETIC_NOTE, choose_dataset, resolve_data_root
@@ -493,29 +493,6 @@ def _label(data: DenoiseData) -> str:
     return f"{data.dataset}{' (SYNTHETIC)' if data.synthetic else ''}"
 
 
-def improvement_figure(summary: Sequence[dict], model_method: str, title: str, path: Path) -> Path | None:
-    """SNR improvement and PESQ vs input SNR for the model and spectral gating (test and held-out sets)."""
-    import matplotlib.pyplot as plt
-    rows = [r for r in summary if r["input_snr_db"] not in ("all", None)]
-    if not rows:
-        return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, metric, ylabel in ((axes[0], "snr_improvement_db", "SNR improvement (dB)"),
-                               (axes[1], "pesq", "PESQ (wide-band, MOS-LQO)")):
-        for set_ in ("test", "heldout"):
-            for method, style in ((model_method, "-o"), ("spectral_gating", "--s"), ("noisy", ":^")):
-                pts = sorted((float(r["input_snr_db"]), r[metric]) for r in rows
-                             if r["set"] == set_ and r["method"] == method and r[metric] is not None)
-                if pts and not (metric == "snr_improvement_db" and method == "noisy"):
-                    ax.plot(*zip(*pts), style, label=f"{method} ({set_})")
-        ax.set(xlabel="input SNR (dB)", ylabel=ylabel, title=ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
 def anchors_for(metrics: dict, data: DenoiseData) -> list[dict]:
     """Reference numbers shown beside ours in the report: the targets, the baselines and the oracle masks."""
     where = "" if data.dataset == "tsp" else " (set for tsp FA->MC; this run is on another dataset)"
@@ -600,7 +577,9 @@ def evaluate_and_write(model: torch.nn.Module, data: DenoiseData, args: argparse
     label = _label(data)
 
     write_examples(model_fn, data, method, script, out_dir, n_fft, hop)
-    improvement_figure(summary, method, f"{script} on {label}: model vs spectral gating", out_dir / "snr_vs_input.png")
+    quality_figure(summary, [method, "spectral_gating", "noisy"], out_dir / "snr_vs_input.png",
+                   f"{script} on {label}: model vs spectral gating",
+                   panels=(("snr_improvement_db", "SNR improvement (dB)"), QUALITY_PANELS[0]))
     quality_figure(summary, ["noisy", "spectral_gating", method, *ORACLES], out_dir / "quality_vs_input.png",
                    f"{script} on {label}: PESQ and STOI (n_fft={n_fft}, hop={hop}; oracles keep the noisy phase)")
     if history:

@@ -81,21 +81,26 @@ def oracle_methods(n_fft: int, hop_length: int) -> dict:
     return {f"oracle_{k}": make(k) for k in ("irm", "psm")}
 
 
-def quality_figure(summary: Sequence[dict], methods: Sequence[str], path: Path, title: str,
-                   sets: Sequence[str] = ("test", "heldout")) -> Path | None:
-    """PESQ and STOI against input SNR, one line per method and set (rows of ``evaluate.summarize``).
+QUALITY_PANELS = (("pesq", "PESQ (wide-band, MOS-LQO)"), ("stoi", "STOI"))
 
-    Returns the saved path, or None when the summary has no per-SNR perceptual scores.
+
+def quality_figure(summary: Sequence[dict], methods: Sequence[str], path: Path, title: str,
+                   sets: Sequence[str] = ("test", "heldout"),
+                   panels: Sequence[tuple[str, str]] = QUALITY_PANELS) -> Path | None:
+    """Scores against input SNR, one panel per ``(key, label)`` of ``panels`` (default PESQ and STOI),
+    one line per method and set (rows of ``evaluate.summarize``; the first set drawn solid).
+
+    Returns the saved path, or None when the summary has no per-SNR score of the first panel.
     """
     import matplotlib.pyplot as plt
 
     from audiolab.core.plotting import save_figure
     rows = [r for r in summary if r["input_snr_db"] not in ("all", None) and r["set"] in sets]
-    if not any(r.get("pesq") is not None for r in rows):
+    if not any(r.get(panels[0][0]) is not None for r in rows):
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     styles = ["-o", "--s", ":^", "-.v", "-D", "--x"]
-    for ax, metric, label in ((axes[0], "pesq", "PESQ (wide-band, MOS-LQO)"), (axes[1], "stoi", "STOI")):
+    for ax, (metric, label) in zip(axes[0], panels):
         for si, set_ in enumerate(sets):
             for mi, method in enumerate(methods):
                 pts = sorted((float(r["input_snr_db"]), r[metric]) for r in rows
