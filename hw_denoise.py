@@ -76,7 +76,7 @@ from audiolab.core.plotting import plot_training_curves, spectrogram_figure
 from audiolab.core.runtime import UserError, is_main_process, seed_everything, select_device
 from audiolab.core.train import fit, load_checkpoint
 from audiolab.data.common import SYNTHETIC_NOTE, choose_dataset, resolve_data_root
-from audiolab.augment.noise import TRAIN_LEVEL_DBFS, Mixer, random_mix
+from audiolab.augment.noise import Mixer
 from audiolab.data.speech import (TSP, DenoiseData, folder_data, load_folder, load_pair, load_unlabeled,
                                   synthetic_data)
 
@@ -276,14 +276,10 @@ def add_extra_clean(data: DenoiseData, args: argparse.Namespace) -> None:
         if not Path(folder).is_dir():
             raise UserError(f"--extra-clean-dir {folder} is not a folder")
         wavs += [w for _, _, w in load_folder(Path(folder), min_samples=args.n_fft)]
-    n, noises, (lo, hi) = min(args.extra_per_epoch, len(wavs)), base.noises, args.train_snr_range
+    n = min(args.extra_per_epoch, len(wavs))
 
     def sample_epoch(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
-        pairs = base(rng)
-        for i in rng.choice(len(wavs), size=n, replace=False):
-            noise = noises[int(rng.integers(len(noises)))].train
-            pairs.append(random_mix(wavs[i], noise, float(rng.uniform(lo, hi)), rng, TRAIN_LEVEL_DBFS))
-        return pairs
+        return base(rng) + [base.mix(wavs[i], rng) for i in rng.choice(len(wavs), size=n, replace=False)]
     data.sample_epoch = sample_epoch
     data.info.update({"extra_clean_dirs": [str(f) for f in args.extra_clean_dir], "n_extra_utterances": len(wavs),
                       "extra_seconds": round(sum(len(w) for w in wavs) / SAMPLE_RATE, 1)})

@@ -104,14 +104,17 @@ class Mixer:
         """Keep only the first ``n`` clean utterances (smoke tests)."""
         self.variants = self.variants[:n]
 
+    def mix(self, wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``(noisy, clean)``: ``wav`` with a random noise's training part at a random SNR and level."""
+        src = self.noises[int(rng.integers(len(self.noises)))]
+        return random_mix(wav, src.train, float(rng.uniform(*self.snr_range)), rng, self.level_dbfs)
+
     def __call__(self, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
         """One epoch: ``[(noisy, clean), ...]``, ``mixes`` per utterance, drawn from ``rng``."""
         pairs = []
         for variants in self.variants:
             for _ in range(self.mixes):
-                wav = variants[int(rng.integers(len(variants)))]
-                src = self.noises[int(rng.integers(len(self.noises)))]
-                pairs.append(random_mix(wav, src.train, float(rng.uniform(*self.snr_range)), rng, self.level_dbfs))
+                pairs.append(self.mix(variants[int(rng.integers(len(variants)))], rng))
         return pairs
 
 
